@@ -1,0 +1,505 @@
+//! Loading an actor version and calling it: validation, `InstancePre`,
+//! the warm instance pool and fresh-instance isolation, deadlines, and the
+//! classification of a call's three possible endings (an outcome, a trap,
+//! a host-side failure).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use crate::bindings::wactor::actor::types as wit;
+use crate::bindings::{Actor, ActorPre};
+use crate::cache::{sha256_hex, ArtifactCache, CacheOutcome};
+use crate::engine::{EngineHandle, EngineSettings};
+use crate::error::{Result, RuntimeError};
+use crate::host::{CallState, HostState};
+use crate::http_policy::HostAllowList;
+use crate::types::{
+    ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, Outcome, StateReader,
+    Trap, TrapKind,
+};
+
+/// Time a call may overrun its deadline while blocked in a host call before
+/// the host abandons it (CPU-bound calls are interrupted at the deadline).
+const BLOCKED_CALL_GRACE: Duration = Duration::from_millis(50);
+
+/// Longest trap message kept.
+const MAX_TRAP_MESSAGE: usize = 2000;
+
+/// Settings of a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// Engine settings.
+    pub engine: EngineSettings,
+    /// Directory of compiled artifacts; `None` disables the cache.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            engine: EngineSettings::default(),
+            cache_dir: None,
+            max_component_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The host's Wasm runtime: one engine, one linker, one artifact cache.
+/// Cheap to share behind an `Arc`; load actors with [`Runtime::load`].
+pub struct Runtime {
+    engine: Arc<EngineHandle>,
+    linker: Linker<HostState>,
+    cache: ArtifactCache,
+    max_component_bytes: usize,
+}
+
+/// How a load went, for logs, metrics and benchmarks.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadReport {
+    /// Cache hit or compiled.
+    pub cache: CacheOutcome,
+    /// Time spent compiling or deserializing, and pre-instantiating.
+    pub duration: Duration,
+}
+
+impl Runtime {
+    /// Builds the engine, the linker with every import an actor may use,
+    /// and the artifact cache.
+    pub fn new(settings: RuntimeSettings) -> Result<Self> {
+        let engine = Arc::new(EngineHandle::new(&settings.engine)?);
+        let mut linker = Linker::<HostState>::new(&engine.engine);
+        let link_err = |e: wasmtime::Error| RuntimeError::Engine(format!("linker: {e:#}"));
+        // WASI (cli, io, clocks, random, filesystem, sockets): the context
+        // built for each instance grants none of the dangerous parts.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
+        use crate::bindings::wactor::actor::{config, emit, logging, state, types};
+        type Me = wasmtime::component::HasSelf<HostState>;
+        types::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
+        logging::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
+        emit::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
+        state::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
+        config::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
+        let cache = ArtifactCache::new(&engine.engine, settings.cache_dir)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            max_component_bytes: settings.max_component_bytes,
+        })
+    }
+
+    /// True when the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.engine.pooling
+    }
+
+    /// Checks that `bytes` is a component of the `wactor:actor` world
+    /// without keeping anything: what an upload is validated with.
+    pub fn validate(&self, bytes: &[u8]) -> Result<String> {
+        self.load(bytes, ActorSettings::new("validation"))
+            .map(|actor| actor.sha256().to_string())
+    }
+
+    /// Validates and prepares an actor version: checks the bytes, compiles
+    /// (or loads the cached artifact), links it against the host's imports
+    /// and checks its `handle` export.
+    pub fn load(&self, bytes: &[u8], settings: ActorSettings) -> Result<LoadedActor> {
+        let started = Instant::now();
+        if bytes.len() > self.max_component_bytes {
+            return Err(RuntimeError::TooLarge {
+                size: bytes.len(),
+                limit: self.max_component_bytes,
+            });
+        }
+        check_header(bytes)?;
+        let sha256 = sha256_hex(bytes);
+        let (component, cache) = self.cache.load(&self.engine.engine, bytes, &sha256)?;
+        let pre = self.prepare(&component)?;
+        let report = LoadReport {
+            cache,
+            duration: started.elapsed(),
+        };
+        Ok(LoadedActor {
+            inner: Arc::new(ActorInner {
+                engine: self.engine.clone(),
+                pre,
+                allow_list: HostAllowList::new(settings.allowed_hosts.clone()),
+                settings,
+                sha256,
+                report,
+                warm: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    fn prepare(&self, component: &Component) -> Result<ActorPre<HostState>> {
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+        ActorPre::new(instance_pre).map_err(|e| RuntimeError::MissingExport(format!("{e:#}")))
+    }
+}
+
+/// Tells a component from a core module from anything else, so that the
+/// error says which it is.
+fn check_header(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(RuntimeError::NotWasm(
+            "the file does not start with the WebAssembly magic bytes \\0asm".into(),
+        ));
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Err(RuntimeError::NotAComponent),
+        [0x0d, 0, 1, 0] => Ok(()),
+        _ => Err(RuntimeError::NotWasm(format!(
+            "unknown WebAssembly version/layer {:02x?}",
+            &bytes[4..8]
+        ))),
+    }
+}
+
+/// One loaded, validated actor version, ready to handle events. Clones
+/// share the same instance pool.
+#[derive(Clone)]
+pub struct LoadedActor {
+    inner: Arc<ActorInner>,
+}
+
+struct ActorInner {
+    engine: Arc<EngineHandle>,
+    pre: ActorPre<HostState>,
+    settings: ActorSettings,
+    allow_list: HostAllowList,
+    sha256: String,
+    report: LoadReport,
+    /// Idle warm instances (only in `Warm` mode).
+    warm: Mutex<Vec<WarmInstance>>,
+}
+
+struct WarmInstance {
+    store: Store<HostState>,
+    actor: Actor,
+    uses: u32,
+}
+
+impl LoadedActor {
+    /// The component's sha256 (hex).
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// The settings it was loaded with.
+    pub fn settings(&self) -> &ActorSettings {
+        &self.inner.settings
+    }
+
+    /// How loading went.
+    pub fn load_report(&self) -> LoadReport {
+        self.inner.report
+    }
+
+    /// Number of idle warm instances.
+    pub fn idle_instances(&self) -> usize {
+        self.inner.warm.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
+    /// Calls the actor on one event. Never fails: traps, deadlines and
+    /// limit hits are reported in the returned [`Invocation`], and the
+    /// effects in it are non-empty only for a `done` outcome.
+    pub async fn invoke(&self, event: &Event, state: Arc<dyn StateReader>) -> Invocation {
+        let started = Instant::now();
+        let inner = &*self.inner;
+        let limits = inner.settings.limits;
+        let call = CallState::new(state, limits, started + limits.call_timeout);
+
+        let (mut instance, fresh) = match self.take_warm() {
+            Some(mut warm) => {
+                warm.store.data_mut().call = call;
+                (warm, false)
+            }
+            None => match self.instantiate(call).await {
+                Ok(instance) => (instance, true),
+                Err((trap, mut call)) => {
+                    return Invocation {
+                        result: CallResult::Trapped(trap),
+                        effects: Default::default(),
+                        logs: std::mem::take(&mut call.logs),
+                        duration: started.elapsed(),
+                        fresh_instance: true,
+                    };
+                }
+            },
+        };
+
+        // The deadline counts from the start of the call proper.
+        instance.store.data_mut().call.deadline = Instant::now() + limits.call_timeout;
+        instance.store.set_epoch_deadline(1);
+        let wit_event = to_wit(event);
+        let outcome = tokio::time::timeout(
+            limits.call_timeout + BLOCKED_CALL_GRACE,
+            instance.actor.call_handle(&mut instance.store, &wit_event),
+        )
+        .await;
+        let result = match outcome {
+            Ok(Ok(outcome)) => CallResult::Returned(from_wit(outcome)),
+            Ok(Err(err)) => CallResult::Trapped(classify(&err, &mut instance.store)),
+            Err(_elapsed) => CallResult::Trapped(Trap {
+                kind: TrapKind::Deadline,
+                message: format!(
+                    "the call was still blocked after its {} ms deadline",
+                    limits.call_timeout.as_millis()
+                ),
+            }),
+        };
+
+        let data = instance.store.data_mut();
+        let (out, out_dropped) = data.stdout.drain();
+        let (err, err_dropped) = data.stderr.drain();
+        let mut call = std::mem::replace(
+            &mut data.call,
+            CallState::new(Arc::new(crate::types::EmptyState), limits, started),
+        );
+        call.push_output(LogLevel::Info, &out, out_dropped);
+        call.push_output(LogLevel::Warn, &err, err_dropped);
+        if call.dropped_logs > 0 {
+            let dropped = call.dropped_logs;
+            call.logs.push(crate::types::LogLine {
+                level: LogLevel::Warn,
+                message: format!("({dropped} more log lines dropped)"),
+            });
+        }
+
+        let effects = if result.is_done() {
+            call.effects.into_effects()
+        } else {
+            Default::default()
+        };
+        if !matches!(result, CallResult::Trapped(_)) {
+            instance.uses += 1;
+            self.return_warm(instance);
+        }
+        Invocation {
+            result,
+            effects,
+            logs: call.logs,
+            duration: started.elapsed(),
+            fresh_instance: fresh,
+        }
+    }
+
+    fn take_warm(&self) -> Option<WarmInstance> {
+        if self.inner.settings.instance_mode != InstanceMode::Warm {
+            return None;
+        }
+        self.inner.warm.lock().ok()?.pop()
+    }
+
+    fn return_warm(&self, instance: WarmInstance) {
+        let settings = &self.inner.settings;
+        if settings.instance_mode != InstanceMode::Warm
+            || instance.uses >= settings.max_uses_per_instance
+        {
+            return;
+        }
+        if let Ok(mut warm) = self.inner.warm.lock() {
+            if warm.len() < settings.max_idle_instances {
+                warm.push(instance);
+            }
+        }
+    }
+
+    /// Creates a store and instance. On failure returns the trap and the
+    /// call state (with any output the guest wrote while starting).
+    async fn instantiate(&self, call: CallState) -> Result<WarmInstance, (Trap, CallState)> {
+        let inner = &*self.inner;
+        let host = HostState::new(
+            inner.settings.config.clone(),
+            inner.allow_list.clone(),
+            inner.settings.limits.memory_bytes,
+            call,
+        );
+        let mut store = Store::new(&inner.engine.engine, host);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().call.deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        match inner.pre.instantiate_async(&mut store).await {
+            Ok(actor) => Ok(WarmInstance {
+                store,
+                actor,
+                uses: 0,
+            }),
+            Err(err) => {
+                let trap = classify(&err, &mut store);
+                let data = store.into_data();
+                let mut call = data.call;
+                let (err_out, dropped) = data.stderr.drain();
+                call.push_output(LogLevel::Warn, &err_out, dropped);
+                Err((
+                    Trap {
+                        kind: trap.kind,
+                        message: format!("instantiation failed: {}", trap.message),
+                    },
+                    call,
+                ))
+            }
+        }
+    }
+
+    /// The engine this actor was compiled for.
+    #[doc(hidden)]
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine.engine
+    }
+}
+
+/// Turns a call error into a classified trap. The guest's stderr (where a
+/// Rust panic writes its message) is the best description of a panic.
+fn classify(err: &wasmtime::Error, store: &mut Store<HostState>) -> Trap {
+    let data = store.data_mut();
+    if data.limiter.hit {
+        data.limiter.hit = false;
+        return Trap {
+            kind: TrapKind::MemoryLimit,
+            message: format!(
+                "the instance tried to grow its memory past {} bytes",
+                data.call.limits.memory_bytes
+            ),
+        };
+    }
+    if let Some(message) = data.call.host_error.take() {
+        return Trap {
+            kind: TrapKind::Other,
+            message,
+        };
+    }
+    let trap = err.downcast_ref::<wasmtime::Trap>().copied();
+    match trap {
+        Some(wasmtime::Trap::Interrupt) => Trap {
+            kind: TrapKind::Deadline,
+            message: format!(
+                "the call ran past its {} ms deadline and was interrupted",
+                data.call.limits.call_timeout.as_millis()
+            ),
+        },
+        Some(wasmtime::Trap::UnreachableCodeReached) => {
+            // Peek at stderr without consuming it: the caller drains it
+            // into the logs afterwards.
+            let (stderr, dropped) = data.stderr.drain();
+            let text = String::from_utf8_lossy(&stderr).to_string();
+            let message = panic_message(&text)
+                .unwrap_or_else(|| "the guest executed `unreachable` (an abort)".into());
+            data.call
+                .push_output(LogLevel::Warn, text.as_bytes(), dropped);
+            Trap {
+                kind: TrapKind::Panic,
+                message,
+            }
+        }
+        Some(other) => Trap {
+            kind: TrapKind::Other,
+            message: other.to_string(),
+        },
+        None => Trap {
+            kind: TrapKind::Other,
+            message: truncate(format!("{err:#}")),
+        },
+    }
+}
+
+/// Extracts "panicked at …: message" from a Rust guest's stderr.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at")?;
+    let text: Vec<&str> = stderr[start..]
+        .lines()
+        .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    Some(truncate(text.join(" ").trim().to_string()))
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_TRAP_MESSAGE {
+        let mut cut = MAX_TRAP_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn to_wit(event: &Event) -> wit::Event {
+    wit::Event {
+        topic: event.topic.clone(),
+        partition: event.partition,
+        offset: event.offset,
+        timestamp_ms: event.timestamp_ms,
+        key: event.key.clone(),
+        payload: event.payload.clone(),
+        headers: event
+            .headers
+            .iter()
+            .map(|(name, value)| wit::Header {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        attempt: event.attempt,
+    }
+}
+
+fn from_wit(outcome: wit::Outcome) -> Outcome {
+    match outcome {
+        wit::Outcome::Done => Outcome::Done,
+        wit::Outcome::Retry(retry) => Outcome::Retry {
+            reason: retry.reason,
+            delay: retry.delay_ms.map(Duration::from_millis),
+        },
+        wit::Outcome::Dead(reason) => Outcome::Dead { reason },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_check_tells_modules_components_and_garbage_apart() {
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(RuntimeError::NotWasm(_))
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0rest"),
+            Err(RuntimeError::NotAComponent)
+        ));
+        assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(matches!(
+            check_header(b"\0asm\x02\0\0\0"),
+            Err(RuntimeError::NotWasm(_))
+        ));
+    }
+
+    #[test]
+    fn panic_message_is_extracted_from_rust_stderr() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:9:5:\nfixture trap: boom\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("panicked at src/lib.rs:9:5: fixture trap: boom")
+        );
+        assert_eq!(panic_message("nothing here"), None);
+    }
+}

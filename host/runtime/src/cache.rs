@@ -1,0 +1,124 @@
+//! The on-disk cache of compiled components.
+//!
+//! Compiling a component with Cranelift takes milliseconds to seconds;
+//! loading a serialized artifact takes well under a millisecond. Artifacts
+//! are keyed by the component's sha256 and the engine's compatibility hash
+//! (wasmtime version and every setting that affects code generation), so a
+//! host restart or a rollback loads without compiling, and an upgraded
+//! wasmtime never loads an incompatible artifact.
+//!
+//! The cache directory must be owned by the host: loading an artifact is
+//! `unsafe` in wasmtime because a tampered file is native code. A file that
+//! fails to load is recompiled and replaced.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::error::{Result, RuntimeError};
+
+/// Where a loaded component came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded from a cached artifact.
+    Hit,
+    /// Compiled now (and cached, if a directory is configured).
+    Compiled,
+}
+
+/// Compiled-artifact cache; `None` directory disables it.
+#[derive(Debug, Clone)]
+pub(crate) struct ArtifactCache {
+    dir: Option<PathBuf>,
+    engine_key: String,
+}
+
+impl ArtifactCache {
+    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Result<Self> {
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Cache {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let mut hasher = ShaHasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = hex::encode(&hasher.0.finalize()[..8]);
+        Ok(ArtifactCache { dir, engine_key })
+    }
+
+    fn path_for(&self, sha256: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{sha256}-{}.cwasm", self.engine_key)))
+    }
+
+    /// Loads the artifact of `bytes` (whose digest is `sha256`), compiling
+    /// and storing it when it is not cached.
+    pub(crate) fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<(Component, CacheOutcome)> {
+        let path = self.path_for(sha256);
+        if let Some(path) = path.as_deref().filter(|p| p.exists()) {
+            // SAFETY: the file was written by `store` below into the host's
+            // own cache directory, from a component compiled by an engine
+            // with the same compatibility hash (part of the file name).
+            match unsafe { Component::deserialize_file(engine, path) } {
+                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Err(err) => tracing::warn!(
+                    path = %path.display(),
+                    error = %err,
+                    "cached artifact unusable; recompiling"
+                ),
+            }
+        }
+        let component =
+            Component::new(engine, bytes).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        if let Some(path) = path {
+            if let Err(err) = store(&component, &path) {
+                // A cache that cannot be written costs time, not correctness.
+                tracing::warn!(error = %err, "cannot write compiled artifact to the cache");
+            }
+        }
+        Ok((component, CacheOutcome::Compiled))
+    }
+}
+
+fn store(component: &Component, path: &Path) -> Result<()> {
+    let io_err = |source| RuntimeError::Cache {
+        path: path.display().to_string(),
+        source,
+    };
+    let bytes = component
+        .serialize()
+        .map_err(|e| RuntimeError::Invalid(format!("cannot serialize: {e:#}")))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io_err)?;
+    std::fs::rename(&tmp, path).map_err(io_err)?;
+    Ok(())
+}
+
+/// Feeds `Hash` output into sha256, so the key is stable across processes.
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Hex sha256 of a component's bytes: its identity in the registry and the
+/// cache.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,43 @@
+//! # wactor-runtime
+//!
+//! The only place in wactor that touches wasmtime. It turns component bytes
+//! into a [`LoadedActor`] and calls it once per event.
+//!
+//! # Layout
+//!
+//! - [`engine`]: the shared `Engine` (component model, async, pooling
+//!   allocator with fallback, copy-on-write memory) and the epoch ticker that
+//!   drives call deadlines.
+//! - `bindings`: the single `bindgen!` of the `wactor:actor` world.
+//! - `host`: store data and the host side of the logging, emit, state and
+//!   config imports; effects are collected there, never applied.
+//! - `http_policy`: the outbound HTTP allow-list.
+//! - `output`: capture of guest stdout/stderr into log lines.
+//! - `cache`: compiled artifacts on disk, keyed by sha256 and engine hash.
+//! - `actor`: validation, `InstancePre`, warm pools and fresh instances,
+//!   the call itself and the classification of traps.
+//! - [`types`]: the plain data types callers see (`Event`, `Invocation`...).
+//!
+//! What it deliberately does not do: apply effects (the caller does, from
+//! the outcome), open the store (state comes in through [`StateReader`]),
+//! or know about Kafka.
+
+mod actor;
+mod bindings;
+mod cache;
+pub mod engine;
+mod error;
+mod host;
+mod http_policy;
+mod output;
+pub mod types;
+
+pub use actor::{LoadReport, LoadedActor, Runtime, RuntimeSettings};
+pub use cache::{sha256_hex, CacheOutcome};
+pub use engine::{AllocatorChoice, EngineSettings};
+pub use error::{Result, RuntimeError};
+pub use http_policy::HostAllowList;
+pub use types::{
+    ActorSettings, CallResult, Effects, EmittedRecord, EmptyState, Event, InstanceMode,
+    Invocation, Limits, LogLevel, LogLine, Outcome, StateReader, StateWrite, Trap, TrapKind,
+};
