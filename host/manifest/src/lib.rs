@@ -1,0 +1,623 @@
+//! # wactor-manifest
+//!
+//! The actor manifest, `actor.toml`: what an actor is called, which topics
+//! it reads, how its events are ordered and retried, what it may use. This
+//! crate owns the file's format (every field, its default and its rules),
+//! its validation with errors that name the field, and its conversion into
+//! the settings the runtime ([`ActorSettings`]) and the delivery logic
+//! ([`RetryPolicy`], [`OrderingMode`]) take.
+//!
+//! It does not read components, talk to Kafka or touch the store.
+//!
+//! ```toml
+//! name = "payment-reversal"
+//! component = "target/wasm32-wasip2/release/payment_reversal.wasm"
+//! topics = ["bookings"]
+//! # group = "wactor.payment-reversal"     (the default)
+//! ordering = "key"                        # key | partition | none
+//! max_in_flight = 64                      # parallel calls per partition
+//! allowed_hosts = ["wallet.internal:8080"]
+//!
+//! [limits]
+//! memory = "64MiB"
+//! call_timeout = "10s"
+//!
+//! [retry]
+//! max_attempts = 8
+//! initial_backoff = "1s"
+//! max_backoff = "5m"
+//!
+//! [dead_letter]
+//! on_dead = "continue"                    # continue | block
+//! topic = "bookings.payment-reversal.dlq" # optional mirror to Kafka
+//!
+//! [config]
+//! wallet_url = "http://wallet.internal:8080"
+//! ```
+//!
+//! docs/manifest.md is the reference for users; keep it in step with the
+//! field comments here.
+
+#![warn(missing_docs)]
+
+mod byte_size;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wactor_delivery::{duration_str, OrderingMode, RetryPolicy};
+use wactor_runtime::{ActorSettings, InstanceMode, Limits};
+
+pub use byte_size::ByteSize;
+
+/// Longest actor name: names end up in topic names, consumer groups and
+/// URLs, so they are kept short and plain.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read the manifest {path}: {source}")]
+    Io {
+        /// The manifest's path.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown field or a value of the wrong type. The
+    /// message carries toml's line and column.
+    #[error("the manifest is not valid: {0}")]
+    Syntax(String),
+    /// A field has a value that breaks its rules.
+    #[error("manifest field `{field}`: {reason}")]
+    Invalid {
+        /// Dotted path of the field (`retry.max_attempts`).
+        field: String,
+        /// What is wrong and what would be right.
+        reason: String,
+    },
+}
+
+impl ManifestError {
+    fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        ManifestError::Invalid {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = ManifestError> = std::result::Result<T, E>;
+
+/// An actor's manifest, as written in `actor.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorManifest {
+    /// The actor's name: lower-case letters, digits, `-`, `_` and `.`,
+    /// starting with a letter or digit, at most [`MAX_NAME_LEN`] long.
+    pub name: String,
+    /// The component file, relative to the manifest's directory. Needed by
+    /// `wactor deploy actor.toml` and by `serve`'s manifest directory; not
+    /// by an upload that sends the component itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<PathBuf>,
+    /// Topics to read (at least one).
+    pub topics: Vec<String>,
+    /// Consumer group; default `wactor.<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Ordering of events within a partition; default `key`.
+    #[serde(default)]
+    pub ordering: OrderingMode,
+    /// Calls that may run at once per partition (different keys in `key`
+    /// mode, any events in `none` mode); default 64.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Hosts the actor may call over HTTP: `host`, `host:port`, `*.domain`
+    /// or `*`. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Resource limits of each call.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    /// How instances are reused between events.
+    #[serde(default)]
+    pub instances: InstancesSpec,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// What happens to events that end dead.
+    #[serde(default)]
+    pub dead_letter: DeadLetterSpec,
+    /// Values the actor reads with the config import.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Default of [`ActorManifest::max_in_flight`].
+pub fn default_max_in_flight() -> usize {
+    64
+}
+
+/// `[limits]`: what one call may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Linear memory of an instance; default `"64MiB"`.
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// Wall time of one call; default `"10s"`.
+    #[serde(default = "default_call_timeout", with = "duration_str")]
+    pub call_timeout: Duration,
+    /// Records one call may emit; default 1000.
+    #[serde(default = "default_max_emits")]
+    pub max_emits: usize,
+    /// Bytes (values, keys, headers) one call may emit; default `"16MiB"`.
+    #[serde(default = "default_max_emit_bytes")]
+    pub max_emit_bytes: ByteSize,
+}
+
+/// Default memory limit: 64 MiB.
+pub fn default_memory() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
+}
+
+/// Default call deadline: 10 s.
+pub fn default_call_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Default emits per call: 1000.
+pub fn default_max_emits() -> usize {
+    1000
+}
+
+/// Default emitted bytes per call: 16 MiB.
+pub fn default_max_emit_bytes() -> ByteSize {
+    ByteSize(16 * 1024 * 1024)
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec {
+            memory: default_memory(),
+            call_timeout: default_call_timeout(),
+            max_emits: default_max_emits(),
+            max_emit_bytes: default_max_emit_bytes(),
+        }
+    }
+}
+
+/// `[instances]`: how instances are reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstancesSpec {
+    /// `warm` (default: reuse an instance for up to `max_uses` events, drop
+    /// it after any trap) or `fresh` (a new instance per event).
+    #[serde(default)]
+    pub mode: InstanceMode,
+    /// Events one warm instance serves before it is replaced; default 10000.
+    #[serde(default = "default_max_uses")]
+    pub max_uses: u32,
+    /// Idle warm instances kept per version; default 16.
+    #[serde(default = "default_max_idle")]
+    pub max_idle: usize,
+}
+
+/// Default events per warm instance: 10000.
+pub fn default_max_uses() -> u32 {
+    10_000
+}
+
+/// Default idle warm instances: 16.
+pub fn default_max_idle() -> usize {
+    16
+}
+
+impl Default for InstancesSpec {
+    fn default() -> Self {
+        InstancesSpec {
+            mode: InstanceMode::default(),
+            max_uses: default_max_uses(),
+            max_idle: default_max_idle(),
+        }
+    }
+}
+
+/// What the key of a dead event does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDead {
+    /// The event's key (or partition, in `partition` mode) goes on with its
+    /// next event (default). Right when events of a key are independent
+    /// facts.
+    #[default]
+    Continue,
+    /// The key stays blocked behind the dead event until an operator
+    /// re-drives or discards it. Right when a later event makes no sense
+    /// without the earlier one (a ledger).
+    Block,
+}
+
+/// `[dead_letter]`: what happens to events that end dead.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterSpec {
+    /// `continue` (default) or `block`.
+    #[serde(default)]
+    pub on_dead: OnDead,
+    /// Also produce each dead letter to this Kafka topic, with its context
+    /// in headers. `"default"` means `<topic>.<actor>.dlq`; absent means no
+    /// mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+impl ActorManifest {
+    /// Parses and validates a manifest's text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let manifest: ActorManifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Reads, parses and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// The manifest as TOML text (what the registry keeps).
+    pub fn to_toml(&self) -> String {
+        // Serializing this plain struct cannot fail; fall back to a
+        // comment rather than panic if toml ever changes its mind.
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
+    }
+
+    /// Checks every rule that serde cannot express.
+    pub fn validate(&self) -> Result<()> {
+        validate_name(&self.name)?;
+        if self.topics.is_empty() {
+            return Err(ManifestError::invalid(
+                "topics",
+                "give at least one topic to read",
+            ));
+        }
+        for topic in &self.topics {
+            validate_topic("topics", topic)?;
+        }
+        let mut unique = self.topics.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != self.topics.len() {
+            return Err(ManifestError::invalid("topics", "a topic is listed twice"));
+        }
+        if let Some(group) = &self.group {
+            if group.trim().is_empty() || group.len() > 255 {
+                return Err(ManifestError::invalid(
+                    "group",
+                    "must be 1 to 255 characters",
+                ));
+            }
+        }
+        if !(1..=10_000).contains(&self.max_in_flight) {
+            return Err(ManifestError::invalid(
+                "max_in_flight",
+                format!("must be between 1 and 10000, not {}", self.max_in_flight),
+            ));
+        }
+        for pattern in &self.allowed_hosts {
+            validate_host_pattern(pattern)?;
+        }
+        let limits = &self.limits;
+        if limits.memory.0 < 1024 * 1024 || limits.memory.0 > 4 * 1024 * 1024 * 1024 {
+            return Err(ManifestError::invalid(
+                "limits.memory",
+                format!("must be between 1MiB and 4GiB, not {}", limits.memory),
+            ));
+        }
+        if limits.call_timeout < Duration::from_millis(1)
+            || limits.call_timeout > Duration::from_secs(15 * 60)
+        {
+            return Err(ManifestError::invalid(
+                "limits.call_timeout",
+                "must be between 1ms and 15m",
+            ));
+        }
+        if self.instances.max_uses == 0 {
+            return Err(ManifestError::invalid(
+                "instances.max_uses",
+                "must be at least 1",
+            ));
+        }
+        self.retry
+            .validate()
+            .map_err(|e| ManifestError::invalid("retry", e.to_string()))?;
+        if let Some(topic) = &self.dead_letter.topic {
+            if topic != "default" {
+                validate_topic("dead_letter.topic", topic)?;
+            }
+        }
+        for key in self.config.keys() {
+            if key.is_empty() || key.len() > 256 {
+                return Err(ManifestError::invalid(
+                    "config",
+                    "keys must be 1 to 256 characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The consumer group: the manifest's, or `wactor.<name>`.
+    pub fn group(&self) -> String {
+        self.group
+            .clone()
+            .unwrap_or_else(|| format!("wactor.{}", self.name))
+    }
+
+    /// The dead-letter mirror topic for events read from `source_topic`,
+    /// if the manifest asks for one.
+    pub fn dead_letter_topic(&self, source_topic: &str) -> Option<String> {
+        match self.dead_letter.topic.as_deref() {
+            None => None,
+            Some("default") => Some(format!("{source_topic}.{}.dlq", self.name)),
+            Some(topic) => Some(topic.to_string()),
+        }
+    }
+
+    /// The component path resolved against the manifest's directory.
+    pub fn component_path(&self, manifest_dir: &Path) -> Option<PathBuf> {
+        self.component.as_ref().map(|p| manifest_dir.join(p))
+    }
+
+    /// The runtime settings of version `version` of this actor.
+    pub fn actor_settings(&self, version: u64) -> ActorSettings {
+        let mut settings = ActorSettings::new(&self.name);
+        settings.version = version;
+        settings.config = Arc::new(self.config.clone());
+        settings.allowed_hosts = self.allowed_hosts.clone().into();
+        settings.limits = Limits {
+            memory_bytes: self.limits.memory.0,
+            call_timeout: self.limits.call_timeout,
+            max_emits: self.limits.max_emits,
+            max_emit_bytes: usize::try_from(self.limits.max_emit_bytes.0).unwrap_or(usize::MAX),
+            ..Limits::default()
+        };
+        settings.instance_mode = self.instances.mode;
+        settings.max_uses_per_instance = self.instances.max_uses;
+        settings.max_idle_instances = self.instances.max_idle;
+        settings
+    }
+
+    /// Whether switching from `self` to `next` needs the actor's consumer
+    /// restarted (its subscription or grouping changed), as opposed to a
+    /// version swap under a running consumer.
+    pub fn needs_resubscribe(&self, next: &ActorManifest) -> bool {
+        self.topics != next.topics
+            || self.group() != next.group()
+            || self.ordering != next.ordering
+            || self.max_in_flight != next.max_in_flight
+    }
+}
+
+/// Checks an actor name.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if !ok_start || !ok_chars || name.len() > MAX_NAME_LEN {
+        return Err(ManifestError::invalid(
+            "name",
+            format!(
+                "{name:?} is not a valid actor name: use 1 to {MAX_NAME_LEN} lower-case letters, \
+                 digits, '-', '_' or '.', starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a Kafka topic name (Kafka's own rules).
+pub fn validate_topic(field: &str, topic: &str) -> Result<()> {
+    let ok = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ManifestError::invalid(
+            field,
+            format!(
+                "{topic:?} is not a valid Kafka topic name (1 to 249 of a-z, A-Z, 0-9, '.', '_', '-')"
+            ),
+        ))
+    }
+}
+
+fn validate_host_pattern(pattern: &str) -> Result<()> {
+    let bad = pattern.trim().is_empty()
+        || pattern.contains("://")
+        || pattern.contains('/')
+        || pattern.chars().any(char::is_whitespace);
+    if bad {
+        return Err(ManifestError::invalid(
+            "allowed_hosts",
+            format!("{pattern:?} is not a host pattern: write `host`, `host:port`, `*.domain` or `*` (no scheme, no path)"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        name = "echo"
+        topics = ["orders"]
+    "#;
+
+    fn field_of(err: ManifestError) -> String {
+        match err {
+            ManifestError::Invalid { field, .. } => field,
+            other => panic!("expected an invalid field, got {other}"),
+        }
+    }
+
+    #[test]
+    fn a_minimal_manifest_gets_the_documented_defaults() {
+        let m = ActorManifest::parse(MINIMAL).unwrap();
+        assert_eq!(m.group(), "wactor.echo");
+        assert_eq!(m.ordering, OrderingMode::Key);
+        assert_eq!(m.max_in_flight, 64);
+        assert_eq!(m.limits.memory, ByteSize(64 * 1024 * 1024));
+        assert_eq!(m.limits.call_timeout, Duration::from_secs(10));
+        assert_eq!(m.instances.mode, InstanceMode::Warm);
+        assert_eq!(m.retry, RetryPolicy::default());
+        assert_eq!(m.dead_letter.on_dead, OnDead::Continue);
+        assert_eq!(m.dead_letter_topic("orders"), None);
+        assert!(m.allowed_hosts.is_empty());
+    }
+
+    #[test]
+    fn a_full_manifest_reads_every_field() {
+        let m = ActorManifest::parse(
+            r#"
+            name = "payment-reversal"
+            component = "target/wasm32-wasip2/release/payment_reversal.wasm"
+            topics = ["bookings", "bookings.retry"]
+            group = "payments"
+            ordering = "partition"
+            max_in_flight = 8
+            allowed_hosts = ["wallet.internal:8080", "*.example.com"]
+            [limits]
+            memory = "32MiB"
+            call_timeout = "2s"
+            max_emits = 10
+            [instances]
+            mode = "fresh"
+            [retry]
+            max_attempts = 3
+            initial_backoff = "100ms"
+            [dead_letter]
+            on_dead = "block"
+            topic = "default"
+            [config]
+            wallet_url = "http://wallet.internal:8080"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.group(), "payments");
+        assert_eq!(m.ordering, OrderingMode::Partition);
+        assert_eq!(
+            m.dead_letter_topic("bookings").as_deref(),
+            Some("bookings.payment-reversal.dlq")
+        );
+        let settings = m.actor_settings(3);
+        assert_eq!(settings.version, 3);
+        assert_eq!(settings.limits.memory_bytes, 32 * 1024 * 1024);
+        assert_eq!(settings.limits.call_timeout, Duration::from_secs(2));
+        assert_eq!(settings.limits.max_emits, 10);
+        assert_eq!(settings.instance_mode, InstanceMode::Fresh);
+        assert_eq!(
+            settings.config.get("wallet_url").map(String::as_str),
+            Some("http://wallet.internal:8080")
+        );
+        assert_eq!(&*settings.allowed_hosts, ["wallet.internal:8080", "*.example.com"]);
+        assert_eq!(
+            m.component_path(Path::new("/srv/actors")),
+            Some(PathBuf::from(
+                "/srv/actors/target/wasm32-wasip2/release/payment_reversal.wasm"
+            ))
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_syntax_errors_with_a_location() {
+        let err = ActorManifest::parse("name = \"a\"\ntopics = [\"t\"]\ntopic = \"x\"").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("topic"), "{text}");
+        assert!(text.contains("line 3"), "{text}");
+        let err = ActorManifest::parse("name = \"a\"\ntopics = \"t\"").unwrap_err();
+        assert!(matches!(err, ManifestError::Syntax(_)), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            ("name = \"Bad Name\"\ntopics = [\"t\"]", "name"),
+            ("name = \"\"\ntopics = [\"t\"]", "name"),
+            ("name = \"a\"\ntopics = []", "topics"),
+            ("name = \"a\"\ntopics = [\"t\", \"t\"]", "topics"),
+            ("name = \"a\"\ntopics = [\"bad topic\"]", "topics"),
+            ("name = \"a\"\ntopics = [\"t\"]\nmax_in_flight = 0", "max_in_flight"),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\nallowed_hosts = [\"http://x/\"]",
+                "allowed_hosts",
+            ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[limits]\nmemory = \"10KiB\"",
+                "limits.memory",
+            ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[limits]\ncall_timeout = \"1h\"",
+                "limits.call_timeout",
+            ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[retry]\nmax_attempts = 0",
+                "retry",
+            ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\ntopic = \"a b\"",
+                "dead_letter.topic",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = ActorManifest::parse(text).expect_err(text);
+            assert_eq!(field_of(err), field, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_writes_and_reads_back_the_same() {
+        let m = ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[config]\nk = \"v\"\n[retry]\nmax_age = \"none\"",
+        )
+        .unwrap();
+        let again = ActorManifest::parse(&m.to_toml()).unwrap();
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn resubscribe_is_needed_only_for_subscription_changes() {
+        let a = ActorManifest::parse(MINIMAL).unwrap();
+        let mut b = a.clone();
+        b.config.insert("k".into(), "v".into());
+        b.retry.max_attempts = 9;
+        assert!(!a.needs_resubscribe(&b));
+        b.topics.push("more".into());
+        assert!(a.needs_resubscribe(&b));
+        let mut c = a.clone();
+        c.ordering = OrderingMode::None;
+        assert!(a.needs_resubscribe(&c));
+    }
+}

@@ -1,0 +1,127 @@
+//! Records to publish to Kafka when the call returns [`Outcome::Done`].
+//!
+//! This module owns the `wactor:actor/emit` import. Records are queued by
+//! the host and produced only after the call is done; on retry, dead or a
+//! trap they are dropped.
+//!
+//! ```no_run
+//! use wactor_sdk::emit::{self, Record};
+//! # fn demo() -> Result<(), wactor_sdk::emit::EmitError> {
+//! // The source event's key is used unless the record sets one.
+//! emit::send(Record::new("audit.log", "user deleted"))?;
+//! emit::send(
+//!     Record::json("users.changed", &serde_json::json!({ "id": 7 }))?
+//!         .key("7")
+//!         .header("schema", "v1"),
+//! )?;
+//! emit::send_json("users.count", &serde_json::json!({ "count": 12 }))?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Outcome::Done`]: crate::Outcome::Done
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::bindings::wactor::actor::{emit as wit, types::Header};
+
+/// One record to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    /// A record for `topic` with `payload` as its value, no key of its own
+    /// (the source event's key is used) and no headers.
+    pub fn new(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Record {
+            topic: topic.into(),
+            key: None,
+            payload: payload.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A record for `topic` whose value is `value` encoded as JSON.
+    pub fn json<T: Serialize + ?Sized>(
+        topic: impl Into<String>,
+        value: &T,
+    ) -> Result<Self, EmitError> {
+        let payload =
+            serde_json::to_vec(value).map_err(|err| EmitError::Encode(err.to_string()))?;
+        Ok(Record::new(topic, payload))
+    }
+
+    /// Sets the record's key. Without one the host uses the source event's
+    /// key, so that follow-up events keep the source's per-key order.
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Adds a header. The host adds `wactor-source` and `wactor-actor`
+    /// itself.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The destination topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The record's value.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+/// Why a record was not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitError {
+    /// The host refused the record: an empty topic name, or more records or
+    /// bytes than it allows per call. Converts into
+    /// [`Outcome::Retry`](crate::Outcome::Retry).
+    Rejected(String),
+    /// The value could not be encoded as JSON. Converts into
+    /// [`Outcome::Dead`](crate::Outcome::Dead).
+    Encode(String),
+}
+
+impl fmt::Display for EmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmitError::Rejected(reason) => write!(f, "emit rejected: {reason}"),
+            EmitError::Encode(reason) => write!(f, "emit value is not encodable as JSON: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for EmitError {}
+
+/// Queues `record` for publishing when the call returns `done`.
+pub fn send(record: Record) -> Result<(), EmitError> {
+    let record = wit::OutgoingRecord {
+        topic: record.topic,
+        key: record.key,
+        payload: record.payload,
+        headers: record
+            .headers
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect(),
+    };
+    wit::send(&record).map_err(EmitError::Rejected)
+}
+
+/// Queues a record for `topic` whose value is `value` encoded as JSON.
+pub fn send_json<T: Serialize + ?Sized>(topic: &str, value: &T) -> Result<(), EmitError> {
+    send(Record::json(topic, value)?)
+}

@@ -1,0 +1,141 @@
+//! [`Outcome`]: what became of an event, and the conversions from the SDK's
+//! error types that let `?` pick the right outcome.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::MissingConfig;
+use crate::emit::EmitError;
+use crate::event::PayloadError;
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The event is handled. Its emits and state writes are applied.
+    Done,
+    /// The event failed in a way worth trying again (a timeout, a 5xx). Its
+    /// emits and state writes are dropped.
+    Retry {
+        /// Why the call failed; recorded in the event's attempt history and
+        /// shown to operators.
+        reason: String,
+        /// How long to wait before the next attempt. `None` lets the actor's
+        /// retry policy decide (exponential backoff with jitter). The host
+        /// caps it at the policy's maximum delay.
+        after: Option<Duration>,
+    },
+    /// The event can never succeed (a malformed payload): skip the remaining
+    /// attempts and park it in the dead-letter set with this reason.
+    Dead(String),
+}
+
+impl Outcome {
+    /// Retry after the delay the actor's retry policy chooses.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    /// Retry no sooner than `after` (for example a `Retry-After` the actor
+    /// was given). The host caps it at the policy's maximum delay.
+    pub fn retry_after(reason: impl Into<String>, after: Duration) -> Self {
+        Outcome::Retry {
+            reason: reason.into(),
+            after: Some(after),
+        }
+    }
+
+    /// Give up on the event: it goes to the dead-letter set with `reason`.
+    pub fn dead(reason: impl Into<String>) -> Self {
+        Outcome::Dead(reason.into())
+    }
+
+    /// Whether this is [`Outcome::Done`].
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Done)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Done => f.write_str("done"),
+            Outcome::Retry {
+                reason,
+                after: None,
+            } => write!(f, "retry: {reason}"),
+            Outcome::Retry {
+                reason,
+                after: Some(after),
+            } => write!(f, "retry after {after:?}: {reason}"),
+            Outcome::Dead(reason) => write!(f, "dead: {reason}"),
+        }
+    }
+}
+
+/// A payload that does not decode fails the same way on every attempt: dead.
+impl From<PayloadError> for Outcome {
+    fn from(err: PayloadError) -> Self {
+        Outcome::Dead(err.to_string())
+    }
+}
+
+/// A missing config value is fixed only by a new manifest: dead (re-drive
+/// the event once the config is set).
+impl From<MissingConfig> for Outcome {
+    fn from(err: MissingConfig) -> Self {
+        Outcome::Dead(err.to_string())
+    }
+}
+
+/// The host refused a record (an empty topic, a per-call limit): retry, so
+/// that a fixed actor version can take the event over; a value that could
+/// not even be encoded as JSON is dead.
+impl From<EmitError> for Outcome {
+    fn from(err: EmitError) -> Self {
+        match err {
+            EmitError::Rejected(_) => Outcome::retry(err.to_string()),
+            EmitError::Encode(_) => Outcome::Dead(err.to_string()),
+        }
+    }
+}
+
+/// Outbound HTTP failed before a response arrived (denied, timed out,
+/// connection refused, a bad URL from config): retry. Status codes are not
+/// errors; decide on them yourself.
+impl From<crate::http::Error> for Outcome {
+    fn from(err: crate::http::Error) -> Self {
+        Outcome::retry(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+
+    #[test]
+    fn malformed_payload_is_dead() {
+        let outcome: Outcome = match Event::new("t", "{").json::<serde_json::Value>() {
+            Err(err) => err.into(),
+            Ok(_) => Outcome::Done,
+        };
+        assert!(
+            matches!(outcome, Outcome::Dead(reason) if reason.starts_with("malformed JSON payload"))
+        );
+    }
+
+    #[test]
+    fn rejected_emit_retries_with_the_host_reason() {
+        let outcome = Outcome::from(EmitError::Rejected("too many records".into()));
+        assert_eq!(outcome, Outcome::retry("emit rejected: too many records"));
+    }
+
+    #[test]
+    fn missing_config_is_dead_and_names_the_key() {
+        let outcome = Outcome::from(MissingConfig::new("wallet_url"));
+        assert_eq!(outcome, Outcome::dead("config wallet_url is not set"));
+    }
+}
