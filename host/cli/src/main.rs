@@ -1,23 +1,35 @@
 //! # wactor
 //!
 //! The `wactor` binary: the host (`serve`, `dev`) and the command-line tool
-//! (`invoke`, and the admin verbs as they arrive). This crate parses
+//! (`invoke`, `produce`, and the admin verbs). This crate parses
 //! arguments, sets up tracing, wires the library crates together and owns
 //! shutdown; it holds no business logic of its own.
 //!
 //! # Layout
 //!
+//! - `config`: `host.toml`.
+//! - `host`: building, running and stopping a host; deploying a manifest
+//!   directory.
+//! - `dev`: `wactor dev` (with `fake_wallet`, the stand-in wallet service).
+//! - `produce`: `wactor produce`.
 //! - `event_file`: the JSON form of an event for `invoke`.
 //! - `invoke`: `wactor invoke`.
 //! - `bridge`: runtime ↔ store glue (state reads, applying state writes).
 
 mod bridge;
+mod config;
+mod dev;
 mod event_file;
+mod fake_wallet;
+mod host;
 mod invoke;
+mod produce;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// wactor: WebAssembly actors on Kafka.
@@ -30,22 +42,68 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run everything locally: an in-process Kafka broker, the example
+    /// actors, the admin API.
+    Dev(dev::DevArgs),
+    /// Run the host against a Kafka cluster.
+    Serve(ServeArgs),
+    /// Send events to a Kafka topic.
+    Produce(produce::ProduceArgs),
     /// Run an actor component on one event and print its outcome, emits,
     /// state changes and logs.
     Invoke(invoke::InvokeArgs),
 }
 
-fn init_tracing() {
-    let filter = EnvFilter::try_from_env("WACTOR_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+/// Arguments of `wactor serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  wactor serve --config /etc/wactor/host.toml
+
+The host runs until SIGTERM or Ctrl-C, then drains: running calls finish
+(within kafka.drain_timeout), offsets are committed, the group is left.
+See docs/operations.md for every setting.")]
+struct ServeArgs {
+    /// The host configuration file.
+    #[arg(long, short = 'c', env = "WACTOR_CONFIG")]
+    config: PathBuf,
+}
+
+/// The default log filter of each command.
+fn default_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Dev(_) => "warn,wactor=info,wactor::actor=debug,wactor::dev=info",
+        Command::Serve(_) => "info",
+        _ => "warn",
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = EnvFilter::try_from_env("WACTOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let json = std::env::var("WACTOR_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<u8> {
+    let config = config::HostConfig::load(&args.config)?;
+    let host = host::Host::start(&config).await?;
+    println!("wactor is serving; admin API on http://{}", host.api_addr);
+    host::shutdown_signal().await;
+    tracing::info!("shutting down");
+    host.stop().await?;
+    Ok(0)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(default_filter(&cli.command));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,6 +116,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Serve(args) => serve(args).await,
+            Command::Produce(args) => produce::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
         }
     });

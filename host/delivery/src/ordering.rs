@@ -331,6 +331,22 @@ impl<T> LaneScheduler<T> {
         Ok(())
     }
 
+    /// The item running in `lane` is finished and the lane's buffered items
+    /// are taken out with it, in order: the lane is freed. This is how a lane
+    /// moves into durable storage when its running item must wait for a
+    /// retry: the caller stores the item and the returned ones behind it, and
+    /// later events of the key go there too until the stored ones are done.
+    pub fn complete_and_take(&mut self, lane: LaneId) -> Result<Vec<T>, LaneError> {
+        let index = self.check(lane, LaneState::Running)?;
+        self.in_flight -= 1;
+        let slot = &mut self.slots[index];
+        let taken: Vec<T> = slot.queue.drain(..).map(|entry| entry.item).collect();
+        self.buffered -= taken.len();
+        slot.state = SlotState::Live(LaneState::Idle);
+        self.free_slot(index);
+        Ok(taken)
+    }
+
     /// The item running in `lane` must wait for a retry: the lane stays
     /// blocked (its later items wait) but no longer counts toward the
     /// in-flight bound. The caller keeps the item and later calls
@@ -817,6 +833,29 @@ mod tests {
         s.complete(a).unwrap();
         assert!(s.is_idle());
         assert_eq!(s.lanes(), 0);
+    }
+
+    #[test]
+    fn complete_and_take_frees_the_lane_and_hands_back_its_queue_in_order() {
+        let mut s = LaneScheduler::new(OrderingMode::Key, 4);
+        s.push(Some(b"a"), "a1");
+        s.push(Some(b"b"), "b1");
+        s.push(Some(b"a"), "a2");
+        s.push(Some(b"a"), "a3");
+        let started = drain_ready(&mut s);
+        assert_eq!(items(&started), ["a1", "b1"]);
+        let (a, _) = started[0];
+        assert_eq!(s.complete_and_take(a).unwrap(), ["a2", "a3"]);
+        assert_eq!(s.lane_state(a), None);
+        assert_eq!((s.buffered(), s.in_flight(), s.lanes()), (0, 1, 1));
+        // A new event of the key starts a fresh lane.
+        s.push(Some(b"a"), "a4");
+        assert_eq!(items(&drain_ready(&mut s)), ["a4"]);
+        assert_eq!(
+            s.complete_and_take(a),
+            Err(LaneError::UnknownLane(a)),
+            "a stale id is refused"
+        );
     }
 
     #[test]

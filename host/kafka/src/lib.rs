@@ -1,1 +1,54 @@
-//! placeholder
+//! # wactor-kafka
+//!
+//! Everything that touches Kafka, and the delivery engine built on it: the
+//! only crate that uses rdkafka.
+//!
+//! # Layout
+//!
+//! - [`settings`]: the `[kafka]` host settings and the client configs built
+//!   from them (delivery-critical properties always win).
+//! - [`actor`]: what a consumer runs: [`ActiveVersion`]s behind a
+//!   [`VersionSource`] (hot swap is a pointer swap), and the
+//!   [`ActorContext`] an actor's consumer and workers share.
+//! - [`consumer`]: [`ActorConsumer`]: the poll thread, rebalances,
+//!   backpressure, offset storing.
+//! - `worker`: the partition worker: lanes, calls, retries, held lanes,
+//!   offsets and durability, drain.
+//! - `held_lanes`: the in-memory index of a partition's held lanes.
+//! - [`call`]: one attempt: invoke, then produce emits and apply state.
+//! - [`changelog`]: held events mirrored to a compacted topic, restored on
+//!   assignment.
+//! - [`dead_letter`]: dead-letter records and their Kafka mirror.
+//! - [`producer`]: the host's producer.
+//! - [`admin`]: creating topics, partition counts.
+//! - [`event`]: messages to events and back.
+//! - [`clock`]: wall-clock time for retries ([`ManualClock`] in tests).
+//! - [`dev_cluster`]: the in-process mock broker of `wactor dev`.
+//!
+//! What it does not do: decide which version is active (the registry),
+//! parse manifests (wactor-manifest), or touch wasmtime or sled directly
+//! (wactor-runtime, wactor-store).
+
+pub mod actor;
+pub mod admin;
+pub mod call;
+pub mod changelog;
+pub mod clock;
+pub mod consumer;
+pub mod dead_letter;
+pub mod dev_cluster;
+mod error;
+pub mod event;
+mod held_lanes;
+pub mod producer;
+pub mod redrive;
+pub mod settings;
+mod worker;
+
+pub use actor::{ActiveVersion, ActorContext, VersionSlot, VersionSource};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::{ActorConsumer, ConsumerStatus};
+pub use dev_cluster::DevCluster;
+pub use error::{KafkaError, Result};
+pub use producer::{OutRecord, Producer};
+pub use settings::KafkaSettings;

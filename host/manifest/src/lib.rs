@@ -28,7 +28,6 @@
 //! max_backoff = "5m"
 //!
 //! [dead_letter]
-//! on_dead = "continue"                    # continue | block
 //! topic = "bookings.payment-reversal.dlq" # optional mirror to Kafka
 //!
 //! [config]
@@ -229,28 +228,10 @@ impl Default for InstancesSpec {
     }
 }
 
-/// What the key of a dead event does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnDead {
-    /// The event's key (or partition, in `partition` mode) goes on with its
-    /// next event (default). Right when events of a key are independent
-    /// facts.
-    #[default]
-    Continue,
-    /// The key stays blocked behind the dead event until an operator
-    /// re-drives or discards it. Right when a later event makes no sense
-    /// without the earlier one (a ledger).
-    Block,
-}
-
 /// `[dead_letter]`: what happens to events that end dead.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterSpec {
-    /// `continue` (default) or `block`.
-    #[serde(default)]
-    pub on_dead: OnDead,
     /// Also produce each dead letter to this Kafka topic, with its context
     /// in headers. `"default"` means `<topic>.<actor>.dlq`; absent means no
     /// mirror.
@@ -493,7 +474,6 @@ mod tests {
         assert_eq!(m.limits.call_timeout, Duration::from_secs(10));
         assert_eq!(m.instances.mode, InstanceMode::Warm);
         assert_eq!(m.retry, RetryPolicy::default());
-        assert_eq!(m.dead_letter.on_dead, OnDead::Continue);
         assert_eq!(m.dead_letter_topic("orders"), None);
         assert!(m.allowed_hosts.is_empty());
     }
@@ -519,7 +499,6 @@ mod tests {
             max_attempts = 3
             initial_backoff = "100ms"
             [dead_letter]
-            on_dead = "block"
             topic = "default"
             [config]
             wallet_url = "http://wallet.internal:8080"

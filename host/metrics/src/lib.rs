@@ -9,7 +9,8 @@
 //! path (`with_label_values` once per worker, not per event).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// All host metrics.
@@ -35,6 +36,25 @@ pub struct Metrics {
     pub rebalances_total: IntCounterVec,
     /// Offsets committed, by actor.
     pub commits_total: IntCounterVec,
+    /// Retries scheduled (a failed attempt that will be tried again), by
+    /// actor.
+    pub retries_scheduled_total: IntCounterVec,
+    /// Retry attempts started (held events run again), by actor.
+    pub retries_fired_total: IntCounterVec,
+    /// Events dead-lettered, by actor and kind (`actor_dead`,
+    /// `attempts_exhausted`, `max_age_exceeded`).
+    pub dead_letters_total: IntCounterVec,
+    /// Events in the dead-letter set, by actor.
+    pub dead_letter_set_size: IntGaugeVec,
+    /// Events held in the store (retrying, or waiting behind a retrying
+    /// event of their key), by actor.
+    pub held_events: IntGaugeVec,
+    /// Age of the oldest retrying event (since its first attempt), by
+    /// actor.
+    pub oldest_retry_age_seconds: GaugeVec,
+    /// Actor versions activated (deploy, activate, rollback), by actor and
+    /// reason.
+    pub activations_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -84,6 +104,44 @@ impl Metrics {
             Opts::new("wactor_offset_commits_total", "Offset commits"),
             &["actor"],
         )?;
+        let retries_scheduled_total = IntCounterVec::new(
+            Opts::new("wactor_retries_scheduled_total", "Failed attempts scheduled for a retry"),
+            &["actor"],
+        )?;
+        let retries_fired_total = IntCounterVec::new(
+            Opts::new("wactor_retries_fired_total", "Retry attempts started"),
+            &["actor"],
+        )?;
+        let dead_letters_total = IntCounterVec::new(
+            Opts::new("wactor_dead_letters_total", "Events dead-lettered"),
+            &["actor", "kind"],
+        )?;
+        let dead_letter_set_size = IntGaugeVec::new(
+            Opts::new("wactor_dead_letter_set_size", "Events in the dead-letter set"),
+            &["actor"],
+        )?;
+        let held_events = IntGaugeVec::new(
+            Opts::new("wactor_held_events", "Events held for a retry or behind one"),
+            &["actor"],
+        )?;
+        let oldest_retry_age_seconds = GaugeVec::new(
+            Opts::new(
+                "wactor_oldest_retry_age_seconds",
+                "Age of the oldest retrying event since its first attempt",
+            ),
+            &["actor"],
+        )?;
+        let activations_total = IntCounterVec::new(
+            Opts::new("wactor_activations_total", "Actor versions activated"),
+            &["actor", "reason"],
+        )?;
+        registry.register(Box::new(retries_scheduled_total.clone()))?;
+        registry.register(Box::new(retries_fired_total.clone()))?;
+        registry.register(Box::new(dead_letters_total.clone()))?;
+        registry.register(Box::new(dead_letter_set_size.clone()))?;
+        registry.register(Box::new(held_events.clone()))?;
+        registry.register(Box::new(oldest_retry_age_seconds.clone()))?;
+        registry.register(Box::new(activations_total.clone()))?;
         registry.register(Box::new(events_total.clone()))?;
         registry.register(Box::new(call_duration_seconds.clone()))?;
         registry.register(Box::new(emitted_records_total.clone()))?;
@@ -104,6 +162,13 @@ impl Metrics {
             partition_pauses_total,
             rebalances_total,
             commits_total,
+            retries_scheduled_total,
+            retries_fired_total,
+            dead_letters_total,
+            dead_letter_set_size,
+            held_events,
+            oldest_retry_age_seconds,
+            activations_total,
         })
     }
 

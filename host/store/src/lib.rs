@@ -1,22 +1,76 @@
 //! # wactor-store
 //!
 //! The host's embedded, durable store, on sled. Nothing else in wactor
-//! opens sled.
+//! opens sled, and no sled type appears in this crate's API except inside
+//! [`StoreError::Sled`].
 //!
 //! # Layout
 //!
 //! One sled database per host (`<data_dir>/store`), one tree per concern:
 //!
-//! - `state/<actor>`: an actor's key-value state (the state import). Each
-//!   actor has its own tree, so no actor can read or clobber another's keys,
-//!   and removing an actor's state is dropping one tree.
+//! | tree | key | value | module |
+//! |------|-----|-------|--------|
+//! | `state/<actor>` | state key (UTF-8) | raw bytes | [`state`] |
+//! | `held/<actor>` | (topic, partition, lane, offset), see [`held`] | [`HeldEvent`] | [`held`] |
+//! | `dead_letters` | dead-letter id | [`DeadLetter`] | [`dead_letters`] |
+//! | `dead_letters_by_time` | (dead_at_ms, id) | empty | [`dead_letters`] |
+//! | `registry/actors` | actor name | [`ActorRecord`] | [`registry`] |
+//! | `registry/versions` | (actor, version) | [`VersionRecord`] | [`registry`] |
+//! | `registry/components` | sha256 (lowercase hex) | component bytes | [`registry`] |
+//! | `registry/activations` | (actor, seq) | [`ActivationRecord`] | [`registry`] |
 //!
-//! Writes of one call are applied as one atomic batch ([`ActorState::apply`]),
-//! which is how a `done` call's state changes land all together or not at
-//! all. Retries, dead letters and the registry join this crate in their own
-//! modules as those features arrive.
+//! Per-actor trees (`state/`, `held/`) keep actors apart: no actor can
+//! read or clobber another's records, and forgetting an actor is dropping
+//! its trees. The dead-letter set and the registry are cluster-wide (in a
+//! multi-host deployment, other crates materialize them from compacted
+//! Kafka topics into these trees); held events belong to a source
+//! partition and can be restored from a changelog with
+//! [`HeldEvents::replace_partition`].
+//!
+//! Composite keys are built in the `codec` module so that sled's byte order is the
+//! order callers need (a lane's lowest offset first, newest dead letter
+//! last). Values are JSON (serde_json): readable with any tool, and
+//! tolerant of added fields.
+//!
+//! # Atomicity
+//!
+//! Every operation that touches more than one key is one sled batch or
+//! transaction: a call's state changes ([`ActorState::apply`]), a
+//! partition restore ([`HeldEvents::replace_partition`]), moving a held
+//! event to the dead letters ([`HeldEvents::move_to_dead_letters`]), a dead
+//! letter and its time index, a new version with its component bytes, an
+//! activation with its history entry. Durability is the caller's choice:
+//! [`Store::flush`] / [`Store::flush_async`] wait until everything written
+//! so far is on disk (the delivery path flushes before a Kafka offset moves
+//! past an event the store has taken over).
+//!
+//! # Time
+//!
+//! The store never reads the clock: every time is passed in by the caller
+//! as `i64` milliseconds since the Unix epoch, so behaviour is
+//! deterministic under test.
+//!
+//! # Not here
+//!
+//! Retry policy, ordering decisions, Kafka changelogs and the admin API's
+//! shapes live in their own crates; this crate only stores and indexes.
+
+mod codec;
+pub mod dead_letters;
+mod event;
+pub mod held;
+pub mod registry;
+pub mod state;
 
 use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetters};
+pub use event::{AttemptOutcome, AttemptRecord, LaneKey, StoredEvent};
+pub use held::{HeldEvent, HeldEvents, HeldFilter, HeldId};
+pub use registry::{ActivationRecord, ActorRecord, NewVersion, Registry, VersionRecord};
+pub use state::{ActorState, StateChange};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +89,44 @@ pub enum StoreError {
     /// An actor name that cannot name a namespace.
     #[error("invalid actor name {0:?}")]
     InvalidActorName(String),
+    /// A record the operation needs does not exist (an unknown actor,
+    /// version or held event). `what` names it, e.g. `actor "billing"`.
+    #[error("{what} not found")]
+    NotFound {
+        /// The missing record, readable by a person.
+        what: String,
+    },
+    /// The operation contradicts what is stored (e.g. a sha256 that already
+    /// names different component bytes), or kept losing races with
+    /// concurrent writers. Nothing was changed.
+    #[error("conflict: {what}")]
+    Conflict {
+        /// What clashed.
+        what: String,
+    },
+    /// Input the store refuses (a malformed held-event id, cursor or
+    /// sha256, a key too long to encode). Nothing was changed.
+    #[error("invalid {what}")]
+    Invalid {
+        /// What was wrong, readable by a person.
+        what: String,
+    },
+    /// A value could not be serialized, or a stored value could not be
+    /// deserialized (JSON).
+    #[error("cannot encode or decode {what}: {source}")]
+    Codec {
+        /// The record involved.
+        what: String,
+        /// The serde_json error.
+        source: serde_json::Error,
+    },
+    /// A stored key or value does not have the shape this version of the
+    /// store writes.
+    #[error("corrupt {what}")]
+    Corrupt {
+        /// The record involved.
+        what: String,
+    },
 }
 
 /// Result alias of this crate.
@@ -43,16 +135,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The host's store. Cheap to clone (sled handles are reference counted).
 #[derive(Clone)]
 pub struct Store {
+    /// The database; per-actor trees are opened from it on demand.
     db: sled::Db,
-}
-
-/// A change to one state key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateChange<'a> {
-    /// Set the key to this value.
-    Set(&'a [u8]),
-    /// Remove the key.
-    Delete,
+    /// The cluster-wide dead-letter set (its trees are opened once).
+    dead_letters: DeadLetters,
+    /// The cluster-wide registry (its trees are opened once).
+    registry: Registry,
 }
 
 impl Store {
@@ -66,23 +154,62 @@ impl Store {
                 path: dir.display().to_string(),
                 source,
             })?;
-        Ok(Store { db })
+        Self::from_db(db)
     }
 
     /// A store that lives in a temporary directory and disappears when
     /// dropped (for `wactor invoke` without `--state-dir`, and tests).
     pub fn temporary() -> Result<Self> {
         let db = sled::Config::new().temporary(true).open()?;
-        Ok(Store { db })
+        Self::from_db(db)
     }
 
-    /// The state namespace of one actor.
+    fn from_db(db: sled::Db) -> Result<Self> {
+        let dead_letters = DeadLetters::open(&db)?;
+        let registry = Registry::open(&db)?;
+        Ok(Store {
+            db,
+            dead_letters,
+            registry,
+        })
+    }
+
+    /// The state namespace of one actor (tree `state/<actor>`).
     pub fn actor_state(&self, actor: &str) -> Result<ActorState> {
-        if actor.is_empty() || actor.len() > 200 || actor.contains('\0') {
-            return Err(StoreError::InvalidActorName(actor.to_string()));
-        }
+        validate_actor_name(actor)?;
         let tree = self.db.open_tree(format!("state/{actor}"))?;
-        Ok(ActorState { tree })
+        Ok(ActorState::new(tree))
+    }
+
+    /// The held events of one actor (tree `held/<actor>`).
+    pub fn held(&self, actor: &str) -> Result<HeldEvents> {
+        validate_actor_name(actor)?;
+        let tree = self.db.open_tree(format!("{HELD_TREE_PREFIX}{actor}"))?;
+        Ok(HeldEvents::new(tree))
+    }
+
+    /// Names of the actors that have (or had) a held-events tree, sorted:
+    /// for restoring and reporting across actors.
+    pub fn held_actors(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|name| name.strip_prefix(HELD_TREE_PREFIX.as_bytes()))
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The cluster-wide dead-letter set.
+    pub fn dead_letters(&self) -> DeadLetters {
+        self.dead_letters.clone()
+    }
+
+    /// The cluster-wide registry of actors, versions and components.
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
     }
 
     /// Waits until everything written so far is on disk.
@@ -90,53 +217,38 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
-}
 
-/// One actor's key-value state.
-#[derive(Clone)]
-pub struct ActorState {
-    tree: sled::Tree,
-}
-
-impl ActorState {
-    /// Reads one key.
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree.get(key.as_bytes())?.map(|v| v.to_vec()))
-    }
-
-    /// Applies the changes of one call atomically.
-    pub fn apply<'a>(&self, changes: impl IntoIterator<Item = (&'a str, StateChange<'a>)>) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for (key, change) in changes {
-            match change {
-                StateChange::Set(value) => batch.insert(key.as_bytes(), value),
-                StateChange::Delete => batch.remove(key.as_bytes()),
-            }
-        }
-        self.tree.apply_batch(batch)?;
+    /// Waits, without blocking the calling thread, until everything written
+    /// so far is on disk (the fsync runs on sled's own thread pool).
+    pub async fn flush_async(&self) -> Result<()> {
+        self.db.flush_async().await?;
         Ok(())
     }
+}
 
-    /// Every key and value, in key order (for inspection tools).
-    pub fn entries(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        self.tree
-            .iter()
-            .map(|item| {
-                let (k, v) = item?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
-    }
+/// Prefix of the per-actor held-events trees.
+const HELD_TREE_PREFIX: &str = "held/";
 
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.tree.len()
+/// Refuses names that cannot name a per-actor tree or key.
+pub(crate) fn validate_actor_name(actor: &str) -> Result<()> {
+    if actor.is_empty() || actor.len() > 200 || actor.contains('\0') {
+        return Err(StoreError::InvalidActorName(actor.to_string()));
     }
+    Ok(())
+}
 
-    /// True when the actor has no state.
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+/// Turns a sled transaction's error into ours: an abort carries our error,
+/// anything else is sled's.
+pub(crate) fn from_tx(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => StoreError::Sled(error),
     }
+}
+
+/// Aborts a transaction with our error.
+pub(crate) fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(error)
 }
 
 #[cfg(test)]
@@ -144,40 +256,65 @@ impl ActorState {
 mod tests {
     use super::*;
 
+    /// Polls a future to completion on this thread (no runtime needed:
+    /// sled's flush future is woken by sled's own thread pool).
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake};
+
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Arc::new(Unpark(std::thread::current())).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    fn assert_send<T: Send>(_: &T) {}
+
     #[test]
-    fn applied_changes_are_visible_and_survive_reopening() {
+    fn flush_async_persists_writes_and_its_future_is_send() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
             let state = store.actor_state("counter").unwrap();
-            state
-                .apply([("a", StateChange::Set(b"1")), ("b", StateChange::Set(b"2"))])
-                .unwrap();
-            state.apply([("b", StateChange::Delete)]).unwrap();
-            store.flush().unwrap();
+            state.apply([("a", StateChange::Set(b"1"))]).unwrap();
+            let flush = store.flush_async();
+            assert_send(&flush);
+            block_on(flush).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let state = store.actor_state("counter").unwrap();
         assert_eq!(state.get("a").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(state.get("b").unwrap(), None);
-        assert_eq!(state.len(), 1);
     }
 
     #[test]
-    fn actors_do_not_see_each_others_state() {
+    fn held_actors_lists_actors_with_held_trees() {
         let store = Store::temporary().unwrap();
-        let a = store.actor_state("a").unwrap();
-        let b = store.actor_state("b").unwrap();
-        a.apply([("k", StateChange::Set(b"from a"))]).unwrap();
-        assert_eq!(b.get("k").unwrap(), None);
-        assert_eq!(a.get("k").unwrap(), Some(b"from a".to_vec()));
+        store.held("b").unwrap();
+        store.held("a").unwrap();
+        store.actor_state("c").unwrap();
+        assert_eq!(store.held_actors(), vec!["a".to_string(), "b".to_string()]);
     }
 
     #[test]
-    fn invalid_actor_names_are_refused() {
+    fn invalid_actor_names_are_refused_for_held_events_too() {
         let store = Store::temporary().unwrap();
         assert!(matches!(
-            store.actor_state(""),
+            store.held("a\0b"),
+            Err(StoreError::InvalidActorName(_))
+        ));
+        assert!(matches!(
+            store.held(&"x".repeat(201)),
             Err(StoreError::InvalidActorName(_))
         ));
     }

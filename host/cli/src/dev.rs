@@ -1,0 +1,242 @@
+//! `wactor dev`: everything on one machine with no setup. An in-process
+//! Kafka-protocol broker (librdkafka's mock cluster), the example actors
+//! built and deployed, a stand-in wallet service for the payment-reversal
+//! example, the admin API on localhost, and one sample event per actor so
+//! there is something to see at once.
+//!
+//! The broker keeps its data in memory, so each run starts from empty
+//! topics; the dev data directory is wiped at start to match (the compiled
+//! artifact cache is kept, so a second start does not recompile).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wactor_kafka::{DevCluster, KafkaSettings, OutRecord, Producer};
+use wactor_manifest::ActorManifest;
+
+use crate::config::{ApiConfig, HostConfig, RuntimeConfig};
+use crate::host::{self, Host};
+
+/// Arguments of `wactor dev`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  wactor dev                          # the examples/ actors, API on 127.0.0.1:7700
+  wactor dev --actors ./my-actors     # your own manifests (dir/*.toml or dir/*/actor.toml)
+
+Then, in another terminal:
+  wactor produce --brokers <the printed address> --topic orders --key k1 '{\"order_id\":\"k1\"}'
+  wactor actors")]
+pub struct DevArgs {
+    /// Directory of actor manifests (`*.toml` or `*/actor.toml`).
+    #[arg(long, default_value = "examples")]
+    pub actors: PathBuf,
+    /// Admin API address.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub api: SocketAddr,
+    /// Data directory (wiped at start; artifacts are cached beside it).
+    #[arg(long, default_value = ".wactor/dev")]
+    pub data_dir: PathBuf,
+    /// Partitions of each topic the actors read.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Do not build missing example components with cargo.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Do not send the sample events (`event.json` next to each manifest).
+    #[arg(long)]
+    pub no_samples: bool,
+    /// Port of the stand-in wallet service (payment-reversal example);
+    /// 0 disables it.
+    #[arg(long, default_value_t = 7781)]
+    pub wallet_port: u16,
+}
+
+/// Runs `wactor dev` until Ctrl-C.
+pub async fn run(args: DevArgs) -> Result<u8> {
+    let manifests = if args.actors.is_dir() {
+        host::manifests_in(&args.actors)?
+    } else {
+        bail!(
+            "no actors directory at {} (run from the wactor checkout, or pass --actors DIR)",
+            args.actors.display()
+        );
+    };
+    if manifests.is_empty() {
+        bail!("no actor manifests in {}", args.actors.display());
+    }
+    let mut parsed = Vec::new();
+    for path in &manifests {
+        let manifest = ActorManifest::load(path)?;
+        if !args.no_build {
+            ensure_built(path, &manifest)?;
+        }
+        parsed.push((path.clone(), manifest));
+    }
+
+    let cluster = DevCluster::start(1).context("cannot start the in-process Kafka broker")?;
+    let brokers = cluster.bootstrap_servers();
+    for (_, manifest) in &parsed {
+        for topic in &manifest.topics {
+            cluster.create_topic(topic, args.partitions)?;
+        }
+    }
+
+    let wallet = if args.wallet_port == 0 {
+        None
+    } else {
+        match crate::fake_wallet::start(args.wallet_port).await {
+            Ok(wallet) => Some(wallet),
+            Err(err) => {
+                tracing::warn!(error = %err, "the stand-in wallet did not start; payment-reversal events will retry");
+                None
+            }
+        }
+    };
+
+    if args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot clear {}", args.data_dir.display()))?;
+    }
+    let mut kafka = KafkaSettings::new(&brokers);
+    kafka.commit_interval = Duration::from_millis(500);
+    kafka.drain_timeout = Duration::from_secs(5);
+    kafka.changelog_partitions = args.partitions;
+    let config = HostConfig {
+        data_dir: args.data_dir.clone(),
+        actors_dir: None,
+        kafka: kafka.clone(),
+        api: ApiConfig {
+            listen: args.api,
+            ..ApiConfig::default()
+        },
+        runtime: RuntimeConfig::default(),
+    };
+    config.validate()?;
+    let host = Host::start(&config).await?;
+    let mut lines = Vec::new();
+    for (path, manifest) in &parsed {
+        match host::deploy_file(&host.registry, path).await {
+            Ok(_) => lines.push(format!(
+                "    {:<18} reads {}",
+                manifest.name,
+                manifest.topics.join(", ")
+            )),
+            Err(err) => lines.push(format!("    {:<18} NOT DEPLOYED: {err:#}", manifest.name)),
+        }
+    }
+
+    println!();
+    println!("wactor dev is running. Ctrl-C stops it.");
+    println!();
+    println!("  Kafka broker (in-process): {brokers}");
+    println!("  admin API:                 http://{}  (metrics at /metrics)", host.api_addr);
+    if let Some(wallet) = &wallet {
+        println!("  stand-in wallet service:   http://{}", wallet.addr);
+    }
+    println!("  actors:");
+    for line in &lines {
+        println!("{line}");
+    }
+    println!();
+    if let Some((_, first)) = parsed.first() {
+        let topic = first.topics.first().cloned().unwrap_or_default();
+        println!("Send an event from another terminal:");
+        println!("  cargo run -q -p wactor -- produce --brokers {brokers} --topic {topic} --key k1 '{{\"hello\":\"world\"}}'");
+        println!("See the actors:");
+        println!("  cargo run -q -p wactor -- actors --api http://{}", host.api_addr);
+        println!();
+    }
+
+    if !args.no_samples {
+        send_samples(&kafka, &parsed).await;
+    }
+
+    host::shutdown_signal().await;
+    println!("stopping...");
+    host.stop().await?;
+    drop(wallet);
+    drop(cluster);
+    Ok(0)
+}
+
+/// Builds the component of a manifest that sits in a cargo package, if the
+/// component file is missing.
+fn ensure_built(manifest_path: &Path, manifest: &ActorManifest) -> Result<()> {
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let Some(component) = manifest.component_path(dir) else {
+        bail!("{} does not name a `component`", manifest_path.display());
+    };
+    if component.exists() {
+        return Ok(());
+    }
+    let cargo_toml = dir.join("Cargo.toml");
+    if !cargo_toml.exists() {
+        bail!(
+            "{}: the component {} does not exist",
+            manifest_path.display(),
+            component.display()
+        );
+    }
+    println!("building {} (first run only)...", manifest.name);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(&cargo_toml)
+        .status()
+        .context("cannot run cargo to build the example actors")?;
+    if !status.success() {
+        bail!(
+            "building {} failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)",
+            manifest.name
+        );
+    }
+    if !component.exists() {
+        bail!(
+            "{} built, but {} is still missing: check `component` in {}",
+            manifest.name,
+            component.display(),
+            manifest_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Sends each actor's sample event (`event.json` beside its manifest), so
+/// the first run shows events being handled.
+async fn send_samples(kafka: &KafkaSettings, parsed: &[(PathBuf, ActorManifest)]) {
+    let Ok(producer) = Producer::new(kafka) else {
+        return;
+    };
+    for (path, manifest) in parsed {
+        let sample = path.with_file_name("event.json");
+        let Ok(text) = std::fs::read_to_string(&sample) else {
+            continue;
+        };
+        let event = match crate::event_file::parse(&text) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::warn!(file = %sample.display(), error = %err, "sample event not sent");
+                continue;
+            }
+        };
+        let Some(topic) = manifest.topics.first() else {
+            continue;
+        };
+        let record = OutRecord {
+            topic: topic.clone(),
+            partition: None,
+            key: event.key.clone(),
+            payload: Some(event.payload.clone()),
+            headers: event.headers.clone(),
+        };
+        match producer.send(&record).await {
+            Ok(_) => println!("sent the sample event of {} to {topic}", manifest.name),
+            Err(err) => tracing::warn!(error = %err, "sample event not sent"),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Running a host: build the runtime, store, producer, metrics and
+//! registry from a [`HostConfig`], start the actors, serve the admin API,
+//! and drain everything on Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wactor_api::{ApiState, Auth};
+use wactor_kafka::{Clock, Producer, SystemClock};
+use wactor_manifest::ActorManifest;
+use wactor_metrics::Metrics;
+use wactor_registry::{HostParts, Registry, Upload};
+use wactor_runtime::{EngineSettings, Runtime, RuntimeSettings};
+use wactor_store::Store;
+
+use crate::config::HostConfig;
+
+/// A running host, before it is told to stop.
+pub struct Host {
+    /// The control plane.
+    pub registry: Arc<Registry>,
+    /// Where the admin API listens.
+    pub api_addr: std::net::SocketAddr,
+    api_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    api_stop: tokio::sync::oneshot::Sender<()>,
+    producer: Producer,
+    store: Store,
+}
+
+impl Host {
+    /// Builds and starts a host: every actor of the store (and of
+    /// `actors_dir`) runs and the API listens when this returns.
+    pub async fn start(config: &HostConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create the data directory {}", config.data_dir.display())
+        })?;
+        let store = Store::open(&config.data_dir.join("store"))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        let runtime = Runtime::new(RuntimeSettings {
+            engine: EngineSettings {
+                pool_instances: config.runtime.pool_instances,
+                max_memory_bytes: config.runtime.max_memory.0,
+                ..EngineSettings::default()
+            },
+            cache_dir: Some(config.data_dir.join("artifacts")),
+            max_component_bytes: usize::try_from(config.runtime.max_component.0)
+                .unwrap_or(usize::MAX),
+        })
+        .context("cannot start the Wasm runtime")?;
+        if !runtime.pooling() {
+            tracing::warn!("the pooling allocator is unavailable here; instances are allocated on demand");
+        }
+        let producer = Producer::new(&config.kafka).context("cannot create the Kafka producer")?;
+        let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let registry = Arc::new(Registry::new(HostParts {
+            store: store.clone(),
+            runtime: Arc::new(runtime),
+            producer: producer.clone(),
+            metrics: metrics.clone(),
+            kafka: config.kafka.clone(),
+            clock,
+        }));
+        registry
+            .start_all()
+            .await
+            .context("cannot start the actors in the store")?;
+        if let Some(dir) = &config.actors_dir {
+            deploy_dir(&registry, dir).await?;
+        }
+
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.api.listen))?;
+        let api_addr = listener.local_addr()?;
+        let state = ApiState {
+            registry: registry.clone(),
+            metrics,
+            auth: Auth {
+                tokens: config.resolved_tokens()?,
+            },
+            max_request_bytes: usize::try_from(config.api.max_request.0).unwrap_or(usize::MAX),
+        };
+        let (api_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let api_task = tokio::spawn(wactor_api::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        tracing::info!(api = %api_addr, "host started");
+        Ok(Host {
+            registry,
+            api_addr,
+            api_task,
+            api_stop,
+            producer,
+            store,
+        })
+    }
+
+    /// Stops the API, drains every actor (running calls finish within the
+    /// drain bound, offsets are committed), flushes the producer and the
+    /// store.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.api_stop.send(());
+        self.registry.shutdown().await;
+        match self.api_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "admin API ended with an error"),
+            Err(err) => tracing::warn!(error = %err, "admin API task failed"),
+        }
+        if let Err(err) = self.producer.flush(Duration::from_secs(10)) {
+            tracing::warn!(error = %err, "producer not fully flushed");
+        }
+        self.store.flush().context("cannot flush the store")?;
+        tracing::info!("host stopped");
+        Ok(())
+    }
+}
+
+/// Deploys every manifest of `dir`: `dir/*.toml` and `dir/*/actor.toml`.
+/// An unchanged manifest and component is not deployed again.
+pub async fn deploy_dir(registry: &Registry, dir: &Path) -> Result<Vec<String>> {
+    let mut deployed = Vec::new();
+    for path in manifests_in(dir)? {
+        let name = deploy_file(registry, &path)
+            .await
+            .with_context(|| format!("cannot deploy {}", path.display()))?;
+        deployed.push(name);
+    }
+    Ok(deployed)
+}
+
+/// Deploys one manifest file and the component it names.
+pub async fn deploy_file(registry: &Registry, path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest = ActorManifest::parse(&text)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let component = manifest
+        .component_path(dir)
+        .with_context(|| format!("{} does not name a `component`", path.display()))?;
+    let bytes = std::fs::read(&component)
+        .with_context(|| format!("cannot read the component {}", component.display()))?;
+    let deployed = registry
+        .deploy(Upload {
+            manifest_toml: &text,
+            component: &bytes,
+            uploaded_by: "actors_dir",
+            notes: &path.display().to_string(),
+            activate: true,
+        })
+        .await?;
+    tracing::info!(
+        actor = %manifest.name,
+        version = deployed.version.version,
+        created = deployed.created,
+        "deployed from {}",
+        path.display()
+    );
+    Ok(manifest.name)
+}
+
+/// The manifest files of a directory, sorted.
+pub fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the actors directory {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            let manifest = path.join("actor.toml");
+            if manifest.is_file() {
+                found.push(manifest);
+            }
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

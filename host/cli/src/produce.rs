@@ -1,0 +1,144 @@
+//! `wactor produce`: send test events to any Kafka broker (the one `wactor
+//! dev` prints, or a real cluster) through the host's own client.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wactor_kafka::{KafkaSettings, OutRecord, Producer};
+
+/// Arguments of `wactor produce`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  wactor produce --brokers 127.0.0.1:39092 --topic orders --key order-1 '{\"order_id\":\"order-1\"}'
+  wactor produce --brokers B --topic posts --file examples/search-indexer/post.json --key P-1
+  wactor produce --brokers B --topic orders --count 1000 --key 'k{n}' '{\"seq\":{n}}'
+  printf 'a\\tone\\nb\\ttwo\\n' | wactor produce --brokers B --topic t --lines
+
+`{n}` in the key and value is replaced by the event's number (0-based) with --count.
+With --lines, each line of standard input is one event: `key<TAB>value`, or just `value`.")]
+pub struct ProduceArgs {
+    /// Bootstrap brokers.
+    #[arg(long, env = "WACTOR_BROKERS")]
+    pub brokers: String,
+    /// Destination topic.
+    #[arg(long, short = 't')]
+    pub topic: String,
+    /// Record key.
+    #[arg(long, short = 'k')]
+    pub key: Option<String>,
+    /// Explicit partition (default: by key).
+    #[arg(long, short = 'p')]
+    pub partition: Option<i32>,
+    /// A header, `name=value`; repeatable.
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Send this many events.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub count: u64,
+    /// The value.
+    pub value: Option<String>,
+    /// Read the value from a file.
+    #[arg(long, short = 'f', conflicts_with_all = ["value", "lines"])]
+    pub file: Option<PathBuf>,
+    /// Read events from standard input, one per line.
+    #[arg(long, conflicts_with_all = ["value", "file", "count"])]
+    pub lines: bool,
+    /// A librdkafka property for the client, `key=value`; repeatable.
+    #[arg(long = "client", short = 'X', value_parser = parse_header)]
+    pub client: Vec<(String, String)>,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected name=value, got {s:?}")),
+    }
+}
+
+/// Runs `wactor produce`.
+pub async fn run(args: ProduceArgs) -> Result<u8> {
+    let mut settings = KafkaSettings::new(&args.brokers);
+    settings.client.extend(args.client.iter().cloned());
+    settings.validate()?;
+    let producer = Producer::new(&settings)?;
+    let headers: Vec<(String, Vec<u8>)> = args
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    let mut records = Vec::new();
+    if args.lines {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.context("cannot read standard input")?;
+            if line.is_empty() {
+                continue;
+            }
+            let (key, value) = match line.split_once('\t') {
+                Some((key, value)) => (Some(key.to_string()), value.to_string()),
+                None => (args.key.clone(), line),
+            };
+            records.push((key, value.into_bytes()));
+        }
+    } else {
+        let value: Vec<u8> = match (&args.value, &args.file) {
+            (Some(value), None) => value.clone().into_bytes(),
+            (None, Some(file)) => std::fs::read(file)
+                .with_context(|| format!("cannot read {}", file.display()))?,
+            (None, None) => bail!("give a value, --file or --lines"),
+            (Some(_), Some(_)) => bail!("give either a value or --file"),
+        };
+        for n in 0..args.count {
+            let fill = |text: &str| text.replace("{n}", &n.to_string());
+            let value = match std::str::from_utf8(&value) {
+                Ok(text) if args.count > 1 => fill(text).into_bytes(),
+                _ => value.clone(),
+            };
+            records.push((args.key.as_deref().map(fill), value));
+        }
+    }
+    let started = Instant::now();
+    let deliveries: Vec<_> = records
+        .into_iter()
+        .map(|(key, value)| {
+            producer.enqueue(&OutRecord {
+                topic: args.topic.clone(),
+                partition: args.partition,
+                key: key.map(String::into_bytes),
+                payload: Some(value),
+                headers: headers.clone(),
+            })
+        })
+        .collect();
+    let total = deliveries.len();
+    let mut failed = 0;
+    let mut last = None;
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(delivered) => last = Some(delivered),
+            Err(err) => {
+                failed += 1;
+                if failed <= 3 {
+                    eprintln!("error: {err}");
+                }
+            }
+        }
+    }
+    let took = started.elapsed();
+    match (total, last) {
+        (1, Some(d)) if failed == 0 => println!(
+            "produced to {} partition {} offset {}",
+            args.topic, d.partition, d.offset
+        ),
+        _ => println!(
+            "produced {} of {total} record(s) to {} in {:.1} ms",
+            total - failed,
+            args.topic,
+            took.as_secs_f64() * 1000.0
+        ),
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}

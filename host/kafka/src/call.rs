@@ -1,0 +1,281 @@
+//! One attempt at one event: call the actor, and if it is done, make its
+//! effects real.
+//!
+//! The order of effects is what keeps at-least-once honest: emitted records
+//! are produced and acknowledged first, then the state writes are applied
+//! in one batch. A crash between the two redelivers the event, which emits
+//! again (a duplicate, allowed) and finds its state as before (no write is
+//! lost or half-applied). Producing first also means an actor's
+//! idempotency marker can never exist without its emits.
+//!
+//! A call runs in a tokio task of its own, inside its span:
+//! `handle{actor, version, topic, partition, offset, key, attempt}`; the
+//! actor's log lines become tracing events in that span.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+use wactor_runtime::{CallResult, Effects, Event, LogLevel, Outcome, StateReader, StateWrite};
+use wactor_store::{ActorState, StateChange};
+
+use crate::actor::{ActiveVersion, ActorContext};
+use crate::producer::OutRecord;
+
+/// Header naming the source of an emitted record: `topic/partition/offset`.
+pub const SOURCE_HEADER: &str = "wactor-source";
+/// Header naming the actor and version that emitted a record: `name@version`.
+pub const ACTOR_HEADER: &str = "wactor-actor";
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Done, effects applied.
+    Done,
+    /// The actor asked for a retry.
+    Retry {
+        /// Its reason.
+        reason: String,
+        /// The delay it asked for.
+        delay: Option<Duration>,
+    },
+    /// The actor declared the event dead.
+    Dead {
+        /// Its reason.
+        reason: String,
+    },
+    /// The call trapped (panic, deadline, memory limit, ...).
+    Trap {
+        /// Kind and message.
+        message: String,
+    },
+    /// The actor was done but the host could not make its effects real
+    /// (producing emits failed, the state write failed), or there was no
+    /// version to run. Counts as a failed attempt.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl CallOutcome {
+    /// The metric label and stored outcome name.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CallOutcome::Done => "done",
+            CallOutcome::Retry { .. } => "retry",
+            CallOutcome::Dead { .. } => "dead",
+            CallOutcome::Trap { .. } => "trap",
+            CallOutcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// The error text kept in the attempt history (empty for done).
+    pub fn error(&self) -> String {
+        match self {
+            CallOutcome::Done => String::new(),
+            CallOutcome::Retry { reason, .. }
+            | CallOutcome::Dead { reason }
+            | CallOutcome::Failed { reason } => reason.clone(),
+            CallOutcome::Trap { message } => message.clone(),
+        }
+    }
+}
+
+/// The report of one attempt.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// How it ended.
+    pub outcome: CallOutcome,
+    /// The version that ran (0 when none could).
+    pub version: u64,
+    /// Wall-clock start, ms since the epoch.
+    pub started_at_ms: i64,
+    /// How long it took, effects included.
+    pub duration: Duration,
+}
+
+/// The actor's committed state, readable by the runtime.
+pub struct StoreStateReader(pub ActorState);
+
+impl StateReader for StoreStateReader {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.get(key).map_err(|e| e.to_string())
+    }
+}
+
+/// Applies a done call's state writes atomically.
+pub fn apply_state_writes(state: &ActorState, effects: &Effects) -> wactor_store::Result<()> {
+    if effects.state_writes.is_empty() {
+        return Ok(());
+    }
+    state.apply(effects.state_writes.iter().map(|(key, write)| {
+        let change = match write {
+            StateWrite::Set(value) => StateChange::Set(value),
+            StateWrite::Delete => StateChange::Delete,
+        };
+        (key.as_str(), change)
+    }))
+}
+
+/// Runs one attempt of `event` (whose `attempt` field is set) on
+/// `version`, or reports `Failed` when there is no version.
+pub async fn run(
+    ctx: Arc<ActorContext>,
+    version: Option<Arc<ActiveVersion>>,
+    event: Arc<Event>,
+) -> CallReport {
+    let started_at_ms = ctx.clock.now_ms();
+    let started = Instant::now();
+    let Some(version) = version else {
+        return CallReport {
+            outcome: CallOutcome::Failed {
+                reason: "the actor has no active version".into(),
+            },
+            version: 0,
+            started_at_ms,
+            duration: started.elapsed(),
+        };
+    };
+    let span = tracing::info_span!(
+        "handle",
+        messaging.system = "kafka",
+        actor = %ctx.name,
+        version = version.version,
+        topic = %event.topic,
+        partition = event.partition,
+        offset = event.offset,
+        key = %display_key(event.key.as_deref()),
+        attempt = event.attempt,
+        outcome = tracing::field::Empty,
+    );
+    let outcome = attempt(&ctx, &version, &event).instrument(span.clone()).await;
+    span.record("outcome", outcome.label());
+    let duration = started.elapsed();
+    ctx.metrics
+        .call_duration_seconds
+        .with_label_values(&[&ctx.name])
+        .observe(duration.as_secs_f64());
+    ctx.metrics
+        .events_total
+        .with_label_values(&[&ctx.name, &version.version.to_string(), outcome.label()])
+        .inc();
+    CallReport {
+        outcome,
+        version: version.version,
+        started_at_ms,
+        duration,
+    }
+}
+
+async fn attempt(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> CallOutcome {
+    let reader: Arc<dyn StateReader> = Arc::new(StoreStateReader(ctx.state.clone()));
+    let invocation = version.actor.invoke(event, reader).await;
+    for line in &invocation.logs {
+        log_actor_line(line.level, &line.message);
+    }
+    match invocation.result {
+        CallResult::Returned(Outcome::Done) => {
+            if let Err(reason) = produce_emits(ctx, version, event, &invocation.effects).await {
+                ctx.metrics
+                    .emit_failures_total
+                    .with_label_values(&[&ctx.name])
+                    .inc();
+                return CallOutcome::Failed { reason };
+            }
+            if let Err(err) = apply_state_writes(&ctx.state, &invocation.effects) {
+                return CallOutcome::Failed {
+                    reason: format!("cannot apply the actor's state writes: {err}"),
+                };
+            }
+            CallOutcome::Done
+        }
+        CallResult::Returned(Outcome::Retry { reason, delay }) => {
+            CallOutcome::Retry { reason, delay }
+        }
+        CallResult::Returned(Outcome::Dead { reason }) => CallOutcome::Dead { reason },
+        CallResult::Trapped(trap) => CallOutcome::Trap {
+            message: trap.to_string(),
+        },
+    }
+}
+
+/// Produces every emitted record and waits for all acknowledgements.
+async fn produce_emits(
+    ctx: &ActorContext,
+    version: &ActiveVersion,
+    event: &Event,
+    effects: &Effects,
+) -> Result<(), String> {
+    if effects.emits.is_empty() {
+        return Ok(());
+    }
+    let source = format!("{}/{}/{}", event.topic, event.partition, event.offset);
+    let actor = format!("{}@{}", ctx.name, version.version);
+    let deliveries: Vec<_> = effects
+        .emits
+        .iter()
+        .map(|record| {
+            let mut headers = record.headers.clone();
+            headers.push((SOURCE_HEADER.to_string(), source.clone().into_bytes()));
+            headers.push((ACTOR_HEADER.to_string(), actor.clone().into_bytes()));
+            ctx.producer.enqueue(&OutRecord {
+                topic: record.topic.clone(),
+                partition: None,
+                key: record.key.clone().or_else(|| event.key.clone()),
+                payload: Some(record.payload.clone()),
+                headers,
+            })
+        })
+        .collect();
+    let count = deliveries.len();
+    for result in futures::future::join_all(deliveries).await {
+        if let Err(err) = result {
+            return Err(format!("emitted record not produced: {err}"));
+        }
+    }
+    ctx.metrics
+        .emitted_records_total
+        .with_label_values(&[&ctx.name])
+        .inc_by(count as u64);
+    Ok(())
+}
+
+fn log_actor_line(level: LogLevel, message: &str) {
+    match level {
+        LogLevel::Trace => tracing::trace!(target: "wactor::actor", "{message}"),
+        LogLevel::Debug => tracing::debug!(target: "wactor::actor", "{message}"),
+        LogLevel::Info => tracing::info!(target: "wactor::actor", "{message}"),
+        LogLevel::Warn => tracing::warn!(target: "wactor::actor", "{message}"),
+        LogLevel::Error => tracing::error!(target: "wactor::actor", "{message}"),
+    }
+}
+
+/// A key for logs: its text when printable, hex otherwise, cut at 64
+/// characters.
+pub fn display_key(key: Option<&[u8]>) -> String {
+    let Some(key) = key else {
+        return "(none)".into();
+    };
+    let text = match std::str::from_utf8(key) {
+        Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+        _ => key.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_display_as_text_or_hex() {
+        assert_eq!(display_key(None), "(none)");
+        assert_eq!(display_key(Some(b"user-1")), "user-1");
+        assert_eq!(display_key(Some(&[0, 255])), "00ff");
+        assert_eq!(display_key(Some(&[b'a'; 100])).chars().count(), 65);
+    }
+}

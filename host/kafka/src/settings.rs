@@ -1,0 +1,243 @@
+//! How the host talks to Kafka: the `[kafka]` table of the host config.
+//!
+//! This module owns the client settings: the broker list, the librdkafka
+//! properties users pass through (security, SASL, SSL, timeouts) and the
+//! delivery knobs (commit interval, drain bound, buffering). It also builds
+//! the rdkafka client configs, applying the properties the delivery promise
+//! depends on *after* the user's, and refusing user properties that would
+//! switch the promise off.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+use wactor_delivery::duration_str;
+
+use crate::error::{KafkaError, Result};
+
+/// librdkafka properties that wactor sets itself; users may not.
+const RESERVED: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+];
+
+/// The host's Kafka settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// librdkafka properties passed to every client (consumers, producer,
+    /// admin): `security.protocol`, `sasl.mechanism`, `sasl.username`,
+    /// `ssl.ca.location`, `auto.offset.reset`, ... The delivery-critical
+    /// ones (see `RESERVED`) are refused.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+    /// How often finished offsets are stored for commit; default `"1s"`.
+    #[serde(default = "default_commit_interval", with = "duration_str")]
+    pub commit_interval: Duration,
+    /// How long a revoked (or shut down) partition waits for its running
+    /// calls before giving them up (they are redelivered); default `"30s"`.
+    #[serde(default = "default_drain_timeout", with = "duration_str")]
+    pub drain_timeout: Duration,
+    /// Events read and not started, per partition, above which the
+    /// partition is paused; default 1000. It resumes at half.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_per_partition: usize,
+    /// Keep retry state in a compacted changelog topic per actor
+    /// (`<group>.retries`), so that a partition's retries move with it to
+    /// another host; default true. Turn off only for a single host whose
+    /// disk is never lost.
+    #[serde(default = "default_true")]
+    pub retry_changelog: bool,
+    /// Partitions of changelog topics wactor creates; default 12.
+    #[serde(default = "default_changelog_partitions")]
+    pub changelog_partitions: i32,
+    /// Replication factor of topics wactor creates; default 1 (set 3 on a
+    /// production cluster).
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+}
+
+/// Default [`KafkaSettings::commit_interval`]: 1 s.
+pub fn default_commit_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Default [`KafkaSettings::drain_timeout`]: 30 s.
+pub fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Default [`KafkaSettings::max_buffered_per_partition`]: 1000.
+pub fn default_max_buffered() -> usize {
+    1000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Default [`KafkaSettings::changelog_partitions`]: 12.
+pub fn default_changelog_partitions() -> i32 {
+    12
+}
+
+/// Default [`KafkaSettings::replication_factor`]: 1.
+pub fn default_replication() -> i32 {
+    1
+}
+
+impl KafkaSettings {
+    /// Settings for `brokers` with every default.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaSettings {
+            brokers: brokers.into(),
+            client: BTreeMap::new(),
+            commit_interval: default_commit_interval(),
+            drain_timeout: default_drain_timeout(),
+            max_buffered_per_partition: default_max_buffered(),
+            retry_changelog: true,
+            changelog_partitions: default_changelog_partitions(),
+            replication_factor: default_replication(),
+        }
+    }
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.brokers.trim().is_empty() {
+            return Err(KafkaError::Config("kafka.brokers is empty".into()));
+        }
+        if let Some(key) = self.client.keys().find(|k| RESERVED.contains(&k.as_str())) {
+            return Err(KafkaError::Config(format!(
+                "kafka.client.{key:?} is set by wactor itself (it is part of the delivery promise); remove it"
+            )));
+        }
+        if self.commit_interval < Duration::from_millis(10) {
+            return Err(KafkaError::Config(
+                "kafka.commit_interval must be at least 10ms".into(),
+            ));
+        }
+        if self.max_buffered_per_partition == 0 {
+            return Err(KafkaError::Config(
+                "kafka.max_buffered_per_partition must be at least 1".into(),
+            ));
+        }
+        if self.changelog_partitions < 1 || self.replication_factor < 1 {
+            return Err(KafkaError::Config(
+                "kafka.changelog_partitions and kafka.replication_factor must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The user's properties and the broker list.
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in &self.client {
+            config.set(key, value);
+        }
+        config.set("bootstrap.servers", &self.brokers);
+        config
+    }
+
+    /// Config of an actor's group consumer. Offsets are stored only after an
+    /// event's outcome is final and committed in the background from what
+    /// was stored.
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = self.base();
+        if !self.client.contains_key("auto.offset.reset") {
+            config.set("auto.offset.reset", "earliest");
+        }
+        let commit_ms = self.commit_interval.as_millis().max(10).to_string();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", &commit_ms)
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
+        config
+    }
+
+    /// Config of a consumer that reads partitions it assigns itself (the
+    /// changelog restore): no group membership, no commits.
+    pub fn reader_config(&self) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", "wactor.reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest");
+        config
+    }
+
+    /// Config of the producer (emits, changelog, dead-letter mirror):
+    /// acknowledged by all in-sync replicas, idempotent, so a retried send
+    /// is not written twice.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.base();
+        if !self.client.contains_key("linger.ms") {
+            config.set("linger.ms", "2");
+        }
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true");
+        config
+    }
+
+    /// Config of an admin client.
+    pub fn admin_config(&self) -> ClientConfig {
+        self.base()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_settings_win_over_user_properties() {
+        let mut settings = KafkaSettings::new("b:9092");
+        settings
+            .client
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let config = settings.consumer_config("wactor.a");
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("group.id"), Some("wactor.a"));
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(config.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(settings.producer_config().get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn reserved_user_properties_are_refused_by_name() {
+        let mut settings = KafkaSettings::new("b:9092");
+        settings
+            .client
+            .insert("enable.auto.offset.store".into(), "true".into());
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("enable.auto.offset.store"), "{err}");
+    }
+
+    #[test]
+    fn host_config_reads_durations_and_defaults() {
+        let settings: KafkaSettings =
+            toml::from_str("brokers = \"a:1\"\ncommit_interval = \"250ms\"\n[client]\n\"sasl.mechanism\" = \"PLAIN\"")
+                .unwrap();
+        assert_eq!(settings.commit_interval, Duration::from_millis(250));
+        assert_eq!(settings.drain_timeout, Duration::from_secs(30));
+        assert!(settings.retry_changelog);
+        assert_eq!(settings.client.get("sasl.mechanism").map(String::as_str), Some("PLAIN"));
+        settings.validate().unwrap();
+    }
+}

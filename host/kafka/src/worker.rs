@@ -1,0 +1,1035 @@
+//! The partition worker: one tokio task per assigned partition of an actor,
+//! owning everything about that partition's events.
+//!
+//! - It takes owned events from the consumer thread ([`WorkerHandle`]),
+//!   puts them into lanes ([`LaneScheduler`]) and runs what may run, each
+//!   call in a task of its own, up to the actor's `max_in_flight`.
+//! - A failed attempt is decided by the retry policy. A retry *holds* the
+//!   lane: the event and the lane's queued events move to the store (and
+//!   the changelog), later events of the lane follow them there, and other
+//!   lanes go on. A timer runs the held head when due; when it is done (or
+//!   dead) the lane's next held event runs, and when none is left the lane
+//!   is ordinary again. In `partition` mode the whole partition is one lane
+//!   and the consumer pauses it while it is held.
+//! - Offsets: an event's offset is *finished* when it is done, or when the
+//!   store has taken responsibility for it (held or dead-lettered) and that
+//!   is durable: sled flushed and the changelog record acknowledged. Every
+//!   commit tick flushes, then publishes the committable offset (computed
+//!   before the flush) for the consumer thread to store.
+//! - On revoke or shutdown it stops taking events, lets running calls
+//!   finish within the drain bound, makes everything durable and reports
+//!   the final offset. Held events stay in the store and the changelog for
+//!   whoever owns the partition next; it restores them before it starts.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use wactor_delivery::{Decision, Failure, LaneId, LaneScheduler, OffsetTracker, OrderingMode};
+use wactor_manifest::ActorManifest;
+use wactor_runtime::Event;
+use wactor_store::{AttemptOutcome, AttemptRecord, HeldEvent, HeldId, LaneKey};
+
+use crate::actor::ActorContext;
+use crate::call::{self, CallOutcome, CallReport};
+use crate::changelog::Changelog;
+use crate::dead_letter::{self, Death};
+use crate::event::{from_stored, to_stored};
+use crate::held_lanes::{lane_key, Head, HeldLane, HeldLanes};
+use crate::producer::Delivery;
+use crate::redrive::RedriveEnvelope;
+
+/// How long a worker waits between attempts to restore its held events.
+const RESTORE_RETRY: Duration = Duration::from_secs(2);
+
+/// What the consumer thread and the worker share, lock-free.
+#[derive(Debug)]
+pub struct WorkerShared {
+    /// Events sent to the worker and not yet started, held or skipped: the
+    /// consumer pauses the partition above its bound.
+    pub pending: AtomicUsize,
+    /// The offset to store for commit (the next offset to read); -1 when
+    /// there is none yet.
+    pub commit: AtomicI64,
+    /// Set while the partition must not be read (a held lane in
+    /// `partition` mode).
+    pub hold: AtomicBool,
+    /// The offset the consumer thread last stored (consumer thread only).
+    pub stored: AtomicI64,
+    /// Whether the consumer thread paused the partition (consumer thread
+    /// only).
+    pub paused: AtomicBool,
+}
+
+/// A request from outside to a worker.
+pub enum Control {
+    /// Stop taking events, finish or give up what runs within the drain
+    /// bound, make it durable and reply with the final offset to commit.
+    Stop {
+        /// Where the final offset goes (`None`: nothing to commit).
+        reply: std::sync::mpsc::SyncSender<Option<i64>>,
+    },
+    /// Run this held event's retry now instead of at its due time.
+    RetryNow {
+        /// The held event.
+        id: HeldId,
+        /// Whether it was found waiting and moved up.
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+}
+
+/// The consumer thread's handle on a worker.
+pub struct WorkerHandle {
+    /// Events of the partition, in offset order.
+    pub inbox: mpsc::UnboundedSender<Event>,
+    /// Requests.
+    pub control: mpsc::UnboundedSender<Control>,
+    /// Shared counters.
+    pub shared: Arc<WorkerShared>,
+}
+
+/// Starts the worker of `topic[partition]` on `runtime`.
+pub fn spawn(
+    runtime: &tokio::runtime::Handle,
+    ctx: Arc<ActorContext>,
+    changelog: Option<Arc<Changelog>>,
+    topic: String,
+    partition: i32,
+) -> WorkerHandle {
+    let (inbox_tx, inbox) = mpsc::unbounded_channel();
+    let (control_tx, control) = mpsc::unbounded_channel();
+    let (tick_tx, tick_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(WorkerShared {
+        pending: AtomicUsize::new(0),
+        commit: AtomicI64::new(-1),
+        hold: AtomicBool::new(false),
+        stored: AtomicI64::new(-1),
+        paused: AtomicBool::new(false),
+    });
+    let mut worker = Worker {
+        scheduler: LaneScheduler::new(ctx.ordering, usize::MAX / 2),
+        ctx,
+        changelog,
+        topic,
+        partition,
+        shared: shared.clone(),
+        inbox,
+        control,
+        offsets: OffsetTracker::new(),
+        held: HeldLanes::default(),
+        ready_held: VecDeque::new(),
+        running: JoinSet::new(),
+        jobs: HashMap::new(),
+        durable: Durable::default(),
+        tick_running: false,
+        tick_tx,
+        tick_rx,
+        accepting: true,
+        is_redrive: false,
+        rng: StdRng::from_entropy(),
+    };
+    worker.is_redrive = worker.topic == worker.ctx.redrive_topic();
+    let span = tracing::info_span!(
+        "partition",
+        actor = %worker.ctx.name,
+        topic = %worker.topic,
+        partition = worker.partition
+    );
+    runtime.spawn(tracing::Instrument::instrument(worker.run(), span));
+    WorkerHandle {
+        inbox: inbox_tx,
+        control: control_tx,
+        shared,
+    }
+}
+
+/// What a running call is about.
+struct Job {
+    /// Where the event came from.
+    kind: JobKind,
+    /// The record as read from this partition: what is held if the event
+    /// must wait.
+    raw: Arc<Event>,
+    /// The event as the actor sees it (the original one for a re-drive),
+    /// with its attempt number.
+    presented: Arc<Event>,
+    /// The re-drive this event is, if it is one.
+    redrive: Option<Arc<RedriveEnvelope>>,
+    /// The policy's attempt number (counted from the re-drive for one).
+    attempt: u32,
+}
+
+/// Where a job came from.
+enum JobKind {
+    /// Read from Kafka, in the scheduler's `lane`.
+    Kafka { lane: LaneId },
+    /// The head of a held lane.
+    Held { lane: LaneKey, record: Box<HeldEvent> },
+}
+
+/// A failed attempt, for the retry decision.
+struct Failed<'a> {
+    raw: &'a Event,
+    presented: &'a Event,
+    redrive: Option<&'a RedriveEnvelope>,
+    report: &'a CallReport,
+    failure: Failure,
+}
+
+/// What waits for the next durability point.
+#[derive(Default)]
+struct Durable {
+    /// Offsets to finish once durable.
+    offsets: Vec<i64>,
+    /// Changelog writes to await.
+    writes: Vec<(HeldId, Delivery)>,
+}
+
+/// The result of a durability tick.
+struct Tick {
+    /// The committable offset computed before the flush.
+    candidate: Option<i64>,
+    /// Offsets that are durable if `flushed` and nothing `failed`.
+    offsets: Vec<i64>,
+    /// Whether sled flushed.
+    flushed: bool,
+    /// Changelog writes that were not acknowledged.
+    failed: Vec<HeldId>,
+}
+
+struct Worker {
+    ctx: Arc<ActorContext>,
+    changelog: Option<Arc<Changelog>>,
+    topic: String,
+    partition: i32,
+    shared: Arc<WorkerShared>,
+    inbox: mpsc::UnboundedReceiver<Event>,
+    control: mpsc::UnboundedReceiver<Control>,
+    /// Kafka events not held, in lanes.
+    scheduler: LaneScheduler<Arc<Event>>,
+    offsets: OffsetTracker,
+    /// Lanes whose events are in the store.
+    held: HeldLanes,
+    /// Held lanes whose head is due and waits for a call slot.
+    ready_held: VecDeque<LaneKey>,
+    running: JoinSet<CallReport>,
+    jobs: HashMap<tokio::task::Id, Job>,
+    durable: Durable,
+    tick_running: bool,
+    tick_tx: mpsc::UnboundedSender<Tick>,
+    tick_rx: mpsc::UnboundedReceiver<Tick>,
+    /// False once stopping: nothing new starts.
+    accepting: bool,
+    /// This partition belongs to the actor's re-drive topic.
+    is_redrive: bool,
+    rng: StdRng,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        self.restore().await;
+        let mut commit_tick = tokio::time::interval(self.ctx.settings.commit_interval);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.start_ready();
+            let due = self.held.next_due();
+            let sleep = due.map(|at| self.ctx.clock.sleep_until_ms(at));
+            tokio::select! {
+                biased;
+                control = self.control.recv() => match control {
+                    Some(Control::Stop { reply }) => {
+                        let offset = self.stop().await;
+                        let _ = reply.send(offset);
+                        return;
+                    }
+                    Some(Control::RetryNow { id, reply }) => {
+                        let _ = reply.send(self.retry_now(&id));
+                    }
+                    None => {
+                        self.stop().await;
+                        return;
+                    }
+                },
+                Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    match joined {
+                        Ok((id, report)) => {
+                            if let Some(job) = self.jobs.remove(&id) {
+                                self.finish(job, report);
+                            }
+                        }
+                        Err(err) => {
+                            // A call task panicked: a host bug. The event
+                            // counts as a failed attempt so it is not lost.
+                            tracing::error!(error = %err, "an actor call task failed");
+                            if let Some(job) = self.jobs.remove(&err.id()) {
+                                let report = CallReport {
+                                    outcome: CallOutcome::Failed { reason: format!("host error: {err}") },
+                                    version: 0,
+                                    started_at_ms: self.ctx.clock.now_ms(),
+                                    duration: Duration::ZERO,
+                                };
+                                self.finish(job, report);
+                            }
+                        }
+                    }
+                }
+                Some(tick) = self.tick_rx.recv() => self.on_tick(tick),
+                event = self.inbox.recv(), if self.accepting => match event {
+                    Some(event) => self.accept(event),
+                    None => {
+                        self.stop().await;
+                        return;
+                    }
+                },
+                () = async { if let Some(sleep) = sleep { sleep.await } }, if due.is_some() => {
+                    let now = self.ctx.clock.now_ms();
+                    self.ready_held.extend(self.held.take_due(now));
+                }
+                _ = commit_tick.tick() => self.tick(),
+            }
+        }
+    }
+
+    /// Loads the held events of this partition (from the changelog when
+    /// there is one) and rebuilds the held lanes. Retries until it works:
+    /// handling events before would break the order of held keys.
+    async fn restore(&mut self) {
+        let records = loop {
+            match self.load_held().await {
+                Ok(records) => break records,
+                Err(err) => {
+                    tracing::error!(
+                        actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                        error = %err,
+                        "cannot restore held events; retrying"
+                    );
+                    tokio::time::sleep(RESTORE_RETRY).await;
+                }
+            }
+        };
+        let now = self.ctx.clock.now_ms();
+        let mut lanes: HashMap<LaneKey, HeldLane> = HashMap::new();
+        // Records come sorted by offset, so the first of a lane is its head.
+        for record in &records {
+            let entry = lanes.entry(record.lane.clone()).or_insert(HeldLane {
+                len: 0,
+                max_offset: record.event.offset,
+                head: Head::Due(record.next_attempt_at_ms.unwrap_or(now)),
+            });
+            entry.len += 1;
+            entry.max_offset = entry.max_offset.max(record.event.offset);
+        }
+        if !lanes.is_empty() {
+            tracing::info!(
+                actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                held = records.len(), lanes = lanes.len(),
+                "restored held events"
+            );
+        }
+        for (lane, held) in lanes {
+            self.held.insert(lane, held);
+        }
+        self.update_hold();
+    }
+
+    async fn load_held(&self) -> Result<Vec<HeldEvent>, String> {
+        let held = self.ctx.held.clone();
+        let topic = self.topic.clone();
+        let partition = self.partition;
+        match &self.changelog {
+            Some(changelog) => {
+                let changelog = changelog.clone();
+                let settings = self.ctx.settings.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut records = changelog
+                        .restore(&settings, &topic, partition)
+                        .map_err(|e| e.to_string())?;
+                    held.replace_partition(&topic, partition, &records)
+                        .map_err(|e| e.to_string())?;
+                    records.sort_by_key(|r| r.event.offset);
+                    Ok(records)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            None => {
+                let mut records = held.partition(&topic, partition).map_err(|e| e.to_string())?;
+                records.sort_by_key(|r| r.event.offset);
+                Ok(records)
+            }
+        }
+    }
+
+    /// Takes one event from the consumer.
+    fn accept(&mut self, event: Event) {
+        let offset = event.offset;
+        if let Err(err) = self.offsets.track(offset) {
+            tracing::warn!(error = %err, "event skipped: offsets must increase");
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.held.is_empty() {
+            let lane = lane_key(self.ctx.ordering, &event);
+            if let Some(held) = self.held.get(&lane).copied() {
+                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                if offset <= held.max_offset {
+                    // A re-read copy of an event handled or held already.
+                    self.offsets.finish(offset);
+                    return;
+                }
+                let record = HeldEvent {
+                    event: to_stored(&event),
+                    lane: lane.clone(),
+                    attempts: Vec::new(),
+                    first_attempt_at_ms: None,
+                    next_attempt_at_ms: None,
+                    version_override: None,
+                };
+                if self.hold_record(&record) {
+                    self.durable.offsets.push(offset);
+                    if let Some(held) = self.held.get_mut(&lane) {
+                        held.len += 1;
+                        held.max_offset = offset;
+                    }
+                }
+                return;
+            }
+        }
+        let key = event.key.clone();
+        self.scheduler.push(key.as_deref(), Arc::new(event));
+    }
+
+    /// Starts what may run: due held heads first (they are older), then
+    /// ready Kafka events, up to `max_in_flight`.
+    fn start_ready(&mut self) {
+        if !self.accepting {
+            return;
+        }
+        while self.running.len() < self.ctx.max_in_flight {
+            if let Some(lane) = self.ready_held.pop_front() {
+                self.start_held(lane);
+                continue;
+            }
+            let Some((lane, raw)) = self.scheduler.next_ready() else {
+                break;
+            };
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            match self.present(&raw, 1) {
+                Ok((presented, redrive)) => self.spawn_call(Job {
+                    kind: JobKind::Kafka { lane },
+                    raw,
+                    presented,
+                    redrive,
+                    attempt: 1,
+                }),
+                Err(err) => {
+                    tracing::error!(offset = raw.offset, error = %err, "unreadable re-drive record skipped");
+                    self.complete_lane(lane);
+                    self.offsets.finish(raw.offset);
+                }
+            }
+        }
+    }
+
+    /// The event the actor sees for `raw` at policy attempt `attempt`, and
+    /// the re-drive it is if it came through the re-drive topic.
+    fn present(
+        &self,
+        raw: &Arc<Event>,
+        attempt: u32,
+    ) -> Result<(Arc<Event>, Option<Arc<RedriveEnvelope>>), String> {
+        if !self.is_redrive {
+            if raw.attempt == attempt {
+                return Ok((raw.clone(), None));
+            }
+            let mut event = (**raw).clone();
+            event.attempt = attempt;
+            return Ok((Arc::new(event), None));
+        }
+        let envelope = RedriveEnvelope::decode(&raw.payload)?;
+        let presented = Arc::new(envelope.presented(attempt));
+        Ok((presented, Some(Arc::new(envelope))))
+    }
+
+    fn start_held(&mut self, lane: LaneKey) {
+        let record = match self.ctx.held.lane_first(&self.topic, self.partition, &lane) {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                self.held.remove(&lane);
+                self.update_hold();
+                return;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read a held event; retrying in a while");
+                let at = self.ctx.clock.now_ms() + 1_000;
+                self.held.set_head(&lane, Head::Due(at));
+                return;
+            }
+        };
+        let attempt = u32::try_from(record.attempts.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let raw = Arc::new(from_stored(&record.event, 1));
+        match self.present(&raw, attempt) {
+            Ok((presented, redrive)) => {
+                self.ctx
+                    .metrics
+                    .retries_fired_total
+                    .with_label_values(&[&self.ctx.name])
+                    .inc();
+                self.spawn_call(Job {
+                    kind: JobKind::Held {
+                        lane,
+                        record: Box::new(record),
+                    },
+                    raw,
+                    presented,
+                    redrive,
+                    attempt,
+                });
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "unreadable held re-drive record dropped");
+                let id = record.id();
+                if self.ctx.held.remove(&id).is_ok() {
+                    self.write_changelog(&id, None);
+                }
+                self.advance(&lane);
+            }
+        }
+    }
+
+    fn spawn_call(&mut self, job: Job) {
+        let wanted = job
+            .redrive
+            .as_ref()
+            .and_then(|r| r.version)
+            .or(match &job.kind {
+                JobKind::Held { record, .. } => record.version_override,
+                JobKind::Kafka { .. } => None,
+            });
+        let version = match wanted {
+            Some(n) => self.ctx.versions.get(n),
+            None => self.ctx.versions.current(),
+        };
+        let ctx = self.ctx.clone();
+        let event = job.presented.clone();
+        let handle = self.running.spawn(call::run(ctx, version, event));
+        self.jobs.insert(handle.id(), job);
+    }
+
+    /// Applies the report of a finished call.
+    fn finish(&mut self, job: Job, report: CallReport) {
+        let failure = match &report.outcome {
+            CallOutcome::Done => None,
+            CallOutcome::Retry { delay, .. } => Some(Failure::Retry {
+                requested_delay: *delay,
+            }),
+            CallOutcome::Dead { .. } => Some(Failure::Dead),
+            CallOutcome::Trap { .. } | CallOutcome::Failed { .. } => Some(Failure::Trap),
+        };
+        let Job {
+            kind,
+            raw,
+            presented,
+            redrive,
+            attempt,
+        } = job;
+        match (kind, failure) {
+            (JobKind::Kafka { lane }, None) => {
+                self.complete_lane(lane);
+                self.offsets.finish(raw.offset);
+            }
+            (JobKind::Kafka { lane }, Some(failure)) => {
+                let failed = Failed {
+                    raw: &raw,
+                    presented: &presented,
+                    redrive: redrive.as_deref(),
+                    report: &report,
+                    failure,
+                };
+                self.kafka_failed(lane, failed);
+            }
+            (JobKind::Held { lane, record }, None) => {
+                let id = record.id();
+                match self.ctx.held.remove(&id) {
+                    Ok(_) => self.write_changelog(&id, None),
+                    Err(err) => tracing::error!(error = %err, "cannot remove a finished held event"),
+                }
+                self.advance(&lane);
+            }
+            (JobKind::Held { lane, record }, Some(failure)) => {
+                let failed = Failed {
+                    raw: &raw,
+                    presented: &presented,
+                    redrive: redrive.as_deref(),
+                    report: &report,
+                    failure,
+                };
+                self.held_failed(lane, *record, attempt, failed);
+            }
+        }
+    }
+
+    fn complete_lane(&mut self, lane: LaneId) {
+        if let Err(err) = self.scheduler.complete(lane) {
+            tracing::error!(error = %err, "scheduler out of step");
+        }
+    }
+
+    /// The manifest that decides retries: the active version's.
+    fn manifest(&self) -> Option<Arc<ActorManifest>> {
+        self.ctx.versions.current().map(|v| v.manifest.clone())
+    }
+
+    fn attempt_record(report: &CallReport, attempt: u32) -> AttemptRecord {
+        AttemptRecord {
+            attempt,
+            started_at_ms: report.started_at_ms,
+            duration_ms: report.duration.as_secs_f64() * 1000.0,
+            version: report.version,
+            outcome: match report.outcome {
+                CallOutcome::Done => AttemptOutcome::Done,
+                CallOutcome::Retry { .. } => AttemptOutcome::Retry,
+                CallOutcome::Dead { .. } => AttemptOutcome::Dead,
+                CallOutcome::Trap { .. } => AttemptOutcome::Trap,
+                CallOutcome::Failed { .. } => AttemptOutcome::Failed,
+            },
+            error: report.outcome.error(),
+        }
+    }
+
+    fn decide(&mut self, attempt: u32, first_at_ms: i64, failure: Failure) -> (Decision, i64) {
+        let policy = self
+            .manifest()
+            .map(|m| m.retry.clone())
+            .unwrap_or_default();
+        let now = self.ctx.clock.now_ms();
+        let decision = policy.decide(
+            attempt,
+            to_system_time(first_at_ms),
+            to_system_time(now),
+            failure,
+            &mut self.rng,
+        );
+        (decision, now)
+    }
+
+    /// A Kafka event's first attempt failed.
+    fn kafka_failed(&mut self, lane: LaneId, failed: Failed<'_>) {
+        let attempt = Self::attempt_record(failed.report, failed.presented.attempt);
+        let first_at = failed.report.started_at_ms;
+        let (decision, now) = self.decide(1, first_at, failed.failure);
+        let lane_key = lane_key(self.ctx.ordering, failed.raw);
+        match decision {
+            Decision::RetryAfter(delay) => {
+                let queued = match self.scheduler.complete_and_take(lane) {
+                    Ok(queued) => queued,
+                    Err(err) => {
+                        tracing::error!(error = %err, "scheduler out of step");
+                        Vec::new()
+                    }
+                };
+                let due = now.saturating_add(millis(delay));
+                let head = HeldEvent {
+                    event: to_stored(failed.raw),
+                    lane: lane_key.clone(),
+                    attempts: vec![attempt],
+                    first_attempt_at_ms: Some(first_at),
+                    next_attempt_at_ms: Some(due),
+                    version_override: None,
+                };
+                let mut len = 0;
+                let mut max_offset = failed.raw.offset;
+                if self.hold_record(&head) {
+                    self.durable.offsets.push(failed.raw.offset);
+                    len += 1;
+                }
+                for waiting in queued {
+                    self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                    let record = HeldEvent {
+                        event: to_stored(&waiting),
+                        lane: lane_key.clone(),
+                        attempts: Vec::new(),
+                        first_attempt_at_ms: None,
+                        next_attempt_at_ms: None,
+                        version_override: None,
+                    };
+                    if self.hold_record(&record) {
+                        self.durable.offsets.push(waiting.offset);
+                        len += 1;
+                        max_offset = max_offset.max(waiting.offset);
+                    }
+                }
+                self.held.insert(
+                    lane_key,
+                    HeldLane {
+                        len,
+                        max_offset,
+                        head: Head::Due(due),
+                    },
+                );
+                self.update_hold();
+                self.ctx
+                    .metrics
+                    .retries_scheduled_total
+                    .with_label_values(&[&self.ctx.name])
+                    .inc();
+            }
+            Decision::DeadLetter(kind) => {
+                let dead = self.death(&failed, vec![attempt], kind, first_at, now);
+                match self.ctx.dead_letters.put(&dead) {
+                    Ok(()) => {
+                        self.after_death(&dead);
+                        self.durable.offsets.push(failed.raw.offset);
+                    }
+                    Err(err) => {
+                        // The offset stays unfinished: a restart retries.
+                        tracing::error!(error = %err, "cannot store a dead letter");
+                    }
+                }
+                self.complete_lane(lane);
+            }
+        }
+    }
+
+    /// A held head's attempt failed; `attempt` is the policy's number.
+    fn held_failed(
+        &mut self,
+        lane: LaneKey,
+        mut record: HeldEvent,
+        attempt: u32,
+        failed: Failed<'_>,
+    ) {
+        let first_at = *record
+            .first_attempt_at_ms
+            .get_or_insert(failed.report.started_at_ms);
+        record
+            .attempts
+            .push(Self::attempt_record(failed.report, failed.presented.attempt));
+        let (decision, now) = self.decide(attempt, first_at, failed.failure);
+        match decision {
+            Decision::RetryAfter(delay) => {
+                let due = now.saturating_add(millis(delay));
+                record.next_attempt_at_ms = Some(due);
+                if self.hold_record(&record) {
+                    self.held.set_head(&lane, Head::Due(due));
+                } else {
+                    self.held.set_head(&lane, Head::Due(now + 1_000));
+                }
+                self.ctx
+                    .metrics
+                    .retries_scheduled_total
+                    .with_label_values(&[&self.ctx.name])
+                    .inc();
+            }
+            Decision::DeadLetter(kind) => {
+                let id = record.id();
+                let dead = self.death(&failed, record.attempts.clone(), kind, first_at, now);
+                match self
+                    .ctx
+                    .held
+                    .move_to_dead_letters(&id, &dead, &self.ctx.dead_letters)
+                {
+                    Ok(()) => {
+                        self.write_changelog(&id, None);
+                        self.after_death(&dead);
+                        self.advance(&lane);
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot move a held event to the dead letters; retrying in a while");
+                        self.held.set_head(&lane, Head::Due(now + 1_000));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dead letter of a failed job. For a re-drive it is the original
+    /// event's, with the earlier history in front and one more re-drive.
+    fn death(
+        &self,
+        failed: &Failed<'_>,
+        attempts: Vec<AttemptRecord>,
+        kind: wactor_delivery::DeadReason,
+        first_at: i64,
+        now: i64,
+    ) -> wactor_store::DeadLetter {
+        match failed.redrive {
+            None => {
+                let stored = to_stored(failed.raw);
+                dead_letter::build(
+                    &self.ctx,
+                    Death {
+                        event: &stored,
+                        attempts,
+                        kind,
+                        version: failed.report.version,
+                        first_attempt_at_ms: first_at,
+                        now_ms: now,
+                        redrives: 0,
+                    },
+                )
+            }
+            Some(envelope) => {
+                let earlier = &envelope.dead_letter;
+                let mut all = earlier.attempts.clone();
+                all.extend(attempts);
+                dead_letter::build(
+                    &self.ctx,
+                    Death {
+                        event: &earlier.event,
+                        attempts: all,
+                        kind,
+                        version: failed.report.version,
+                        first_attempt_at_ms: earlier.first_attempt_at_ms,
+                        now_ms: now,
+                        redrives: earlier.redrives.saturating_add(1),
+                    },
+                )
+            }
+        }
+    }
+
+    /// Metrics, a log line and the Kafka mirror of a new dead letter.
+    fn after_death(&mut self, dead: &wactor_store::DeadLetter) {
+        tracing::warn!(
+            actor = %self.ctx.name,
+            topic = %dead.event.topic,
+            partition = dead.event.partition,
+            offset = dead.event.offset,
+            id = %dead.id,
+            reason = %dead.reason,
+            "event dead-lettered"
+        );
+        self.ctx
+            .metrics
+            .dead_letters_total
+            .with_label_values(&[&self.ctx.name, &dead.kind])
+            .inc();
+        if let Some(manifest) = self.manifest() {
+            if let Some(delivery) = dead_letter::mirror(&self.ctx, &manifest, dead) {
+                let metrics = self.ctx.metrics.clone();
+                let actor = self.ctx.name.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = delivery.await {
+                        tracing::warn!(error = %err, "dead letter not mirrored to Kafka");
+                        metrics.emit_failures_total.with_label_values(&[&actor]).inc();
+                    }
+                });
+            }
+        }
+    }
+
+    /// The head of held `lane` is finished: the next held event of the lane
+    /// runs now, or the lane is ordinary again.
+    fn advance(&mut self, lane: &LaneKey) {
+        match self.ctx.held.lane_first(&self.topic, self.partition, lane) {
+            Ok(Some(next)) => {
+                let now = self.ctx.clock.now_ms();
+                let due = next.next_attempt_at_ms.unwrap_or(now);
+                if let Some(held) = self.held.get_mut(lane) {
+                    held.len = held.len.saturating_sub(1);
+                }
+                self.held.set_head(lane, Head::Due(due));
+            }
+            Ok(None) => {
+                self.held.remove(lane);
+                self.update_hold();
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read a held lane; retrying in a while");
+                let at = self.ctx.clock.now_ms() + 1_000;
+                self.held.set_head(lane, Head::Due(at));
+            }
+        }
+    }
+
+    /// Puts a held record into the store and the changelog. False when the
+    /// store refused it (logged): the caller then leaves its offset
+    /// unfinished, so the event is read again after a restart.
+    fn hold_record(&mut self, record: &HeldEvent) -> bool {
+        match self.ctx.held.put(record) {
+            Ok(()) => {
+                self.write_changelog(&record.id(), Some(record));
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %err, offset = record.event.offset, "cannot hold an event");
+                false
+            }
+        }
+    }
+
+    fn write_changelog(&mut self, id: &HeldId, record: Option<&HeldEvent>) {
+        if let Some(changelog) = &self.changelog {
+            let delivery = changelog.write(&self.ctx.producer, id, record);
+            self.durable.writes.push((id.clone(), delivery));
+        }
+    }
+
+    /// In `partition` mode the consumer stops reading while the partition's
+    /// lane is held.
+    fn update_hold(&self) {
+        let hold = self.ctx.ordering == OrderingMode::Partition && !self.held.is_empty();
+        self.shared.hold.store(hold, Ordering::Relaxed);
+    }
+
+    fn retry_now(&mut self, id: &HeldId) -> bool {
+        if id.topic != self.topic || id.partition != self.partition {
+            return false;
+        }
+        let Some(held) = self.held.get(&id.lane) else {
+            return false;
+        };
+        if !matches!(held.head, Head::Due(_)) {
+            return false;
+        }
+        match self.ctx.held.lane_first(&self.topic, self.partition, &id.lane) {
+            Ok(Some(head)) if head.id() == *id => {
+                let now = self.ctx.clock.now_ms();
+                self.held.set_head(&id.lane, Head::Due(now));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Starts a durability point: flush the store and await the changelog,
+    /// then publish the offset that was committable before the flush.
+    fn tick(&mut self) {
+        if self.tick_running {
+            return;
+        }
+        let candidate = self.offsets.committable();
+        let nothing_new = self.durable.offsets.is_empty() && self.durable.writes.is_empty();
+        let published = self.shared.commit.load(Ordering::Relaxed);
+        let unchanged = nothing_new && candidate.is_none_or(|c| c == published);
+        if unchanged {
+            return;
+        }
+        self.tick_running = true;
+        let batch = std::mem::take(&mut self.durable);
+        let store = self.ctx.store.clone();
+        let tx = self.tick_tx.clone();
+        tokio::spawn(async move {
+            let tick = make_durable(store, candidate, batch).await;
+            let _ = tx.send(tick);
+        });
+    }
+
+    fn on_tick(&mut self, tick: Tick) {
+        self.tick_running = false;
+        if !tick.flushed || !tick.failed.is_empty() {
+            if !tick.failed.is_empty() {
+                tracing::warn!(count = tick.failed.len(), "changelog writes failed; writing again");
+            }
+            for id in tick.failed {
+                let current = self.ctx.held.get(&id).ok().flatten();
+                self.write_changelog(&id, current.as_ref());
+            }
+            self.durable.offsets.extend(tick.offsets);
+            return;
+        }
+        for offset in tick.offsets {
+            self.offsets.finish(offset);
+        }
+        if let Some(candidate) = tick.candidate {
+            self.shared.commit.store(candidate, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops: no new calls; running ones get the drain bound; everything is
+    /// made durable; returns the offset to commit.
+    async fn stop(&mut self) -> Option<i64> {
+        self.accepting = false;
+        let dropped = self.scheduler.drain_pending().len();
+        self.shared.pending.store(0, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + self.ctx.settings.drain_timeout;
+        while !self.running.is_empty() {
+            tokio::select! {
+                joined = self.running.join_next_with_id() => match joined {
+                    Some(Ok((id, report))) => {
+                        if let Some(job) = self.jobs.remove(&id) {
+                            self.finish(job, report);
+                        }
+                    }
+                    Some(Err(err)) => { self.jobs.remove(&err.id()); }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(
+                        actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                        calls = self.running.len(),
+                        "calls still running at the drain bound are given up; their events will be redelivered"
+                    );
+                    self.running.abort_all();
+                    self.jobs.clear();
+                    break;
+                }
+            }
+        }
+        // An earlier tick may still be out.
+        if self.tick_running {
+            if let Ok(Some(tick)) = tokio::time::timeout_at(deadline + Duration::from_secs(5), self.tick_rx.recv()).await {
+                self.on_tick(tick);
+            }
+        }
+        let batch = std::mem::take(&mut self.durable);
+        let tick = make_durable(self.ctx.store.clone(), None, batch).await;
+        let durable = tick.flushed && tick.failed.is_empty();
+        if durable {
+            for offset in tick.offsets {
+                self.offsets.finish(offset);
+            }
+        }
+        tracing::debug!(
+            actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+            dropped, durable,
+            "partition worker stopped"
+        );
+        if durable {
+            self.offsets.committable()
+        } else {
+            let published = self.shared.commit.load(Ordering::Relaxed);
+            (published >= 0).then_some(published)
+        }
+    }
+}
+
+/// Flushes the store and awaits the changelog writes of `batch`.
+async fn make_durable(store: wactor_store::Store, candidate: Option<i64>, batch: Durable) -> Tick {
+    let flushed = match store.flush_async().await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(error = %err, "store flush failed");
+            false
+        }
+    };
+    let mut failed = Vec::new();
+    for (id, delivery) in batch.writes {
+        if let Err(err) = delivery.await {
+            tracing::warn!(error = %err, "changelog write not acknowledged");
+            failed.push(id);
+        }
+    }
+    Tick {
+        candidate,
+        offsets: batch.offsets,
+        flushed,
+        failed,
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_system_time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}

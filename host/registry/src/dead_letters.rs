@@ -1,0 +1,255 @@
+//! Operations on dead letters and retries: list, show, re-drive, discard;
+//! list retrying events and run one now.
+//!
+//! A re-drive sends the dead letter, with its history, through the actor's
+//! re-drive topic (`<group>.redrive`), which the actor's consumer reads
+//! like its other topics. So a re-drive is durable the moment it is
+//! acknowledged, works from any host of the group, and is retried and
+//! dead-lettered like any event. The dead letter leaves the set once its
+//! re-drive record is acknowledged; if it dies again it comes back with
+//! the same id, its earlier attempts, and one more re-drive counted.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wactor_kafka::actor::redrive_topic;
+use wactor_kafka::redrive::RedriveEnvelope;
+use wactor_kafka::OutRecord;
+use wactor_store::{DeadLetter, DeadLetterFilter, DeadLetterPage, HeldEvent, HeldFilter, HeldId};
+
+use crate::error::{RegistryError, Result};
+use crate::registry::Registry;
+
+/// Most dead letters one re-drive or discard request may touch.
+pub const MAX_BATCH: usize = 100_000;
+
+/// Which version a re-drive runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "version")]
+pub enum RedriveTarget {
+    /// The version active when the event runs.
+    #[default]
+    Active,
+    /// A given version of the actor.
+    Version(u64),
+}
+
+/// What to re-drive.
+#[derive(Debug, Clone, Default)]
+pub struct RedriveRequest {
+    /// The dead letters: those matching the filter (all, with an empty
+    /// filter), or the one with this id when `id` is set.
+    pub filter: DeadLetterFilter,
+    /// A single dead letter.
+    pub id: Option<String>,
+    /// The version to run on.
+    pub target: RedriveTarget,
+    /// Only say what would be re-driven.
+    pub dry_run: bool,
+    /// At most this many re-drives per second (`None`: no limit).
+    pub rate_per_sec: Option<u32>,
+    /// Who asks (kept in the log).
+    pub by: String,
+}
+
+/// What a re-drive did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RedriveReport {
+    /// Dead letters that matched.
+    pub matched: usize,
+    /// Re-drives sent (0 in a dry run).
+    pub redriven: usize,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// The ids concerned (up to 1000).
+    pub ids: Vec<String>,
+    /// Re-drives that failed, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Registry {
+    /// A page of dead letters, newest first.
+    pub fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<DeadLetterPage> {
+        Ok(self
+            .parts()
+            .store
+            .dead_letters()
+            .list(filter, limit.clamp(1, 1000), after)?)
+    }
+
+    /// How many dead letters match.
+    pub fn count_dead_letters(&self, filter: &DeadLetterFilter) -> Result<usize> {
+        Ok(self.parts().store.dead_letters().count(filter)?)
+    }
+
+    /// One dead letter.
+    pub fn dead_letter(&self, id: &str) -> Result<DeadLetter> {
+        self.parts()
+            .store
+            .dead_letters()
+            .get(id)?
+            .ok_or_else(|| RegistryError::NotFound {
+                what: "dead letter",
+                id: id.into(),
+            })
+    }
+
+    /// Re-drives dead letters through their actor's re-drive topic.
+    pub async fn redrive(&self, request: RedriveRequest) -> Result<RedriveReport> {
+        if request.rate_per_sec == Some(0) {
+            return Err(RegistryError::BadRequest("rate must be at least 1 per second".into()));
+        }
+        let selected = self.select(request.id.as_deref(), &request.filter)?;
+        let mut report = RedriveReport {
+            matched: selected.len(),
+            dry_run: request.dry_run,
+            ids: selected.iter().take(1000).map(|d| d.id.clone()).collect(),
+            ..RedriveReport::default()
+        };
+        if request.dry_run {
+            return Ok(report);
+        }
+        if let RedriveTarget::Version(version) = request.target {
+            for actor in selected.iter().map(|d| d.actor.as_str()).collect::<std::collections::BTreeSet<_>>() {
+                if self.parts().store.registry().version(actor, version)?.is_none() {
+                    return Err(RegistryError::UnknownVersion {
+                        actor: actor.into(),
+                        version,
+                    });
+                }
+                self.preload(actor, version).await?;
+            }
+        }
+        let pause = request
+            .rate_per_sec
+            .map(|rate| Duration::from_secs_f64(1.0 / f64::from(rate)));
+        let dead_letters = self.parts().store.dead_letters();
+        for dead in selected {
+            let group = match self.group_of(&dead.actor) {
+                Ok(group) => group,
+                Err(err) => {
+                    report.failed.push((dead.id.clone(), err.to_string()));
+                    continue;
+                }
+            };
+            let envelope = RedriveEnvelope {
+                version: match request.target {
+                    RedriveTarget::Active => None,
+                    RedriveTarget::Version(v) => Some(v),
+                },
+                redriven_at_ms: self.parts().clock.now_ms(),
+                by: request.by.clone(),
+                dead_letter: dead.clone(),
+            };
+            let payload = match serde_json::to_vec(&envelope) {
+                Ok(payload) => payload,
+                Err(err) => {
+                    report.failed.push((dead.id.clone(), err.to_string()));
+                    continue;
+                }
+            };
+            let record = OutRecord {
+                topic: redrive_topic(&group),
+                partition: None,
+                key: dead.event.key.clone(),
+                payload: Some(payload),
+                headers: vec![("wactor-redrive-of".into(), dead.id.clone().into_bytes())],
+            };
+            match self.parts().producer.send(&record).await {
+                Ok(_) => {
+                    dead_letters.remove(&dead.id)?;
+                    report.redriven += 1;
+                    tracing::info!(id = %dead.id, actor = %dead.actor, by = %request.by, "dead letter re-driven");
+                }
+                Err(err) => report.failed.push((dead.id.clone(), err.to_string())),
+            }
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        self.parts().store.flush_async().await?;
+        Ok(report)
+    }
+
+    /// Removes dead letters for good (one by id, or those matching).
+    pub async fn discard(
+        &self,
+        id: Option<&str>,
+        filter: &DeadLetterFilter,
+        dry_run: bool,
+    ) -> Result<RedriveReport> {
+        let selected = self.select(id, filter)?;
+        let mut report = RedriveReport {
+            matched: selected.len(),
+            dry_run,
+            ids: selected.iter().take(1000).map(|d| d.id.clone()).collect(),
+            ..RedriveReport::default()
+        };
+        if dry_run {
+            return Ok(report);
+        }
+        let dead_letters = self.parts().store.dead_letters();
+        for dead in selected {
+            if dead_letters.remove(&dead.id)?.is_some() {
+                report.redriven += 1;
+            }
+        }
+        self.parts().store.flush_async().await?;
+        Ok(report)
+    }
+
+    fn select(&self, id: Option<&str>, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>> {
+        if let Some(id) = id {
+            return Ok(vec![self.dead_letter(id)?]);
+        }
+        let dead_letters = self.parts().store.dead_letters();
+        let mut selected = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = dead_letters.list(filter, 1000, after.as_deref())?;
+            selected.extend(page.items);
+            if selected.len() > MAX_BATCH {
+                return Err(RegistryError::BadRequest(format!(
+                    "more than {MAX_BATCH} dead letters match; narrow the filter"
+                )));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(selected)
+    }
+
+    /// Events of `actor` held on this host for a retry (or behind one).
+    pub fn retries(&self, actor: &str, filter: &HeldFilter, limit: usize) -> Result<Vec<HeldEvent>> {
+        self.actor(actor)?;
+        Ok(self
+            .parts()
+            .store
+            .held(actor)?
+            .list(filter, limit.clamp(1, 10_000))?)
+    }
+
+    /// Runs a retrying event now instead of at its due time. Fails with
+    /// `NotFound` when this host does not hold it waiting for a retry.
+    pub async fn retry_now(&self, actor: &str, id: &str) -> Result<()> {
+        let held_id: HeldId = id.parse().map_err(|_| RegistryError::NotFound {
+            what: "retrying event",
+            id: id.into(),
+        })?;
+        if self.consumer_retry_now(actor, &held_id).await {
+            Ok(())
+        } else {
+            Err(RegistryError::NotFound {
+                what: "retrying event",
+                id: id.into(),
+            })
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! # wactor-registry
+//!
+//! The host's control plane: which actors exist, which version of each
+//! runs, and the consumers that run them. Every lifecycle operation the
+//! admin API and the CLI offer goes through here.
+//!
+//! # Layout
+//!
+//! - [`registry`]: [`Registry`]: deploy (validate, store, activate), hot
+//!   swap, rollback, pause/resume, remove, and the views of actors and
+//!   versions; starting the actors found in the store when the host starts.
+//! - [`dead_letters`]: listing, showing, re-driving and discarding dead
+//!   letters, and listing and hurrying retries.
+//! - [`error`]: [`RegistryError`], one variant per case a caller (the API)
+//!   maps to a status.
+//!
+//! What it does not do: speak HTTP (wactor-api), parse command lines
+//! (wactor), poll Kafka or call actors (wactor-kafka), or open sled
+//! (wactor-store).
+
+pub mod dead_letters;
+mod error;
+pub mod registry;
+
+pub use dead_letters::{RedriveReport, RedriveRequest, RedriveTarget};
+pub use error::{RegistryError, Result};
+pub use registry::{
+    ActorSummary, Deployed, HostParts, PartitionSummary, Registry, Upload, VersionSummary,
+};

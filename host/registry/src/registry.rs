@@ -1,0 +1,620 @@
+//! Actors and their versions, live: deploy, activate (hot swap), roll
+//! back, pause, resume, remove, and what is running.
+//!
+//! The store keeps the durable truth (immutable versions, the active one,
+//! the history); this module keeps the running side in step with it: one
+//! [`VersionSlot`] and one [`ActorConsumer`] per running actor.
+//!
+//! A swap is atomic per actor: the slot's pointer changes, calls already
+//! running keep the version they started with, the next call takes the new
+//! one, and nothing is restarted; only a change of topics, group or
+//! ordering restarts the actor's consumer (drain, commit, subscribe again).
+//! Lifecycle operations are serialized per host by one async lock; event
+//! handling never takes it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+use wactor_kafka::{
+    ActiveVersion, ActorConsumer, ActorContext, Clock, KafkaSettings, Producer, VersionSlot,
+    VersionSource,
+};
+use wactor_manifest::ActorManifest;
+use wactor_metrics::Metrics;
+use wactor_runtime::{sha256_hex, CacheOutcome, Runtime};
+use wactor_store::{ActivationRecord, ActorRecord, NewVersion, Store, VersionRecord};
+
+use crate::error::{RegistryError, Result};
+
+/// The host's shared parts the registry runs actors with.
+#[derive(Clone)]
+pub struct HostParts {
+    /// The store.
+    pub store: Store,
+    /// The Wasm runtime.
+    pub runtime: Arc<Runtime>,
+    /// The Kafka producer.
+    pub producer: Producer,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Kafka settings.
+    pub kafka: KafkaSettings,
+    /// Wall clock (retry times, record times).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// An upload of a new version.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    /// The manifest's TOML text.
+    pub manifest_toml: &'a str,
+    /// The component bytes.
+    pub component: &'a [u8],
+    /// Who uploads (the token's name, or the CLI user).
+    pub uploaded_by: &'a str,
+    /// Free text kept with the version.
+    pub notes: &'a str,
+    /// Activate it at once (the default of `wactor deploy`).
+    pub activate: bool,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployed {
+    /// The version stored (or the existing identical one).
+    pub version: VersionRecord,
+    /// False when an identical version (same sha256 and manifest) existed.
+    pub created: bool,
+    /// Whether it is now the active version.
+    pub activated: bool,
+    /// Time to validate and compile (or load from cache), ms.
+    pub compile_ms: f64,
+    /// Whether the compiled artifact came from the cache.
+    pub cache_hit: bool,
+    /// Time from the start of the request to the swap, ms.
+    pub total_ms: f64,
+}
+
+/// One assigned partition of a running actor.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionSummary {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Messages behind the high watermark (-1 unknown).
+    pub lag: i64,
+}
+
+/// An actor as `wactor actors` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActorSummary {
+    /// Name.
+    pub name: String,
+    /// The active version.
+    pub active_version: Option<u64>,
+    /// `running`, `paused`, `stopped` (no active version) or `failed`.
+    pub state: String,
+    /// Topics read.
+    pub topics: Vec<String>,
+    /// Consumer group.
+    pub group: String,
+    /// Partitions this host owns, with lag.
+    pub partitions: Vec<PartitionSummary>,
+    /// Total lag of this host's partitions.
+    pub lag: i64,
+    /// Events in the dead-letter set.
+    pub dead_letters: usize,
+    /// Events held for retry (or behind one) on this host.
+    pub held: usize,
+    /// Last change, ms since the epoch.
+    pub updated_at_ms: i64,
+}
+
+/// A version as `wactor versions` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionSummary {
+    /// The version.
+    #[serde(flatten)]
+    pub record: VersionRecord,
+    /// Whether it is the active one.
+    pub active: bool,
+}
+
+/// One actor running on this host.
+struct Live {
+    slot: Arc<VersionSlot>,
+    manifest: Arc<ActorManifest>,
+    /// `None` while paused, or when the consumer failed to start.
+    consumer: Option<ActorConsumer>,
+    /// Why the consumer is not running, when it failed.
+    failure: Option<String>,
+}
+
+/// The control plane of one host.
+pub struct Registry {
+    parts: HostParts,
+    live: Mutex<BTreeMap<String, Live>>,
+}
+
+impl Registry {
+    /// A registry over `parts`, running nothing yet; call
+    /// [`start_all`](Self::start_all) to run the actors in the store.
+    pub fn new(parts: HostParts) -> Self {
+        Registry {
+            parts,
+            live: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The host's parts.
+    pub fn parts(&self) -> &HostParts {
+        &self.parts
+    }
+
+    /// Starts every actor of the store that has an active version and is
+    /// not paused. An actor that cannot start is logged and skipped: the
+    /// host stays up for the others.
+    pub async fn start_all(&self) -> Result<()> {
+        let actors = self.parts.store.registry().actors()?;
+        for actor in actors {
+            let Some(version) = actor.active_version else {
+                continue;
+            };
+            if let Err(err) = self.run_version(&actor.name, version, actor.paused).await {
+                tracing::error!(actor = %actor.name, version, error = %err, "cannot start actor");
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates and stores a new version, and activates it if asked. An
+    /// identical upload (same component and manifest) is not stored twice.
+    /// Nothing is stored when validation fails.
+    pub async fn deploy(&self, upload: Upload<'_>) -> Result<Deployed> {
+        let started = Instant::now();
+        let manifest = ActorManifest::parse(upload.manifest_toml)?;
+        let sha256 = sha256_hex(upload.component);
+        // Validation compiles the component (on a blocking thread: it can
+        // take a while), which also warms the artifact cache.
+        let (cache_hit, compile_ms) = {
+            let runtime = self.parts.runtime.clone();
+            let bytes = upload.component.to_vec();
+            let settings = manifest.actor_settings(0);
+            let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes, settings))
+                .await
+                .map_err(|e| RegistryError::Internal(format!("compile task failed: {e}")))??;
+            let report = loaded.load_report();
+            (
+                report.cache == CacheOutcome::Hit,
+                report.duration.as_secs_f64() * 1000.0,
+            )
+        };
+        let now = self.parts.clock.now_ms();
+        let (version, created) = self.parts.store.registry().add_version(&NewVersion {
+            actor: &manifest.name,
+            manifest_toml: upload.manifest_toml,
+            component: upload.component,
+            sha256: &sha256,
+            uploaded_by: upload.uploaded_by,
+            notes: upload.notes,
+            now_ms: now,
+        })?;
+        self.parts.store.flush_async().await?;
+        let already_active = self
+            .parts
+            .store
+            .registry()
+            .actor(&manifest.name)?
+            .is_some_and(|a| a.active_version == Some(version.version));
+        let activated = if upload.activate && !already_active {
+            self.activate(&manifest.name, version.version, upload.uploaded_by, "deploy")
+                .await?;
+            true
+        } else {
+            already_active
+        };
+        tracing::info!(
+            actor = %manifest.name,
+            version = version.version,
+            created,
+            activated,
+            "version deployed"
+        );
+        Ok(Deployed {
+            version,
+            created,
+            activated,
+            compile_ms,
+            cache_hit,
+            total_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// Makes `version` the active version of `actor`: from the next event
+    /// on, it handles the actor's events.
+    pub async fn activate(
+        &self,
+        actor: &str,
+        version: u64,
+        by: &str,
+        reason: &str,
+    ) -> Result<ActivationRecord> {
+        let registry = self.parts.store.registry();
+        let record = registry.actor(actor)?.ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
+        if registry.version(actor, version)?.is_none() {
+            return Err(RegistryError::UnknownVersion {
+                actor: actor.into(),
+                version,
+            });
+        }
+        let activation = {
+            let mut live = self.live.lock().await;
+            let loaded = self.load_version(&live, actor, version).await?;
+            let activation =
+                registry.activate(actor, version, by, reason, self.parts.clock.now_ms())?;
+            self.parts.store.flush_async().await?;
+            self.swap(&mut live, actor, loaded, record.paused).await;
+            activation
+        };
+        self.parts
+            .metrics
+            .activations_total
+            .with_label_values(&[actor, reason])
+            .inc();
+        tracing::info!(actor, version, reason, by, "version activated");
+        Ok(activation)
+    }
+
+    /// Re-activates the version that was active before the current one, or
+    /// version `to`.
+    pub async fn rollback(&self, actor: &str, to: Option<u64>, by: &str) -> Result<ActivationRecord> {
+        let registry = self.parts.store.registry();
+        if registry.actor(actor)?.is_none() {
+            return Err(RegistryError::UnknownActor(actor.into()));
+        }
+        let target = match to {
+            Some(version) => version,
+            None => registry
+                .previous_active(actor)?
+                .ok_or_else(|| RegistryError::NothingToRollBack(actor.into()))?,
+        };
+        self.activate(actor, target, by, "rollback").await
+    }
+
+    /// Pauses an actor: its consumer drains and leaves the group; events
+    /// wait in Kafka and retries hold until [`resume`](Self::resume).
+    pub async fn pause(&self, actor: &str) -> Result<ActorRecord> {
+        let mut live = self.live.lock().await;
+        let record = self
+            .parts
+            .store
+            .registry()
+            .set_paused(actor, true, self.parts.clock.now_ms())
+            .map_err(|e| not_found_as_actor(e, actor))?;
+        self.parts.store.flush_async().await?;
+        if let Some(entry) = live.get_mut(actor) {
+            if let Some(consumer) = entry.consumer.take() {
+                consumer.stop().await;
+            }
+        }
+        tracing::info!(actor, "actor paused");
+        Ok(record)
+    }
+
+    /// Resumes a paused actor.
+    pub async fn resume(&self, actor: &str) -> Result<ActorRecord> {
+        let record = {
+            let _guard = self.live.lock().await;
+            let record = self
+                .parts
+                .store
+                .registry()
+                .set_paused(actor, false, self.parts.clock.now_ms())
+                .map_err(|e| not_found_as_actor(e, actor))?;
+            self.parts.store.flush_async().await?;
+            record
+        };
+        if let Some(version) = record.active_version {
+            self.run_version(actor, version, false).await?;
+        }
+        tracing::info!(actor, "actor resumed");
+        Ok(record)
+    }
+
+    /// Stops and removes an actor. Its versions, state, dead letters and
+    /// consumer group offsets stay, so a later deploy of the same name
+    /// continues where it left off.
+    pub async fn remove(&self, actor: &str) -> Result<ActorRecord> {
+        let mut live = self.live.lock().await;
+        if let Some(mut entry) = live.remove(actor) {
+            if let Some(consumer) = entry.consumer.take() {
+                consumer.stop().await;
+            }
+        }
+        let removed = self
+            .parts
+            .store
+            .registry()
+            .remove_actor(actor)?
+            .ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
+        self.parts.store.flush_async().await?;
+        tracing::info!(actor, "actor removed");
+        Ok(removed)
+    }
+
+    /// Every actor, with what this host knows of it.
+    pub async fn actors(&self) -> Result<Vec<ActorSummary>> {
+        let records = self.parts.store.registry().actors()?;
+        let dead = self.parts.store.dead_letters().count_by_actor()?;
+        let live = self.live.lock().await;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let manifest = ActorManifest::parse(&record.manifest_toml).ok();
+            let entry = live.get(&record.name);
+            let (partitions, lag) = match entry.and_then(|e| e.consumer.as_ref()) {
+                Some(consumer) => {
+                    let status = consumer.status();
+                    let partitions = status
+                        .partitions()
+                        .into_iter()
+                        .map(|(topic, partition, lag)| PartitionSummary {
+                            topic,
+                            partition,
+                            lag,
+                        })
+                        .collect();
+                    (partitions, status.total_lag())
+                }
+                None => (Vec::new(), 0),
+            };
+            let state = if record.paused {
+                "paused"
+            } else if record.active_version.is_none() {
+                "stopped"
+            } else if entry.is_some_and(|e| e.consumer.is_some()) {
+                "running"
+            } else {
+                "failed"
+            };
+            let held = self
+                .parts
+                .store
+                .held(&record.name)
+                .map(|h| h.len())
+                .unwrap_or(0);
+            out.push(ActorSummary {
+                active_version: record.active_version,
+                state: state.to_string(),
+                topics: manifest.as_ref().map(|m| m.topics.clone()).unwrap_or_default(),
+                group: manifest.as_ref().map(|m| m.group()).unwrap_or_default(),
+                partitions,
+                lag,
+                dead_letters: dead.get(&record.name).copied().unwrap_or(0),
+                held,
+                updated_at_ms: record.updated_at_ms,
+                name: record.name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One actor's record.
+    pub fn actor(&self, actor: &str) -> Result<ActorRecord> {
+        self.parts
+            .store
+            .registry()
+            .actor(actor)?
+            .ok_or_else(|| RegistryError::UnknownActor(actor.into()))
+    }
+
+    /// Why an actor's consumer is not running, if it failed to start.
+    pub async fn failure(&self, actor: &str) -> Option<String> {
+        self.live.lock().await.get(actor).and_then(|e| e.failure.clone())
+    }
+
+    /// An actor's versions, oldest first, with the active one marked.
+    pub fn versions(&self, actor: &str) -> Result<Vec<VersionSummary>> {
+        let registry = self.parts.store.registry();
+        let record = registry
+            .actor(actor)?
+            .ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
+        Ok(registry
+            .versions(actor)?
+            .into_iter()
+            .map(|v| VersionSummary {
+                active: Some(v.version) == record.active_version,
+                record: v,
+            })
+            .collect())
+    }
+
+    /// An actor's activation history, oldest first.
+    pub fn history(&self, actor: &str) -> Result<Vec<ActivationRecord>> {
+        let registry = self.parts.store.registry();
+        if registry.actor(actor)?.is_none() {
+            return Err(RegistryError::UnknownActor(actor.into()));
+        }
+        Ok(registry.history(actor)?)
+    }
+
+    /// Asks this host's worker of the held event's partition to retry it
+    /// now; false when this host does not run it.
+    pub(crate) async fn consumer_retry_now(&self, actor: &str, id: &wactor_store::HeldId) -> bool {
+        let live = self.live.lock().await;
+        match live.get(actor).and_then(|e| e.consumer.as_ref()) {
+            Some(consumer) => consumer.retry_now(id).await,
+            None => false,
+        }
+    }
+
+    /// Loads `version` of `actor` into its slot without activating it, so
+    /// that events re-driven to that version find it.
+    pub(crate) async fn preload(&self, actor: &str, version: u64) -> Result<()> {
+        let live = self.live.lock().await;
+        let loaded = self.load_version(&live, actor, version).await?;
+        if let Some(entry) = live.get(actor) {
+            entry.slot.remember(loaded);
+        }
+        Ok(())
+    }
+
+    /// The consumer group of `actor` (from its active manifest).
+    pub(crate) fn group_of(&self, actor: &str) -> Result<String> {
+        let record = self.actor(actor)?;
+        Ok(ActorManifest::parse(&record.manifest_toml)?.group())
+    }
+
+    /// Stops every consumer (drain and commit). The host calls it on
+    /// shutdown.
+    pub async fn shutdown(&self) {
+        let mut live = self.live.lock().await;
+        let consumers: Vec<ActorConsumer> = live
+            .values_mut()
+            .filter_map(|entry| entry.consumer.take())
+            .collect();
+        for consumer in consumers {
+            consumer.stop().await;
+        }
+    }
+
+    /// Loads `version` of `actor` and runs it (used at start and resume).
+    async fn run_version(&self, actor: &str, version: u64, paused: bool) -> Result<()> {
+        let mut live = self.live.lock().await;
+        let loaded = self.load_version(&live, actor, version).await?;
+        self.swap(&mut live, actor, loaded, paused).await;
+        Ok(())
+    }
+
+    /// The loaded `version` of `actor`: from the actor's slot if it was
+    /// loaded before (a rollback), else from the store and the artifact
+    /// cache.
+    async fn load_version(
+        &self,
+        live: &BTreeMap<String, Live>,
+        actor: &str,
+        version: u64,
+    ) -> Result<Arc<ActiveVersion>> {
+        if let Some(loaded) = live.get(actor).and_then(|e| e.slot.get(version)) {
+            return Ok(loaded);
+        }
+        let registry = self.parts.store.registry();
+        let record = registry
+            .version(actor, version)?
+            .ok_or_else(|| RegistryError::UnknownVersion {
+                actor: actor.into(),
+                version,
+            })?;
+        let bytes = registry.component(&record.sha256)?.ok_or_else(|| {
+            RegistryError::Internal(format!(
+                "the component {} of {actor} v{version} is missing from the store",
+                record.sha256
+            ))
+        })?;
+        let manifest = Arc::new(ActorManifest::parse(&record.manifest_toml)?);
+        let runtime = self.parts.runtime.clone();
+        let settings = manifest.actor_settings(version);
+        let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes, settings))
+            .await
+            .map_err(|e| RegistryError::Internal(format!("load task failed: {e}")))??;
+        Ok(Arc::new(ActiveVersion {
+            version,
+            actor: loaded,
+            manifest,
+        }))
+    }
+
+    /// Makes `loaded` the actor's running version: a pointer swap under a
+    /// running consumer, or a consumer (re)start when the subscription
+    /// changed or none runs.
+    async fn swap(
+        &self,
+        live: &mut BTreeMap<String, Live>,
+        actor: &str,
+        loaded: Arc<ActiveVersion>,
+        paused: bool,
+    ) {
+        let manifest = loaded.manifest.clone();
+        let entry = live.entry(actor.to_string()).or_insert_with(|| Live {
+            slot: Arc::new(VersionSlot::default()),
+            manifest: manifest.clone(),
+            consumer: None,
+            failure: None,
+        });
+        let resubscribe = entry.manifest.needs_resubscribe(&manifest);
+        entry.slot.activate(loaded);
+        entry.manifest = manifest.clone();
+        if paused {
+            return;
+        }
+        if resubscribe {
+            if let Some(consumer) = entry.consumer.take() {
+                tracing::info!(actor, "subscription changed; restarting the consumer");
+                consumer.stop().await;
+            }
+        }
+        if entry.consumer.is_none() {
+            match self.start_consumer(&manifest, entry.slot.clone()).await {
+                Ok(consumer) => {
+                    entry.consumer = Some(consumer);
+                    entry.failure = None;
+                }
+                Err(err) => {
+                    tracing::error!(actor, error = %err, "cannot start the actor's consumer");
+                    entry.failure = Some(err.to_string());
+                }
+            }
+        }
+    }
+
+    async fn start_consumer(
+        &self,
+        manifest: &ActorManifest,
+        slot: Arc<VersionSlot>,
+    ) -> Result<ActorConsumer> {
+        let parts = &self.parts;
+        let versions: Arc<dyn VersionSource> = slot;
+        let ctx = ActorContext::new(
+            manifest,
+            versions,
+            parts.store.clone(),
+            parts.producer.clone(),
+            parts.metrics.clone(),
+            parts.kafka.clone(),
+            parts.clock.clone(),
+        )?;
+        Ok(ActorConsumer::start(Arc::new(ctx)).await?)
+    }
+
+    /// Waits until `actor` runs `version` on this host, up to `timeout`
+    /// (for tests and the CLI's `--wait`).
+    pub async fn wait_active(&self, actor: &str, version: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let live = self.live.lock().await;
+                if live
+                    .get(actor)
+                    .and_then(|e| e.slot.current())
+                    .is_some_and(|v| v.version == version)
+                {
+                    return true;
+                }
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn not_found_as_actor(err: wactor_store::StoreError, actor: &str) -> RegistryError {
+    match err {
+        wactor_store::StoreError::NotFound { .. } => RegistryError::UnknownActor(actor.into()),
+        other => RegistryError::Store(other),
+    }
+}
