@@ -106,6 +106,8 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     kafka.commit_interval = Duration::from_millis(500);
     kafka.drain_timeout = Duration::from_secs(5);
     kafka.changelog_partitions = args.partitions;
+    // The mock broker has no admin API; it creates topics on first use.
+    kafka.manage_topics = false;
     let config = HostConfig {
         data_dir: args.data_dir.clone(),
         actors_dir: None,
@@ -134,7 +136,10 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     println!("wactor dev is running. Ctrl-C stops it.");
     println!();
     println!("  Kafka broker (in-process): {brokers}");
-    println!("  admin API:                 http://{}  (metrics at /metrics)", host.api_addr);
+    println!(
+        "  admin API:                 http://{}  (metrics at /metrics)",
+        host.api_addr
+    );
     if let Some(wallet) = &wallet {
         println!("  stand-in wallet service:   http://{}", wallet.addr);
     }
@@ -148,7 +153,10 @@ pub async fn run(args: DevArgs) -> Result<u8> {
         println!("Send an event from another terminal:");
         println!("  cargo run -q -p wactor -- produce --brokers {brokers} --topic {topic} --key k1 '{{\"hello\":\"world\"}}'");
         println!("See the actors:");
-        println!("  cargo run -q -p wactor -- actors --api http://{}", host.api_addr);
+        println!(
+            "  cargo run -q -p wactor -- actors --api http://{}",
+            host.api_addr
+        );
         println!();
     }
 
@@ -185,7 +193,13 @@ fn ensure_built(manifest_path: &Path, manifest: &ActorManifest) -> Result<()> {
     println!("building {} (first run only)...", manifest.name);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(&cargo_toml)
         .status()
         .context("cannot run cargo to build the example actors")?;

@@ -3,9 +3,9 @@
 //!
 //! On a real cluster topics are created with the admin API, with the
 //! settings given (changelogs are compacted). librdkafka's mock cluster
-//! does not implement that API but creates topics on first use, which is
-//! what `wactor dev` relies on; an unsupported admin call is therefore
-//! logged and not fatal.
+//! does not implement that API but creates topics on first use: with
+//! `kafka.manage_topics = false` (what `wactor dev` sets) wactor only
+//! looks the topics up, which creates them there.
 
 use std::time::Duration;
 
@@ -54,6 +54,24 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[TopicSpec]) -> Re
     if topics.is_empty() {
         return Ok(());
     }
+    if !settings.manage_topics {
+        // The brokers create topics on first use; a metadata request for
+        // each topic is a use.
+        for spec in topics {
+            let settings = settings.clone();
+            let name = spec.name.clone();
+            let found = tokio::task::spawn_blocking(move || partition_count(&settings, &name))
+                .await
+                .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??;
+            if found.is_none() {
+                return Err(KafkaError::Topics(format!(
+                    "topic {} does not exist and kafka.manage_topics is off: create it",
+                    spec.name
+                )));
+            }
+        }
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = settings.admin_config().create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
@@ -83,10 +101,6 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[TopicSpec]) -> Re
         match result {
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, RDKafkaErrorCode::InvalidRequest | RDKafkaErrorCode::UnsupportedVersion)) => {
-                // The mock cluster: topics appear on first use.
-                tracing::debug!(topic = %name, "the broker does not create topics through the admin API");
-            }
             Err((name, code)) => {
                 return Err(KafkaError::Topics(format!("cannot create {name}: {code}")));
             }
@@ -105,13 +119,28 @@ fn names(topics: &[TopicSpec]) -> String {
 
 /// The number of partitions of `topic`, or `None` when it does not exist.
 /// Blocking: call it from a blocking context.
+///
+/// With `manage_topics` off, the request lets the brokers create the
+/// topic (where they allow it), so a topic used this way exists after.
 pub fn partition_count(settings: &KafkaSettings, topic: &str) -> Result<Option<i32>> {
-    let consumer: BaseConsumer = settings.reader_config().create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
-        .filter(|&n| n > 0))
+    let mut config = settings.reader_config();
+    if !settings.manage_topics {
+        config.set("allow.auto.create.topics", "true");
+    }
+    let consumer: BaseConsumer = config.create()?;
+    // A topic just created may answer without partitions at first.
+    for _ in 0..20 {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
+            .filter(|&n| n > 0);
+        if count.is_some() {
+            return Ok(count);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(None)
 }

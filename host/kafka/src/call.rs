@@ -149,7 +149,9 @@ pub async fn run(
         attempt = event.attempt,
         outcome = tracing::field::Empty,
     );
-    let outcome = attempt(&ctx, &version, &event).instrument(span.clone()).await;
+    let outcome = attempt(&ctx, &version, &event)
+        .instrument(span.clone())
+        .await;
     span.record("outcome", outcome.label());
     let duration = started.elapsed();
     ctx.metrics

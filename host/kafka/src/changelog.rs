@@ -196,14 +196,21 @@ mod tests {
     #[test]
     fn changelog_partitions_are_stable_and_in_range() {
         // Fixed values: a change here strands every deployed changelog.
-        assert_eq!(changelog_partition("orders", 0, 12), changelog_partition("orders", 0, 12));
+        assert_eq!(
+            changelog_partition("orders", 0, 12),
+            changelog_partition("orders", 0, 12)
+        );
         for p in 0..64 {
             let cp = changelog_partition("orders", p, 12);
             assert!((0..12).contains(&cp));
         }
-        let spread: std::collections::HashSet<i32> =
-            (0..64).map(|p| changelog_partition("orders", p, 12)).collect();
-        assert!(spread.len() > 6, "partitions spread over the changelog: {spread:?}");
+        let spread: std::collections::HashSet<i32> = (0..64)
+            .map(|p| changelog_partition("orders", p, 12))
+            .collect();
+        assert!(
+            spread.len() > 6,
+            "partitions spread over the changelog: {spread:?}"
+        );
         assert_eq!(changelog_partition("t", 3, 1), 0);
     }
 }

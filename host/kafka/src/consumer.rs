@@ -230,7 +230,11 @@ fn lock_workers(workers: &Mutex<Workers>) -> MutexGuard<'_, Workers> {
 }
 
 /// Stores and synchronously commits final offsets.
-fn commit(consumer: &BaseConsumer<WactorConsumerContext>, actor: &str, offsets: &[(String, i32, i64)]) {
+fn commit(
+    consumer: &BaseConsumer<WactorConsumerContext>,
+    actor: &str,
+    offsets: &[(String, i32, i64)],
+) {
     if offsets.is_empty() {
         return;
     }
@@ -245,7 +249,9 @@ fn commit(consumer: &BaseConsumer<WactorConsumerContext>, actor: &str, offsets: 
     }
     match consumer.commit(&tpl, CommitMode::Sync) {
         Ok(()) => tracing::debug!(%actor, ?offsets, "final offsets committed"),
-        Err(err) => tracing::warn!(%actor, error = %err, "final offsets not committed; the next owner may redeliver"),
+        Err(err) => {
+            tracing::warn!(%actor, error = %err, "final offsets not committed; the next owner may redeliver")
+        }
     }
 }
 
@@ -272,7 +278,10 @@ impl ActorConsumer {
         let redrive = ctx.redrive_topic();
         crate::admin::ensure_topics(
             &ctx.settings,
-            &[crate::admin::TopicSpec::plain(&redrive, ctx.settings.changelog_partitions)],
+            &[crate::admin::TopicSpec::plain(
+                &redrive,
+                ctx.settings.changelog_partitions,
+            )],
         )
         .await?;
         let mut topics = ctx.topics.clone();
@@ -301,7 +310,9 @@ impl ActorConsumer {
             std::thread::Builder::new()
                 .name(format!("wactor-consumer-{}", ctx.name))
                 .spawn(move || poll_loop(consumer, ctx, workers, stop))
-                .map_err(|e| KafkaError::Consumer(format!("cannot start the consumer thread: {e}")))?
+                .map_err(|e| {
+                    KafkaError::Consumer(format!("cannot start the consumer thread: {e}"))
+                })?
         };
         tracing::info!(actor = %ctx.name, group = %ctx.group, topics = ?topics, "consumer started");
         Ok(ActorConsumer {
@@ -535,6 +546,8 @@ fn store_offsets(
                 shared.stored.store(offset, Ordering::Relaxed);
             }
         }
-        Err(err) => tracing::debug!(actor = %ctx.name, error = %err, "offsets not stored (partition moving?)"),
+        Err(err) => {
+            tracing::debug!(actor = %ctx.name, error = %err, "offsets not stored (partition moving?)")
+        }
     }
 }

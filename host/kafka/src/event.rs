@@ -13,7 +13,12 @@ pub fn from_message(message: &BorrowedMessage<'_>) -> Event {
         .map(|headers| {
             headers
                 .iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();

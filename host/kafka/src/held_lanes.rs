@@ -95,7 +95,11 @@ impl HeldLanes {
     /// The earliest time a head is due, dropping stale timers.
     pub fn next_due(&mut self) -> Option<i64> {
         while let Some(Reverse((at, lane))) = self.timers.peek() {
-            if self.lanes.get(lane).is_some_and(|h| h.head == Head::Due(*at)) {
+            if self
+                .lanes
+                .get(lane)
+                .is_some_and(|h| h.head == Head::Due(*at))
+            {
                 return Some(*at);
             }
             self.timers.pop();

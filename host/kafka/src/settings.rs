@@ -65,6 +65,12 @@ pub struct KafkaSettings {
     /// production cluster).
     #[serde(default = "default_replication")]
     pub replication_factor: i32,
+    /// Create the topics wactor needs (retry changelogs, re-drive topics)
+    /// with the admin API; default true. When false they must exist, or
+    /// the brokers must create topics on first use (librdkafka's mock
+    /// cluster does, and has no admin API).
+    #[serde(default = "default_true")]
+    pub manage_topics: bool,
 }
 
 /// Default [`KafkaSettings::commit_interval`]: 1 s.
@@ -108,6 +114,7 @@ impl KafkaSettings {
             retry_changelog: true,
             changelog_partitions: default_changelog_partitions(),
             replication_factor: default_replication(),
+            manage_topics: true,
         }
     }
 
@@ -188,9 +195,7 @@ impl KafkaSettings {
         if !self.client.contains_key("linger.ms") {
             config.set("linger.ms", "2");
         }
-        config
-            .set("acks", "all")
-            .set("enable.idempotence", "true");
+        config.set("acks", "all").set("enable.idempotence", "true");
         config
     }
 
@@ -237,7 +242,10 @@ mod tests {
         assert_eq!(settings.commit_interval, Duration::from_millis(250));
         assert_eq!(settings.drain_timeout, Duration::from_secs(30));
         assert!(settings.retry_changelog);
-        assert_eq!(settings.client.get("sasl.mechanism").map(String::as_str), Some("PLAIN"));
+        assert_eq!(
+            settings.client.get("sasl.mechanism").map(String::as_str),
+            Some("PLAIN")
+        );
         settings.validate().unwrap();
     }
 }

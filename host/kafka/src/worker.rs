@@ -169,7 +169,10 @@ enum JobKind {
     /// Read from Kafka, in the scheduler's `lane`.
     Kafka { lane: LaneId },
     /// The head of a held lane.
-    Held { lane: LaneKey, record: Box<HeldEvent> },
+    Held {
+        lane: LaneKey,
+        record: Box<HeldEvent>,
+    },
 }
 
 /// A failed attempt, for the retry decision.
@@ -358,7 +361,9 @@ impl Worker {
                 .map_err(|e| e.to_string())?
             }
             None => {
-                let mut records = held.partition(&topic, partition).map_err(|e| e.to_string())?;
+                let mut records = held
+                    .partition(&topic, partition)
+                    .map_err(|e| e.to_string())?;
                 records.sort_by_key(|r| r.event.offset);
                 Ok(records)
             }
@@ -559,7 +564,9 @@ impl Worker {
                 let id = record.id();
                 match self.ctx.held.remove(&id) {
                     Ok(_) => self.write_changelog(&id, None),
-                    Err(err) => tracing::error!(error = %err, "cannot remove a finished held event"),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot remove a finished held event")
+                    }
                 }
                 self.advance(&lane);
             }
@@ -605,10 +612,7 @@ impl Worker {
     }
 
     fn decide(&mut self, attempt: u32, first_at_ms: i64, failure: Failure) -> (Decision, i64) {
-        let policy = self
-            .manifest()
-            .map(|m| m.retry.clone())
-            .unwrap_or_default();
+        let policy = self.manifest().map(|m| m.retry.clone()).unwrap_or_default();
         let now = self.ctx.clock.now_ms();
         let decision = policy.decide(
             attempt,
@@ -709,9 +713,10 @@ impl Worker {
         let first_at = *record
             .first_attempt_at_ms
             .get_or_insert(failed.report.started_at_ms);
-        record
-            .attempts
-            .push(Self::attempt_record(failed.report, failed.presented.attempt));
+        record.attempts.push(Self::attempt_record(
+            failed.report,
+            failed.presented.attempt,
+        ));
         let (decision, now) = self.decide(attempt, first_at, failed.failure);
         match decision {
             Decision::RetryAfter(delay) => {
@@ -819,7 +824,10 @@ impl Worker {
                 tokio::spawn(async move {
                     if let Err(err) = delivery.await {
                         tracing::warn!(error = %err, "dead letter not mirrored to Kafka");
-                        metrics.emit_failures_total.with_label_values(&[&actor]).inc();
+                        metrics
+                            .emit_failures_total
+                            .with_label_values(&[&actor])
+                            .inc();
                     }
                 });
             }
@@ -890,7 +898,11 @@ impl Worker {
         if !matches!(held.head, Head::Due(_)) {
             return false;
         }
-        match self.ctx.held.lane_first(&self.topic, self.partition, &id.lane) {
+        match self
+            .ctx
+            .held
+            .lane_first(&self.topic, self.partition, &id.lane)
+        {
             Ok(Some(head)) if head.id() == *id => {
                 let now = self.ctx.clock.now_ms();
                 self.held.set_head(&id.lane, Head::Due(now));
@@ -927,7 +939,10 @@ impl Worker {
         self.tick_running = false;
         if !tick.flushed || !tick.failed.is_empty() {
             if !tick.failed.is_empty() {
-                tracing::warn!(count = tick.failed.len(), "changelog writes failed; writing again");
+                tracing::warn!(
+                    count = tick.failed.len(),
+                    "changelog writes failed; writing again"
+                );
             }
             for id in tick.failed {
                 let current = self.ctx.held.get(&id).ok().flatten();
@@ -976,7 +991,10 @@ impl Worker {
         }
         // An earlier tick may still be out.
         if self.tick_running {
-            if let Ok(Some(tick)) = tokio::time::timeout_at(deadline + Duration::from_secs(5), self.tick_rx.recv()).await {
+            if let Ok(Some(tick)) =
+                tokio::time::timeout_at(deadline + Duration::from_secs(5), self.tick_rx.recv())
+                    .await
+            {
                 self.on_tick(tick);
             }
         }
