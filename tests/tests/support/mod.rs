@@ -266,3 +266,97 @@ pub fn seqs_by_key(records: &[Record]) -> BTreeMap<String, Vec<i64>> {
 pub fn manifest(name: &str, topic: &str, extra: &str) -> String {
     format!("name = \"{name}\"\ntopics = [\"{topic}\"]\n{extra}\n")
 }
+
+/// A `wactor serve` child process with its own data directory.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub config: PathBuf,
+}
+
+impl ServeProcess {
+    /// Writes `host.toml` into `dir` (data in `dir/data`, manifests from
+    /// `dir/actors`) for `brokers` and starts `wactor serve`.
+    pub fn start(dir: &Path, brokers: &str) -> Self {
+        let config = dir.join("host.toml");
+        if !config.exists() {
+            let text = format!(
+                r#"data_dir = "{data}"
+actors_dir = "{actors}"
+
+[kafka]
+brokers = "{brokers}"
+commit_interval = "200ms"
+drain_timeout = "5s"
+manage_topics = false
+changelog_partitions = 2
+
+[kafka.client]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+
+[api]
+listen = "127.0.0.1:0"
+"#,
+                data = dir.join("data").display(),
+                actors = dir.join("actors").display(),
+            );
+            std::fs::write(&config, text).unwrap();
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("host.log"))
+            .unwrap();
+        let child = std::process::Command::new(wactor_tests::wactor_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("WACTOR_LOG", "info,librdkafka=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start wactor serve");
+        ServeProcess { child, config }
+    }
+
+    /// SIGKILL: no drain, no commit, no flush.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the graceful exit; returns whether it exited 0.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        false
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Writes an actor manifest into `dir/actors/<name>.toml` whose component
+/// is the fixture `guest`.
+pub fn write_actor(dir: &Path, name: &str, guest: &str, manifest_body: &str) {
+    let actors = dir.join("actors");
+    std::fs::create_dir_all(&actors).unwrap();
+    let text = format!(
+        "component = \"{}\"\n{manifest_body}",
+        wactor_tests::guest(guest).display()
+    );
+    std::fs::write(actors.join(format!("{name}.toml")), text).unwrap();
+}
