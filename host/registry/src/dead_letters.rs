@@ -102,7 +102,9 @@ impl Registry {
     /// Re-drives dead letters through their actor's re-drive topic.
     pub async fn redrive(&self, request: RedriveRequest) -> Result<RedriveReport> {
         if request.rate_per_sec == Some(0) {
-            return Err(RegistryError::BadRequest("rate must be at least 1 per second".into()));
+            return Err(RegistryError::BadRequest(
+                "rate must be at least 1 per second".into(),
+            ));
         }
         let selected = self.select(request.id.as_deref(), &request.filter)?;
         let mut report = RedriveReport {
@@ -115,8 +117,18 @@ impl Registry {
             return Ok(report);
         }
         if let RedriveTarget::Version(version) = request.target {
-            for actor in selected.iter().map(|d| d.actor.as_str()).collect::<std::collections::BTreeSet<_>>() {
-                if self.parts().store.registry().version(actor, version)?.is_none() {
+            for actor in selected
+                .iter()
+                .map(|d| d.actor.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                if self
+                    .parts()
+                    .store
+                    .registry()
+                    .version(actor, version)?
+                    .is_none()
+                {
                     return Err(RegistryError::UnknownVersion {
                         actor: actor.into(),
                         version,
@@ -227,7 +239,12 @@ impl Registry {
     }
 
     /// Events of `actor` held on this host for a retry (or behind one).
-    pub fn retries(&self, actor: &str, filter: &HeldFilter, limit: usize) -> Result<Vec<HeldEvent>> {
+    pub fn retries(
+        &self,
+        actor: &str,
+        filter: &HeldFilter,
+        limit: usize,
+    ) -> Result<Vec<HeldEvent>> {
         self.actor(actor)?;
         Ok(self
             .parts()

@@ -124,6 +124,20 @@ pub struct VersionSummary {
     pub active: bool,
 }
 
+/// An actor started by [`Registry::start_all`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    /// The actor.
+    pub actor: String,
+    /// Its active version.
+    pub version: u64,
+    /// Whether the compiled artifact came from the on-disk cache (no
+    /// compilation).
+    pub cache_hit: bool,
+    /// Why it did not start, if it did not.
+    pub error: Option<String>,
+}
+
 /// One actor running on this host.
 struct Live {
     slot: Arc<VersionSlot>,
@@ -156,19 +170,34 @@ impl Registry {
     }
 
     /// Starts every actor of the store that has an active version and is
-    /// not paused. An actor that cannot start is logged and skipped: the
-    /// host stays up for the others.
-    pub async fn start_all(&self) -> Result<()> {
+    /// not paused. An actor that cannot start is logged, reported and
+    /// skipped: the host stays up for the others.
+    pub async fn start_all(&self) -> Result<Vec<Started>> {
         let actors = self.parts.store.registry().actors()?;
+        let mut started = Vec::new();
         for actor in actors {
             let Some(version) = actor.active_version else {
                 continue;
             };
-            if let Err(err) = self.run_version(&actor.name, version, actor.paused).await {
-                tracing::error!(actor = %actor.name, version, error = %err, "cannot start actor");
-            }
+            let result = self.run_version(&actor.name, version, actor.paused).await;
+            let (cache_hit, error) = match result {
+                Ok(cache_hit) => {
+                    tracing::info!(actor = %actor.name, version, cache_hit, paused = actor.paused, "actor started");
+                    (cache_hit, None)
+                }
+                Err(err) => {
+                    tracing::error!(actor = %actor.name, version, error = %err, "cannot start actor");
+                    (false, Some(err.to_string()))
+                }
+            };
+            started.push(Started {
+                actor: actor.name,
+                version,
+                cache_hit,
+                error,
+            });
         }
-        Ok(())
+        Ok(started)
     }
 
     /// Validates and stores a new version, and activates it if asked. An
@@ -211,8 +240,13 @@ impl Registry {
             .actor(&manifest.name)?
             .is_some_and(|a| a.active_version == Some(version.version));
         let activated = if upload.activate && !already_active {
-            self.activate(&manifest.name, version.version, upload.uploaded_by, "deploy")
-                .await?;
+            self.activate(
+                &manifest.name,
+                version.version,
+                upload.uploaded_by,
+                "deploy",
+            )
+            .await?;
             true
         } else {
             already_active
@@ -244,7 +278,9 @@ impl Registry {
         reason: &str,
     ) -> Result<ActivationRecord> {
         let registry = self.parts.store.registry();
-        let record = registry.actor(actor)?.ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
+        let record = registry
+            .actor(actor)?
+            .ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
         if registry.version(actor, version)?.is_none() {
             return Err(RegistryError::UnknownVersion {
                 actor: actor.into(),
@@ -271,7 +307,12 @@ impl Registry {
 
     /// Re-activates the version that was active before the current one, or
     /// version `to`.
-    pub async fn rollback(&self, actor: &str, to: Option<u64>, by: &str) -> Result<ActivationRecord> {
+    pub async fn rollback(
+        &self,
+        actor: &str,
+        to: Option<u64>,
+        by: &str,
+    ) -> Result<ActivationRecord> {
         let registry = self.parts.store.registry();
         if registry.actor(actor)?.is_none() {
             return Err(RegistryError::UnknownActor(actor.into()));
@@ -389,7 +430,10 @@ impl Registry {
             out.push(ActorSummary {
                 active_version: record.active_version,
                 state: state.to_string(),
-                topics: manifest.as_ref().map(|m| m.topics.clone()).unwrap_or_default(),
+                topics: manifest
+                    .as_ref()
+                    .map(|m| m.topics.clone())
+                    .unwrap_or_default(),
                 group: manifest.as_ref().map(|m| m.group()).unwrap_or_default(),
                 partitions,
                 lag,
@@ -413,7 +457,11 @@ impl Registry {
 
     /// Why an actor's consumer is not running, if it failed to start.
     pub async fn failure(&self, actor: &str) -> Option<String> {
-        self.live.lock().await.get(actor).and_then(|e| e.failure.clone())
+        self.live
+            .lock()
+            .await
+            .get(actor)
+            .and_then(|e| e.failure.clone())
     }
 
     /// An actor's versions, oldest first, with the active one marked.
@@ -481,12 +529,14 @@ impl Registry {
         }
     }
 
-    /// Loads `version` of `actor` and runs it (used at start and resume).
-    async fn run_version(&self, actor: &str, version: u64, paused: bool) -> Result<()> {
+    /// Loads `version` of `actor` and runs it (used at start and resume);
+    /// returns whether its compiled artifact came from the cache.
+    async fn run_version(&self, actor: &str, version: u64, paused: bool) -> Result<bool> {
         let mut live = self.live.lock().await;
         let loaded = self.load_version(&live, actor, version).await?;
+        let cache_hit = loaded.actor.load_report().cache == CacheOutcome::Hit;
         self.swap(&mut live, actor, loaded, paused).await;
-        Ok(())
+        Ok(cache_hit)
     }
 
     /// The loaded `version` of `actor`: from the actor's slot if it was
@@ -502,12 +552,13 @@ impl Registry {
             return Ok(loaded);
         }
         let registry = self.parts.store.registry();
-        let record = registry
-            .version(actor, version)?
-            .ok_or_else(|| RegistryError::UnknownVersion {
-                actor: actor.into(),
-                version,
-            })?;
+        let record =
+            registry
+                .version(actor, version)?
+                .ok_or_else(|| RegistryError::UnknownVersion {
+                    actor: actor.into(),
+                    version,
+                })?;
         let bytes = registry.component(&record.sha256)?.ok_or_else(|| {
             RegistryError::Internal(format!(
                 "the component {} of {actor} v{version} is missing from the store",
