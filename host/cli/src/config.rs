@@ -248,10 +248,9 @@ mod tests {
     #[test]
     fn unknown_fields_and_short_tokens_are_refused() {
         assert!(parse("[kafka]\nbrokers = \"k\"\nbrokerz = 1").is_err());
-        let config = parse(
-            "[kafka]\nbrokers = \"k\"\n[[api.tokens]]\nname = \"a\"\ntoken = \"short\"",
-        )
-        .unwrap();
+        let config =
+            parse("[kafka]\nbrokers = \"k\"\n[[api.tokens]]\nname = \"a\"\ntoken = \"short\"")
+                .unwrap();
         assert!(config.resolved_tokens().is_err());
     }
 }

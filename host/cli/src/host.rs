@@ -34,7 +34,10 @@ impl Host {
     /// `actors_dir`) runs and the API listens when this returns.
     pub async fn start(config: &HostConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create the data directory {}", config.data_dir.display())
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
         })?;
         let store = Store::open(&config.data_dir.join("store"))
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
@@ -50,7 +53,9 @@ impl Host {
         })
         .context("cannot start the Wasm runtime")?;
         if !runtime.pooling() {
-            tracing::warn!("the pooling allocator is unavailable here; instances are allocated on demand");
+            tracing::warn!(
+                "the pooling allocator is unavailable here; instances are allocated on demand"
+            );
         }
         let producer = Producer::new(&config.kafka).context("cannot create the Kafka producer")?;
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
@@ -133,8 +138,8 @@ pub async fn deploy_dir(registry: &Registry, dir: &Path) -> Result<Vec<String>> 
 
 /// Deploys one manifest file and the component it names.
 pub async fn deploy_file(registry: &Registry, path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let manifest = ActorManifest::parse(&text)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let component = manifest

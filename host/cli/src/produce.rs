@@ -86,8 +86,9 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
     } else {
         let value: Vec<u8> = match (&args.value, &args.file) {
             (Some(value), None) => value.clone().into_bytes(),
-            (None, Some(file)) => std::fs::read(file)
-                .with_context(|| format!("cannot read {}", file.display()))?,
+            (None, Some(file)) => {
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+            }
             (None, None) => bail!("give a value, --file or --lines"),
             (Some(_), Some(_)) => bail!("give either a value or --file"),
         };

@@ -27,7 +27,11 @@ impl ByteSize {
             "KiB" | "KB" | "K" => 1024,
             "MiB" | "MB" | "M" => 1024 * 1024,
             "GiB" | "GB" | "G" => 1024 * 1024 * 1024,
-            other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB)")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+                ))
+            }
         };
         number
             .checked_mul(factor)

@@ -521,7 +521,10 @@ mod tests {
             settings.config.get("wallet_url").map(String::as_str),
             Some("http://wallet.internal:8080")
         );
-        assert_eq!(&*settings.allowed_hosts, ["wallet.internal:8080", "*.example.com"]);
+        assert_eq!(
+            &*settings.allowed_hosts,
+            ["wallet.internal:8080", "*.example.com"]
+        );
         assert_eq!(
             m.component_path(Path::new("/srv/actors")),
             Some(PathBuf::from(
@@ -532,7 +535,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_wrong_types_are_syntax_errors_with_a_location() {
-        let err = ActorManifest::parse("name = \"a\"\ntopics = [\"t\"]\ntopic = \"x\"").unwrap_err();
+        let err =
+            ActorManifest::parse("name = \"a\"\ntopics = [\"t\"]\ntopic = \"x\"").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("topic"), "{text}");
         assert!(text.contains("line 3"), "{text}");
@@ -548,7 +552,10 @@ mod tests {
             ("name = \"a\"\ntopics = []", "topics"),
             ("name = \"a\"\ntopics = [\"t\", \"t\"]", "topics"),
             ("name = \"a\"\ntopics = [\"bad topic\"]", "topics"),
-            ("name = \"a\"\ntopics = [\"t\"]\nmax_in_flight = 0", "max_in_flight"),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\nmax_in_flight = 0",
+                "max_in_flight",
+            ),
             (
                 "name = \"a\"\ntopics = [\"t\"]\nallowed_hosts = [\"http://x/\"]",
                 "allowed_hosts",

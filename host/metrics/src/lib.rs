@@ -66,19 +66,26 @@ impl Metrics {
             &["actor", "version", "outcome"],
         )?;
         let call_duration_seconds = HistogramVec::new(
-            HistogramOpts::new("wactor_call_duration_seconds", "Wall time of actor calls")
-                .buckets(vec![
+            HistogramOpts::new("wactor_call_duration_seconds", "Wall time of actor calls").buckets(
+                vec![
                     0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
                     5.0, 30.0,
-                ]),
+                ],
+            ),
             &["actor"],
         )?;
         let emitted_records_total = IntCounterVec::new(
-            Opts::new("wactor_emitted_records_total", "Records produced for actors"),
+            Opts::new(
+                "wactor_emitted_records_total",
+                "Records produced for actors",
+            ),
             &["actor"],
         )?;
         let emit_failures_total = IntCounterVec::new(
-            Opts::new("wactor_emit_failures_total", "Failed produces of emitted records"),
+            Opts::new(
+                "wactor_emit_failures_total",
+                "Failed produces of emitted records",
+            ),
             &["actor"],
         )?;
         let consumer_lag = IntGaugeVec::new(
@@ -105,7 +112,10 @@ impl Metrics {
             &["actor"],
         )?;
         let retries_scheduled_total = IntCounterVec::new(
-            Opts::new("wactor_retries_scheduled_total", "Failed attempts scheduled for a retry"),
+            Opts::new(
+                "wactor_retries_scheduled_total",
+                "Failed attempts scheduled for a retry",
+            ),
             &["actor"],
         )?;
         let retries_fired_total = IntCounterVec::new(
@@ -117,11 +127,17 @@ impl Metrics {
             &["actor", "kind"],
         )?;
         let dead_letter_set_size = IntGaugeVec::new(
-            Opts::new("wactor_dead_letter_set_size", "Events in the dead-letter set"),
+            Opts::new(
+                "wactor_dead_letter_set_size",
+                "Events in the dead-letter set",
+            ),
             &["actor"],
         )?;
         let held_events = IntGaugeVec::new(
-            Opts::new("wactor_held_events", "Events held for a retry or behind one"),
+            Opts::new(
+                "wactor_held_events",
+                "Events held for a retry or behind one",
+            ),
             &["actor"],
         )?;
         let oldest_retry_age_seconds = GaugeVec::new(
