@@ -400,6 +400,15 @@ async fn a_dead_letter_redriven_after_a_fix_is_done_and_a_dry_run_changes_nothin
         "the trap dead-letters the event"
     );
 
+    registry.refresh_gauges().unwrap();
+    let dead_gauge = || {
+        host.metrics
+            .dead_letter_set_size
+            .with_label_values(&["fixme"])
+            .get()
+    };
+    assert_eq!(dead_gauge(), 1, "the dead-letter gauge counts it");
+
     let v2 = registry.deploy(upload(&fixed)).await.unwrap();
     assert_eq!(v2.version.version, 2);
 
@@ -442,5 +451,7 @@ async fn a_dead_letter_redriven_after_a_fix_is_done_and_a_dry_run_changes_nothin
     assert_eq!(json["offset"], 0);
     assert_eq!(out[0].headers["wactor-actor"], "fixme@2");
     assert!(dead_letters.is_empty());
+    registry.refresh_gauges().unwrap();
+    assert_eq!(dead_gauge(), 0);
     registry.shutdown().await;
 }

@@ -17,6 +17,9 @@ use wactor_store::Store;
 
 use crate::config::HostConfig;
 
+/// How often the gauges that come from the store are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// A running host, before it is told to stop.
 pub struct Host {
     /// The control plane.
@@ -76,6 +79,8 @@ impl Host {
             deploy_dir(&registry, dir).await?;
         }
 
+        tokio::spawn(refresh_gauges(registry.clone()));
+
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.api.listen))?;
@@ -120,6 +125,26 @@ impl Host {
         self.store.flush().context("cannot flush the store")?;
         tracing::info!("host stopped");
         Ok(())
+    }
+}
+
+/// Keeps the store-derived gauges fresh for as long as the registry lives.
+async fn refresh_gauges(registry: Arc<Registry>) {
+    let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+    loop {
+        tick.tick().await;
+        if Arc::strong_count(&registry) == 1 {
+            // The host is gone.
+            return;
+        }
+        let registry = registry.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            registry.refresh_gauges().map_err(|e| e.to_string())
+        })
+        .await;
+        if let Ok(Err(err)) = result {
+            tracing::warn!(error = %err, "cannot refresh the store gauges");
+        }
     }
 }
 

@@ -640,6 +640,38 @@ impl Registry {
         Ok(ActorConsumer::start(Arc::new(ctx)).await?)
     }
 
+    /// Refreshes the gauges that come from the store: held events, the
+    /// age of the oldest retry, and the dead-letter set size, per actor.
+    /// Scans the held trees and the dead-letter set: call it every few
+    /// seconds, not per event.
+    pub fn refresh_gauges(&self) -> Result<()> {
+        let store = &self.parts.store;
+        let metrics = &self.parts.metrics;
+        let dead = store.dead_letters().count_by_actor()?;
+        let now = self.parts.clock.now_ms();
+        for actor in store.registry().actors()? {
+            let name = actor.name.as_str();
+            let held = store.held(name)?;
+            metrics
+                .held_events
+                .with_label_values(&[name])
+                .set(i64::try_from(held.len()).unwrap_or(i64::MAX));
+            let oldest = held
+                .oldest_first_attempt_ms()?
+                .map(|first| (now - first).max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            metrics
+                .oldest_retry_age_seconds
+                .with_label_values(&[name])
+                .set(oldest);
+            metrics
+                .dead_letter_set_size
+                .with_label_values(&[name])
+                .set(i64::try_from(dead.get(name).copied().unwrap_or(0)).unwrap_or(i64::MAX));
+        }
+        Ok(())
+    }
+
     /// Waits until `actor` runs `version` on this host, up to `timeout`
     /// (for tests and the CLI's `--wait`).
     pub async fn wait_active(&self, actor: &str, version: u64, timeout: Duration) -> bool {
