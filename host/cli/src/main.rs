@@ -15,7 +15,10 @@
 //! - `event_file`: the JSON form of an event for `invoke`.
 //! - `invoke`: `wactor invoke`.
 //! - `bridge`: runtime ↔ store glue (state reads, applying state writes).
+//! - `admin`: the admin verbs (`deploy`, `actors`, `dlq`, ...), clients of
+//!   a host's admin API.
 
+mod admin;
 mod bridge;
 mod config;
 mod dev;
@@ -52,6 +55,8 @@ enum Command {
     /// Run an actor component on one event and print its outcome, emits,
     /// state changes and logs.
     Invoke(invoke::InvokeArgs),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
 }
 
 /// Arguments of `wactor serve`.
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
+            Command::Admin(command) => Ok(admin::run(command).await),
         }
     });
     match result {

@@ -1,0 +1,71 @@
+//! `/v1/actors/{name}/retries`: the events an actor holds on this host
+//! because they wait for a retry (or wait behind one of their lane), and
+//! running one of them now.
+//!
+//! Held events are per host (each host holds the partitions it owns), so
+//! in a cluster each host's API shows its own; dead letters, by contrast,
+//! are cluster-wide.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use wactor_store::HeldFilter;
+
+use crate::auth::Caller;
+use crate::dead_letters::blocking;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{non_empty, PathParams, Query};
+use crate::wire::{parse_key, HeldView, Items, RetriesQuery, RetryingNow};
+use crate::ApiState;
+
+/// How many held events a listing returns when the request gives no limit.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest listing.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// The routes of this module.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/actors/{name}/retries", get(list))
+        .route("/v1/actors/{name}/retries/{id}/retry-now", post(retry_now))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+    Query(query): Query<RetriesQuery>,
+) -> ApiResult<Json<Items<HeldView>>> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let filter = HeldFilter {
+        topic: non_empty(query.topic),
+        partition: None,
+        key: non_empty(query.key)
+            .map(|key| parse_key(&key))
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
+        only_retrying: query.only_retrying.unwrap_or(false),
+    };
+    let held = blocking(&state.registry, move |registry| {
+        registry.retries(&name, &filter, limit)
+    })
+    .await?;
+    Ok(Json(Items {
+        items: held.iter().map(HeldView::from).collect(),
+    }))
+}
+
+async fn retry_now(
+    State(state): State<ApiState>,
+    caller: Caller,
+    PathParams((name, id)): PathParams<(String, String)>,
+) -> ApiResult<(StatusCode, Json<RetryingNow>)> {
+    state.registry.retry_now(&name, &id).await?;
+    tracing::info!(actor = %name, id = %id, by = %caller.0, "retry-now through the API");
+    Ok((StatusCode::ACCEPTED, Json(RetryingNow { id })))
+}
