@@ -221,15 +221,12 @@ impl Request {
 
         let future = outgoing_handler::handle(request, Some(options)).map_err(Error::from_code)?;
 
-        if let Err(write_err) = write_body(body, &self.body, &timer) {
-            // The request may have failed as a whole (connection refused);
-            // its error says more than the broken body stream.
-            return Err(match wait_response(&future, &timer) {
-                Err(response_err) => response_err,
-                Ok(_) => write_err,
-            });
-        }
-
+        // A failed body write is not an error by itself: a server may answer
+        // without waiting for the end of the body (and the host may close
+        // the body stream once the exchange is over), so a response wins.
+        // Without a response, the request's own error (connection refused,
+        // timeout...) says more than the broken body stream.
+        let _body_written = write_body(body, &self.body, &timer);
         let response = wait_response(&future, &timer)?;
         let status = response.status();
         let headers = {

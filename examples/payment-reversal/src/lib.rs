@@ -106,7 +106,9 @@ impl Actor for PaymentReversal {
         }
         let cancelled: BookingCancelled = event.json()?;
         if cancelled.booking_id.is_empty() || cancelled.reservation_id.is_empty() {
-            return Err(Outcome::dead("booking_id and reservation_id must not be empty"));
+            return Err(Outcome::dead(
+                "booking_id and reservation_id must not be empty",
+            ));
         }
 
         let marker_key = format!("reversed:{}", cancelled.booking_id);
@@ -244,7 +246,10 @@ mod tests {
     fn success_and_conflict_both_mean_reversed() {
         assert_eq!(judge(&reply(200, &[], "{}")), Verdict::Reversed);
         assert_eq!(judge(&reply(204, &[], "")), Verdict::Reversed);
-        assert_eq!(judge(&reply(409, &[], "already reversed")), Verdict::Reversed);
+        assert_eq!(
+            judge(&reply(409, &[], "already reversed")),
+            Verdict::Reversed
+        );
     }
 
     #[test]

@@ -71,11 +71,15 @@ fn default_attempt() -> u32 {
 
 /// Parses an event file's text into an [`Event`].
 pub fn parse(text: &str) -> Result<Event> {
-    let file: EventFile = serde_json::from_str(text).context("the event is not valid event JSON")?;
+    let file: EventFile =
+        serde_json::from_str(text).context("the event is not valid event JSON")?;
     let key = match (file.key, file.key_base64) {
         (Some(_), Some(_)) => bail!("give either `key` or `key_base64`, not both"),
         (Some(key), None) => Some(key.into_bytes()),
-        (None, Some(b64)) => Some(B64.decode(b64).context("`key_base64` is not valid base64")?),
+        (None, Some(b64)) => Some(
+            B64.decode(b64)
+                .context("`key_base64` is not valid base64")?,
+        ),
         (None, None) => None,
     };
     let payload = match (file.payload, file.payload_text, file.payload_base64) {

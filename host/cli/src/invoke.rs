@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use wactor_runtime::{
-    ActorSettings, CallResult, InstanceMode, Invocation, Limits, Outcome, Runtime,
-    RuntimeSettings, StateWrite,
+    ActorSettings, CallResult, InstanceMode, Invocation, Limits, Outcome, Runtime, RuntimeSettings,
+    StateWrite,
 };
 use wactor_store::Store;
 
@@ -142,7 +142,9 @@ fn print_human(inv: &Invocation) {
         CallResult::Returned(Outcome::Dead { reason }) => {
             println!("outcome: dead: {reason} ({took})")
         }
-        CallResult::Trapped(trap) => println!("outcome: trap ({}): {} ({took})", trap.kind, trap.message),
+        CallResult::Trapped(trap) => {
+            println!("outcome: trap ({}): {} ({took})", trap.kind, trap.message)
+        }
     }
     if !inv.effects.emits.is_empty() {
         println!("emitted {} record(s):", inv.effects.emits.len());
@@ -168,7 +170,9 @@ fn print_human(inv: &Invocation) {
             }
         }
     }
-    if !inv.result.is_done() && matches!(inv.result, CallResult::Returned(_) | CallResult::Trapped(_)) {
+    if !inv.result.is_done()
+        && matches!(inv.result, CallResult::Returned(_) | CallResult::Trapped(_))
+    {
         println!("(effects of a call that is not `done` are dropped)");
     }
     if !inv.logs.is_empty() {

@@ -99,6 +99,12 @@ impl Runtime {
         self.engine.pooling
     }
 
+    /// True when pooled memories are reset in place from the pages the
+    /// instance dirtied (Linux 6.7+ `PAGEMAP_SCAN`) rather than decommitted.
+    pub fn pagemap_reset(&self) -> bool {
+        self.engine.pagemap_reset
+    }
+
     /// Checks that `bytes` is a component of the `wactor:actor` world
     /// without keeping anything: what an upload is validated with.
     pub fn validate(&self, bytes: &[u8]) -> Result<String> {
@@ -134,6 +140,7 @@ impl Runtime {
                 sha256,
                 report,
                 warm: Mutex::new(Vec::new()),
+                spare_hosts: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -181,7 +188,15 @@ struct ActorInner {
     report: LoadReport,
     /// Idle warm instances (only in `Warm` mode).
     warm: Mutex<Vec<WarmInstance>>,
+    /// Store data of finished instances, reset and ready for the next one:
+    /// building a WASI context (seeding its random generators) is a large
+    /// part of a fresh instance's cost, and nothing in it is visible to the
+    /// guest once reset (see [`HostState::recycle`]).
+    spare_hosts: Mutex<Vec<HostState>>,
 }
+
+/// Most spare host states kept per actor version.
+const MAX_SPARE_HOSTS: usize = 64;
 
 struct WarmInstance {
     store: Store<HostState>,
@@ -281,9 +296,15 @@ impl LoadedActor {
         } else {
             Default::default()
         };
-        if !matches!(result, CallResult::Trapped(_)) {
+        if matches!(result, CallResult::Trapped(_)) {
+            // A trapped instance is never reused, nor is its store data: the
+            // call may have been abandoned in the middle of a host call.
+            drop(instance);
+        } else {
             instance.uses += 1;
-            self.return_warm(instance);
+            if let Some(retired) = self.return_warm(instance) {
+                self.recycle(retired);
+            }
         }
         Invocation {
             result,
@@ -301,17 +322,59 @@ impl LoadedActor {
         self.inner.warm.lock().ok()?.pop()
     }
 
-    fn return_warm(&self, instance: WarmInstance) {
+    /// Keeps `instance` for reuse if the mode and limits allow; otherwise
+    /// hands it back.
+    fn return_warm(&self, instance: WarmInstance) -> Option<WarmInstance> {
         let settings = &self.inner.settings;
         if settings.instance_mode != InstanceMode::Warm
             || instance.uses >= settings.max_uses_per_instance
         {
+            return Some(instance);
+        }
+        match self.inner.warm.lock() {
+            Ok(mut warm) if warm.len() < settings.max_idle_instances => {
+                warm.push(instance);
+                None
+            }
+            _ => Some(instance),
+        }
+    }
+
+    /// Ends an instance that finished its call normally, keeping its store
+    /// data for the next instance. Dropping the store returns the instance's
+    /// slot, memory and stack to the allocator.
+    fn recycle(&self, instance: WarmInstance) {
+        if !self.inner.engine.recycle_host_state {
             return;
         }
-        if let Ok(mut warm) = self.inner.warm.lock() {
-            if warm.len() < settings.max_idle_instances {
-                warm.push(instance);
+        let mut host = instance.store.into_data();
+        host.recycle();
+        if let Ok(mut spares) = self.inner.spare_hosts.lock() {
+            if spares.len() < MAX_SPARE_HOSTS {
+                spares.push(host);
             }
+        }
+    }
+
+    /// A host state for a new instance: a recycled one, or a new one.
+    fn host_state(&self, call: CallState) -> HostState {
+        let inner = &*self.inner;
+        let spare = inner
+            .spare_hosts
+            .lock()
+            .ok()
+            .and_then(|mut spares| spares.pop());
+        match spare {
+            Some(mut host) => {
+                host.call = call;
+                host
+            }
+            None => HostState::new(
+                inner.settings.config.clone(),
+                inner.allow_list.clone(),
+                inner.settings.limits.memory_bytes,
+                call,
+            ),
         }
     }
 
@@ -319,12 +382,7 @@ impl LoadedActor {
     /// call state (with any output the guest wrote while starting).
     async fn instantiate(&self, call: CallState) -> Result<WarmInstance, (Trap, CallState)> {
         let inner = &*self.inner;
-        let host = HostState::new(
-            inner.settings.config.clone(),
-            inner.allow_list.clone(),
-            inner.settings.limits.memory_bytes,
-            call,
-        );
+        let host = self.host_state(call);
         let mut store = Store::new(&inner.engine.engine, host);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| {

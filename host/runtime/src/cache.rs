@@ -9,7 +9,9 @@
 //!
 //! The cache directory must be owned by the host: loading an artifact is
 //! `unsafe` in wasmtime because a tampered file is native code. A file that
-//! fails to load is recompiled and replaced.
+//! fails to load is recompiled and replaced. Files are written atomically
+//! (temporary file, then rename) and read into memory, never mapped, so a
+//! concurrent writer or a truncated file cannot crash a running host.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -66,10 +68,22 @@ impl ArtifactCache {
     ) -> Result<(Component, CacheOutcome)> {
         let path = self.path_for(sha256);
         if let Some(path) = path.as_deref().filter(|p| p.exists()) {
-            // SAFETY: the file was written by `store` below into the host's
-            // own cache directory, from a component compiled by an engine
-            // with the same compatibility hash (part of the file name).
-            match unsafe { Component::deserialize_file(engine, path) } {
+            // The artifact is read into memory rather than mapped
+            // (`deserialize_file`): a mapped file that is truncated or
+            // rewritten in place while the host runs would kill the whole
+            // process with SIGBUS, and reading a few hundred KiB costs
+            // microseconds.
+            let loaded = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|artifact| {
+                    // SAFETY: the file was written by `store` below into the
+                    // host's own cache directory, from a component compiled by an
+                    // engine with the same compatibility hash (part of the file
+                    // name); wasmtime checks its header and version before use.
+                    unsafe { Component::deserialize(engine, &artifact) }
+                        .map_err(|e| format!("{e:#}"))
+                });
+            match loaded {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(err) => tracing::warn!(
                     path = %path.display(),

@@ -6,7 +6,10 @@
 //! - The pooling allocator when the machine allows it: instance slots,
 //!   memories and stacks are reserved once and reused, and linear memory is
 //!   initialized copy-on-write from the compiled image, which is what makes
-//!   a fresh instance per event affordable. Where the reservation fails
+//!   a fresh instance per event affordable; on Linux 6.7+ a slot's dirty
+//!   pages are found with `PAGEMAP_SCAN` and reset in place when its
+//!   instance ends, so the next instance takes no page faults and no
+//!   `madvise`/TLB shootdown is needed. Where the reservation fails
 //!   (low `ulimit -v`, small address spaces) the engine falls back to the
 //!   on-demand allocator and says so.
 //! - Epoch interruption: a background thread bumps the engine's epoch every
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::{Result, RuntimeError};
 
@@ -48,7 +51,30 @@ pub struct EngineSettings {
     pub max_memory_bytes: u64,
     /// Wasm stack size for guests.
     pub max_wasm_stack: usize,
+    /// Bytes of a pooled memory slot's dirty pages that are reset in place
+    /// (and stay resident) when an instance ends, where the kernel supports
+    /// `PAGEMAP_SCAN`; dirty memory beyond it is decommitted. This is what
+    /// makes a fresh instance per event cheap: the next instance in the slot
+    /// takes no page faults. It bounds the resident memory an idle slot
+    /// keeps. Without `PAGEMAP_SCAN` (older kernels, or `pagemap_reset`
+    /// off) wasmtime can only reset the *lowest* bytes of memory in place,
+    /// so the value is then capped at [`LOW_KEEP_RESIDENT`].
+    pub memory_keep_resident: usize,
+    /// Use `PAGEMAP_SCAN` where the kernel has it. On by default; off only
+    /// to measure what it saves.
+    pub pagemap_reset: bool,
+    /// Reuse the store data (WASI context and all) of finished instances
+    /// for new instances of the same actor version instead of building it
+    /// anew. On by default; off only to measure what it saves.
+    pub recycle_host_state: bool,
 }
+
+/// Table bytes kept resident per slot (tables are small).
+const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
+
+/// Memory bytes reset in place without `PAGEMAP_SCAN`: the lowest bytes of
+/// memory are `memset` whether they were used or not, so keep this small.
+pub const LOW_KEEP_RESIDENT: usize = 64 * 1024;
 
 impl Default for EngineSettings {
     fn default() -> Self {
@@ -57,6 +83,9 @@ impl Default for EngineSettings {
             pool_instances: 1000,
             max_memory_bytes: 256 * 1024 * 1024,
             max_wasm_stack: 512 * 1024,
+            memory_keep_resident: 4 * 1024 * 1024,
+            pagemap_reset: true,
+            recycle_host_state: true,
         }
     }
 }
@@ -65,6 +94,10 @@ impl Default for EngineSettings {
 pub(crate) struct EngineHandle {
     pub(crate) engine: Engine,
     pub(crate) pooling: bool,
+    /// Whether finished instances' store data is reused.
+    pub(crate) recycle_host_state: bool,
+    /// Whether pooled memories are reset in place with `PAGEMAP_SCAN`.
+    pub(crate) pagemap_reset: bool,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -101,6 +134,8 @@ impl EngineHandle {
         Ok(EngineHandle {
             engine,
             pooling,
+            recycle_host_state: settings.recycle_host_state,
+            pagemap_reset: pooling && uses_pagemap(settings),
             stop,
             ticker: Some(ticker),
         })
@@ -114,6 +149,13 @@ impl Drop for EngineHandle {
             let _ = ticker.join();
         }
     }
+}
+
+/// Whether pooled memories are reset with `PAGEMAP_SCAN`.
+fn uses_pagemap(settings: &EngineSettings) -> bool {
+    settings.pagemap_reset
+        && settings.memory_keep_resident > 0
+        && PoolingAllocationConfig::is_pagemap_scan_available()
 }
 
 fn build(settings: &EngineSettings, pooling: bool) -> Result<Engine> {
@@ -135,15 +177,25 @@ fn build(settings: &EngineSettings, pooling: bool) -> Result<Engine> {
         pool.max_memories_per_component(4);
         pool.max_tables_per_component(8);
         pool.table_elements(20_000);
-        // Keep some pages resident between uses of a slot so that reusing
-        // it does not fault them in again.
-        pool.linear_memory_keep_resident(64 * 1024);
-        pool.table_keep_resident(16 * 1024);
+        if uses_pagemap(settings) {
+            // Linux 6.7+: on deallocation, find the pages the instance
+            // dirtied (PAGEMAP_SCAN) and reset only those with memcpy/memset,
+            // keeping them resident: no madvise, no TLB shootdown, no page
+            // faults when the slot is reused. Beyond the budget, the rest is
+            // decommitted as usual.
+            pool.pagemap_scan(Enabled::Yes);
+            pool.linear_memory_keep_resident(settings.memory_keep_resident);
+            pool.table_keep_resident(settings.memory_keep_resident.min(TABLE_KEEP_RESIDENT));
+        } else {
+            // Without the scan, keep-resident means "memset the first N
+            // bytes", so keep it small.
+            pool.linear_memory_keep_resident(settings.memory_keep_resident.min(LOW_KEEP_RESIDENT));
+            pool.table_keep_resident(16 * 1024);
+        }
         pool.max_unused_warm_slots(n / 10 + 1);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    let engine =
-        Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
     if pooling {
         // Reservation happens lazily in some versions; prove the pool works
         // with an empty store so that a failure shows up here, not per event.

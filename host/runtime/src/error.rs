@@ -32,7 +32,9 @@ pub enum RuntimeError {
     WrongWorld(String),
 
     /// The component lacks the `handle` export or its type is wrong.
-    #[error("the component does not export `handle: func(event) -> outcome` of wactor:actor@0.1.0: {0}")]
+    #[error(
+        "the component does not export `handle: func(event) -> outcome` of wactor:actor@0.1.0: {0}"
+    )]
     MissingExport(String),
 
     /// The component is larger than allowed.

@@ -19,7 +19,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::wactor::actor::{config, emit, logging, state, types as wit};
 use crate::http_policy::HostAllowList;
 use crate::output::OutputCapture;
-use crate::types::{Effects, EmittedRecord, Limits, LogLevel, LogLine, StateReader, StateWrite};
+use crate::types::{
+    Effects, EmittedRecord, EmptyState, Limits, LogLevel, LogLine, StateReader, StateWrite,
+};
 
 /// Longest log line kept, in bytes; longer lines are cut.
 const MAX_LOG_LINE_BYTES: usize = 4096;
@@ -104,7 +106,7 @@ impl CallState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         self.logs.push(LogLine { level, message });
     }
@@ -153,6 +155,27 @@ impl HostState {
             config,
             call,
         }
+    }
+}
+
+impl HostState {
+    /// Resets the store data of a finished instance so that another
+    /// instance of the same actor version can use it.
+    ///
+    /// What the next guest could observe is reset: the resource table
+    /// (streams, requests, pollables) is replaced, the output buffers are
+    /// emptied, the limiter forgets a hit and the call state is cleared. What
+    /// is kept is configuration that is the same for every instance of the
+    /// version (config values, allow-list, memory limit, a WASI context that
+    /// grants nothing) and the WASI context's random generators, whose state
+    /// simply continues.
+    pub(crate) fn recycle(&mut self) {
+        self.table = ResourceTable::new();
+        let _ = self.stdout.drain();
+        let _ = self.stderr.drain();
+        self.limiter.hit = false;
+        let limits = self.call.limits;
+        self.call = CallState::new(Arc::new(EmptyState), limits, Instant::now());
     }
 }
 
@@ -262,11 +285,7 @@ impl emit::Host for HostState {
             topic: out.topic,
             key: out.key,
             payload: out.payload,
-            headers: out
-                .headers
-                .into_iter()
-                .map(|h| (h.name, h.value))
-                .collect(),
+            headers: out.headers.into_iter().map(|h| (h.name, h.value)).collect(),
         });
         Ok(())
     }
@@ -299,7 +318,10 @@ impl state::Host for HostState {
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        self.call.effects.state_writes.insert(key, StateWrite::Delete);
+        self.call
+            .effects
+            .state_writes
+            .insert(key, StateWrite::Delete);
         Ok(())
     }
 }

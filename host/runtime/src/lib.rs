@@ -38,6 +38,6 @@ pub use engine::{AllocatorChoice, EngineSettings};
 pub use error::{Result, RuntimeError};
 pub use http_policy::HostAllowList;
 pub use types::{
-    ActorSettings, CallResult, Effects, EmittedRecord, EmptyState, Event, InstanceMode,
-    Invocation, Limits, LogLevel, LogLine, Outcome, StateReader, StateWrite, Trap, TrapKind,
+    ActorSettings, CallResult, Effects, EmittedRecord, EmptyState, Event, InstanceMode, Invocation,
+    Limits, LogLevel, LogLine, Outcome, StateReader, StateWrite, Trap, TrapKind,
 };
