@@ -67,7 +67,7 @@ pub(crate) async fn detail(registry: &Registry, name: &str) -> ApiResult<ActorDe
         paused: record.paused,
         created_at_ms: record.created_at_ms,
         manifest: record.manifest_toml,
-        failure: registry.failure(name).await,
+        failure: registry.failure(name),
     })
 }
 

@@ -334,6 +334,12 @@ impl ActorConsumer {
         &self.status
     }
 
+    /// A shared handle on [`status`](Self::status), readable after the
+    /// consumer is gone.
+    pub fn status_handle(&self) -> Arc<ConsumerStatus> {
+        self.status.clone()
+    }
+
     /// Asks the worker owning a held event to retry it now. False when this
     /// host does not own its partition or the event does not wait for a
     /// retry.

@@ -113,29 +113,23 @@ impl Registry {
             ids: selected.iter().take(1000).map(|d| d.id.clone()).collect(),
             ..RedriveReport::default()
         };
-        if request.dry_run {
-            return Ok(report);
-        }
         if let RedriveTarget::Version(version) = request.target {
-            for actor in selected
-                .iter()
-                .map(|d| d.actor.as_str())
-                .collect::<std::collections::BTreeSet<_>>()
-            {
-                if self
-                    .parts()
-                    .store
-                    .registry()
-                    .version(actor, version)?
-                    .is_none()
-                {
+            let actors: std::collections::BTreeSet<&str> =
+                selected.iter().map(|d| d.actor.as_str()).collect();
+            for actor in actors {
+                if self.parts().store.registry().version(actor, version)?.is_none() {
                     return Err(RegistryError::UnknownVersion {
                         actor: actor.into(),
                         version,
                     });
                 }
-                self.preload(actor, version).await?;
+                if !request.dry_run {
+                    self.preload(actor, version).await?;
+                }
             }
+        }
+        if request.dry_run {
+            return Ok(report);
         }
         let pause = request
             .rate_per_sec

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Mutex;
 use wactor_kafka::{
-    ActiveVersion, ActorConsumer, ActorContext, Clock, KafkaSettings, Producer, VersionSlot,
-    VersionSource,
+    ActiveVersion, ActorConsumer, ActorContext, Clock, ConsumerStatus, KafkaSettings, Producer,
+    VersionSlot, VersionSource,
 };
 use wactor_manifest::ActorManifest;
 use wactor_metrics::Metrics;
@@ -148,10 +148,27 @@ struct Live {
     failure: Option<String>,
 }
 
+/// What the read-only views see of an actor running on this host. Kept
+/// beside the lifecycle lock so that listing actors never waits for a
+/// deploy or a drain.
+#[derive(Clone, Default)]
+struct View {
+    /// Assigned partitions and lag, while a consumer runs.
+    status: Option<Arc<ConsumerStatus>>,
+    /// Why the consumer is not running, when it failed to start.
+    failure: Option<String>,
+    /// The actor's versions.
+    slot: Option<Arc<VersionSlot>>,
+}
+
 /// The control plane of one host.
 pub struct Registry {
     parts: HostParts,
+    /// Running actors; held across lifecycle operations (they can wait for
+    /// a drain), never by event handling.
     live: Mutex<BTreeMap<String, Live>>,
+    /// Snapshots of `live` for the views.
+    views: std::sync::RwLock<BTreeMap<String, View>>,
 }
 
 impl Registry {
@@ -161,6 +178,7 @@ impl Registry {
         Registry {
             parts,
             live: Mutex::new(BTreeMap::new()),
+            views: std::sync::RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -339,6 +357,7 @@ impl Registry {
         self.parts.store.flush_async().await?;
         if let Some(entry) = live.get_mut(actor) {
             if let Some(consumer) = entry.consumer.take() {
+                self.publish(actor, Some(entry));
                 consumer.stop().await;
             }
         }
@@ -372,6 +391,7 @@ impl Registry {
     pub async fn remove(&self, actor: &str) -> Result<ActorRecord> {
         let mut live = self.live.lock().await;
         if let Some(mut entry) = live.remove(actor) {
+            self.publish(actor, None);
             if let Some(consumer) = entry.consumer.take() {
                 consumer.stop().await;
             }
@@ -391,14 +411,13 @@ impl Registry {
     pub async fn actors(&self) -> Result<Vec<ActorSummary>> {
         let records = self.parts.store.registry().actors()?;
         let dead = self.parts.store.dead_letters().count_by_actor()?;
-        let live = self.live.lock().await;
+        let views = self.views_snapshot();
         let mut out = Vec::with_capacity(records.len());
         for record in records {
             let manifest = ActorManifest::parse(&record.manifest_toml).ok();
-            let entry = live.get(&record.name);
-            let (partitions, lag) = match entry.and_then(|e| e.consumer.as_ref()) {
-                Some(consumer) => {
-                    let status = consumer.status();
+            let view = views.get(&record.name);
+            let (partitions, lag) = match view.and_then(|v| v.status.as_ref()) {
+                Some(status) => {
                     let partitions = status
                         .partitions()
                         .into_iter()
@@ -416,7 +435,7 @@ impl Registry {
                 "paused"
             } else if record.active_version.is_none() {
                 "stopped"
-            } else if entry.is_some_and(|e| e.consumer.is_some()) {
+            } else if view.is_some_and(|v| v.status.is_some()) {
                 "running"
             } else {
                 "failed"
@@ -456,12 +475,38 @@ impl Registry {
     }
 
     /// Why an actor's consumer is not running, if it failed to start.
-    pub async fn failure(&self, actor: &str) -> Option<String> {
-        self.live
-            .lock()
-            .await
-            .get(actor)
-            .and_then(|e| e.failure.clone())
+    pub fn failure(&self, actor: &str) -> Option<String> {
+        self.views_snapshot().get(actor).and_then(|v| v.failure.clone())
+    }
+
+    fn views_snapshot(&self) -> BTreeMap<String, View> {
+        match self.views.read() {
+            Ok(views) => views.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Publishes what the views should see of `actor` (`None`: gone).
+    fn publish(&self, actor: &str, entry: Option<&Live>) {
+        let mut views = match self.views.write() {
+            Ok(views) => views,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match entry {
+            Some(entry) => {
+                views.insert(
+                    actor.to_string(),
+                    View {
+                        status: entry.consumer.as_ref().map(ActorConsumer::status_handle),
+                        failure: entry.failure.clone(),
+                        slot: Some(entry.slot.clone()),
+                    },
+                );
+            }
+            None => {
+                views.remove(actor);
+            }
+        }
     }
 
     /// An actor's versions, oldest first, with the active one marked.
@@ -524,6 +569,9 @@ impl Registry {
             .values_mut()
             .filter_map(|entry| entry.consumer.take())
             .collect();
+        for (name, entry) in live.iter() {
+            self.publish(name, Some(entry));
+        }
         for consumer in consumers {
             consumer.stop().await;
         }
@@ -598,27 +646,28 @@ impl Registry {
         let resubscribe = entry.manifest.needs_resubscribe(&manifest);
         entry.slot.activate(loaded);
         entry.manifest = manifest.clone();
-        if paused {
-            return;
-        }
-        if resubscribe {
-            if let Some(consumer) = entry.consumer.take() {
-                tracing::info!(actor, "subscription changed; restarting the consumer");
-                consumer.stop().await;
-            }
-        }
-        if entry.consumer.is_none() {
-            match self.start_consumer(&manifest, entry.slot.clone()).await {
-                Ok(consumer) => {
-                    entry.consumer = Some(consumer);
-                    entry.failure = None;
-                }
-                Err(err) => {
-                    tracing::error!(actor, error = %err, "cannot start the actor's consumer");
-                    entry.failure = Some(err.to_string());
+        if !paused {
+            if resubscribe {
+                if let Some(consumer) = entry.consumer.take() {
+                    tracing::info!(actor, "subscription changed; restarting the consumer");
+                    self.publish(actor, Some(entry));
+                    consumer.stop().await;
                 }
             }
+            if entry.consumer.is_none() {
+                match self.start_consumer(&manifest, entry.slot.clone()).await {
+                    Ok(consumer) => {
+                        entry.consumer = Some(consumer);
+                        entry.failure = None;
+                    }
+                    Err(err) => {
+                        tracing::error!(actor, error = %err, "cannot start the actor's consumer");
+                        entry.failure = Some(err.to_string());
+                    }
+                }
+            }
         }
+        self.publish(actor, Some(entry));
     }
 
     async fn start_consumer(
@@ -677,15 +726,13 @@ impl Registry {
     pub async fn wait_active(&self, actor: &str, version: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            {
-                let live = self.live.lock().await;
-                if live
-                    .get(actor)
-                    .and_then(|e| e.slot.current())
-                    .is_some_and(|v| v.version == version)
-                {
-                    return true;
-                }
+            let running = self
+                .views_snapshot()
+                .get(actor)
+                .and_then(|v| v.slot.as_ref().and_then(|s| s.current()))
+                .is_some_and(|v| v.version == version);
+            if running {
+                return true;
             }
             if Instant::now() >= deadline {
                 return false;

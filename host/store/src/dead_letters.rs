@@ -120,6 +120,15 @@ pub struct DeadLetterPage {
     pub next: Option<String>,
 }
 
+/// The actor of the record under `key`, for a key that is not of the
+/// `<actor>:...` form.
+fn decode_record_actor(records: &sled::Tree, key: &[u8]) -> Result<String> {
+    match records.get(key)? {
+        Some(value) => Ok(decode(&value)?.actor),
+        None => Ok(String::new()),
+    }
+}
+
 /// The dead-letter set. Cheap to clone.
 #[derive(Clone)]
 pub struct DeadLetters {
@@ -302,14 +311,30 @@ impl DeadLetters {
         Ok(n)
     }
 
-    /// Number of dead letters per actor, by actor name.
+    /// Number of dead letters per actor, by actor name. Reads keys only:
+    /// an id starts with `<actor>:` and actor names have no `:`.
     pub fn count_by_actor(&self) -> Result<BTreeMap<String, usize>> {
         let mut counts = BTreeMap::new();
-        for value in self.records.iter().values() {
-            let dead = decode(&value?)?;
-            *counts.entry(dead.actor).or_insert(0) += 1;
+        for key in self.records.iter().keys() {
+            let key = key?;
+            let actor = match key.iter().position(|&b| b == b':') {
+                Some(end) => String::from_utf8_lossy(&key[..end]).into_owned(),
+                None => decode_record_actor(&self.records, &key)?,
+            };
+            *counts.entry(actor).or_insert(0) += 1;
         }
         Ok(counts)
+    }
+
+    /// Number of dead letters of one actor (a prefix scan of keys).
+    pub fn count_for_actor(&self, actor: &str) -> Result<usize> {
+        let prefix = format!("{actor}:");
+        let mut count = 0;
+        for key in self.records.scan_prefix(prefix.as_bytes()).keys() {
+            key?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Number of dead letters.
