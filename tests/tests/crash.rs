@@ -18,9 +18,9 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// What the scripted actor is told to do with event `i`.
 fn script(i: usize) -> String {
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         format!("{{\"seq\": {i}, \"dead\": true, \"sleep_ms\": 3}}")
-    } else if i % 5 == 0 {
+    } else if i.is_multiple_of(5) {
         format!("{{\"seq\": {i}, \"fail_until_attempt\": 1, \"sleep_ms\": 3}}")
     } else {
         format!("{{\"seq\": {i}, \"sleep_ms\": 3}}")

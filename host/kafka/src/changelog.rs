@@ -153,7 +153,7 @@ impl Changelog {
             }
         }
         let mut records: Vec<HeldEvent> = latest.into_values().flatten().collect();
-        records.sort_by(|a, b| a.event.offset.cmp(&b.event.offset));
+        records.sort_by_key(|r| r.event.offset);
         Ok(records)
     }
 }

@@ -117,7 +117,13 @@ impl Registry {
             let actors: std::collections::BTreeSet<&str> =
                 selected.iter().map(|d| d.actor.as_str()).collect();
             for actor in actors {
-                if self.parts().store.registry().version(actor, version)?.is_none() {
+                if self
+                    .parts()
+                    .store
+                    .registry()
+                    .version(actor, version)?
+                    .is_none()
+                {
                     return Err(RegistryError::UnknownVersion {
                         actor: actor.into(),
                         version,

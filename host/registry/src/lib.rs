@@ -25,6 +25,5 @@ pub mod registry;
 pub use dead_letters::{RedriveReport, RedriveRequest, RedriveTarget};
 pub use error::{RegistryError, Result};
 pub use registry::{
-    ActorSummary, Deployed, HostParts, PartitionSummary, Registry, Started, Upload,
-    VersionSummary,
+    ActorSummary, Deployed, HostParts, PartitionSummary, Registry, Started, Upload, VersionSummary,
 };

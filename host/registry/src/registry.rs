@@ -476,7 +476,9 @@ impl Registry {
 
     /// Why an actor's consumer is not running, if it failed to start.
     pub fn failure(&self, actor: &str) -> Option<String> {
-        self.views_snapshot().get(actor).and_then(|v| v.failure.clone())
+        self.views_snapshot()
+            .get(actor)
+            .and_then(|v| v.failure.clone())
     }
 
     fn views_snapshot(&self) -> BTreeMap<String, View> {

@@ -277,6 +277,12 @@ impl ServeProcess {
     /// Writes `host.toml` into `dir` (data in `dir/data`, manifests from
     /// `dir/actors`) for `brokers` and starts `wactor serve`.
     pub fn start(dir: &Path, brokers: &str) -> Self {
+        Self::start_with(dir, brokers, false)
+    }
+
+    /// Like [`start`](Self::start); `manage_topics` for a real broker (one
+    /// with the admin API).
+    pub fn start_with(dir: &Path, brokers: &str, manage_topics: bool) -> Self {
         let config = dir.join("host.toml");
         if !config.exists() {
             let text = format!(
@@ -287,7 +293,7 @@ actors_dir = "{actors}"
 brokers = "{brokers}"
 commit_interval = "200ms"
 drain_timeout = "5s"
-manage_topics = false
+manage_topics = {manage_topics}
 changelog_partitions = 2
 
 [kafka.client]
