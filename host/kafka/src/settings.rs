@@ -41,6 +41,14 @@ pub struct KafkaSettings {
     /// ones (see `RESERVED`) are refused.
     #[serde(default)]
     pub client: BTreeMap<String, String>,
+    /// librdkafka properties for the consumers only (`session.timeout.ms`,
+    /// `partition.assignment.strategy`, `fetch.max.bytes`, ...).
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only (`linger.ms`,
+    /// `compression.type`, `message.timeout.ms`, ...).
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
     /// How often finished offsets are stored for commit; default `"1s"`.
     #[serde(default = "default_commit_interval", with = "duration_str")]
     pub commit_interval: Duration,
@@ -108,6 +116,8 @@ impl KafkaSettings {
         KafkaSettings {
             brokers: brokers.into(),
             client: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
             commit_interval: default_commit_interval(),
             drain_timeout: default_drain_timeout(),
             max_buffered_per_partition: default_max_buffered(),
@@ -123,10 +133,16 @@ impl KafkaSettings {
         if self.brokers.trim().is_empty() {
             return Err(KafkaError::Config("kafka.brokers is empty".into()));
         }
-        if let Some(key) = self.client.keys().find(|k| RESERVED.contains(&k.as_str())) {
-            return Err(KafkaError::Config(format!(
-                "kafka.client.{key:?} is set by wactor itself (it is part of the delivery promise); remove it"
-            )));
+        for (table, properties) in [
+            ("client", &self.client),
+            ("consumer", &self.consumer),
+            ("producer", &self.producer),
+        ] {
+            if let Some(key) = properties.keys().find(|k| RESERVED.contains(&k.as_str())) {
+                return Err(KafkaError::Config(format!(
+                    "kafka.{table}.{key:?} is set by wactor itself (it is part of the delivery promise); remove it"
+                )));
+            }
         }
         if self.commit_interval < Duration::from_millis(10) {
             return Err(KafkaError::Config(
@@ -146,22 +162,28 @@ impl KafkaSettings {
         Ok(())
     }
 
-    /// The user's properties and the broker list.
-    fn base(&self) -> ClientConfig {
+    /// The user's properties (common, then the client kind's) and the
+    /// broker list.
+    fn base(&self, kind: Option<&BTreeMap<String, String>>) -> ClientConfig {
         let mut config = ClientConfig::new();
-        for (key, value) in &self.client {
+        for (key, value) in self.client.iter().chain(kind.into_iter().flatten()) {
             config.set(key, value);
         }
         config.set("bootstrap.servers", &self.brokers);
         config
     }
 
+    /// Whether the user set `key` for consumers.
+    fn consumer_sets(&self, key: &str) -> bool {
+        self.client.contains_key(key) || self.consumer.contains_key(key)
+    }
+
     /// Config of an actor's group consumer. Offsets are stored only after an
     /// event's outcome is final and committed in the background from what
     /// was stored.
     pub fn consumer_config(&self, group: &str) -> ClientConfig {
-        let mut config = self.base();
-        if !self.client.contains_key("auto.offset.reset") {
+        let mut config = self.base(Some(&self.consumer));
+        if !self.consumer_sets("auto.offset.reset") {
             config.set("auto.offset.reset", "earliest");
         }
         let commit_ms = self.commit_interval.as_millis().max(10).to_string();
@@ -177,7 +199,7 @@ impl KafkaSettings {
     /// Config of a consumer that reads partitions it assigns itself (the
     /// changelog restore): no group membership, no commits.
     pub fn reader_config(&self) -> ClientConfig {
-        let mut config = self.base();
+        let mut config = self.base(Some(&self.consumer));
         config
             .set("group.id", "wactor.reader")
             .set("enable.auto.commit", "false")
@@ -191,8 +213,8 @@ impl KafkaSettings {
     /// acknowledged by all in-sync replicas, idempotent, so a retried send
     /// is not written twice.
     pub fn producer_config(&self) -> ClientConfig {
-        let mut config = self.base();
-        if !self.client.contains_key("linger.ms") {
+        let mut config = self.base(Some(&self.producer));
+        if !self.client.contains_key("linger.ms") && !self.producer.contains_key("linger.ms") {
             config.set("linger.ms", "2");
         }
         config.set("acks", "all").set("enable.idempotence", "true");
@@ -201,7 +223,7 @@ impl KafkaSettings {
 
     /// Config of an admin client.
     pub fn admin_config(&self) -> ClientConfig {
-        self.base()
+        self.base(None)
     }
 }
 
@@ -222,6 +244,22 @@ mod tests {
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(config.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(settings.producer_config().get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn consumer_and_producer_properties_reach_only_their_clients() {
+        let mut settings = KafkaSettings::new("b:9092");
+        settings
+            .consumer
+            .insert("session.timeout.ms".into(), "6000".into());
+        settings.producer.insert("linger.ms".into(), "20".into());
+        assert_eq!(
+            settings.consumer_config("g").get("session.timeout.ms"),
+            Some("6000")
+        );
+        assert_eq!(settings.producer_config().get("session.timeout.ms"), None);
+        assert_eq!(settings.producer_config().get("linger.ms"), Some("20"));
+        assert_eq!(settings.consumer_config("g").get("linger.ms"), None);
     }
 
     #[test]

@@ -47,10 +47,10 @@ impl Kafka {
         settings.changelog_partitions = 4;
         settings.manage_topics = false;
         settings
-            .client
+            .consumer
             .insert("session.timeout.ms".into(), "6000".into());
         settings
-            .client
+            .consumer
             .insert("heartbeat.interval.ms".into(), "500".into());
         settings
     }
@@ -296,7 +296,7 @@ drain_timeout = "5s"
 manage_topics = {manage_topics}
 changelog_partitions = 2
 
-[kafka.client]
+[kafka.consumer]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
 
@@ -365,4 +365,34 @@ pub fn write_actor(dir: &Path, name: &str, guest: &str, manifest_body: &str) {
         wactor_tests::guest(guest).display()
     );
     std::fs::write(actors.join(format!("{name}.toml")), text).unwrap();
+}
+
+/// The committed offsets of `group` on `topic`'s partitions `0..partitions`
+/// (-1 where nothing is committed).
+pub async fn committed_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let brokers = brokers.to_string();
+    let group = group.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut config = KafkaSettings::new(&brokers).reader_config();
+        config.set("group.id", &group);
+        let consumer: BaseConsumer = config.create().expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(&topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        (0..partitions)
+            .map(|p| {
+                committed
+                    .find_partition(&topic, p)
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(-1)
+            })
+            .collect()
+    })
+    .await
+    .expect("committed task")
 }
