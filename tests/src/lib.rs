@@ -10,8 +10,12 @@
 //! `runtime.rs` drives the `wactor_runtime` API, `invoke.rs` the `wactor`
 //! binary.
 //!
-//! What it deliberately does not do: start Kafka (the Kafka tests bring
-//! their own mock cluster) or touch wasmtime directly.
+//! [`kafka`] is the Kafka harness (an in-process broker, hosts, `wactor
+//! serve` child processes, producing and reading records) of the Kafka
+//! tests and benchmarks. What the crate deliberately does not do: touch
+//! wasmtime directly.
+
+pub mod kafka;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};

@@ -5,12 +5,15 @@
 //!
 //! ```text
 //! cargo run --release -p wactor-bench -- runtime [--iterations N] [--json out.json]
+//! cargo run --release -p wactor-bench -- kafka [throughput|overhead|ordering|swap|all]
 //! ```
 //!
 //! # Layout
 //!
 //! - `runtime`: per-event host cost of the Wasm runtime (warm and fresh
 //!   instances) and the artifact cache's effect on load time.
+//! - `kafka`: throughput against a bare rdkafka consumer, host overhead per
+//!   event, key vs partition ordering, hot swap and rollback.
 //! - `stats`: samples → median / p99, machine description, JSON output.
 //!
 //! # Adding a benchmark suite
@@ -21,6 +24,7 @@
 //! own table, and a match arm in `main`. The `--json` flag and the machine
 //! description are shared.
 
+mod kafka;
 mod runtime;
 mod stats;
 
@@ -45,9 +49,10 @@ struct Cli {
 enum Command {
     /// Per-event host cost (warm and fresh instances) and artifact cache.
     Runtime(runtime::RuntimeArgs),
-    // Extension point: `Kafka(kafka::KafkaArgs)` (end-to-end events/s
-    // against a bare rdkafka consumer, key vs partition ordering, hot swap)
-    // goes here, with its module beside `runtime`.
+    /// Throughput against a bare consumer, host overhead per event, key vs
+    /// partition ordering, hot swap and rollback times, on an in-process
+    /// Kafka-protocol broker.
+    Kafka(kafka::KafkaArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,15 +67,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start tokio")?;
+    // The runtime suite measures one call at a time on one thread; the
+    // Kafka suite runs a host, which wants every core.
+    let tokio = match cli.command {
+        Command::Runtime(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Command::Kafka(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start tokio")?;
     let machine = stats::Machine::detect();
     println!("machine: {}", machine.describe());
     let results = tokio.block_on(async {
         match cli.command {
             Command::Runtime(args) => runtime::run(args).await,
+            Command::Kafka(args) => kafka::run(args).await,
         }
     })?;
     if let Some(path) = cli.json {

@@ -7,12 +7,14 @@
 //! keeps the version it started with, the next call takes the new one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use prometheus::{Histogram, IntCounter};
 
 use wactor_delivery::OrderingMode;
 use wactor_manifest::ActorManifest;
 use wactor_metrics::Metrics;
-use wactor_runtime::LoadedActor;
+use wactor_runtime::{LoadedActor, StateReader};
 use wactor_store::{ActorState, DeadLetters, HeldEvents, Store};
 
 use crate::clock::Clock;
@@ -29,6 +31,55 @@ pub struct ActiveVersion {
     /// The manifest it was deployed with: retry policy, dead-letter
     /// handling and limits come from here, per call.
     pub manifest: Arc<ActorManifest>,
+    /// This version's metric handles, resolved once (label lookups are a
+    /// hash per call otherwise).
+    call_metrics: OnceLock<CallMetrics>,
+}
+
+/// The metric handles of one actor version's calls.
+pub(crate) struct CallMetrics {
+    /// `wactor_events_total{outcome=...}` by [`CallOutcome::label`] order:
+    /// done, retry, dead, trap, failed.
+    ///
+    /// [`CallOutcome::label`]: crate::call::CallOutcome::label
+    pub(crate) outcomes: [IntCounter; 5],
+    /// `wactor_call_duration_seconds`.
+    pub(crate) duration: Histogram,
+}
+
+impl ActiveVersion {
+    /// A loaded version.
+    pub fn new(version: u64, actor: LoadedActor, manifest: Arc<ActorManifest>) -> Self {
+        ActiveVersion {
+            version,
+            actor,
+            manifest,
+            call_metrics: OnceLock::new(),
+        }
+    }
+
+    /// The metric handles of this version's calls.
+    pub(crate) fn call_metrics(&self, metrics: &Metrics) -> &CallMetrics {
+        self.call_metrics.get_or_init(|| {
+            let name = self.manifest.name.as_str();
+            let version = self.version.to_string();
+            let outcome = |label: &str| {
+                metrics
+                    .events_total
+                    .with_label_values(&[name, &version, label])
+            };
+            CallMetrics {
+                outcomes: [
+                    outcome("done"),
+                    outcome("retry"),
+                    outcome("dead"),
+                    outcome("trap"),
+                    outcome("failed"),
+                ],
+                duration: metrics.call_duration_seconds.with_label_values(&[name]),
+            }
+        })
+    }
 }
 
 /// Where workers get the version to run.
@@ -117,6 +168,8 @@ pub struct ActorContext {
     pub store: Store,
     /// The actor's state namespace.
     pub state: ActorState,
+    /// The same, as the runtime reads it.
+    pub state_reader: Arc<dyn StateReader>,
     /// Events held for retry, and the ones waiting behind them.
     pub held: HeldEvents,
     /// The dead-letter set.
@@ -144,13 +197,15 @@ impl ActorContext {
         settings: KafkaSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
+        let state = store.actor_state(&manifest.name)?;
         Ok(ActorContext {
+            state_reader: Arc::new(crate::call::StoreStateReader(state.clone())),
+            state,
             name: manifest.name.clone(),
             group: manifest.group(),
             topics: manifest.topics.clone(),
             ordering: manifest.ordering,
             max_in_flight: manifest.max_in_flight,
-            state: store.actor_state(&manifest.name)?,
             held: store.held(&manifest.name)?,
             dead_letters: store.dead_letters(),
             versions,

@@ -59,6 +59,18 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
+    /// Position of [`label`](Self::label) in done, retry, dead, trap,
+    /// failed.
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            CallOutcome::Done => 0,
+            CallOutcome::Retry { .. } => 1,
+            CallOutcome::Dead { .. } => 2,
+            CallOutcome::Trap { .. } => 3,
+            CallOutcome::Failed { .. } => 4,
+        }
+    }
+
     /// The metric label and stored outcome name.
     pub fn label(&self) -> &'static str {
         match self {
@@ -154,14 +166,9 @@ pub async fn run(
         .await;
     span.record("outcome", outcome.label());
     let duration = started.elapsed();
-    ctx.metrics
-        .call_duration_seconds
-        .with_label_values(&[&ctx.name])
-        .observe(duration.as_secs_f64());
-    ctx.metrics
-        .events_total
-        .with_label_values(&[&ctx.name, &version.version.to_string(), outcome.label()])
-        .inc();
+    let metrics = version.call_metrics(&ctx.metrics);
+    metrics.duration.observe(duration.as_secs_f64());
+    metrics.outcomes[outcome.index()].inc();
     CallReport {
         outcome,
         version: version.version,
@@ -171,8 +178,7 @@ pub async fn run(
 }
 
 async fn attempt(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> CallOutcome {
-    let reader: Arc<dyn StateReader> = Arc::new(StoreStateReader(ctx.state.clone()));
-    let invocation = version.actor.invoke(event, reader).await;
+    let invocation = version.actor.invoke(event, ctx.state_reader.clone()).await;
     for line in &invocation.logs {
         log_actor_line(line.level, &line.message);
     }

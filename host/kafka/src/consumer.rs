@@ -22,15 +22,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
+use wactor_runtime::Event;
 use wactor_store::HeldId;
 
 use crate::actor::ActorContext;
@@ -86,12 +89,51 @@ impl ConsumerStatus {
 }
 
 /// The rdkafka context: rebalance callbacks and statistics.
-struct WactorConsumerContext {
+pub(crate) struct WactorConsumerContext {
     ctx: Arc<ActorContext>,
     changelog: Option<Arc<Changelog>>,
     runtime: tokio::runtime::Handle,
     workers: Arc<Mutex<Workers>>,
     status: Arc<ConsumerStatus>,
+    /// The consumer itself, to split partition queues off it at
+    /// assignment (set right after it is created).
+    consumer: OnceLock<Weak<BaseConsumer<WactorConsumerContext>>>,
+}
+
+/// A partition's own librdkafka queue, read by its worker directly: no
+/// hand-off through the consumer thread, and natural backpressure (a worker
+/// that stops reading lets librdkafka's prefetch fill and stop fetching).
+pub(crate) struct PartitionFeed {
+    queue: PartitionQueue<WactorConsumerContext>,
+    /// Woken when the queue becomes non-empty.
+    pub(crate) ready: Arc<Notify>,
+}
+
+impl PartitionFeed {
+    fn new(mut queue: PartitionQueue<WactorConsumerContext>) -> Self {
+        let ready = Arc::new(Notify::new());
+        let wake = ready.clone();
+        queue.set_nonempty_callback(move || wake.notify_one());
+        PartitionFeed { queue, ready }
+    }
+
+    /// Takes up to `max` events without blocking.
+    pub(crate) fn take(&self, max: usize, mut each: impl FnMut(Event)) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            match self.queue.poll(Duration::ZERO) {
+                Some(Ok(message)) => {
+                    each(event::from_message(&message));
+                    taken += 1;
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "partition queue error");
+                }
+                None => break,
+            }
+        }
+        taken
+    }
 }
 
 impl WactorConsumerContext {
@@ -138,6 +180,7 @@ impl WactorConsumerContext {
     }
 
     fn start_workers(&self, partitions: &[(String, i32)]) {
+        let consumer = self.consumer.get().and_then(Weak::upgrade);
         let mut workers = self.workers();
         let mut status = self.status.lock();
         for (topic, partition) in partitions {
@@ -145,12 +188,22 @@ impl WactorConsumerContext {
             if by_partition.contains_key(partition) {
                 continue;
             }
+            // Its own queue when librdkafka gives one; otherwise its events
+            // come through the consumer thread.
+            let feed = consumer
+                .as_ref()
+                .and_then(|c| c.split_partition_queue(topic, *partition))
+                .map(PartitionFeed::new);
+            if feed.is_none() {
+                tracing::warn!(actor = %self.ctx.name, %topic, partition, "no partition queue; events go through the consumer thread");
+            }
             let handle = worker::spawn(
                 &self.runtime,
                 self.ctx.clone(),
                 self.changelog.clone(),
                 topic.clone(),
                 *partition,
+                feed,
             );
             by_partition.insert(*partition, handle);
             status.insert((topic.clone(), *partition), -1);
@@ -295,10 +348,13 @@ impl ActorConsumer {
             runtime: tokio::runtime::Handle::current(),
             workers: workers.clone(),
             status: status.clone(),
+            consumer: OnceLock::new(),
         };
         let mut config = ctx.settings.consumer_config(&ctx.group);
         config.set("statistics.interval.ms", STATS_INTERVAL_MS);
-        let consumer: BaseConsumer<WactorConsumerContext> = config.create_with_context(context)?;
+        let consumer: Arc<BaseConsumer<WactorConsumerContext>> =
+            Arc::new(config.create_with_context(context)?);
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
 
@@ -387,7 +443,7 @@ impl Drop for ActorConsumer {
 
 /// The consumer thread.
 fn poll_loop(
-    consumer: BaseConsumer<WactorConsumerContext>,
+    consumer: Arc<BaseConsumer<WactorConsumerContext>>,
     ctx: Arc<ActorContext>,
     workers: Arc<Mutex<Workers>>,
     stop: Arc<AtomicBool>,
@@ -450,13 +506,16 @@ fn poll_loop(
                     let shared = &handle.shared;
                     let pending = shared.pending.load(Ordering::Relaxed);
                     buffered += pending;
+                    // A worker with its own queue applies backpressure by
+                    // not reading; the partition is paused only while held.
                     let hold = shared.hold.load(Ordering::Relaxed);
                     let is_paused = shared.paused.load(Ordering::Relaxed);
+                    let crowded = !handle.has_feed && pending > max_buffered / 2;
                     if hold && !is_paused && pause(&consumer, topic, *partition, true) {
                         shared.paused.store(true, Ordering::Relaxed);
                     } else if !hold
                         && is_paused
-                        && pending <= max_buffered / 2
+                        && !crowded
                         && pause(&consumer, topic, *partition, false)
                     {
                         shared.paused.store(false, Ordering::Relaxed);

@@ -26,10 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use wactor_delivery::{Decision, Failure, LaneId, LaneScheduler, OffsetTracker, OrderingMode};
 use wactor_manifest::ActorManifest;
 use wactor_runtime::Event;
@@ -38,11 +40,21 @@ use wactor_store::{AttemptOutcome, AttemptRecord, HeldEvent, HeldId, LaneKey};
 use crate::actor::ActorContext;
 use crate::call::{self, CallOutcome, CallReport};
 use crate::changelog::Changelog;
+use crate::consumer::PartitionFeed;
 use crate::dead_letter::{self, Death};
 use crate::event::{from_stored, to_stored};
 use crate::held_lanes::{lane_key, Head, HeldLane, HeldLanes};
 use crate::producer::Delivery;
 use crate::redrive::RedriveEnvelope;
+
+/// Events taken from the inbox per wake-up, at most.
+const INBOX_BATCH: usize = 256;
+
+/// How long a worker waits for its queue's signal before looking anyway.
+const FEED_RECHECK: Duration = Duration::from_millis(100);
+
+/// A call in progress and what it is about.
+type RunningCall = BoxFuture<'static, (Job, CallReport)>;
 
 /// How long a worker waits between attempts to restore its held events.
 const RESTORE_RETRY: Duration = Duration::from_secs(2);
@@ -85,8 +97,11 @@ pub enum Control {
 
 /// The consumer thread's handle on a worker.
 pub struct WorkerHandle {
-    /// Events of the partition, in offset order.
+    /// Events of the partition, in offset order, when the worker has no
+    /// queue of its own.
     pub inbox: mpsc::UnboundedSender<Event>,
+    /// Whether the worker reads its partition's own queue.
+    pub has_feed: bool,
     /// Requests.
     pub control: mpsc::UnboundedSender<Control>,
     /// Shared counters.
@@ -100,7 +115,9 @@ pub fn spawn(
     changelog: Option<Arc<Changelog>>,
     topic: String,
     partition: i32,
+    feed: Option<PartitionFeed>,
 ) -> WorkerHandle {
+    let has_feed = feed.is_some();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
     let (control_tx, control) = mpsc::unbounded_channel();
     let (tick_tx, tick_rx) = mpsc::unbounded_channel();
@@ -119,12 +136,14 @@ pub fn spawn(
         partition,
         shared: shared.clone(),
         inbox,
+        feed,
+        feed_full: false,
+        feed_more: false,
         control,
         offsets: OffsetTracker::new(),
         held: HeldLanes::default(),
         ready_held: VecDeque::new(),
-        running: JoinSet::new(),
-        jobs: HashMap::new(),
+        running: FuturesUnordered::new(),
         durable: Durable::default(),
         tick_running: false,
         tick_tx,
@@ -143,6 +162,7 @@ pub fn spawn(
     runtime.spawn(tracing::Instrument::instrument(worker.run(), span));
     WorkerHandle {
         inbox: inbox_tx,
+        has_feed,
         control: control_tx,
         shared,
     }
@@ -212,6 +232,12 @@ struct Worker {
     partition: i32,
     shared: Arc<WorkerShared>,
     inbox: mpsc::UnboundedReceiver<Event>,
+    /// The partition's own queue (see `PartitionFeed`).
+    feed: Option<PartitionFeed>,
+    /// The last pull stopped at the buffer bound (for the pause metric).
+    feed_full: bool,
+    /// The last pull stopped at its batch size: the queue may hold more.
+    feed_more: bool,
     control: mpsc::UnboundedReceiver<Control>,
     /// Kafka events not held, in lanes.
     scheduler: LaneScheduler<Arc<Event>>,
@@ -220,8 +246,10 @@ struct Worker {
     held: HeldLanes,
     /// Held lanes whose head is due and waits for a call slot.
     ready_held: VecDeque<LaneKey>,
-    running: JoinSet<CallReport>,
-    jobs: HashMap<tokio::task::Id, Job>,
+    /// Calls in progress, polled by this task: no hand-off to another
+    /// thread per event. Calls of other partitions run in their workers,
+    /// on other threads.
+    running: FuturesUnordered<RunningCall>,
     durable: Durable,
     tick_running: bool,
     tick_tx: mpsc::UnboundedSender<Tick>,
@@ -239,9 +267,15 @@ impl Worker {
         let mut commit_tick = tokio::time::interval(self.ctx.settings.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.pull();
             self.start_ready();
             let due = self.held.next_due();
             let sleep = due.map(|at| self.ctx.clock.sleep_until_ms(at));
+            let ready = self
+                .feed
+                .as_ref()
+                .filter(|_| self.accepting && !self.feed_full && !self.holding())
+                .map(|feed| feed.ready.clone());
             tokio::select! {
                 biased;
                 control = self.control.recv() => match control {
@@ -258,37 +292,35 @@ impl Worker {
                         return;
                     }
                 },
-                Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
-                    match joined {
-                        Ok((id, report)) => {
-                            if let Some(job) = self.jobs.remove(&id) {
-                                self.finish(job, report);
-                            }
-                        }
-                        Err(err) => {
-                            // A call task panicked: a host bug. The event
-                            // counts as a failed attempt so it is not lost.
-                            tracing::error!(error = %err, "an actor call task failed");
-                            if let Some(job) = self.jobs.remove(&err.id()) {
-                                let report = CallReport {
-                                    outcome: CallOutcome::Failed { reason: format!("host error: {err}") },
-                                    version: 0,
-                                    started_at_ms: self.ctx.clock.now_ms(),
-                                    duration: Duration::ZERO,
-                                };
-                                self.finish(job, report);
-                            }
-                        }
-                    }
+                Some((job, report)) = self.running.next(), if !self.running.is_empty() => {
+                    self.finish(job, report);
                 }
                 Some(tick) = self.tick_rx.recv() => self.on_tick(tick),
                 event = self.inbox.recv(), if self.accepting => match event {
-                    Some(event) => self.accept(event),
+                    Some(event) => {
+                        self.accept(event);
+                        // Take what else is queued in one go: one wake-up
+                        // for a burst, not one per event.
+                        for _ in 0..INBOX_BATCH {
+                            match self.inbox.try_recv() {
+                                Ok(event) => self.accept(event),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => {
                         self.stop().await;
                         return;
                     }
                 },
+                () = async {
+                    if let Some(ready) = ready {
+                        // librdkafka signals a queue that becomes non-empty;
+                        // the timeout is a safety net, not the mechanism.
+                        let _ = tokio::time::timeout(FEED_RECHECK, ready.notified()).await;
+                    }
+                }, if ready.is_some() => {}
+                () = std::future::ready(()), if self.feed_more => {}
                 () = async { if let Some(sleep) = sleep { sleep.await } }, if due.is_some() => {
                     let now = self.ctx.clock.now_ms();
                     self.ready_held.extend(self.held.take_due(now));
@@ -340,34 +372,54 @@ impl Worker {
         self.update_hold();
     }
 
-    async fn load_held(&self) -> Result<Vec<HeldEvent>, String> {
-        let held = self.ctx.held.clone();
-        let topic = self.topic.clone();
-        let partition = self.partition;
-        match &self.changelog {
-            Some(changelog) => {
-                let changelog = changelog.clone();
-                let settings = self.ctx.settings.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut records = changelog
-                        .restore(&settings, &topic, partition)
-                        .map_err(|e| e.to_string())?;
-                    held.replace_partition(&topic, partition, &records)
-                        .map_err(|e| e.to_string())?;
-                    records.sort_by_key(|r| r.event.offset);
-                    Ok(records)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-            }
-            None => {
-                let mut records = held
-                    .partition(&topic, partition)
-                    .map_err(|e| e.to_string())?;
-                records.sort_by_key(|r| r.event.offset);
-                Ok(records)
-            }
+    /// What `load_held` needs, taken before awaiting (the worker is not
+    /// `Sync`).
+    fn load_held(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<HeldEvent>, String>> + Send + 'static {
+        load_held(
+            self.ctx.held.clone(),
+            self.topic.clone(),
+            self.partition,
+            self.changelog.clone(),
+            self.ctx.settings.clone(),
+        )
+    }
+
+    /// Reads the partition's own queue, as far as the buffer bound allows
+    /// (and not while the partition is held).
+    fn pull(&mut self) {
+        if !self.accepting || self.holding() {
+            return;
         }
+        let Some(feed) = self.feed.take() else {
+            return;
+        };
+        let bound = self.ctx.settings.max_buffered_per_partition;
+        let room = bound.saturating_sub(self.scheduler.buffered());
+        let limit = room.min(INBOX_BATCH);
+        let taken = feed.take(limit, |event| {
+            self.shared.pending.fetch_add(1, Ordering::Relaxed);
+            self.accept(event);
+        });
+        self.feed = Some(feed);
+        // A full batch may have left more in the queue, and librdkafka only
+        // signals a queue that *becomes* non-empty: come back at once.
+        self.feed_more = taken > 0 && taken == limit;
+        let full = taken == room;
+        if full && !self.feed_full {
+            self.ctx
+                .metrics
+                .partition_pauses_total
+                .with_label_values(&[&self.ctx.name])
+                .inc();
+        }
+        self.feed_full = full;
+    }
+
+    /// Whether the partition waits for a held lane (`partition` mode).
+    fn holding(&self) -> bool {
+        self.shared.hold.load(Ordering::Relaxed)
     }
 
     /// Takes one event from the consumer.
@@ -524,8 +576,27 @@ impl Worker {
         };
         let ctx = self.ctx.clone();
         let event = job.presented.clone();
-        let handle = self.running.spawn(call::run(ctx, version, event));
-        self.jobs.insert(handle.id(), job);
+        let clock = self.ctx.clock.clone();
+        self.running.push(Box::pin(async move {
+            let call = std::panic::AssertUnwindSafe(call::run(ctx, version, event));
+            let report = match call.catch_unwind().await {
+                Ok(report) => report,
+                Err(_) => {
+                    // A panic in host code while handling the event: a bug.
+                    // The attempt counts as failed, so the event is not lost.
+                    tracing::error!("an actor call panicked in the host");
+                    CallReport {
+                        outcome: CallOutcome::Failed {
+                            reason: "host error: the call panicked".into(),
+                        },
+                        version: 0,
+                        started_at_ms: clock.now_ms(),
+                        duration: Duration::ZERO,
+                    }
+                }
+            };
+            (job, report)
+        }));
     }
 
     /// Applies the report of a finished call.
@@ -963,18 +1034,16 @@ impl Worker {
     /// made durable; returns the offset to commit.
     async fn stop(&mut self) -> Option<i64> {
         self.accepting = false;
+        // The queue holds a reference to the consumer: let it go before the
+        // consumer thread is told the partition is released.
+        self.feed = None;
         let dropped = self.scheduler.drain_pending().len();
         self.shared.pending.store(0, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + self.ctx.settings.drain_timeout;
         while !self.running.is_empty() {
             tokio::select! {
-                joined = self.running.join_next_with_id() => match joined {
-                    Some(Ok((id, report))) => {
-                        if let Some(job) = self.jobs.remove(&id) {
-                            self.finish(job, report);
-                        }
-                    }
-                    Some(Err(err)) => { self.jobs.remove(&err.id()); }
+                finished = self.running.next() => match finished {
+                    Some((job, report)) => self.finish(job, report),
                     None => break,
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -983,8 +1052,8 @@ impl Worker {
                         calls = self.running.len(),
                         "calls still running at the drain bound are given up; their events will be redelivered"
                     );
-                    self.running.abort_all();
-                    self.jobs.clear();
+                    // Dropping the calls abandons them.
+                    self.running = FuturesUnordered::new();
                     break;
                 }
             }
@@ -1050,4 +1119,38 @@ fn millis(d: Duration) -> i64 {
 
 fn to_system_time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Loads the held events of a partition: from the changelog (replacing the
+/// local copy) when there is one, else from the store.
+async fn load_held(
+    held: wactor_store::HeldEvents,
+    topic: String,
+    partition: i32,
+    changelog: Option<Arc<Changelog>>,
+    settings: crate::settings::KafkaSettings,
+) -> Result<Vec<HeldEvent>, String> {
+    match &changelog {
+        Some(changelog) => {
+            let changelog = changelog.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut records = changelog
+                    .restore(&settings, &topic, partition)
+                    .map_err(|e| e.to_string())?;
+                held.replace_partition(&topic, partition, &records)
+                    .map_err(|e| e.to_string())?;
+                records.sort_by_key(|r| r.event.offset);
+                Ok(records)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+        None => {
+            let mut records = held
+                .partition(&topic, partition)
+                .map_err(|e| e.to_string())?;
+            records.sort_by_key(|r| r.event.offset);
+            Ok(records)
+        }
+    }
 }

@@ -621,11 +621,7 @@ impl Registry {
         let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes, settings))
             .await
             .map_err(|e| RegistryError::Internal(format!("load task failed: {e}")))??;
-        Ok(Arc::new(ActiveVersion {
-            version,
-            actor: loaded,
-            manifest,
-        }))
+        Ok(Arc::new(ActiveVersion::new(version, loaded, manifest)))
     }
 
     /// Makes `loaded` the actor's running version: a pointer swap under a

@@ -1,0 +1,472 @@
+//! The Kafka suite: what a host costs and delivers on a real
+//! Kafka-protocol broker (librdkafka's mock cluster, in process), each
+//! figure a ratio or a time taken in one run on one machine.
+//!
+//! - `throughput`: events/s through a no-op actor vs a bare rdkafka
+//!   consumer loop reading the same number of records from the same broker.
+//! - `overhead`: host cost per event without Kafka: the call path of a
+//!   partition worker (span, metrics, state reader, invoke) plus lane and
+//!   offset bookkeeping, warm and fresh instances.
+//! - `ordering`: a 10 ms actor and 1000 keys on one partition, `key` vs
+//!   `partition` ordering.
+//! - `swap`: upload of a new component to its first event, and rollback to
+//!   the first event on the old version, while events flow.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use wactor_delivery::{LaneScheduler, OffsetTracker, OrderingMode};
+use wactor_kafka::{ActorContext, KafkaSettings, OutRecord, Producer, VersionSlot, VersionSource};
+use wactor_registry::{HostParts, Registry, Upload};
+use wactor_runtime::Event;
+use wactor_tests::kafka::{manifest, read_until, Host, Kafka};
+
+use crate::stats::Summary;
+
+/// Arguments of `wactor-bench kafka`.
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Which measurement: `throughput`, `overhead`, `ordering`, `swap` or
+    /// `all`.
+    #[arg(default_value = "all")]
+    pub what: String,
+    /// Records for the throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Calls per overhead sample set.
+    #[arg(long, default_value_t = 20_000)]
+    pub iterations: usize,
+}
+
+/// Runs the suite.
+pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
+    let mut results = serde_json::Map::new();
+    let all = args.what == "all";
+    if !all && !["throughput", "overhead", "ordering", "swap"].contains(&args.what.as_str()) {
+        bail!("unknown measurement {:?}", args.what);
+    }
+    if all || args.what == "overhead" {
+        results.insert("overhead".into(), overhead(args.iterations).await?);
+    }
+    if all || args.what == "throughput" {
+        results.insert("throughput".into(), throughput(args.events).await?);
+    }
+    if all || args.what == "ordering" {
+        results.insert("ordering".into(), ordering().await?);
+    }
+    if all || args.what == "swap" {
+        results.insert("swap".into(), swap().await?);
+    }
+    Ok(serde_json::Value::Object(results))
+}
+
+fn settings(kafka: &Kafka) -> KafkaSettings {
+    let mut settings = kafka.settings();
+    settings.commit_interval = Duration::from_millis(500);
+    settings.max_buffered_per_partition = 100_000;
+    settings
+}
+
+/// Produces `n` small records with 1000 keys, waiting for all acks.
+async fn fill(brokers: &str, topic: &str, n: usize, payload: &str) -> Result<()> {
+    let producer = Producer::new(&KafkaSettings::new(brokers))?;
+    let mut pending = Vec::with_capacity(10_000);
+    for i in 0..n {
+        pending.push(producer.enqueue(&OutRecord {
+            topic: topic.to_string(),
+            partition: None,
+            key: Some(format!("key-{}", i % 1000).into_bytes()),
+            payload: Some(payload.as_bytes().to_vec()),
+            headers: Vec::new(),
+        }));
+        if pending.len() == 10_000 {
+            for delivery in pending.drain(..) {
+                delivery.await?;
+            }
+        }
+    }
+    for delivery in pending {
+        delivery.await?;
+    }
+    Ok(())
+}
+
+/// Events/s of a bare consumer loop and of a no-op actor on the same broker.
+async fn throughput(n: usize) -> Result<serde_json::Value> {
+    let kafka = Kafka::start();
+    kafka.topic("bench.bare", 4);
+    kafka.topic("bench.actor", 4);
+    let payload = format!("{{\"filler\":\"{}\"}}", "x".repeat(80));
+    fill(&kafka.brokers, "bench.bare", n, &payload).await?;
+    fill(&kafka.brokers, "bench.actor", n, &payload).await?;
+
+    // The bare loop: poll and count, offsets auto-stored and committed.
+    let bare = {
+        let brokers = kafka.brokers.clone();
+        tokio::task::spawn_blocking(move || -> Result<f64> {
+            let consumer: BaseConsumer = KafkaSettings::new(&brokers)
+                .consumer_config("bench-bare")
+                .set("enable.auto.offset.store", "true")
+                .create()?;
+            consumer.subscribe(&["bench.bare"])?;
+            let mut count = 0usize;
+            let mut first = None;
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while count < n && Instant::now() < deadline {
+                if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                    let message = message?;
+                    std::hint::black_box(message.payload());
+                    first.get_or_insert_with(Instant::now);
+                    count += 1;
+                }
+            }
+            let first = first.context("the bare consumer read nothing")?;
+            Ok(count as f64 / first.elapsed().as_secs_f64())
+        })
+        .await??
+    };
+
+    let dir = tempfile::tempdir()?;
+    let host = Host::new(dir.path(), settings(&kafka));
+    let (consumer, _slot) = host
+        .run(
+            "fixture-noop",
+            &manifest("noop", "bench.actor", "max_in_flight = 64"),
+        )
+        .await;
+    let done = host
+        .metrics
+        .events_total
+        .with_label_values(&["noop", "1", "done"]);
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while (done.get() as usize) < n && Instant::now() < deadline {
+        if done.get() > 0 {
+            first.get_or_insert_with(Instant::now);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let handled = done.get() as usize;
+    let first = first.context("the actor handled nothing")?;
+    let wactor = handled as f64 / first.elapsed().as_secs_f64();
+    consumer.stop().await;
+    if handled < n {
+        bail!("the actor handled {handled} of {n} events");
+    }
+    let ratio = wactor / bare;
+    println!("throughput ({n} records of ~100 bytes, 4 partitions, 1000 keys):");
+    println!("  bare rdkafka consumer loop   {bare:>10.0} events/s");
+    println!("  wactor, no-op actor (warm)   {wactor:>10.0} events/s");
+    println!("  ratio                        {ratio:>10.2}x");
+    Ok(serde_json::json!({
+        "events": n,
+        "bare_events_per_s": bare,
+        "wactor_events_per_s": wactor,
+        "ratio": ratio,
+    }))
+}
+
+/// Host cost per event without Kafka: the worker's call path and the lane
+/// and offset bookkeeping.
+async fn overhead(iterations: usize) -> Result<serde_json::Value> {
+    let kafka = Kafka::start();
+    let dir = tempfile::tempdir()?;
+    let host = Host::new(dir.path(), settings(&kafka));
+    let mut out = serde_json::Map::new();
+    println!("host overhead per event, no Kafka ({iterations} calls per mode):");
+    for mode in ["warm", "fresh"] {
+        let spec = manifest(
+            "noop",
+            "bench.none",
+            &format!("[instances]\nmode = \"{mode}\""),
+        );
+        let slot = Arc::new(VersionSlot::new(host.load("fixture-noop", &spec, 1)));
+        let version = slot.current().context("no version")?;
+        let versions: Arc<dyn VersionSource> = slot;
+        let ctx = Arc::new(ActorContext::new(
+            &version.manifest,
+            versions,
+            host.store.clone(),
+            host.producer.clone(),
+            host.metrics.clone(),
+            host.settings.clone(),
+            host.clock.clone(),
+        )?);
+        let mut scheduler: LaneScheduler<Arc<Event>> = LaneScheduler::new(OrderingMode::Key, 64);
+        let mut offsets = OffsetTracker::new();
+        let mut samples = Vec::with_capacity(iterations);
+        let mut invoke_only = Vec::with_capacity(iterations);
+        for i in 0..iterations + 1_000 {
+            let event = Arc::new(Event {
+                topic: "bench.none".into(),
+                partition: 0,
+                offset: i as i64,
+                timestamp_ms: None,
+                key: Some(format!("key-{}", i % 1000).into_bytes()),
+                payload: b"{}".to_vec(),
+                headers: Vec::new(),
+                attempt: 1,
+            });
+            let started = Instant::now();
+            offsets.track(event.offset)?;
+            let key = event.key.clone();
+            scheduler.push(key.as_deref(), event);
+            let (lane, event) = scheduler.next_ready().context("nothing ready")?;
+            let report =
+                wactor_kafka::call::run(ctx.clone(), Some(version.clone()), event.clone()).await;
+            scheduler.complete(lane)?;
+            offsets.finish(event.offset);
+            let total = started.elapsed();
+            if report.outcome != wactor_kafka::call::CallOutcome::Done {
+                bail!("the no-op actor did not return done: {:?}", report.outcome);
+            }
+            if i >= 1_000 {
+                samples.push(total);
+                let started = Instant::now();
+                let reader: Arc<dyn wactor_runtime::StateReader> =
+                    Arc::new(wactor_runtime::EmptyState);
+                std::hint::black_box(version.actor.invoke(&event, reader).await);
+                invoke_only.push(started.elapsed());
+            }
+        }
+        let with_host = Summary::of(&mut samples);
+        let invoke = Summary::of(&mut invoke_only);
+        println!(
+            "  {mode:<5} call path + bookkeeping: median {:>6.2} µs  p99 {:>6.2} µs   (runtime invoke alone: median {:>6.2} µs)",
+            with_host.median_us, with_host.p99_us, invoke.median_us
+        );
+        out.insert(
+            mode.into(),
+            serde_json::json!({ "host_path": with_host, "invoke_only": invoke }),
+        );
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+/// A 10 ms actor over 1000 keys on one partition: `key` vs `partition`.
+async fn ordering() -> Result<serde_json::Value> {
+    let kafka = Kafka::start();
+    let mut rates = BTreeMap::new();
+    println!("ordering (one partition, 1000 keys, an actor that sleeps 10 ms):");
+    for (mode, events, in_flight) in [("partition", 300usize, 1usize), ("key", 8_000, 256)] {
+        let topic = format!("bench.order.{mode}");
+        kafka.topic(&topic, 1);
+        fill(&kafka.brokers, &topic, events, "x").await?;
+        let dir = tempfile::tempdir()?;
+        let host = Host::new(dir.path(), settings(&kafka));
+        let name = format!("order-{mode}");
+        let (consumer, _slot) = host
+            .run(
+                "fixture-sleep",
+                &manifest(
+                    &name,
+                    &topic,
+                    &format!(
+                        "ordering = \"{mode}\"\nmax_in_flight = {in_flight}\n[config]\nsleep_ms = \"10\""
+                    ),
+                ),
+            )
+            .await;
+        let done = host
+            .metrics
+            .events_total
+            .with_label_values(&[&name, "1", "done"]);
+        let mut first = None;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while (done.get() as usize) < events && Instant::now() < deadline {
+            if done.get() > 0 {
+                first.get_or_insert_with(Instant::now);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let first = first.context("nothing handled")?;
+        let rate = done.get() as f64 / first.elapsed().as_secs_f64();
+        consumer.stop().await;
+        println!("  {mode:<9} max_in_flight {in_flight:>3}: {rate:>8.0} events/s");
+        rates.insert(mode, rate);
+    }
+    let ratio = rates["key"] / rates["partition"];
+    println!("  key / partition: {ratio:.1}x");
+    Ok(serde_json::json!({
+        "partition_events_per_s": rates["partition"],
+        "key_events_per_s": rates["key"],
+        "ratio": ratio,
+    }))
+}
+
+/// Upload-to-first-event of a new component, and rollback-to-first-event,
+/// while events flow.
+async fn swap() -> Result<serde_json::Value> {
+    let kafka = Kafka::start();
+    kafka.topic("bench.swap", 1);
+    kafka.topic("bench.swap.out", 1);
+    let dir = tempfile::tempdir()?;
+    let host = Host::new(dir.path(), settings(&kafka));
+    let registry = Arc::new(Registry::new(HostParts {
+        store: host.store.clone(),
+        runtime: host.runtime.clone(),
+        producer: host.producer.clone(),
+        metrics: host.metrics.clone(),
+        kafka: host.settings.clone(),
+        clock: host.clock.clone(),
+    }));
+    let spec = manifest(
+        "swapped",
+        "bench.swap",
+        "[config]\nout_topic = \"bench.swap.out\"",
+    );
+    let v1 = wactor_tests::guest_bytes("fixture-scripted");
+    let v2 = wactor_tests::guest_bytes("fixture-checker");
+    let upload = |component| Upload {
+        manifest_toml: &spec,
+        component,
+        uploaded_by: "bench",
+        notes: "",
+        activate: true,
+    };
+    registry.deploy(upload(&v1)).await?;
+
+    // A steady stream: one event per millisecond, increasing seqs.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let brokers = kafka.brokers.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let producer = match Producer::new(&KafkaSettings::new(&brokers)) {
+                Ok(producer) => producer,
+                Err(_) => return,
+            };
+            let mut seq = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seq += 1;
+                let _ = producer.enqueue(&OutRecord {
+                    topic: "bench.swap".into(),
+                    partition: None,
+                    key: Some(format!("k{seq}").into_bytes()),
+                    payload: Some(format!("{{\"seq\": {seq}}}").into_bytes()),
+                    headers: Vec::new(),
+                });
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    read_until(
+        &kafka.brokers,
+        "bench.swap.out",
+        Duration::from_secs(60),
+        |r| r.len() >= 100,
+    )
+    .await;
+
+    let tail = Tail::start(&kafka.brokers, "bench.swap.out")?;
+    let started = Instant::now();
+    let deployed = registry.deploy(upload(&v2)).await?;
+    let upload_to_event = tail
+        .first_after(started, "swapped@2", Duration::from_secs(60))
+        .await;
+
+    let started = Instant::now();
+    registry.rollback("swapped", None, "bench").await?;
+    let rollback_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let rollback_to_event = tail
+        .first_after(started, "swapped@1", Duration::from_secs(60))
+        .await;
+    tail.stop();
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = feeder.await;
+    registry.shutdown().await;
+
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    println!("hot swap (one event per ms flowing):");
+    println!(
+        "  deploy of a new component: compile {:.1} ms, deploy call {:.1} ms, upload to first event on it {:.1} ms",
+        deployed.compile_ms,
+        deployed.total_ms,
+        ms(upload_to_event).unwrap_or(f64::NAN)
+    );
+    println!(
+        "  rollback: the call {:.2} ms, to first event on the old version {:.1} ms",
+        rollback_ms,
+        ms(rollback_to_event).unwrap_or(f64::NAN)
+    );
+    Ok(serde_json::json!({
+        "compile_ms": deployed.compile_ms,
+        "deploy_call_ms": deployed.total_ms,
+        "upload_to_first_event_ms": ms(upload_to_event),
+        "rollback_call_ms": rollback_ms,
+        "rollback_to_first_event_ms": ms(rollback_to_event),
+    }))
+}
+
+/// Records arriving on a topic, with the time each was read: a consumer
+/// on its own thread from the end of partition 0.
+struct Tail {
+    seen: Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tail {
+    fn start(brokers: &str, topic: &str) -> Result<Self> {
+        let consumer: BaseConsumer = KafkaSettings::new(brokers).reader_config().create()?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, rdkafka::Offset::End)?;
+        consumer.assign(&tpl)?;
+        let seen: Arc<std::sync::Mutex<Vec<(Instant, String)>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let seen = seen.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some(Ok(message)) = consumer.poll(Duration::from_millis(5)) {
+                        let actor = message
+                            .headers()
+                            .and_then(|h| {
+                                use rdkafka::message::Headers;
+                                h.iter()
+                                    .find(|h| h.key == "wactor-actor")
+                                    .and_then(|h| h.value)
+                                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                            })
+                            .unwrap_or_default();
+                        if let Ok(mut seen) = seen.lock() {
+                            seen.push((Instant::now(), actor));
+                        }
+                    }
+                }
+            });
+        }
+        // Let the assignment settle before anything is measured.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Tail { seen, stop })
+    }
+
+    /// How long after `start` the first record of `actor` arrived.
+    async fn first_after(
+        &self,
+        start: Instant,
+        actor: &str,
+        timeout: Duration,
+    ) -> Option<Duration> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(seen) = self.seen.lock() {
+                if let Some((at, _)) = seen.iter().find(|(at, a)| *at >= start && a == actor) {
+                    return Some(at.duration_since(start));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        None
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
