@@ -344,13 +344,14 @@ async fn swap() -> Result<serde_json::Value> {
             let mut seq = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 seq += 1;
-                let _ = producer.enqueue(&OutRecord {
+                // Fire and forget: the acknowledgement is not awaited.
+                drop(producer.enqueue(&OutRecord {
                     topic: "bench.swap".into(),
                     partition: None,
                     key: Some(format!("k{seq}").into_bytes()),
                     payload: Some(format!("{{\"seq\": {seq}}}").into_bytes()),
                     headers: Vec::new(),
-                });
+                }));
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
