@@ -41,6 +41,10 @@ pub struct KafkaArgs {
     /// Calls per overhead sample set.
     #[arg(long, default_value_t = 20_000)]
     pub iterations: usize,
+    /// Run `throughput` and `ordering` against this broker instead of the
+    /// in-process mock (e.g. a Tansu broker, see ../shared/KAFKA.md).
+    #[arg(long)]
+    pub brokers: Option<String>,
 }
 
 /// Runs the suite.
@@ -54,10 +58,13 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
         results.insert("overhead".into(), overhead(args.iterations).await?);
     }
     if all || args.what == "throughput" {
-        results.insert("throughput".into(), throughput(args.events).await?);
+        results.insert(
+            "throughput".into(),
+            throughput(args.events, args.brokers.as_deref()).await?,
+        );
     }
     if all || args.what == "ordering" {
-        results.insert("ordering".into(), ordering().await?);
+        results.insert("ordering".into(), ordering(args.brokers.as_deref()).await?);
     }
     if all || args.what == "swap" {
         results.insert("swap".into(), swap().await?);
@@ -65,11 +72,77 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
     Ok(serde_json::Value::Object(results))
 }
 
-fn settings(kafka: &Kafka) -> KafkaSettings {
-    let mut settings = kafka.settings();
-    settings.commit_interval = Duration::from_millis(500);
-    settings.max_buffered_per_partition = 100_000;
-    settings
+/// The broker of a run: the in-process mock, or an external one
+/// (`--brokers`), where topic names get a per-run suffix.
+struct Broker {
+    mock: Option<Kafka>,
+    brokers: String,
+    suffix: String,
+}
+
+impl Broker {
+    fn new(external: Option<&str>) -> Self {
+        match external {
+            None => {
+                let kafka = Kafka::start();
+                let brokers = kafka.brokers.clone();
+                Broker {
+                    mock: Some(kafka),
+                    brokers,
+                    suffix: String::new(),
+                }
+            }
+            Some(brokers) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                Broker {
+                    mock: None,
+                    brokers: brokers.to_string(),
+                    suffix: format!(".{nanos}"),
+                }
+            }
+        }
+    }
+
+    /// Creates `name` (with the run's suffix) and returns its full name.
+    async fn topic(&self, name: &str, partitions: i32) -> Result<String> {
+        let full = format!("{name}{}", self.suffix);
+        match &self.mock {
+            Some(kafka) => kafka.topic(&full, partitions),
+            None => {
+                wactor_kafka::admin::ensure_topics(
+                    &KafkaSettings::new(&self.brokers),
+                    &[wactor_kafka::admin::TopicSpec::plain(&full, partitions)],
+                )
+                .await?
+            }
+        }
+        Ok(full)
+    }
+
+    /// Host settings for this broker.
+    fn settings(&self) -> KafkaSettings {
+        let mut settings = match &self.mock {
+            Some(kafka) => kafka.settings(),
+            None => {
+                let mut settings = KafkaSettings::new(&self.brokers);
+                settings.changelog_partitions = 4;
+                settings
+            }
+        };
+        settings.commit_interval = Duration::from_millis(500);
+        settings.max_buffered_per_partition = 100_000;
+        settings
+    }
+
+    fn describe(&self) -> String {
+        match &self.mock {
+            Some(_) => "in-process mock broker".into(),
+            None => format!("broker {}", self.brokers),
+        }
+    }
 }
 
 /// Produces `n` small records with 1000 keys, waiting for all acks.
@@ -97,23 +170,25 @@ async fn fill(brokers: &str, topic: &str, n: usize, payload: &str) -> Result<()>
 }
 
 /// Events/s of a bare consumer loop and of a no-op actor on the same broker.
-async fn throughput(n: usize) -> Result<serde_json::Value> {
-    let kafka = Kafka::start();
-    kafka.topic("bench.bare", 4);
-    kafka.topic("bench.actor", 4);
+async fn throughput(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
+    let kafka = Broker::new(external);
+    let bare_topic = kafka.topic("bench.bare", 4).await?;
+    let actor_topic = kafka.topic("bench.actor", 4).await?;
     let payload = format!("{{\"filler\":\"{}\"}}", "x".repeat(80));
-    fill(&kafka.brokers, "bench.bare", n, &payload).await?;
-    fill(&kafka.brokers, "bench.actor", n, &payload).await?;
+    fill(&kafka.brokers, &bare_topic, n, &payload).await?;
+    fill(&kafka.brokers, &actor_topic, n, &payload).await?;
 
     // The bare loop: poll and count, offsets auto-stored and committed.
     let bare = {
         let brokers = kafka.brokers.clone();
+        let topic = bare_topic.clone();
+        let group = format!("bench-bare{}", kafka.suffix);
         tokio::task::spawn_blocking(move || -> Result<f64> {
             let consumer: BaseConsumer = KafkaSettings::new(&brokers)
-                .consumer_config("bench-bare")
+                .consumer_config(&group)
                 .set("enable.auto.offset.store", "true")
                 .create()?;
-            consumer.subscribe(&["bench.bare"])?;
+            consumer.subscribe(&[topic.as_str()])?;
             let mut count = 0usize;
             let mut first = None;
             let deadline = Instant::now() + Duration::from_secs(300);
@@ -132,38 +207,34 @@ async fn throughput(n: usize) -> Result<serde_json::Value> {
     };
 
     let dir = tempfile::tempdir()?;
-    let host = Host::new(dir.path(), settings(&kafka));
+    let host = Host::new(dir.path(), kafka.settings());
+    let name = format!("noop{}", kafka.suffix.replace('.', "-"));
     let (consumer, _slot) = host
         .run(
             "fixture-noop",
-            &manifest("noop", "bench.actor", "max_in_flight = 64"),
+            &manifest(&name, &actor_topic, "max_in_flight = 64"),
         )
         .await;
     let done = host
         .metrics
         .events_total
-        .with_label_values(&["noop", "1", "done"]);
-    let mut first = None;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while (done.get() as usize) < n && Instant::now() < deadline {
-        if done.get() > 0 {
-            first.get_or_insert_with(Instant::now);
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let handled = done.get() as usize;
-    let first = first.context("the actor handled nothing")?;
-    let wactor = handled as f64 / first.elapsed().as_secs_f64();
+        .with_label_values(&[&name, "1", "done"]);
+    let (handled, elapsed) = watch(done, n).await?;
+    let wactor = handled as f64 / elapsed.as_secs_f64();
     consumer.stop().await;
     if handled < n {
         bail!("the actor handled {handled} of {n} events");
     }
     let ratio = wactor / bare;
-    println!("throughput ({n} records of ~100 bytes, 4 partitions, 1000 keys):");
+    println!(
+        "throughput ({n} records of ~100 bytes, 4 partitions, 1000 keys, {}):",
+        kafka.describe()
+    );
     println!("  bare rdkafka consumer loop   {bare:>10.0} events/s");
     println!("  wactor, no-op actor (warm)   {wactor:>10.0} events/s");
     println!("  ratio                        {ratio:>10.2}x");
     Ok(serde_json::json!({
+        "broker": kafka.describe(),
         "events": n,
         "bare_events_per_s": bare,
         "wactor_events_per_s": wactor,
@@ -171,12 +242,31 @@ async fn throughput(n: usize) -> Result<serde_json::Value> {
     }))
 }
 
+/// Watches a done counter from an OS thread (a tokio task could be
+/// starved by the very work it times) and returns how many events were
+/// done and the time from the first to the `n`th (or to the 300 s limit).
+async fn watch(done: prometheus::IntCounter, n: usize) -> Result<(usize, Duration)> {
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut first = None;
+        while (done.get() as usize) < n && Instant::now() < deadline {
+            if done.get() > 0 {
+                first.get_or_insert_with(Instant::now);
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let first = first.context("nothing was handled")?;
+        Ok((done.get() as usize, first.elapsed()))
+    })
+    .await?
+}
+
 /// Host cost per event without Kafka: the worker's call path and the lane
 /// and offset bookkeeping.
 async fn overhead(iterations: usize) -> Result<serde_json::Value> {
-    let kafka = Kafka::start();
+    let kafka = Broker::new(None);
     let dir = tempfile::tempdir()?;
-    let host = Host::new(dir.path(), settings(&kafka));
+    let host = Host::new(dir.path(), kafka.settings());
     let mut out = serde_json::Map::new();
     println!("host overhead per event, no Kafka ({iterations} calls per mode):");
     for mode in ["warm", "fresh"] {
@@ -249,17 +339,16 @@ async fn overhead(iterations: usize) -> Result<serde_json::Value> {
 }
 
 /// A 10 ms actor over 1000 keys on one partition: `key` vs `partition`.
-async fn ordering() -> Result<serde_json::Value> {
-    let kafka = Kafka::start();
+async fn ordering(external: Option<&str>) -> Result<serde_json::Value> {
+    let kafka = Broker::new(external);
     let mut rates = BTreeMap::new();
     println!("ordering (one partition, 1000 keys, an actor that sleeps 10 ms):");
     for (mode, events, in_flight) in [("partition", 300usize, 1usize), ("key", 8_000, 256)] {
-        let topic = format!("bench.order.{mode}");
-        kafka.topic(&topic, 1);
+        let topic = kafka.topic(&format!("bench.order.{mode}"), 1).await?;
         fill(&kafka.brokers, &topic, events, "x").await?;
         let dir = tempfile::tempdir()?;
-        let host = Host::new(dir.path(), settings(&kafka));
-        let name = format!("order-{mode}");
+        let host = Host::new(dir.path(), kafka.settings());
+        let name = format!("order-{mode}{}", kafka.suffix.replace('.', "-"));
         let (consumer, _slot) = host
             .run(
                 "fixture-sleep",
@@ -276,16 +365,8 @@ async fn ordering() -> Result<serde_json::Value> {
             .metrics
             .events_total
             .with_label_values(&[&name, "1", "done"]);
-        let mut first = None;
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while (done.get() as usize) < events && Instant::now() < deadline {
-            if done.get() > 0 {
-                first.get_or_insert_with(Instant::now);
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let first = first.context("nothing handled")?;
-        let rate = done.get() as f64 / first.elapsed().as_secs_f64();
+        let (handled, elapsed) = watch(done, events).await?;
+        let rate = handled as f64 / elapsed.as_secs_f64();
         consumer.stop().await;
         println!("  {mode:<9} max_in_flight {in_flight:>3}: {rate:>8.0} events/s");
         rates.insert(mode, rate);
@@ -302,11 +383,16 @@ async fn ordering() -> Result<serde_json::Value> {
 /// Upload-to-first-event of a new component, and rollback-to-first-event,
 /// while events flow.
 async fn swap() -> Result<serde_json::Value> {
-    let kafka = Kafka::start();
-    kafka.topic("bench.swap", 1);
-    kafka.topic("bench.swap.out", 1);
+    let kafka = Broker::new(None);
+    kafka.topic("bench.swap", 1).await?;
+    kafka.topic("bench.swap.out", 1).await?;
     let dir = tempfile::tempdir()?;
-    let host = Host::new(dir.path(), settings(&kafka));
+    let mut settings = kafka.settings();
+    // Fetch often: the figure is the host's swap, not the broker's batching.
+    settings
+        .consumer
+        .insert("fetch.wait.max.ms".into(), "5".into());
+    let host = Host::new(dir.path(), settings);
     let registry = Arc::new(Registry::new(HostParts {
         store: host.store.clone(),
         runtime: host.runtime.clone(),
@@ -364,20 +450,21 @@ async fn swap() -> Result<serde_json::Value> {
     )
     .await;
 
-    let tail = Tail::start(&kafka.brokers, "bench.swap.out")?;
+    // "First event on a version": the version's done counter moves,
+    // watched from an OS thread (broker fetch latency is not the host's).
+    let done_of = |version: &str| {
+        host.metrics
+            .events_total
+            .with_label_values(&["swapped", version, "done"])
+    };
     let started = Instant::now();
     let deployed = registry.deploy(upload(&v2)).await?;
-    let upload_to_event = tail
-        .first_after(started, "swapped@2", Duration::from_secs(60))
-        .await;
+    let upload_to_event = first_increase(done_of("2"), started).await;
 
     let started = Instant::now();
     registry.rollback("swapped", None, "bench").await?;
     let rollback_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let rollback_to_event = tail
-        .first_after(started, "swapped@1", Duration::from_secs(60))
-        .await;
-    tail.stop();
+    let rollback_to_event = first_increase(done_of("1"), started).await;
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = feeder.await;
@@ -405,69 +492,20 @@ async fn swap() -> Result<serde_json::Value> {
     }))
 }
 
-/// Records arriving on a topic, with the time each was read: a consumer
-/// on its own thread from the end of partition 0.
-struct Tail {
-    seen: Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Tail {
-    fn start(brokers: &str, topic: &str) -> Result<Self> {
-        let consumer: BaseConsumer = KafkaSettings::new(brokers).reader_config().create()?;
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, rdkafka::Offset::End)?;
-        consumer.assign(&tpl)?;
-        let seen: Arc<std::sync::Mutex<Vec<(Instant, String)>>> = Arc::default();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let seen = seen.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Some(Ok(message)) = consumer.poll(Duration::from_millis(5)) {
-                        let actor = message
-                            .headers()
-                            .and_then(|h| {
-                                use rdkafka::message::Headers;
-                                h.iter()
-                                    .find(|h| h.key == "wactor-actor")
-                                    .and_then(|h| h.value)
-                                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                            })
-                            .unwrap_or_default();
-                        if let Ok(mut seen) = seen.lock() {
-                            seen.push((Instant::now(), actor));
-                        }
-                    }
-                }
-            });
-        }
-        // Let the assignment settle before anything is measured.
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(Tail { seen, stop })
-    }
-
-    /// How long after `start` the first record of `actor` arrived.
-    async fn first_after(
-        &self,
-        start: Instant,
-        actor: &str,
-        timeout: Duration,
-    ) -> Option<Duration> {
-        let deadline = Instant::now() + timeout;
+/// How long after `since` the counter first moved (up to 60 s).
+async fn first_increase(counter: prometheus::IntCounter, since: Instant) -> Option<Duration> {
+    let from = counter.get();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(seen) = self.seen.lock() {
-                if let Some((at, _)) = seen.iter().find(|(at, a)| *at >= start && a == actor) {
-                    return Some(at.duration_since(start));
-                }
+            if counter.get() > from {
+                return Some(since.elapsed());
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            std::thread::sleep(Duration::from_micros(200));
         }
         None
-    }
-
-    fn stop(&self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    })
+    .await
+    .ok()
+    .flatten()
 }

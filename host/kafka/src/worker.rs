@@ -276,6 +276,9 @@ impl Worker {
                 .as_ref()
                 .filter(|_| self.accepting && !self.feed_full && !self.holding())
                 .map(|feed| feed.ready.clone());
+            // With calls running, their completions bring the loop back to
+            // the queue anyway; only an idle worker needs the safety net.
+            let recheck = self.running.is_empty();
             tokio::select! {
                 biased;
                 control = self.control.recv() => match control {
@@ -294,6 +297,14 @@ impl Worker {
                 },
                 Some((job, report)) = self.running.next(), if !self.running.is_empty() => {
                     self.finish(job, report);
+                    // Collect the other calls that are done too, before the
+                    // next round of the loop.
+                    for _ in 0..INBOX_BATCH {
+                        match self.running.next().now_or_never() {
+                            Some(Some((job, report))) => self.finish(job, report),
+                            _ => break,
+                        }
+                    }
                 }
                 Some(tick) = self.tick_rx.recv() => self.on_tick(tick),
                 event = self.inbox.recv(), if self.accepting => match event {
@@ -317,7 +328,11 @@ impl Worker {
                     if let Some(ready) = ready {
                         // librdkafka signals a queue that becomes non-empty;
                         // the timeout is a safety net, not the mechanism.
-                        let _ = tokio::time::timeout(FEED_RECHECK, ready.notified()).await;
+                        if recheck {
+                            let _ = tokio::time::timeout(FEED_RECHECK, ready.notified()).await;
+                        } else {
+                            ready.notified().await;
+                        }
                     }
                 }, if ready.is_some() => {}
                 () = std::future::ready(()), if self.feed_more => {}
