@@ -317,3 +317,91 @@ async fn a_restarted_host_runs_the_same_versions_without_recompiling() {
     assert_eq!(out[0].json()["label"], "v1");
     registry.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_actor_leaves_events_in_kafka_until_it_is_resumed() {
+    let kafka = Kafka::start();
+    kafka.topic("swap", 2);
+    kafka.topic("swap.out", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new(dir.path(), kafka.settings());
+    let registry = registry(&host);
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    registry
+        .deploy(upload(&labelled("v1"), &component))
+        .await
+        .unwrap();
+    produce(
+        &kafka.brokers,
+        "swap",
+        &[(Some("a".into()), "{\"seq\": 1}".into())],
+    )
+    .await;
+    read_at_least(&kafka.brokers, "swap.out", 1, WAIT).await;
+
+    let paused = registry.pause("swapper").await.unwrap();
+    assert!(paused.paused);
+    let listed = registry.actors().await.unwrap();
+    assert_eq!(listed[0].state, "paused");
+    let batch: Vec<_> = (2..12)
+        .map(|i| (Some(format!("k{i}")), format!("{{\"seq\": {i}}}")))
+        .collect();
+    produce(&kafka.brokers, "swap", &batch).await;
+    let while_paused = read_until(&kafka.brokers, "swap.out", Duration::from_secs(3), |_| {
+        false
+    })
+    .await;
+    assert_eq!(while_paused.len(), 1, "nothing is handled while paused");
+
+    registry.resume("swapper").await.unwrap();
+    let out = read_at_least(&kafka.brokers, "swap.out", 11, WAIT).await;
+    assert_eq!(out.len(), 11, "the waiting events are handled after resume");
+    assert_eq!(registry.actors().await.unwrap()[0].state, "running");
+    registry.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_that_reads_another_topic_resubscribes() {
+    let kafka = Kafka::start();
+    kafka.topic("swap", 1);
+    kafka.topic("extra", 1);
+    kafka.topic("swap.out", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new(dir.path(), kafka.settings());
+    let registry = registry(&host);
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    registry
+        .deploy(upload(&labelled("v1"), &component))
+        .await
+        .unwrap();
+    let both = manifest(
+        "swapper",
+        "swap",
+        "[config]\nlabel = \"v2\"\nout_topic = \"swap.out\"",
+    )
+    .replace("topics = [\"swap\"]", "topics = [\"swap\", \"extra\"]");
+    let v2 = registry.deploy(upload(&both, &component)).await.unwrap();
+    assert_eq!(v2.version.version, 2);
+    produce(
+        &kafka.brokers,
+        "extra",
+        &[(Some("x".into()), "{\"seq\": 5}".into())],
+    )
+    .await;
+    produce(
+        &kafka.brokers,
+        "swap",
+        &[(Some("y".into()), "{\"seq\": 6}".into())],
+    )
+    .await;
+    let out = read_at_least(&kafka.brokers, "swap.out", 2, WAIT).await;
+    let seqs: std::collections::BTreeSet<i64> = out
+        .iter()
+        .map(|r| r.json()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [5, 6].into(), "events of the new topic are read too");
+    assert!(out.iter().all(|r| r.json()["label"] == "v2"));
+    let topics = &registry.actors().await.unwrap()[0].topics;
+    assert_eq!(topics, &["swap".to_string(), "extra".to_string()]);
+    registry.shutdown().await;
+}
