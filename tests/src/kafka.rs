@@ -91,6 +91,18 @@ impl Host {
         }
     }
 
+    /// A registry over this host's parts (what `wactor serve` runs).
+    pub fn registry(&self) -> wactor_registry::Registry {
+        wactor_registry::Registry::new(wactor_registry::HostParts {
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            producer: self.producer.clone(),
+            metrics: self.metrics.clone(),
+            kafka: self.settings.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
     /// Loads `guest` as version `version` of the actor of `manifest`.
     pub fn load(&self, guest: &str, manifest: &str, version: u64) -> Arc<ActiveVersion> {
         let manifest = Arc::new(ActorManifest::parse(manifest).expect("manifest"));

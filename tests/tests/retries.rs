@@ -363,20 +363,13 @@ async fn a_retry_moves_with_its_partition_to_another_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_letter_redriven_after_a_fix_is_done_and_a_dry_run_changes_nothing() {
-    use wactor_registry::{HostParts, RedriveRequest, Registry, Upload};
+    use wactor_registry::{RedriveRequest, Upload};
     let kafka = Kafka::start();
     kafka.topic("fixme", 1);
     kafka.topic("fixme.out", 1);
     let dir = tempfile::tempdir().unwrap();
     let host = Host::new(dir.path(), kafka.settings());
-    let registry = Registry::new(HostParts {
-        store: host.store.clone(),
-        runtime: host.runtime.clone(),
-        producer: host.producer.clone(),
-        metrics: host.metrics.clone(),
-        kafka: host.settings.clone(),
-        clock: host.clock.clone(),
-    });
+    let registry = host.registry();
     let spec = manifest("fixme", "fixme", "[retry]\nmax_attempts = 1");
     let trap = wactor_tests::guest_bytes("fixture-trap");
     let fixed = wactor_tests::guest_bytes("fixture-scripted");

@@ -19,14 +19,7 @@ use wactor_runtime::{Runtime, RuntimeError, RuntimeSettings};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn registry(host: &Host) -> Registry {
-    Registry::new(HostParts {
-        store: host.store.clone(),
-        runtime: host.runtime.clone(),
-        producer: host.producer.clone(),
-        metrics: host.metrics.clone(),
-        kafka: host.settings.clone(),
-        clock: host.clock.clone(),
-    })
+    host.registry()
 }
 
 fn labelled(label: &str) -> String {

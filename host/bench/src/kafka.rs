@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use wactor_delivery::{LaneScheduler, OffsetTracker, OrderingMode};
 use wactor_kafka::{ActorContext, KafkaSettings, OutRecord, Producer, VersionSlot, VersionSource};
-use wactor_registry::{HostParts, Registry, Upload};
+use wactor_registry::Upload;
 use wactor_runtime::Event;
 use wactor_tests::kafka::{manifest, read_until, Host, Kafka};
 
@@ -393,14 +393,7 @@ async fn swap() -> Result<serde_json::Value> {
         .consumer
         .insert("fetch.wait.max.ms".into(), "5".into());
     let host = Host::new(dir.path(), settings);
-    let registry = Arc::new(Registry::new(HostParts {
-        store: host.store.clone(),
-        runtime: host.runtime.clone(),
-        producer: host.producer.clone(),
-        metrics: host.metrics.clone(),
-        kafka: host.settings.clone(),
-        clock: host.clock.clone(),
-    }));
+    let registry = host.registry();
     let spec = manifest(
         "swapped",
         "bench.swap",

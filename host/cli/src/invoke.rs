@@ -14,8 +14,8 @@ use wactor_runtime::{
 };
 use wactor_store::Store;
 
-use crate::bridge::{apply_state_writes, StoreStateReader};
 use crate::event_file::{bytes_for_humans, bytes_to_json};
+use wactor_kafka::call::{apply_state_writes, StoreStateReader};
 
 /// Exit code of `invoke` when the actor asked for a retry.
 pub const EXIT_RETRY: u8 = 10;

@@ -14,12 +14,10 @@
 //! - `produce`: `wactor produce`.
 //! - `event_file`: the JSON form of an event for `invoke`.
 //! - `invoke`: `wactor invoke`.
-//! - `bridge`: runtime ↔ store glue (state reads, applying state writes).
 //! - `admin`: the admin verbs (`deploy`, `actors`, `dlq`, ...), clients of
 //!   a host's admin API.
 
 mod admin;
-mod bridge;
 mod config;
 mod dev;
 mod event_file;

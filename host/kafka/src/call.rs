@@ -107,7 +107,8 @@ pub struct CallReport {
     pub duration: Duration,
 }
 
-/// The actor's committed state, readable by the runtime.
+/// The actor's committed state, readable by the runtime (also what `wactor
+/// invoke` reads through).
 pub struct StoreStateReader(pub ActorState);
 
 impl StateReader for StoreStateReader {
