@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use prometheus::{Histogram, IntCounter};
+use prometheus::{Histogram, IntCounter, IntGauge};
 
 use wactor_delivery::OrderingMode;
 use wactor_manifest::ActorManifest;
@@ -21,6 +21,32 @@ use crate::clock::Clock;
 use crate::error::Result;
 use crate::producer::Producer;
 use crate::settings::KafkaSettings;
+
+/// The metrics of one actor that have no other label, resolved once.
+pub(crate) struct ActorCounters {
+    pub(crate) emitted_records: IntCounter,
+    pub(crate) emit_failures: IntCounter,
+    pub(crate) partition_pauses: IntCounter,
+    pub(crate) buffered_events: IntGauge,
+    pub(crate) commits: IntCounter,
+    pub(crate) retries_scheduled: IntCounter,
+    pub(crate) retries_fired: IntCounter,
+}
+
+impl ActorCounters {
+    fn new(metrics: &Metrics, actor: &str) -> Self {
+        let labels = [actor];
+        ActorCounters {
+            emitted_records: metrics.emitted_records_total.with_label_values(&labels),
+            emit_failures: metrics.emit_failures_total.with_label_values(&labels),
+            partition_pauses: metrics.partition_pauses_total.with_label_values(&labels),
+            buffered_events: metrics.buffered_events.with_label_values(&labels),
+            commits: metrics.commits_total.with_label_values(&labels),
+            retries_scheduled: metrics.retries_scheduled_total.with_label_values(&labels),
+            retries_fired: metrics.retries_fired_total.with_label_values(&labels),
+        }
+    }
+}
 
 /// One loaded version of an actor.
 pub struct ActiveVersion {
@@ -178,6 +204,8 @@ pub struct ActorContext {
     pub producer: Producer,
     /// The host's metrics.
     pub metrics: Arc<Metrics>,
+    /// This actor's metric handles, resolved once.
+    pub(crate) counters: ActorCounters,
     /// Kafka settings.
     pub settings: KafkaSettings,
     /// Wall clock for retry times.
@@ -198,7 +226,9 @@ impl ActorContext {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let state = store.actor_state(&manifest.name)?;
+        let counters = ActorCounters::new(&metrics, &manifest.name);
         Ok(ActorContext {
+            counters,
             state_reader: Arc::new(crate::call::StoreStateReader(state.clone())),
             state,
             name: manifest.name.clone(),

@@ -186,10 +186,7 @@ async fn attempt(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> 
     match invocation.result {
         CallResult::Returned(Outcome::Done) => {
             if let Err(reason) = produce_emits(ctx, version, event, &invocation.effects).await {
-                ctx.metrics
-                    .emit_failures_total
-                    .with_label_values(&[&ctx.name])
-                    .inc();
+                ctx.counters.emit_failures.inc();
                 return CallOutcome::Failed { reason };
             }
             if let Err(err) = apply_state_writes(&ctx.state, &invocation.effects) {
@@ -243,10 +240,7 @@ async fn produce_emits(
             return Err(format!("emitted record not produced: {err}"));
         }
     }
-    ctx.metrics
-        .emitted_records_total
-        .with_label_values(&[&ctx.name])
-        .inc_by(count as u64);
+    ctx.counters.emitted_records.inc_by(count as u64);
     Ok(())
 }
 

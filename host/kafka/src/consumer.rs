@@ -478,10 +478,7 @@ fn poll_loop(
                     && pause(&consumer, &topic, partition, true)
                 {
                     shared.paused.store(true, Ordering::Relaxed);
-                    ctx.metrics
-                        .partition_pauses_total
-                        .with_label_values(&[&ctx.name])
-                        .inc();
+                    ctx.counters.partition_pauses.inc();
                 }
             }
             Some(Err(err)) => {
@@ -522,9 +519,8 @@ fn poll_loop(
                     }
                 }
             }
-            ctx.metrics
+            ctx.counters
                 .buffered_events
-                .with_label_values(&[&ctx.name])
                 .set(i64::try_from(buffered).unwrap_or(i64::MAX));
         }
 
@@ -603,10 +599,7 @@ fn store_offsets(
     }
     match consumer.store_offsets(&tpl) {
         Ok(()) => {
-            ctx.metrics
-                .commits_total
-                .with_label_values(&[&ctx.name])
-                .inc();
+            ctx.counters.commits.inc();
             for (shared, offset) in advanced {
                 shared.stored.store(offset, Ordering::Relaxed);
             }

@@ -423,11 +423,7 @@ impl Worker {
         self.feed_more = taken > 0 && taken == limit;
         let full = taken == room;
         if full && !self.feed_full {
-            self.ctx
-                .metrics
-                .partition_pauses_total
-                .with_label_values(&[&self.ctx.name])
-                .inc();
+            self.ctx.counters.partition_pauses.inc();
         }
         self.feed_full = full;
     }
@@ -549,11 +545,7 @@ impl Worker {
         let raw = Arc::new(from_stored(&record.event, 1));
         match self.present(&raw, attempt) {
             Ok((presented, redrive)) => {
-                self.ctx
-                    .metrics
-                    .retries_fired_total
-                    .with_label_values(&[&self.ctx.name])
-                    .inc();
+                self.ctx.counters.retries_fired.inc();
                 self.spawn_call(Job {
                     kind: JobKind::Held {
                         lane,
@@ -765,11 +757,7 @@ impl Worker {
                     },
                 );
                 self.update_hold();
-                self.ctx
-                    .metrics
-                    .retries_scheduled_total
-                    .with_label_values(&[&self.ctx.name])
-                    .inc();
+                self.ctx.counters.retries_scheduled.inc();
             }
             Decision::DeadLetter(kind) => {
                 let dead = self.death(&failed, vec![attempt], kind, first_at, now);
@@ -813,11 +801,7 @@ impl Worker {
                 } else {
                     self.held.set_head(&lane, Head::Due(now + 1_000));
                 }
-                self.ctx
-                    .metrics
-                    .retries_scheduled_total
-                    .with_label_values(&[&self.ctx.name])
-                    .inc();
+                self.ctx.counters.retries_scheduled.inc();
             }
             Decision::DeadLetter(kind) => {
                 let id = record.id();
