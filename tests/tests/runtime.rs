@@ -768,3 +768,63 @@ async fn every_engine_configuration_runs_fresh_and_warm_instances() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_wait_for_a_free_instance_slot_instead_of_failing() {
+    let small = Runtime::new(RuntimeSettings {
+        engine: wactor_runtime::EngineSettings {
+            pool_instances: 2,
+            ..wactor_runtime::EngineSettings::default()
+        },
+        ..RuntimeSettings::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    if !small.pooling() {
+        eprintln!("no pooling allocator on this machine: nothing to exhaust");
+        return;
+    }
+    let actor = small
+        .load(
+            &guest_bytes("fixture-sleep"),
+            with_config(
+                settings("slots", InstanceMode::Fresh),
+                &[("sleep_ms", "100")],
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Six calls at once on two slots: four wait for a slot, none fails.
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let actor = actor.clone();
+            tokio::spawn(async move { actor.invoke(&event("t", "k", ""), MapState::new()).await })
+        })
+        .collect();
+    let started = Instant::now();
+    for call in calls {
+        let inv = call.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_done(&inv);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "two slots serve six 100 ms calls in three rounds, took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_inactive_version_gives_back_its_idle_instances() {
+    let actor = load("fixture-noop", settings("idle", InstanceMode::Warm));
+    for _ in 0..3 {
+        assert_done(&actor.invoke(&event("t", "k", ""), MapState::new()).await);
+    }
+    assert_eq!(actor.idle_instances(), 1);
+    assert_eq!(actor.set_retired(true), 1);
+    assert_eq!(actor.idle_instances(), 0);
+    // A call of a retired version (still running at the swap) keeps nothing.
+    assert_done(&actor.invoke(&event("t", "k", ""), MapState::new()).await);
+    assert_eq!(actor.idle_instances(), 0);
+    // Active again (a rollback): warm instances are kept again.
+    actor.set_retired(false);
+    assert_done(&actor.invoke(&event("t", "k", ""), MapState::new()).await);
+    assert_eq!(actor.idle_instances(), 1);
+}

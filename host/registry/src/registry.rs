@@ -642,7 +642,14 @@ impl Registry {
             failure: None,
         });
         let resubscribe = entry.manifest.needs_resubscribe(&manifest);
-        entry.slot.activate(loaded);
+        loaded.actor.set_retired(false);
+        let new_version = loaded.version;
+        if let Some(previous) = entry.slot.activate(loaded) {
+            if previous.version != new_version {
+                // Its idle instances hold pool slots the active version needs.
+                previous.actor.set_retired(true);
+            }
+        }
         entry.manifest = manifest.clone();
         if !paused {
             if resubscribe {

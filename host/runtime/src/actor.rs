@@ -140,6 +140,7 @@ impl Runtime {
                 sha256,
                 report,
                 warm: Mutex::new(Vec::new()),
+                retired: std::sync::atomic::AtomicBool::new(false),
                 spare_hosts: Mutex::new(Vec::new()),
             }),
         })
@@ -188,6 +189,9 @@ struct ActorInner {
     report: LoadReport,
     /// Idle warm instances (only in `Warm` mode).
     warm: Mutex<Vec<WarmInstance>>,
+    /// Set while this version is not the active one: keep no idle
+    /// instances (their slots serve other versions).
+    retired: std::sync::atomic::AtomicBool,
     /// Store data of finished instances, reset and ready for the next one:
     /// building a WASI context (seeding its random generators) is a large
     /// part of a fresh instance's cost, and nothing in it is visible to the
@@ -239,7 +243,10 @@ impl LoadedActor {
                 warm.store.data_mut().call = call;
                 (warm, false)
             }
-            None => match self.instantiate(call).await {
+            None => match self
+                .instantiate_waiting(call, started + limits.call_timeout)
+                .await
+            {
                 Ok(instance) => (instance, true),
                 Err((trap, mut call)) => {
                     return Invocation {
@@ -328,6 +335,10 @@ impl LoadedActor {
         let settings = &self.inner.settings;
         if settings.instance_mode != InstanceMode::Warm
             || instance.uses >= settings.max_uses_per_instance
+            || self
+                .inner
+                .retired
+                .load(std::sync::atomic::Ordering::Relaxed)
         {
             return Some(instance);
         }
@@ -375,6 +386,54 @@ impl LoadedActor {
                 inner.settings.limits.memory_bytes,
                 call,
             ),
+        }
+    }
+
+    /// [`instantiate`](Self::instantiate), waiting while every instance
+    /// slot of the pooling allocator is taken (other calls end and free
+    /// theirs), until `deadline`. A full pool is the host's limit, not the
+    /// actor's failure: the call waits for a slot like it waits for a
+    /// worker, and only a pool that stays full past the deadline ends it.
+    async fn instantiate_waiting(
+        &self,
+        mut call: CallState,
+        deadline: Instant,
+    ) -> Result<WarmInstance, (Trap, CallState)> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.instantiate(call).await {
+                Err((trap, back)) if trap.kind == TrapKind::PoolExhausted => {
+                    if Instant::now() + pause >= deadline {
+                        return Err((trap, back));
+                    }
+                    call = back;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Marks this version retired (no longer active) or active again. A
+    /// retired version keeps no idle warm instances: those it has are
+    /// dropped now, returning their instance slots to the pool, and
+    /// instances of its calls still running are dropped when they end.
+    /// Returns how many idle instances were dropped.
+    pub fn set_retired(&self, retired: bool) -> usize {
+        self.inner
+            .retired
+            .store(retired, std::sync::atomic::Ordering::Relaxed);
+        if !retired {
+            return 0;
+        }
+        match self.inner.warm.lock() {
+            Ok(mut warm) => {
+                let released = warm.len();
+                warm.clear();
+                released
+            }
+            Err(_) => 0,
         }
     }
 
@@ -426,6 +485,15 @@ impl LoadedActor {
 /// Turns a call error into a classified trap. The guest's stderr (where a
 /// Rust panic writes its message) is the best description of a panic.
 fn classify(err: &wasmtime::Error, store: &mut Store<HostState>) -> Trap {
+    if err
+        .chain()
+        .any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>())
+    {
+        return Trap {
+            kind: TrapKind::PoolExhausted,
+            message: format!("every instance slot of the host is in use: {err:#}"),
+        };
+    }
     let data = store.data_mut();
     if data.limiter.hit {
         data.limiter.hit = false;

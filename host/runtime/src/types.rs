@@ -65,6 +65,10 @@ pub enum TrapKind {
     MemoryLimit,
     /// Any other trap (stack overflow, out-of-bounds access, a host error).
     Other,
+    /// The call could not start: every instance slot of the host's pooling
+    /// allocator stayed in use until the call's deadline (the host is
+    /// overloaded, or `runtime.pool_instances` is too small).
+    PoolExhausted,
 }
 
 impl std::fmt::Display for TrapKind {
@@ -74,6 +78,7 @@ impl std::fmt::Display for TrapKind {
             TrapKind::Deadline => "deadline exceeded",
             TrapKind::MemoryLimit => "memory limit exceeded",
             TrapKind::Other => "trap",
+            TrapKind::PoolExhausted => "no instance slot free",
         })
     }
 }
