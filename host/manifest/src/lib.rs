@@ -21,6 +21,10 @@
 //! [limits]
 //! memory = "64MiB"
 //! call_timeout = "10s"
+//! max_emits = 1000                        # records emitted per call
+//! max_emit_bytes = "16MiB"
+//! max_state_writes = 1000                 # state keys set or deleted per call
+//! max_state_bytes = "16MiB"
 //!
 //! [retry]
 //! max_attempts = 8
@@ -28,7 +32,7 @@
 //! max_backoff = "5m"
 //!
 //! [dead_letter]
-//! topic = "bookings.payment-reversal.dlq" # optional mirror to Kafka
+//! topic = "bookings.payment-reversal.dlq" # optional mirror to Kafka; must end in .dlq
 //!
 //! [config]
 //! wallet_url = "http://wallet.internal:8080"
@@ -156,10 +160,24 @@ pub struct LimitsSpec {
     /// Records one call may emit; default 1000.
     #[serde(default = "default_max_emits")]
     pub max_emits: usize,
-    /// Bytes (values, keys, headers) one call may emit; default `"16MiB"`.
+    /// Bytes (topics, keys, values, headers) one call may emit; default
+    /// `"16MiB"`.
     #[serde(default = "default_max_emit_bytes")]
     pub max_emit_bytes: ByteSize,
+    /// Distinct state keys one call may set or delete; default 1000.
+    #[serde(default = "default_max_state_writes")]
+    pub max_state_writes: usize,
+    /// Bytes (keys and values) of one call's state writes; default
+    /// `"16MiB"`.
+    #[serde(default = "default_max_state_bytes")]
+    pub max_state_bytes: ByteSize,
 }
+
+/// Largest `limits.max_emits` and `limits.max_state_writes`.
+pub const MAX_WRITES_PER_CALL: usize = 100_000;
+
+/// Largest `limits.max_emit_bytes` and `limits.max_state_bytes`: 256 MiB.
+pub const MAX_BYTES_PER_CALL: u64 = 256 * 1024 * 1024;
 
 /// Default memory limit: 64 MiB.
 pub fn default_memory() -> ByteSize {
@@ -181,6 +199,16 @@ pub fn default_max_emit_bytes() -> ByteSize {
     ByteSize(16 * 1024 * 1024)
 }
 
+/// Default state keys written per call: 1000.
+pub fn default_max_state_writes() -> usize {
+    1000
+}
+
+/// Default state bytes written per call: 16 MiB.
+pub fn default_max_state_bytes() -> ByteSize {
+    ByteSize(16 * 1024 * 1024)
+}
+
 impl Default for LimitsSpec {
     fn default() -> Self {
         LimitsSpec {
@@ -188,6 +216,8 @@ impl Default for LimitsSpec {
             call_timeout: default_call_timeout(),
             max_emits: default_max_emits(),
             max_emit_bytes: default_max_emit_bytes(),
+            max_state_writes: default_max_state_writes(),
+            max_state_bytes: default_max_state_bytes(),
         }
     }
 }
@@ -234,7 +264,8 @@ impl Default for InstancesSpec {
 pub struct DeadLetterSpec {
     /// Also produce each dead letter to this Kafka topic, with its context
     /// in headers. `"default"` means `<topic>.<actor>.dlq`; absent means no
-    /// mirror.
+    /// mirror. A name must end in `.dlq`: that suffix is reserved for the
+    /// host, so no actor can emit into a dead-letter mirror.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
 }
@@ -314,6 +345,28 @@ impl ActorManifest {
                 "must be between 1ms and 15m",
             ));
         }
+        for (field, value) in [
+            ("limits.max_emits", limits.max_emits),
+            ("limits.max_state_writes", limits.max_state_writes),
+        ] {
+            if value > MAX_WRITES_PER_CALL {
+                return Err(ManifestError::invalid(
+                    field,
+                    format!("must be at most {MAX_WRITES_PER_CALL}, not {value}"),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("limits.max_emit_bytes", limits.max_emit_bytes),
+            ("limits.max_state_bytes", limits.max_state_bytes),
+        ] {
+            if value.0 > MAX_BYTES_PER_CALL {
+                return Err(ManifestError::invalid(
+                    field,
+                    format!("must be at most 256MiB, not {value}"),
+                ));
+            }
+        }
         if self.instances.max_uses == 0 {
             return Err(ManifestError::invalid(
                 "instances.max_uses",
@@ -326,6 +379,15 @@ impl ActorManifest {
         if let Some(topic) = &self.dead_letter.topic {
             if topic != "default" {
                 validate_topic("dead_letter.topic", topic)?;
+                if !topic.to_ascii_lowercase().ends_with(".dlq") {
+                    return Err(ManifestError::invalid(
+                        "dead_letter.topic",
+                        format!(
+                            "{topic:?} must end in \".dlq\" (or be \"default\"): that suffix is \
+                             reserved for dead-letter mirrors, so that no actor can emit into one"
+                        ),
+                    ));
+                }
             }
         }
         for key in self.config.keys() {
@@ -372,6 +434,8 @@ impl ActorManifest {
             call_timeout: self.limits.call_timeout,
             max_emits: self.limits.max_emits,
             max_emit_bytes: usize::try_from(self.limits.max_emit_bytes.0).unwrap_or(usize::MAX),
+            max_state_writes: self.limits.max_state_writes,
+            max_state_bytes: usize::try_from(self.limits.max_state_bytes.0).unwrap_or(usize::MAX),
             ..Limits::default()
         };
         settings.instance_mode = self.instances.mode;
@@ -472,6 +536,13 @@ mod tests {
         assert_eq!(m.max_in_flight, 64);
         assert_eq!(m.limits.memory, ByteSize(64 * 1024 * 1024));
         assert_eq!(m.limits.call_timeout, Duration::from_secs(10));
+        assert_eq!(m.limits.max_state_writes, 1000);
+        assert_eq!(m.limits.max_state_bytes, ByteSize(16 * 1024 * 1024));
+        let limits = m.actor_settings(1).limits;
+        assert_eq!(
+            (limits.max_state_writes, limits.max_state_bytes),
+            (1000, 16 * 1024 * 1024)
+        );
         assert_eq!(m.instances.mode, InstanceMode::Warm);
         assert_eq!(m.retry, RetryPolicy::default());
         assert_eq!(m.dead_letter_topic("orders"), None);
@@ -493,6 +564,8 @@ mod tests {
             memory = "32MiB"
             call_timeout = "2s"
             max_emits = 10
+            max_state_writes = 20
+            max_state_bytes = "1MiB"
             [instances]
             mode = "fresh"
             [retry]
@@ -516,6 +589,8 @@ mod tests {
         assert_eq!(settings.limits.memory_bytes, 32 * 1024 * 1024);
         assert_eq!(settings.limits.call_timeout, Duration::from_secs(2));
         assert_eq!(settings.limits.max_emits, 10);
+        assert_eq!(settings.limits.max_state_writes, 20);
+        assert_eq!(settings.limits.max_state_bytes, 1024 * 1024);
         assert_eq!(settings.instance_mode, InstanceMode::Fresh);
         assert_eq!(
             settings.config.get("wallet_url").map(String::as_str),
@@ -576,11 +651,41 @@ mod tests {
                 "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\ntopic = \"a b\"",
                 "dead_letter.topic",
             ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\ntopic = \"dead-orders\"",
+                "dead_letter.topic",
+            ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[limits]\nmax_state_writes = 100001",
+                "limits.max_state_writes",
+            ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[limits]\nmax_state_bytes = \"1GiB\"",
+                "limits.max_state_bytes",
+            ),
+            (
+                "name = \"a\"\ntopics = [\"t\"]\n[limits]\nmax_emits = 200000",
+                "limits.max_emits",
+            ),
         ];
         for (text, field) in cases {
             let err = ActorManifest::parse(text).expect_err(text);
             assert_eq!(field_of(err), field, "{text}");
         }
+    }
+
+    #[test]
+    fn a_dead_letter_mirror_named_by_the_user_must_end_in_dlq() {
+        let m = ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\ntopic = \"orders-dead.dlq\"",
+        )
+        .unwrap();
+        assert_eq!(m.dead_letter_topic("t").as_deref(), Some("orders-dead.dlq"));
+        let err = ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\ntopic = \"orders-dead\"",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("must end in \".dlq\""), "{err}");
     }
 
     #[test]

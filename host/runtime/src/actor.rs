@@ -269,7 +269,7 @@ impl LoadedActor {
             instance.actor.call_handle(&mut instance.store, &wit_event),
         )
         .await;
-        let result = match outcome {
+        let mut result = match outcome {
             Ok(Ok(outcome)) => CallResult::Returned(from_wit(outcome)),
             Ok(Err(err)) => CallResult::Trapped(classify(&err, &mut instance.store)),
             Err(_elapsed) => CallResult::Trapped(Trap {
@@ -296,6 +296,17 @@ impl LoadedActor {
                 level: LogLevel::Warn,
                 message: format!("({dropped} more log lines dropped)"),
             });
+        }
+        if result.is_done() {
+            // A refused state write was not reported to the actor (the
+            // 0.1 `state.set` returns nothing), so its `done` cannot be
+            // trusted to mean what it says: retry it, effects dropped.
+            if let Some(reason) = call.refusal_reason() {
+                result = CallResult::Returned(Outcome::Retry {
+                    reason,
+                    delay: None,
+                });
+            }
         }
 
         let effects = if result.is_done() {

@@ -6,6 +6,31 @@
 //! reader) is replaced before every call and taken back after it. Effects
 //! are only collected here; whether they are applied is decided by the
 //! caller from the outcome.
+//!
+//! # What one call can make the host hold
+//!
+//! Everything an actor hands the host during a call is bounded, so that
+//! no actor can grow the host's memory without bound (the limits are
+//! documented for users in docs/actors.md):
+//!
+//! - emits: [`Limits::max_emits`] records, [`Limits::max_emit_bytes`]
+//!   bytes, topic names checked by [`check_emit_topic`];
+//! - state writes: [`Limits::max_state_writes`] distinct keys,
+//!   [`Limits::max_state_bytes`] bytes, keys of at most
+//!   [`MAX_STATE_KEY_BYTES`];
+//! - log lines: [`Limits::max_log_lines`] lines, [`Limits::max_log_bytes`]
+//!   bytes, each line cut at [`MAX_LOG_LINE_BYTES`];
+//! - stdout/stderr: 64 KiB per stream per call (`output`);
+//! - WASI and wasi:http resources (streams, pollables, requests, fields):
+//!   at most [`MAX_RESOURCES`] per instance, header fields at most
+//!   [`MAX_HTTP_FIELDS_BYTES`] per set, outgoing body writes buffered at
+//!   most 2 × [`MAX_HTTP_BODY_CHUNK`] per body (`http_policy`);
+//! - `wasi:random` byte requests: at most [`MAX_RANDOM_BYTES`] each.
+//!
+//! Values an actor passes in (a state value, a log message, a record) are
+//! copied out of its linear memory before the host can look at them, so a
+//! refused value costs, briefly, at most the actor's memory limit. Config
+//! values come from the manifest, not from the actor.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,12 +44,35 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::wactor::actor::{config, emit, logging, state, types as wit};
 use crate::http_policy::HostAllowList;
 use crate::output::OutputCapture;
+use crate::topics::check_emit_topic;
 use crate::types::{
     Effects, EmittedRecord, EmptyState, Limits, LogLevel, LogLine, StateReader, StateWrite,
 };
 
 /// Longest log line kept, in bytes; longer lines are cut.
-const MAX_LOG_LINE_BYTES: usize = 4096;
+pub const MAX_LOG_LINE_BYTES: usize = 4096;
+
+/// Longest state key, in bytes. A longer key is refused on write and
+/// reads as absent (it cannot have been written).
+pub const MAX_STATE_KEY_BYTES: usize = 4096;
+
+/// Most resources (streams, pollables, HTTP requests and responses, header
+/// fields) one instance may hold at once. Creating one more fails the host
+/// call, which traps the instance.
+pub const MAX_RESOURCES: usize = 1024;
+
+/// Largest set of HTTP header fields an actor may build, in bytes.
+pub const MAX_HTTP_FIELDS_BYTES: usize = 64 * 1024;
+
+/// Largest single write to an outgoing HTTP body, in bytes; a body buffers
+/// at most two such writes until the connection takes them.
+pub const MAX_HTTP_BODY_CHUNK: usize = 64 * 1024;
+
+/// Largest `wasi:random` request, in bytes (a larger one traps).
+pub const MAX_RANDOM_BYTES: u64 = 1024 * 1024;
+
+/// Longest piece of an actor-chosen string (a state key) quoted in an error.
+const QUOTE_BYTES: usize = 64;
 
 /// Store data of one instance.
 pub(crate) struct HostState {
@@ -47,12 +95,15 @@ pub(crate) struct HostState {
     pub(crate) call: CallState,
 }
 
-/// Effects collected during a call, with the running emit size.
+/// Effects collected during a call, with their running sizes.
 #[derive(Default)]
 pub(crate) struct EffectsInProgress {
     pub(crate) emits: Vec<EmittedRecord>,
     pub(crate) state_writes: BTreeMap<String, StateWrite>,
+    /// Bytes of `emits` (topics, keys, payloads, headers).
     pub(crate) emit_bytes: usize,
+    /// Bytes of `state_writes` (keys and values).
+    pub(crate) state_bytes: usize,
 }
 
 impl EffectsInProgress {
@@ -72,8 +123,16 @@ pub(crate) struct CallState {
     pub(crate) effects: EffectsInProgress,
     /// Log lines of this call.
     pub(crate) logs: Vec<LogLine>,
+    /// Bytes of the messages in `logs`.
+    pub(crate) log_bytes: usize,
     /// Log lines that did not fit.
     pub(crate) dropped_logs: usize,
+    /// Why the first refused state write was refused, and how many were.
+    /// The `state` import cannot report an error to the actor yet
+    /// (`wactor:actor@0.1.0`'s `set` returns nothing), so a refusal is
+    /// remembered here and a `done` outcome becomes a retry with this
+    /// reason: the actor never sees its writes half applied.
+    pub(crate) refused_writes: Option<(String, usize)>,
     /// When the call must end; checked on each epoch tick.
     pub(crate) deadline: Instant,
     /// Limits for this call.
@@ -88,7 +147,9 @@ impl CallState {
             state,
             effects: EffectsInProgress::default(),
             logs: Vec::new(),
+            log_bytes: 0,
             dropped_logs: 0,
+            refused_writes: None,
             deadline,
             limits,
             host_error: None,
@@ -108,7 +169,76 @@ impl CallState {
             message.truncate(cut);
             message.push('…');
         }
+        if self.log_bytes + message.len() > self.limits.max_log_bytes {
+            self.dropped_logs += 1;
+            return;
+        }
+        self.log_bytes += message.len();
         self.logs.push(LogLine { level, message });
+    }
+
+    /// Stages a state write of this call, or says why it is refused (the
+    /// limits [`Limits::max_state_writes`], [`Limits::max_state_bytes`] and
+    /// [`MAX_STATE_KEY_BYTES`]). A refused write changes nothing.
+    pub(crate) fn stage_state_write(
+        &mut self,
+        key: String,
+        write: StateWrite,
+    ) -> Result<(), String> {
+        if key.len() > MAX_STATE_KEY_BYTES {
+            return Err(format!(
+                "state: the key {} is {} bytes long; the limit is {MAX_STATE_KEY_BYTES}",
+                quote(&key),
+                key.len()
+            ));
+        }
+        let limits = self.limits;
+        let effects = &mut self.effects;
+        let size = |key: &str, write: &StateWrite| {
+            key.len()
+                + match write {
+                    StateWrite::Set(value) => value.len(),
+                    StateWrite::Delete => 0,
+                }
+        };
+        let replaced = effects.state_writes.get(&key).map(|w| size(&key, w));
+        if replaced.is_none() && effects.state_writes.len() >= limits.max_state_writes {
+            return Err(format!(
+                "state: more than {} keys written in one call (limits.max_state_writes)",
+                limits.max_state_writes
+            ));
+        }
+        let total = effects.state_bytes - replaced.unwrap_or(0) + size(&key, &write);
+        if total > limits.max_state_bytes {
+            return Err(format!(
+                "state: writing {} would make this call's state writes {total} bytes; the limit \
+                 is {} (limits.max_state_bytes)",
+                quote(&key),
+                limits.max_state_bytes
+            ));
+        }
+        effects.state_bytes = total;
+        effects.state_writes.insert(key, write);
+        Ok(())
+    }
+
+    /// Remembers a refused state write (see [`CallState::refused_writes`]).
+    fn refuse_write(&mut self, reason: String) {
+        match &mut self.refused_writes {
+            Some((_, count)) => *count += 1,
+            None => self.refused_writes = Some((reason, 1)),
+        }
+    }
+
+    /// The retry reason of a call that was refused a state write, if it was.
+    pub(crate) fn refusal_reason(&self) -> Option<String> {
+        self.refused_writes.as_ref().map(|(first, count)| {
+            if *count == 1 {
+                format!("a state write was refused: {first}")
+            } else {
+                format!("{count} state writes were refused; the first: {first}")
+            }
+        })
     }
 
     /// Turns captured stdout/stderr bytes into log lines.
@@ -143,11 +273,14 @@ impl HostState {
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
             .allow_udp(false)
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
         HostState {
             wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table: new_table(),
             allow_list,
             limiter: MemoryLimiter::new(memory_limit),
             stdout,
@@ -170,13 +303,32 @@ impl HostState {
     /// grants nothing) and the WASI context's random generators, whose state
     /// simply continues.
     pub(crate) fn recycle(&mut self) {
-        self.table = ResourceTable::new();
+        self.table = new_table();
         let _ = self.stdout.drain();
         let _ = self.stderr.drain();
         self.limiter.hit = false;
         let limits = self.call.limits;
         self.call = CallState::new(Arc::new(EmptyState), limits, Instant::now());
     }
+}
+
+/// A resource table holding at most [`MAX_RESOURCES`] entries.
+fn new_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
+}
+
+/// `text` quoted for an error message, cut to a readable length.
+fn quote(text: &str) -> String {
+    if text.len() <= QUOTE_BYTES {
+        return format!("{text:?}");
+    }
+    let mut cut = QUOTE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{:?}…", &text[..cut])
 }
 
 impl WasiView for HostState {
@@ -255,14 +407,12 @@ impl logging::Host for HostState {
 
 impl emit::Host for HostState {
     fn send(&mut self, out: emit::OutgoingRecord) -> Result<(), String> {
-        if out.topic.trim().is_empty() {
-            return Err("emit: the topic name is empty".into());
-        }
+        check_emit_topic(&out.topic)?;
         let limits = self.call.limits;
         let effects = &mut self.call.effects;
         if effects.emits.len() >= limits.max_emits {
             return Err(format!(
-                "emit: more than {} records in one call",
+                "emit: more than {} records in one call (limits.max_emits)",
                 limits.max_emits
             ));
         }
@@ -276,7 +426,7 @@ impl emit::Host for HostState {
                 .sum::<usize>();
         if effects.emit_bytes + size > limits.max_emit_bytes {
             return Err(format!(
-                "emit: more than {} bytes in one call",
+                "emit: more than {} bytes in one call (limits.max_emit_bytes)",
                 limits.max_emit_bytes
             ));
         }
@@ -293,6 +443,10 @@ impl emit::Host for HostState {
 
 impl state::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        if key.len() > MAX_STATE_KEY_BYTES {
+            // No write of such a key is ever accepted.
+            return Ok(None);
+        }
         if let Some(pending) = self.call.effects.state_writes.get(&key) {
             return Ok(match pending {
                 StateWrite::Set(value) => Some(value.clone()),
@@ -302,26 +456,27 @@ impl state::Host for HostState {
         match self.call.state.get(&key) {
             Ok(value) => Ok(value),
             Err(err) => {
-                let message = format!("state read of {key:?} failed: {err}");
+                let message = format!("state read of {} failed: {err}", quote(&key));
                 self.call.host_error = Some(message.clone());
                 Err(wasmtime::format_err!(message))
             }
         }
     }
 
+    // With `wactor:actor@0.2.0` (`set`/`delete` returning
+    // `result<_, string>`) these return `Ok(self.call.stage_state_write(..))`
+    // and the refusal reaches the actor, as emit refusals do.
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.call
-            .effects
-            .state_writes
-            .insert(key, StateWrite::Set(value));
+        if let Err(reason) = self.call.stage_state_write(key, StateWrite::Set(value)) {
+            self.call.refuse_write(reason);
+        }
         Ok(())
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        self.call
-            .effects
-            .state_writes
-            .insert(key, StateWrite::Delete);
+        if let Err(reason) = self.call.stage_state_write(key, StateWrite::Delete) {
+            self.call.refuse_write(reason);
+        }
         Ok(())
     }
 }
@@ -336,5 +491,120 @@ impl config::Host for HostState {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn call(limits: Limits) -> CallState {
+        CallState::new(Arc::new(EmptyState), limits, Instant::now())
+    }
+
+    fn set(value: &[u8]) -> StateWrite {
+        StateWrite::Set(value.to_vec())
+    }
+
+    #[test]
+    fn state_writes_beyond_the_key_count_are_refused_but_rewrites_are_not() {
+        let mut call = call(Limits {
+            max_state_writes: 2,
+            ..Limits::default()
+        });
+        call.stage_state_write("a".into(), set(b"1")).unwrap();
+        call.stage_state_write("b".into(), StateWrite::Delete)
+            .unwrap();
+        let err = call.stage_state_write("c".into(), set(b"3")).unwrap_err();
+        assert!(err.contains("max_state_writes"), "{err}");
+        call.stage_state_write("a".into(), set(b"again")).unwrap();
+        assert_eq!(call.effects.state_writes.len(), 2);
+        assert_eq!(call.effects.state_writes.get("a"), Some(&set(b"again")));
+    }
+
+    #[test]
+    fn state_bytes_count_keys_and_values_and_a_rewrite_gives_bytes_back() {
+        let mut call = call(Limits {
+            max_state_bytes: 10,
+            ..Limits::default()
+        });
+        call.stage_state_write("k".into(), set(b"12345678"))
+            .unwrap(); // 9 bytes
+        let err = call.stage_state_write("j".into(), set(b"12")).unwrap_err();
+        assert!(err.contains("max_state_bytes"), "{err}");
+        // Replacing k's value frees its 9 bytes first.
+        call.stage_state_write("k".into(), set(b"123456789"))
+            .unwrap(); // 10 bytes
+        assert_eq!(call.effects.state_bytes, 10);
+        call.stage_state_write("k".into(), StateWrite::Delete)
+            .unwrap(); // 1 byte
+        call.stage_state_write("j".into(), set(b"1234567")).unwrap(); // 8 bytes
+        assert_eq!(call.effects.state_bytes, 9);
+    }
+
+    #[test]
+    fn a_refused_state_write_changes_nothing() {
+        let mut call = call(Limits {
+            max_state_bytes: 100,
+            ..Limits::default()
+        });
+        call.stage_state_write("k".into(), set(b"old")).unwrap();
+        let big = vec![7u8; 200];
+        assert!(call
+            .stage_state_write("k".into(), StateWrite::Set(big))
+            .is_err());
+        assert_eq!(call.effects.state_writes.get("k"), Some(&set(b"old")));
+        assert_eq!(call.effects.state_bytes, 4);
+    }
+
+    #[test]
+    fn an_overlong_state_key_is_refused_with_a_short_quote() {
+        let mut call = call(Limits::default());
+        let key = "k".repeat(MAX_STATE_KEY_BYTES + 1);
+        let err = call.stage_state_write(key, set(b"v")).unwrap_err();
+        assert!(err.contains("4097 bytes long"), "{err}");
+        assert!(err.len() < 200, "{err}");
+        assert!(call.effects.state_writes.is_empty());
+    }
+
+    #[test]
+    fn refusals_are_counted_and_the_first_reason_is_kept() {
+        let mut call = call(Limits::default());
+        assert_eq!(call.refusal_reason(), None);
+        call.refuse_write("first".into());
+        call.refuse_write("second".into());
+        let reason = call.refusal_reason().unwrap();
+        assert!(
+            reason.starts_with("2 state writes were refused"),
+            "{reason}"
+        );
+        assert!(reason.ends_with("first"), "{reason}");
+    }
+
+    #[test]
+    fn log_lines_are_bounded_in_count_and_bytes() {
+        let mut call = call(Limits {
+            max_log_lines: 3,
+            max_log_bytes: 10_000,
+            ..Limits::default()
+        });
+        for _ in 0..5 {
+            call.push_log(LogLevel::Info, "x".into());
+        }
+        assert_eq!((call.logs.len(), call.dropped_logs), (3, 2));
+
+        let mut call = self::call(Limits {
+            max_log_lines: 1000,
+            max_log_bytes: 10_000,
+            ..Limits::default()
+        });
+        for _ in 0..10 {
+            call.push_log(LogLevel::Info, "y".repeat(100_000));
+        }
+        // Each line is cut to 4 KiB (+ an ellipsis), and only two fit.
+        assert_eq!(call.logs.len(), 2);
+        assert_eq!(call.dropped_logs, 8);
+        assert!(call.log_bytes <= 10_000);
     }
 }

@@ -8,11 +8,32 @@
 //! - `api.example.com`: that host, any port;
 //! - `api.example.com:8443` or `127.0.0.1:9000`: that host and port only;
 //! - `*.example.com`: any subdomain of example.com (not example.com itself);
+//!   `*.example.com:443` the same, on that port only;
 //! - `*`: any host (for trusted actors only).
+//!
+//! A URL without a port is matched with the port it connects to: 443 for
+//! `https`, 80 otherwise (the only other scheme wasi:http sends is `http`).
+//! So `127.0.0.1:80` allows `http://127.0.0.1/`, `api.example.com:443`
+//! allows `https://api.example.com/`, and neither allows the other scheme's
+//! default port. Host names are compared without regard to ASCII case.
+//!
+//! The hooks also bound what an outgoing request body may buffer in the
+//! host: writes of at most [`MAX_HTTP_BODY_CHUNK`] bytes, one in flight.
 
 use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::host::MAX_HTTP_BODY_CHUNK;
+
+/// The port a request to a URL with `scheme` and no explicit port
+/// connects to (what wasmtime-wasi-http's `default_send_request` does).
+pub fn default_port(scheme: Option<&str>) -> u16 {
+    match scheme {
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => 443,
+        _ => 80,
+    }
+}
 
 /// Decides which hosts an actor may call.
 #[derive(Clone, Debug, Default)]
@@ -26,9 +47,10 @@ impl HostAllowList {
         HostAllowList { patterns }
     }
 
-    /// True when a request to `host` (and `port`, if the URL names one) is
-    /// allowed.
-    pub fn allows(&self, host: &str, port: Option<u16>) -> bool {
+    /// True when a request to `host` on `port` is allowed. `port` is the
+    /// port the request connects to: the URL's, or its scheme's default
+    /// ([`default_port`]).
+    pub fn allows(&self, host: &str, port: u16) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         self.patterns.iter().any(|pattern| {
             let pattern = pattern.trim();
@@ -36,14 +58,13 @@ impl HostAllowList {
                 return true;
             }
             let (pattern_host, pattern_port) = split_port(pattern);
-            if let Some(want) = pattern_port {
-                if port != Some(want) {
-                    return false;
-                }
+            if pattern_port.is_some_and(|want| want != port) {
+                return false;
             }
             if let Some(suffix) = pattern_host.strip_prefix("*.") {
                 host.len() > suffix.len() + 1
-                    && host.ends_with(suffix)
+                    && host.as_bytes()[host.len() - suffix.len()..]
+                        .eq_ignore_ascii_case(suffix.as_bytes())
                     && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
             } else {
                 pattern_host.eq_ignore_ascii_case(host)
@@ -90,9 +111,10 @@ impl WasiHttpHooks for HostAllowList {
     ) -> SendFuture {
         drop(fut);
         let uri = request.uri();
-        let allowed = uri
-            .host()
-            .is_some_and(|host| self.allows(host, uri.port_u16()));
+        let port = uri
+            .port_u16()
+            .unwrap_or_else(|| default_port(uri.scheme_str()));
+        let allowed = uri.host().is_some_and(|host| self.allows(host, port));
         if !allowed {
             tracing::debug!(uri = %uri, "outbound HTTP request denied by allow-list");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
@@ -106,9 +128,14 @@ impl WasiHttpHooks for HostAllowList {
             ))
         })
     }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        MAX_HTTP_BODY_CHUNK
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -116,46 +143,86 @@ mod tests {
         HostAllowList::new(patterns.iter().map(|p| p.to_string()).collect())
     }
 
+    /// Whether `url` passes `l` the way `send_request` decides it.
+    fn allows_url(l: &HostAllowList, url: &str) -> bool {
+        let uri: http::Uri = url.parse().unwrap();
+        let port = uri
+            .port_u16()
+            .unwrap_or_else(|| default_port(uri.scheme_str()));
+        uri.host().is_some_and(|host| l.allows(host, port))
+    }
+
     #[test]
     fn empty_list_allows_nothing() {
-        assert!(!list(&[]).allows("example.com", None));
+        assert!(!list(&[]).allows("example.com", 80));
     }
 
     #[test]
     fn plain_host_allows_any_port_of_that_host_only() {
         let l = list(&["wallet.internal"]);
-        assert!(l.allows("wallet.internal", Some(8080)));
-        assert!(l.allows("WALLET.internal", None));
-        assert!(!l.allows("evil.internal", None));
-        assert!(!l.allows("wallet.internal.evil.com", None));
+        assert!(l.allows("wallet.internal", 8080));
+        assert!(l.allows("WALLET.internal", 80));
+        assert!(!l.allows("evil.internal", 80));
+        assert!(!l.allows("wallet.internal.evil.com", 80));
+        assert!(allows_url(&l, "http://wallet.internal/"));
+        assert!(allows_url(&l, "https://wallet.internal/"));
+        assert!(allows_url(&l, "http://wallet.internal:9999/x"));
     }
 
     #[test]
     fn host_with_port_allows_that_port_only() {
         let l = list(&["127.0.0.1:9000"]);
-        assert!(l.allows("127.0.0.1", Some(9000)));
-        assert!(!l.allows("127.0.0.1", Some(9001)));
-        assert!(!l.allows("127.0.0.1", None));
+        assert!(l.allows("127.0.0.1", 9000));
+        assert!(!l.allows("127.0.0.1", 9001));
+        assert!(!allows_url(&l, "http://127.0.0.1/"));
+        assert!(allows_url(&l, "http://127.0.0.1:9000/"));
+    }
+
+    #[test]
+    fn a_port_80_entry_allows_http_urls_without_a_port() {
+        let l = list(&["127.0.0.1:80"]);
+        assert!(allows_url(&l, "http://127.0.0.1/"));
+        assert!(allows_url(&l, "http://127.0.0.1:80/path"));
+        assert!(!allows_url(&l, "https://127.0.0.1/"));
+        assert!(!allows_url(&l, "http://127.0.0.1:8080/"));
+    }
+
+    #[test]
+    fn a_port_443_entry_allows_https_urls_without_a_port() {
+        let l = list(&["api.example.com:443"]);
+        assert!(allows_url(&l, "https://api.example.com/"));
+        assert!(allows_url(&l, "https://API.example.com:443/v1"));
+        assert!(!allows_url(&l, "http://api.example.com/"));
     }
 
     #[test]
     fn wildcard_allows_subdomains_but_not_the_apex_or_lookalikes() {
         let l = list(&["*.example.com"]);
-        assert!(l.allows("api.example.com", None));
-        assert!(l.allows("a.b.example.com", None));
-        assert!(!l.allows("example.com", None));
-        assert!(!l.allows("badexample.com", None));
+        assert!(l.allows("api.example.com", 80));
+        assert!(l.allows("a.b.example.com", 443));
+        assert!(l.allows("API.Example.COM", 443));
+        assert!(!l.allows("example.com", 80));
+        assert!(!l.allows("badexample.com", 80));
+    }
+
+    #[test]
+    fn a_wildcard_with_a_port_allows_that_port_only() {
+        let l = list(&["*.example.com:443"]);
+        assert!(allows_url(&l, "https://api.example.com/"));
+        assert!(!allows_url(&l, "http://api.example.com/"));
     }
 
     #[test]
     fn star_allows_everything() {
-        assert!(list(&["*"]).allows("anything.at.all", Some(1)));
+        assert!(list(&["*"]).allows("anything.at.all", 1));
     }
 
     #[test]
     fn ipv6_hosts_are_matched_without_brackets() {
         let l = list(&["[::1]:8080"]);
-        assert!(l.allows("[::1]", Some(8080)));
-        assert!(!l.allows("[::1]", Some(80)));
+        assert!(l.allows("[::1]", 8080));
+        assert!(!l.allows("[::1]", 80));
+        assert!(allows_url(&l, "http://[::1]:8080/"));
+        assert!(allows_url(&list(&["[::1]:80"]), "http://[::1]/"));
     }
 }

@@ -13,6 +13,8 @@
 //!   config imports; effects are collected there, never applied.
 //! - `http_policy`: the outbound HTTP allow-list.
 //! - `output`: capture of guest stdout/stderr into log lines.
+//! - [`topics`]: which topics an actor may emit to (the host's own topics
+//!   and Kafka's are refused).
 //! - `cache`: compiled artifacts on disk, keyed by sha256 and engine hash.
 //! - `actor`: validation, `InstancePre`, warm pools and fresh instances,
 //!   the call itself and the classification of traps.
@@ -30,13 +32,19 @@ mod error;
 mod host;
 mod http_policy;
 mod output;
+pub mod topics;
 pub mod types;
 
 pub use actor::{LoadReport, LoadedActor, Runtime, RuntimeSettings};
 pub use cache::{sha256_hex, CacheOutcome};
 pub use engine::{AllocatorChoice, EngineSettings};
 pub use error::{Result, RuntimeError};
+pub use host::{
+    MAX_HTTP_BODY_CHUNK, MAX_HTTP_FIELDS_BYTES, MAX_LOG_LINE_BYTES, MAX_RANDOM_BYTES,
+    MAX_RESOURCES, MAX_STATE_KEY_BYTES,
+};
 pub use http_policy::HostAllowList;
+pub use topics::check_emit_topic;
 pub use types::{
     ActorSettings, CallResult, Effects, EmittedRecord, EmptyState, Event, InstanceMode, Invocation,
     Limits, LogLevel, LogLine, Outcome, StateReader, StateWrite, Trap, TrapKind,

@@ -233,12 +233,27 @@ pub struct Limits {
     /// Deadline of one call (instantiation excluded).
     #[serde(with = "millis")]
     pub call_timeout: Duration,
-    /// Maximum records one call may emit.
+    /// Maximum records one call may emit; `emit.send` refuses more.
     pub max_emits: usize,
-    /// Maximum total payload+key+header bytes one call may emit.
+    /// Maximum total topic+key+payload+header bytes one call may emit;
+    /// `emit.send` refuses a record that would go past it.
     pub max_emit_bytes: usize,
-    /// Maximum log lines kept per call (later lines are counted, not kept).
+    /// Maximum distinct state keys one call may set or delete. A write to
+    /// a key the call already wrote replaces that write and is not counted
+    /// again. A write beyond it is refused (see [`Limits::max_state_bytes`]).
+    pub max_state_writes: usize,
+    /// Maximum bytes (keys plus values) of one call's pending state writes;
+    /// a write that replaces an earlier one of the same key gives back the
+    /// earlier one's bytes. A write beyond it is refused: it is not kept,
+    /// and a call that then returns `done` is reported as a `retry` whose
+    /// reason names the limit, so that no partial set of writes is applied.
+    pub max_state_bytes: usize,
+    /// Maximum log lines kept per call, stdout/stderr lines included (later
+    /// lines are counted, not kept).
     pub max_log_lines: usize,
+    /// Maximum bytes of log text kept per call (each line is also cut at
+    /// 4 KiB); later lines are counted, not kept.
+    pub max_log_bytes: usize,
 }
 
 impl Default for Limits {
@@ -248,7 +263,10 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(10),
             max_emits: 1000,
             max_emit_bytes: 16 * 1024 * 1024,
+            max_state_writes: 1000,
+            max_state_bytes: 16 * 1024 * 1024,
             max_log_lines: 1000,
+            max_log_bytes: 1024 * 1024,
         }
     }
 }
