@@ -410,3 +410,105 @@ pub async fn committed_offsets(
     .await
     .expect("committed task")
 }
+
+/// One header of [`produce_raw`]: name bytes (no NUL byte) and value
+/// (`None`: a null value).
+pub type RawHeader<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// Produces one record with exactly these bytes to `topic[partition]`,
+/// including what rdkafka's safe API refuses to write (header names that
+/// are not UTF-8), through librdkafka's `rd_kafka_produceva`, and waits for
+/// its acknowledgement.
+pub fn produce_raw(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[RawHeader<'_>],
+) {
+    use rdkafka::bindings as rd;
+    use rdkafka::producer::{BaseProducer, Producer as _};
+    use std::ffi::CString;
+
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .create()
+        .expect("raw producer");
+    let topic_c = CString::new(topic).unwrap();
+    let names: Vec<CString> = headers
+        .iter()
+        .map(|(name, _)| CString::new(name.to_vec()).expect("no NUL in header names"))
+        .collect();
+    let mut vus = vec![
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                cstr: topic_c.as_ptr(),
+            },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_PARTITION,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 { i32_: partition },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                i: rd::RD_KAFKA_MSG_F_COPY as std::os::raw::c_int,
+            },
+        },
+    ];
+    let mem = |bytes: Option<&[u8]>| rd::rd_kafka_vu_s__bindgen_ty_1 {
+        mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+            ptr: bytes.map_or(std::ptr::null_mut(), |b| b.as_ptr() as *mut _),
+            size: bytes.map_or(0, <[u8]>::len),
+        },
+    };
+    vus.push(rd::rd_kafka_vu_t {
+        vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY,
+        u: mem(key),
+    });
+    vus.push(rd::rd_kafka_vu_t {
+        vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
+        u: mem(value),
+    });
+    for ((_, value), name) in headers.iter().zip(&names) {
+        vus.push(rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                header: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                    name: name.as_ptr(),
+                    val: value.map_or(std::ptr::null(), |v| v.as_ptr().cast()),
+                    size: value.map_or(0, |v| isize::try_from(v.len()).unwrap()),
+                },
+            },
+        });
+    }
+    // SAFETY: every pointer in `vus` is valid for the call (librdkafka
+    // copies the key, value and headers: MSG_F_COPY and header_add).
+    let error =
+        unsafe { rd::rd_kafka_produceva(producer.client().native_ptr(), vus.as_ptr(), vus.len()) };
+    assert!(error.is_null(), "rd_kafka_produceva failed");
+    producer
+        .flush(Duration::from_secs(10))
+        .expect("raw record acknowledged");
+}
+
+/// The low and high watermarks of `topic[partition]`: the first offset the
+/// broker still keeps and the next offset it will write.
+pub async fn watermarks(brokers: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let brokers = brokers.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = KafkaSettings::new(&brokers)
+            .reader_config()
+            .create()
+            .expect("consumer");
+        consumer
+            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+            .expect("watermarks")
+    })
+    .await
+    .expect("watermarks task")
+}

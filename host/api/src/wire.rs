@@ -238,6 +238,20 @@ pub struct PartitionView {
     pub partition: i32,
     /// Records behind the high watermark (-1: unknown).
     pub lag: i64,
+    /// `running`, or `failed` while its worker, which ended unexpectedly,
+    /// waits for its restart.
+    #[serde(default = "running")]
+    pub state: String,
+    /// Why its worker ended, while `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Restarts of its worker since this host got the partition.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+fn running() -> String {
+    "running".to_string()
 }
 
 /// An actor as `GET /v1/actors` lists it.
@@ -280,6 +294,9 @@ impl From<ActorSummary> for ActorView {
                     topic: p.topic,
                     partition: p.partition,
                     lag: p.lag,
+                    state: p.state,
+                    error: p.error,
+                    restarts: p.restarts,
                 })
                 .collect(),
             lag: summary.lag,

@@ -41,8 +41,10 @@ pub struct DevArgs {
     /// Data directory (wiped at start; artifacts are cached beside it).
     #[arg(long, default_value = ".wactor/dev")]
     pub data_dir: PathBuf,
-    /// Partitions of each topic the actors read.
-    #[arg(long, default_value_t = 4)]
+    /// Partitions of each topic the actors read. The dev broker keeps the
+    /// newest 5 MB (at most 100,000 records) of each partition: more
+    /// partitions keep a larger unread burst.
+    #[arg(long, default_value_t = 16)]
     pub partitions: i32,
     /// Do not build missing example components with cargo.
     #[arg(long)]
@@ -136,6 +138,13 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     println!("wactor dev is running. Ctrl-C stops it.");
     println!();
     println!("  Kafka broker (in-process): {brokers}");
+    println!(
+        "    keeps the newest {} MB or {} records of each of a topic's {} partitions; older \
+         unread records are dropped, and wactor logs and counts any it had to skip",
+        wactor_kafka::dev_cluster::PARTITION_KEEPS_BYTES / 1_000_000,
+        wactor_kafka::dev_cluster::PARTITION_KEEPS_RECORDS,
+        args.partitions
+    );
     println!(
         "  admin API:                 http://{}  (metrics at /metrics)",
         host.api_addr

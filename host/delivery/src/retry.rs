@@ -147,6 +147,9 @@ pub enum DeadReason {
     AttemptsExhausted,
     /// The next attempt would start after `max_age`.
     MaxAgeExceeded,
+    /// The record cannot be presented to the actor at all (e.g. a header
+    /// name that is not UTF-8); no attempt is made.
+    Undecodable,
 }
 
 impl fmt::Display for DeadReason {
@@ -155,6 +158,7 @@ impl fmt::Display for DeadReason {
             DeadReason::ActorDead => "the actor declared the event dead",
             DeadReason::AttemptsExhausted => "retry attempts exhausted",
             DeadReason::MaxAgeExceeded => "retry max age exceeded",
+            DeadReason::Undecodable => "undecodable record",
         })
     }
 }

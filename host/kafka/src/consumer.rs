@@ -27,19 +27,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
-use wactor_runtime::Event;
 use wactor_store::HeldId;
 
 use crate::actor::ActorContext;
 use crate::changelog::Changelog;
 use crate::error::{KafkaError, Result};
 use crate::event;
+use crate::recovery::{self, Recovery, ResetPolicy, WorkerFailure};
 use crate::worker::{self, Control, WorkerHandle};
 
 /// How long one poll waits for a message.
@@ -61,6 +63,8 @@ pub struct ConsumerStatus {
     /// Partitions assigned, with their lag (messages behind the high
     /// watermark; -1 unknown).
     partitions: Mutex<HashMap<(String, i32), i64>>,
+    /// Partition workers that ended unexpectedly, and their restarts.
+    pub(crate) recovery: Recovery,
 }
 
 impl ConsumerStatus {
@@ -86,6 +90,12 @@ impl ConsumerStatus {
     pub fn total_lag(&self) -> i64 {
         self.lock().values().filter(|&&lag| lag > 0).sum()
     }
+
+    /// Partitions whose worker ended unexpectedly and waits for its
+    /// restart, sorted (see `recovery`).
+    pub fn failures(&self) -> Vec<(String, i32, WorkerFailure)> {
+        self.recovery.failures()
+    }
 }
 
 /// The rdkafka context: rebalance callbacks and statistics.
@@ -98,6 +108,12 @@ pub(crate) struct WactorConsumerContext {
     /// The consumer itself, to split partition queues off it at
     /// assignment (set right after it is created).
     consumer: OnceLock<Weak<BaseConsumer<WactorConsumerContext>>>,
+    /// Where a partition without a usable position starts (the user's
+    /// `auto.offset.reset`), to count what a reset skipped.
+    reset_policy: ResetPolicy,
+    /// Offset resets librdkafka logged, for the consumer thread to report
+    /// (`recovery::report_reset`); the log callback must not block.
+    resets: Mutex<Vec<recovery::LoggedReset>>,
 }
 
 /// A partition's own librdkafka queue, read by its worker directly: no
@@ -117,8 +133,8 @@ impl PartitionFeed {
         PartitionFeed { queue, ready }
     }
 
-    /// Takes up to `max` events without blocking.
-    pub(crate) fn take(&self, max: usize, mut each: impl FnMut(Event)) -> usize {
+    /// Takes up to `max` records without blocking.
+    pub(crate) fn take(&self, max: usize, mut each: impl FnMut(event::Intake)) -> usize {
         let mut taken = 0;
         while taken < max {
             match self.queue.poll(Duration::ZERO) {
@@ -228,6 +244,34 @@ impl ClientContext for WactorConsumerContext {
         }
     }
 
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "OFFSET" {
+            if let Some(reset) = recovery::parse_reset_log(log_message) {
+                match self.resets.lock() {
+                    Ok(mut resets) => resets.push(reset),
+                    Err(poisoned) => poisoned.into_inner().push(reset),
+                }
+            }
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", actor = %self.ctx.name, fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", actor = %self.ctx.name, fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", actor = %self.ctx.name, fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", actor = %self.ctx.name, fac, "{log_message}")
+            }
+        }
+    }
+
     fn error(&self, error: RdKafkaError, reason: &str) {
         tracing::warn!(actor = %self.ctx.name, %error, reason, "kafka client error");
     }
@@ -243,6 +287,7 @@ impl ConsumerContext for WactorConsumerContext {
                 .with_label_values(&[&self.ctx.name, "revoke"])
                 .inc();
             tracing::info!(actor = %self.ctx.name, partitions = ?partitions, "partitions revoked");
+            self.status.recovery.forget(&self.ctx, &partitions);
             let offsets = self.stop_workers(&partitions);
             commit(consumer, &self.ctx.name, &offsets);
         }
@@ -340,6 +385,7 @@ impl ActorConsumer {
         let mut topics = ctx.topics.clone();
         topics.push(redrive);
 
+        let reset_policy = ctx.settings.reset_policy()?;
         let status = Arc::new(ConsumerStatus::default());
         let workers: Arc<Mutex<Workers>> = Arc::default();
         let context = WactorConsumerContext {
@@ -349,9 +395,22 @@ impl ActorConsumer {
             workers: workers.clone(),
             status: status.clone(),
             consumer: OnceLock::new(),
+            reset_policy,
+            resets: Mutex::default(),
         };
         let mut config = ctx.settings.consumer_config(&ctx.group);
         config.set("statistics.interval.ms", STATS_INTERVAL_MS);
+        // librdkafka's warnings must reach the log callback, whatever the
+        // `log` crate's level: an offset reset is only reported there.
+        if matches!(
+            config.log_level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+        ) {
+            config.set_log_level(RDKafkaLogLevel::Warning);
+        }
         let consumer: Arc<BaseConsumer<WactorConsumerContext>> =
             Arc::new(config.create_with_context(context)?);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
@@ -457,20 +516,17 @@ fn poll_loop(
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(POLL_WAIT) {
             Some(Ok(message)) => {
-                let event = event::from_message(&message);
+                let (topic, partition) = (message.topic().to_string(), message.partition());
+                let intake = event::from_message(&message);
                 drop(message);
                 let workers = lock_workers(&workers);
-                let Some(handle) = workers
-                    .get(&event.topic)
-                    .and_then(|w| w.get(&event.partition))
-                else {
+                let Some(handle) = workers.get(&topic).and_then(|w| w.get(&partition)) else {
                     // A partition just revoked: its next owner reads it.
                     continue;
                 };
-                let (topic, partition) = (event.topic.clone(), event.partition);
                 let shared = &handle.shared;
                 let pending = shared.pending.fetch_add(1, Ordering::Relaxed) + 1;
-                if handle.inbox.send(event).is_err() {
+                if handle.inbox.send(intake).is_err() {
                     continue;
                 }
                 if pending > max_buffered
@@ -496,6 +552,7 @@ fn poll_loop(
 
         if last_pressure.elapsed() >= Duration::from_millis(20) {
             last_pressure = Instant::now();
+            recover(&consumer, &ctx, &workers);
             let workers = lock_workers(&workers);
             let mut buffered = 0usize;
             for (topic, by_partition) in workers.iter() {
@@ -542,6 +599,87 @@ fn poll_loop(
     commit(&consumer, &ctx.name, &offsets);
     consumer.unsubscribe();
     drop(consumer);
+}
+
+/// Restarts workers that ended unexpectedly (when their backoff is over)
+/// and handles the offset resets workers reported. See `recovery`.
+fn recover(
+    consumer: &BaseConsumer<WactorConsumerContext>,
+    ctx: &ActorContext,
+    workers: &Mutex<Workers>,
+) {
+    let context = consumer.context();
+    let recovery = &context.status.recovery;
+    let ended = {
+        let mut workers = lock_workers(workers);
+        let mut ended = Vec::new();
+        for (topic, by_partition) in workers.iter_mut() {
+            let gone: Vec<i32> = by_partition
+                .iter()
+                .filter(|(_, h)| h.task.is_finished())
+                .map(|(p, _)| *p)
+                .collect();
+            for partition in gone {
+                if let Some(handle) = by_partition.remove(&partition) {
+                    ended.push((topic.clone(), partition, handle));
+                }
+            }
+        }
+        ended
+    };
+    for (topic, partition, handle) in ended {
+        let shared = handle.shared.clone();
+        let error = match context.runtime.block_on(handle.task) {
+            Ok(()) => "the worker returned without being told to stop".to_string(),
+            Err(err) if err.is_panic() => panic_message(err.into_panic()),
+            Err(err) => err.to_string(),
+        };
+        recovery.worker_ended(ctx, &topic, partition, error, &shared);
+    }
+    for (topic, partition, resume_at) in recovery.due() {
+        if !context
+            .status
+            .lock()
+            .contains_key(&(topic.clone(), partition))
+        {
+            continue;
+        }
+        context.start_workers(&[(topic.clone(), partition)]);
+        // Back to where the failed worker's work is durable: its published
+        // offset, else the group's committed one, else the policy's.
+        let offset = if resume_at >= 0 {
+            Offset::Offset(resume_at)
+        } else {
+            match recovery::committed_offset(consumer, &topic, partition) {
+                Some(committed) => Offset::Offset(committed),
+                None => match context.reset_policy {
+                    ResetPolicy::Earliest => Offset::Beginning,
+                    ResetPolicy::Latest => Offset::End,
+                },
+            }
+        };
+        recovery::seek(consumer, ctx, &topic, partition, offset);
+        recovery.restarted(ctx, &topic, partition);
+        tracing::warn!(actor = %ctx.name, %topic, partition, ?offset, "partition worker restarted");
+    }
+    let resets = std::mem::take(&mut *match context.resets.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    });
+    for reset in resets {
+        recovery::report_reset(consumer, ctx, &reset, context.reset_policy);
+    }
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        format!("panicked: {text}")
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        format!("panicked: {text}")
+    } else {
+        "panicked".to_string()
+    }
 }
 
 /// Pauses or resumes one partition; true when it worked.

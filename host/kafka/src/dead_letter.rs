@@ -23,6 +23,7 @@ pub fn kind_name(reason: DeadReason) -> &'static str {
         DeadReason::ActorDead => "actor_dead",
         DeadReason::AttemptsExhausted => "attempts_exhausted",
         DeadReason::MaxAgeExceeded => "max_age_exceeded",
+        DeadReason::Undecodable => "undecodable",
     }
 }
 

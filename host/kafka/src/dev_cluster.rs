@@ -2,11 +2,25 @@
 //! librdkafka's mock cluster, listening on loopback TCP ports, so any Kafka
 //! client (other processes too) can use it while this process lives. It
 //! keeps everything in memory.
+//!
+//! Retention is librdkafka's, fixed in its code: each partition keeps its
+//! newest [`PARTITION_KEEPS_BYTES`] bytes and at most
+//! [`PARTITION_KEEPS_RECORDS`] records, dropping the oldest batches beyond
+//! that whether or not they were read. A consumer whose position falls
+//! behind the log start skips records; wactor reports that (see
+//! `recovery`). `wactor dev` spreads topics over 16 partitions by default.
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 use crate::error::{KafkaError, Result};
+
+/// Bytes each partition of the mock cluster keeps (librdkafka's
+/// `mpart->max_size`).
+pub const PARTITION_KEEPS_BYTES: usize = 5 * 1024 * 1024;
+/// Records each partition of the mock cluster keeps at most (librdkafka's
+/// `mpart->max_cnt`).
+pub const PARTITION_KEEPS_RECORDS: usize = 100_000;
 
 /// A running mock cluster. Not `Send`: keep it on the thread that made it
 /// and drop it last.

@@ -24,6 +24,8 @@
 //! - [`event`]: messages to events and back.
 //! - [`clock`]: wall-clock time for retries ([`ManualClock`] in tests).
 //! - [`dev_cluster`]: the in-process mock broker of `wactor dev`.
+//! - [`recovery`]: partition workers that end unexpectedly (restarted with
+//!   backoff, shown as failed) and offset resets (never silent).
 //!
 //! What it does not do: decide which version is active (the registry),
 //! parse manifests (wactor-manifest), or touch wasmtime or sled directly
@@ -41,6 +43,7 @@ mod error;
 pub mod event;
 mod held_lanes;
 pub mod producer;
+pub mod recovery;
 pub mod redrive;
 pub mod settings;
 mod worker;

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 use wactor_delivery::duration_str;
 
 use crate::error::{KafkaError, Result};
+use crate::recovery::ResetPolicy;
+
+/// Default `topic.metadata.refresh.interval.ms` of actor consumers: a topic
+/// created after an actor subscribed to it is read within about this long
+/// (librdkafka's own default is 5 minutes).
+pub const METADATA_REFRESH_MS: &str = "5000";
 
 /// librdkafka properties that wactor sets itself; users may not.
 const RESERVED: &[&str] = &[
@@ -154,6 +160,7 @@ impl KafkaSettings {
                 "kafka.max_buffered_per_partition must be at least 1".into(),
             ));
         }
+        self.reset_policy()?;
         if self.changelog_partitions < 1 || self.replication_factor < 1 {
             return Err(KafkaError::Config(
                 "kafka.changelog_partitions and kafka.replication_factor must be at least 1".into(),
@@ -173,6 +180,25 @@ impl KafkaSettings {
         config
     }
 
+    /// Where a partition with no committed offset (or whose offset fell out
+    /// of the broker's log) starts: `[kafka.client]`/`[kafka.consumer]`
+    /// `auto.offset.reset`, `earliest` (default) or `latest`.
+    ///
+    /// # Errors
+    /// [`KafkaError::Config`] for any other value.
+    pub fn reset_policy(&self) -> Result<ResetPolicy> {
+        let name = self
+            .consumer
+            .get("auto.offset.reset")
+            .or_else(|| self.client.get("auto.offset.reset"))
+            .map_or("earliest", String::as_str);
+        ResetPolicy::parse(name).ok_or_else(|| {
+            KafkaError::Config(format!(
+                "auto.offset.reset = {name:?}: wactor takes earliest or latest"
+            ))
+        })
+    }
+
     /// Whether the user set `key` for consumers.
     fn consumer_sets(&self, key: &str) -> bool {
         self.client.contains_key(key) || self.consumer.contains_key(key)
@@ -181,8 +207,17 @@ impl KafkaSettings {
     /// Config of an actor's group consumer. Offsets are stored only after an
     /// event's outcome is final and committed in the background from what
     /// was stored.
+    ///
+    /// `auto.offset.reset` is the user's [`reset_policy`](Self::reset_policy)
+    /// (`earliest` by default); a reset that skips records is reported by
+    /// `recovery`. `topic.metadata.refresh.interval.ms` defaults to
+    /// [`METADATA_REFRESH_MS`], so topics created (and partitions added)
+    /// after an actor subscribed are read within that bound.
     pub fn consumer_config(&self, group: &str) -> ClientConfig {
         let mut config = self.base(Some(&self.consumer));
+        if !self.consumer_sets("topic.metadata.refresh.interval.ms") {
+            config.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS);
+        }
         if !self.consumer_sets("auto.offset.reset") {
             config.set("auto.offset.reset", "earliest");
         }
@@ -243,6 +278,10 @@ mod tests {
         assert_eq!(config.get("group.id"), Some("wactor.a"));
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(config.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(
+            config.get("topic.metadata.refresh.interval.ms"),
+            Some("5000")
+        );
         assert_eq!(settings.producer_config().get("acks"), Some("all"));
     }
 

@@ -42,7 +42,7 @@ use crate::call::{self, CallOutcome, CallReport};
 use crate::changelog::Changelog;
 use crate::consumer::PartitionFeed;
 use crate::dead_letter::{self, Death};
-use crate::event::{from_stored, to_stored};
+use crate::event::{from_stored, raw_to_stored, to_stored, Intake, Undecodable};
 use crate::held_lanes::{lane_key, Head, HeldLane, HeldLanes};
 use crate::producer::Delivery;
 use crate::redrive::RedriveEnvelope;
@@ -99,13 +99,16 @@ pub enum Control {
 pub struct WorkerHandle {
     /// Events of the partition, in offset order, when the worker has no
     /// queue of its own.
-    pub inbox: mpsc::UnboundedSender<Event>,
+    pub inbox: mpsc::UnboundedSender<Intake>,
     /// Whether the worker reads its partition's own queue.
     pub has_feed: bool,
     /// Requests.
     pub control: mpsc::UnboundedSender<Control>,
     /// Shared counters.
     pub shared: Arc<WorkerShared>,
+    /// The worker's task: finished while the handle is still registered
+    /// means it ended unexpectedly (see `recovery`).
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the worker of `topic[partition]` on `runtime`.
@@ -159,12 +162,13 @@ pub fn spawn(
         topic = %worker.topic,
         partition = worker.partition
     );
-    runtime.spawn(tracing::Instrument::instrument(worker.run(), span));
+    let task = runtime.spawn(tracing::Instrument::instrument(worker.run(), span));
     WorkerHandle {
         inbox: inbox_tx,
         has_feed,
         control: control_tx,
         shared,
+        task,
     }
 }
 
@@ -231,7 +235,7 @@ struct Worker {
     topic: String,
     partition: i32,
     shared: Arc<WorkerShared>,
-    inbox: mpsc::UnboundedReceiver<Event>,
+    inbox: mpsc::UnboundedReceiver<Intake>,
     /// The partition's own queue (see `PartitionFeed`).
     feed: Option<PartitionFeed>,
     /// The last pull stopped at the buffer bound (for the pause metric).
@@ -308,13 +312,13 @@ impl Worker {
                 }
                 Some(tick) = self.tick_rx.recv() => self.on_tick(tick),
                 event = self.inbox.recv(), if self.accepting => match event {
-                    Some(event) => {
-                        self.accept(event);
+                    Some(intake) => {
+                        self.intake(intake);
                         // Take what else is queued in one go: one wake-up
                         // for a burst, not one per event.
                         for _ in 0..INBOX_BATCH {
                             match self.inbox.try_recv() {
-                                Ok(event) => self.accept(event),
+                                Ok(intake) => self.intake(intake),
                                 Err(_) => break,
                             }
                         }
@@ -413,9 +417,9 @@ impl Worker {
         let bound = self.ctx.settings.max_buffered_per_partition;
         let room = bound.saturating_sub(self.scheduler.buffered());
         let limit = room.min(INBOX_BATCH);
-        let taken = feed.take(limit, |event| {
+        let taken = feed.take(limit, |intake| {
             self.shared.pending.fetch_add(1, Ordering::Relaxed);
-            self.accept(event);
+            self.intake(intake);
         });
         self.feed = Some(feed);
         // A full batch may have left more in the queue, and librdkafka only
@@ -431,6 +435,54 @@ impl Worker {
     /// Whether the partition waits for a held lane (`partition` mode).
     fn holding(&self) -> bool {
         self.shared.hold.load(Ordering::Relaxed)
+    }
+
+    /// Takes one record from the consumer.
+    fn intake(&mut self, intake: Intake) {
+        // Fault tests make a worker end here (`recovery`'s restart path).
+        fail::fail_point!("wactor-worker-intake");
+        match intake {
+            Intake::Event(event) => self.accept(event),
+            Intake::Undecodable(bad) => self.reject(*bad),
+        }
+    }
+
+    /// Dead-letters a record the contract cannot carry, at once: no attempt
+    /// could ever succeed. Its offset finishes when the dead letter is
+    /// durable, like any other.
+    fn reject(&mut self, bad: Undecodable) {
+        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+        let offset = bad.record.offset;
+        if let Err(err) = self.offsets.track(offset) {
+            tracing::warn!(error = %err, "record skipped: offsets must increase");
+            return;
+        }
+        let now = self.ctx.clock.now_ms();
+        let stored = raw_to_stored(&bad.record);
+        let version = self.ctx.versions.current().map_or(0, |v| v.version);
+        let mut dead = dead_letter::build(
+            &self.ctx,
+            Death {
+                event: &stored,
+                attempts: Vec::new(),
+                kind: wactor_delivery::DeadReason::Undecodable,
+                version,
+                first_attempt_at_ms: now,
+                now_ms: now,
+                redrives: 0,
+            },
+        );
+        dead.reason = bad.reason;
+        match self.ctx.dead_letters.put(&dead) {
+            Ok(()) => {
+                self.after_death(&dead);
+                self.durable.offsets.push(offset);
+            }
+            Err(err) => {
+                // The offset stays unfinished: a restart reads it again.
+                tracing::error!(offset, error = %err, "cannot store the dead letter of an undecodable record");
+            }
+        }
     }
 
     /// Takes one event from the consumer.

@@ -55,6 +55,14 @@ pub struct Metrics {
     /// Actor versions activated (deploy, activate, rollback), by actor and
     /// reason.
     pub activations_total: IntCounterVec,
+    /// Partition workers that ended unexpectedly and wait for their
+    /// restart, by actor.
+    pub partition_workers_failed: IntGaugeVec,
+    /// Restarts of partition workers that ended unexpectedly, by actor.
+    pub partition_worker_restarts_total: IntCounterVec,
+    /// Records skipped by an offset reset (the partition's position fell
+    /// out of the broker's log), by actor, topic and partition.
+    pub offsets_skipped_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -151,6 +159,30 @@ impl Metrics {
             Opts::new("wactor_activations_total", "Actor versions activated"),
             &["actor", "reason"],
         )?;
+        let partition_workers_failed = IntGaugeVec::new(
+            Opts::new(
+                "wactor_partition_workers_failed",
+                "Partition workers that ended unexpectedly and wait for their restart",
+            ),
+            &["actor"],
+        )?;
+        let partition_worker_restarts_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_partition_worker_restarts_total",
+                "Restarts of partition workers that ended unexpectedly",
+            ),
+            &["actor"],
+        )?;
+        let offsets_skipped_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_offsets_skipped_total",
+                "Records skipped by an offset reset (deleted by the broker before they were read)",
+            ),
+            &["actor", "topic", "partition"],
+        )?;
+        registry.register(Box::new(partition_workers_failed.clone()))?;
+        registry.register(Box::new(partition_worker_restarts_total.clone()))?;
+        registry.register(Box::new(offsets_skipped_total.clone()))?;
         registry.register(Box::new(retries_scheduled_total.clone()))?;
         registry.register(Box::new(retries_fired_total.clone()))?;
         registry.register(Box::new(dead_letters_total.clone()))?;
@@ -185,6 +217,9 @@ impl Metrics {
             held_events,
             oldest_retry_age_seconds,
             activations_total,
+            partition_workers_failed,
+            partition_worker_restarts_total,
+            offsets_skipped_total,
         })
     }
 

@@ -87,6 +87,13 @@ pub struct PartitionSummary {
     pub partition: i32,
     /// Messages behind the high watermark (-1 unknown).
     pub lag: i64,
+    /// `running`, or `failed` while its worker, which ended unexpectedly,
+    /// waits for its restart.
+    pub state: String,
+    /// Why its worker ended, while `failed`.
+    pub error: Option<String>,
+    /// Restarts of its worker since this host got the partition.
+    pub restarts: u32,
 }
 
 /// An actor as `wactor actors` shows it.
@@ -96,7 +103,9 @@ pub struct ActorSummary {
     pub name: String,
     /// The active version.
     pub active_version: Option<u64>,
-    /// `running`, `paused`, `stopped` (no active version) or `failed`.
+    /// `running`, `paused`, `stopped` (no active version) or `failed` (the
+    /// consumer did not start, or a partition worker failed: see
+    /// `partitions`).
     pub state: String,
     /// Topics read.
     pub topics: Vec<String>,
@@ -112,6 +121,30 @@ pub struct ActorSummary {
     pub held: usize,
     /// Last change, ms since the epoch.
     pub updated_at_ms: i64,
+}
+
+/// The partitions of a running consumer as the views show them: lag, and
+/// failed workers waiting for their restart.
+fn partition_summaries(status: &ConsumerStatus) -> Vec<PartitionSummary> {
+    let failures = status.failures();
+    status
+        .partitions()
+        .into_iter()
+        .map(|(topic, partition, lag)| {
+            let failure = failures
+                .iter()
+                .find(|(t, p, _)| *t == topic && *p == partition)
+                .map(|(_, _, f)| f);
+            PartitionSummary {
+                state: if failure.is_some() { "failed" } else { "running" }.to_string(),
+                error: failure.map(|f| f.error.clone()),
+                restarts: failure.map_or(0, |f| f.restarts),
+                topic,
+                partition,
+                lag,
+            }
+        })
+        .collect()
 }
 
 /// A version as `wactor versions` shows it.
@@ -417,25 +450,15 @@ impl Registry {
             let manifest = ActorManifest::parse(&record.manifest_toml).ok();
             let view = views.get(&record.name);
             let (partitions, lag) = match view.and_then(|v| v.status.as_ref()) {
-                Some(status) => {
-                    let partitions = status
-                        .partitions()
-                        .into_iter()
-                        .map(|(topic, partition, lag)| PartitionSummary {
-                            topic,
-                            partition,
-                            lag,
-                        })
-                        .collect();
-                    (partitions, status.total_lag())
-                }
+                Some(status) => (partition_summaries(status), status.total_lag()),
                 None => (Vec::new(), 0),
             };
+            let worker_failed = partitions.iter().any(|p| p.state == "failed");
             let state = if record.paused {
                 "paused"
             } else if record.active_version.is_none() {
                 "stopped"
-            } else if view.is_some_and(|v| v.status.is_some()) {
+            } else if view.is_some_and(|v| v.status.is_some()) && !worker_failed {
                 "running"
             } else {
                 "failed"

@@ -107,7 +107,18 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
     let mut table = Table::new(&[
         "NAME", "VERSION", "STATE", "LAG", "DEAD", "RETRYING", "TOPICS",
     ]);
+    let mut failed = Vec::new();
     for actor in actors.items {
+        for p in actor.partitions.iter().filter(|p| p.state == "failed") {
+            failed.push(format!(
+                "{} {}[{}]: partition worker failed ({}), restarts so far: {}",
+                actor.name,
+                p.topic,
+                p.partition,
+                p.error.as_deref().unwrap_or("no reason given"),
+                p.restarts
+            ));
+        }
         table.row(vec![
             actor.name,
             actor
@@ -125,6 +136,9 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
         ]);
     }
     table.print();
+    for line in failed {
+        eprintln!("warning: {line}");
+    }
     Ok(EXIT_OK)
 }
 
