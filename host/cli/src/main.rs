@@ -11,6 +11,7 @@
 //! - `host`: building, running and stopping a host; deploying a manifest
 //!   directory.
 //! - `dev`: `wactor dev` (with `fake_wallet`, the stand-in wallet service).
+//! - `broker`: `wactor broker`, only a mock Kafka broker in its own process.
 //! - `produce`: `wactor produce`.
 //! - `event_file`: the JSON form of an event for `invoke`.
 //! - `invoke`: `wactor invoke`.
@@ -18,6 +19,7 @@
 //!   a host's admin API.
 
 mod admin;
+mod broker;
 mod config;
 mod dev;
 mod event_file;
@@ -48,6 +50,9 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run the host against a Kafka cluster.
     Serve(ServeArgs),
+    /// Run only a Kafka-protocol broker (in memory) for local clusters of
+    /// hosts and fault tests.
+    Broker(broker::BrokerArgs),
     /// Send events to a Kafka topic.
     Produce(produce::ProduceArgs),
     /// Run an actor component on one event and print its outcome, emits,
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
             Command::Serve(args) => serve(args).await,
+            Command::Broker(args) => broker::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Admin(command) => Ok(admin::run(command).await),
