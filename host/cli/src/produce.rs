@@ -11,15 +11,7 @@ use wactor_kafka::{KafkaSettings, OutRecord, Producer};
 
 /// Arguments of `wactor produce`.
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  wactor produce --brokers 127.0.0.1:39092 --topic orders --key order-1 '{\"order_id\":\"order-1\"}'
-  wactor produce --brokers B --topic posts --file examples/search-indexer/post.json --key P-1
-  wactor produce --brokers B --topic orders --count 1000 --key 'k{n}' '{\"seq\":{n}}'
-  printf 'a\\tone\\nb\\ttwo\\n' | wactor produce --brokers B --topic t --lines
-
-`{n}` in the key and value is replaced by the event's number (0-based) with --count.
-With --lines, each line of standard input is one event: `key<TAB>value`, or just `value`.")]
+#[command(after_help = after_help())]
 pub struct ProduceArgs {
     /// Bootstrap brokers.
     #[arg(long, env = "WACTOR_BROKERS")]
@@ -50,6 +42,28 @@ pub struct ProduceArgs {
     /// A librdkafka property for the client, `key=value`; repeatable.
     #[arg(long = "client", short = 'X', value_parser = parse_header)]
     pub client: Vec<(String, String)>,
+}
+
+/// `{n}` as it should read in the help. clap turns `{n}` anywhere in help
+/// text into a line break and offers no escape, so the braces are kept
+/// apart by an empty ANSI reset: a terminal shows nothing for it, and clap
+/// strips it when the help goes to a pipe or a file.
+const LITERAL_N: &str = "{\x1b[0mn}";
+
+/// The examples after `wactor produce --help`.
+fn after_help() -> String {
+    let n = LITERAL_N;
+    format!(
+        "\
+Examples:
+  wactor produce --brokers 127.0.0.1:39092 --topic orders --key order-1 '{{\"order_id\":\"order-1\"}}'
+  wactor produce --brokers B --topic posts --file examples/search-indexer/post.json --key P-1
+  wactor produce --brokers B --topic orders --count 1000 --key 'k{n}' '{{\"seq\":{n}}}'
+  printf 'a\\tone\\nb\\ttwo\\n' | wactor produce --brokers B --topic t --lines
+
+`{n}` in the key and value is replaced by the event's number (0-based) with --count.
+With --lines, each line of standard input is one event: `key<TAB>value`, or just `value`."
+    )
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -142,4 +156,21 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
         ),
     }
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_shows_the_n_placeholder_literally() {
+        let mut cmd = ProduceArgs::augment_args(clap::Command::new("produce"));
+        // Display strips terminal styling, as clap does for a pipe.
+        let help = cmd.render_help().to_string();
+        assert!(
+            help.contains("--count 1000 --key 'k{n}' '{\"seq\":{n}}'"),
+            "{help}"
+        );
+        assert!(help.contains("`{n}` in the key and value"), "{help}");
+    }
 }
