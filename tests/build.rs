@@ -27,6 +27,7 @@ const GUESTS: &[&str] = &[
     "fixture-scripted",
     "fixture-checker",
     "fixture-wrong-world",
+    "fixture-hostile",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
