@@ -28,6 +28,7 @@ const GUESTS: &[&str] = &[
     "fixture-checker",
     "fixture-wrong-world",
     "fixture-hostile",
+    "fixture-big-data",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -11,6 +11,9 @@
 //!   versions; starting the actors found in the store when the host starts.
 //! - [`dead_letters`]: listing, showing, re-driving and discarding dead
 //!   letters, and listing and hurrying retries.
+//! - [`versions`]: [`LoadedVersions`], the versions of one actor kept in
+//!   memory (active, previous, pinned for a re-drive, finishing calls) and
+//!   loaded on demand; everything else is unloaded.
 //! - [`error`]: [`RegistryError`], one variant per case a caller (the API)
 //!   maps to a status.
 //!
@@ -21,9 +24,12 @@
 pub mod dead_letters;
 mod error;
 pub mod registry;
+pub mod versions;
 
 pub use dead_letters::{RedriveReport, RedriveRequest, RedriveTarget};
 pub use error::{RegistryError, Result};
 pub use registry::{
     ActorSummary, Deployed, HostParts, PartitionSummary, Registry, Started, Upload, VersionSummary,
+    LOADED_VERSIONS_METRIC,
 };
+pub use versions::{LoadedVersions, VersionLoader};

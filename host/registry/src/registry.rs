@@ -3,7 +3,12 @@
 //!
 //! The store keeps the durable truth (immutable versions, the active one,
 //! the history); this module keeps the running side in step with it: one
-//! [`VersionSlot`] and one [`ActorConsumer`] per running actor.
+//! [`LoadedVersions`] and one [`ActorConsumer`] per running actor.
+//!
+//! Versions are unloaded as soon as nothing needs them: an actor keeps its
+//! active and previous versions loaded, and versions pinned by a re-drive;
+//! any other is dropped when its last call ends (see [`crate::versions`]).
+//! `wactor_loaded_versions{actor}` counts them.
 //!
 //! A swap is atomic per actor: the slot's pointer changes, calls already
 //! running keep the version they started with, the next call takes the new
@@ -20,7 +25,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use wactor_kafka::{
     ActiveVersion, ActorConsumer, ActorContext, Clock, ConsumerStatus, KafkaSettings, Producer,
-    VersionSlot, VersionSource,
+    VersionSource,
 };
 use wactor_manifest::ActorManifest;
 use wactor_metrics::Metrics;
@@ -28,6 +33,7 @@ use wactor_runtime::{sha256_hex, CacheOutcome, Runtime};
 use wactor_store::{ActivationRecord, ActorRecord, NewVersion, Store, VersionRecord};
 
 use crate::error::{RegistryError, Result};
+use crate::versions::{LoadedVersions, VersionLoader};
 
 /// The host's shared parts the registry runs actors with.
 #[derive(Clone)]
@@ -136,7 +142,12 @@ fn partition_summaries(status: &ConsumerStatus) -> Vec<PartitionSummary> {
                 .find(|(t, p, _)| *t == topic && *p == partition)
                 .map(|(_, _, f)| f);
             PartitionSummary {
-                state: if failure.is_some() { "failed" } else { "running" }.to_string(),
+                state: if failure.is_some() {
+                    "failed"
+                } else {
+                    "running"
+                }
+                .to_string(),
                 error: failure.map(|f| f.error.clone()),
                 restarts: failure.map_or(0, |f| f.restarts),
                 topic,
@@ -173,7 +184,7 @@ pub struct Started {
 
 /// One actor running on this host.
 struct Live {
-    slot: Arc<VersionSlot>,
+    slot: Arc<LoadedVersions>,
     manifest: Arc<ActorManifest>,
     /// `None` while paused, or when the consumer failed to start.
     consumer: Option<ActorConsumer>,
@@ -191,7 +202,7 @@ struct View {
     /// Why the consumer is not running, when it failed to start.
     failure: Option<String>,
     /// The actor's versions.
-    slot: Option<Arc<VersionSlot>>,
+    slot: Option<Arc<LoadedVersions>>,
 }
 
 /// The control plane of one host.
@@ -202,17 +213,42 @@ pub struct Registry {
     live: Mutex<BTreeMap<String, Live>>,
     /// Snapshots of `live` for the views.
     views: std::sync::RwLock<BTreeMap<String, View>>,
+    /// `wactor_loaded_versions{actor}`: versions of each actor in memory.
+    loaded_versions: Option<prometheus::IntGaugeVec>,
 }
+
+/// Name of the gauge of loaded versions per actor.
+pub const LOADED_VERSIONS_METRIC: &str = "wactor_loaded_versions";
 
 impl Registry {
     /// A registry over `parts`, running nothing yet; call
     /// [`start_all`](Self::start_all) to run the actors in the store.
     pub fn new(parts: HostParts) -> Self {
+        let loaded_versions = loaded_versions_gauge(&parts.metrics);
         Registry {
             parts,
             live: Mutex::new(BTreeMap::new()),
             views: std::sync::RwLock::new(BTreeMap::new()),
+            loaded_versions,
         }
+    }
+
+    fn set_loaded_gauge(&self, actor: &str, slot: &LoadedVersions) {
+        if let Some(gauge) = &self.loaded_versions {
+            gauge
+                .with_label_values(&[actor])
+                .set(count_i64(slot.loaded_count()));
+        }
+    }
+
+    /// The version numbers of `actor` loaded on this host now (active,
+    /// previous, pinned for a re-drive, or still running a call), ascending;
+    /// empty when the actor does not run here.
+    pub fn loaded_versions(&self, actor: &str) -> Vec<u64> {
+        self.views_snapshot()
+            .get(actor)
+            .and_then(|v| v.slot.as_ref().map(|slot| slot.loaded()))
+            .unwrap_or_default()
     }
 
     /// The host's parts.
@@ -519,6 +555,7 @@ impl Registry {
         };
         match entry {
             Some(entry) => {
+                self.set_loaded_gauge(actor, &entry.slot);
                 views.insert(
                     actor.to_string(),
                     View {
@@ -530,6 +567,9 @@ impl Registry {
             }
             None => {
                 views.remove(actor);
+                if let Some(gauge) = &self.loaded_versions {
+                    let _ = gauge.remove_label_values(&[actor]);
+                }
             }
         }
     }
@@ -569,13 +609,16 @@ impl Registry {
         }
     }
 
-    /// Loads `version` of `actor` into its slot without activating it, so
-    /// that events re-driven to that version find it.
+    /// Loads `version` of `actor` without activating it and pins it for
+    /// [`DEFAULT_PIN`](crate::versions::DEFAULT_PIN), so that events
+    /// re-driven to that version find it loaded. (One that arrives later
+    /// loads it on demand.)
     pub(crate) async fn preload(&self, actor: &str, version: u64) -> Result<()> {
         let live = self.live.lock().await;
         let loaded = self.load_version(&live, actor, version).await?;
         if let Some(entry) = live.get(actor) {
-            entry.slot.remember(loaded);
+            entry.slot.pin(loaded);
+            self.publish(actor, Some(entry));
         }
         Ok(())
     }
@@ -612,39 +655,31 @@ impl Registry {
         Ok(cache_hit)
     }
 
-    /// The loaded `version` of `actor`: from the actor's slot if it was
-    /// loaded before (a rollback), else from the store and the artifact
-    /// cache.
+    /// The loaded `version` of `actor`: from the actor's loaded versions
+    /// if it is there (a rollback to the previous version), else from the
+    /// store and the artifact cache.
     async fn load_version(
         &self,
         live: &BTreeMap<String, Live>,
         actor: &str,
         version: u64,
     ) -> Result<Arc<ActiveVersion>> {
-        if let Some(loaded) = live.get(actor).and_then(|e| e.slot.get(version)) {
+        if let Some(loaded) = live.get(actor).and_then(|e| e.slot.get_loaded(version)) {
             return Ok(loaded);
         }
-        let registry = self.parts.store.registry();
-        let record =
-            registry
-                .version(actor, version)?
-                .ok_or_else(|| RegistryError::UnknownVersion {
-                    actor: actor.into(),
-                    version,
-                })?;
-        let bytes = registry.component(&record.sha256)?.ok_or_else(|| {
-            RegistryError::Internal(format!(
-                "the component {} of {actor} v{version} is missing from the store",
-                record.sha256
-            ))
-        })?;
-        let manifest = Arc::new(ActorManifest::parse(&record.manifest_toml)?);
-        let runtime = self.parts.runtime.clone();
-        let settings = manifest.actor_settings(version);
-        let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes, settings))
+        let loader = self.loader(actor);
+        tokio::task::spawn_blocking(move || loader.load(version))
             .await
-            .map_err(|e| RegistryError::Internal(format!("load task failed: {e}")))??;
-        Ok(Arc::new(ActiveVersion::new(version, loaded, manifest)))
+            .map_err(|e| RegistryError::Internal(format!("load task failed: {e}")))?
+    }
+
+    /// What loads versions of `actor` from the store.
+    fn loader(&self, actor: &str) -> StoreLoader {
+        StoreLoader {
+            actor: actor.to_string(),
+            store: self.parts.store.clone(),
+            runtime: self.parts.runtime.clone(),
+        }
     }
 
     /// Makes `loaded` the actor's running version: a pointer swap under a
@@ -658,21 +693,18 @@ impl Registry {
         paused: bool,
     ) {
         let manifest = loaded.manifest.clone();
+        let loader: Arc<dyn VersionLoader> = Arc::new(self.loader(actor));
         let entry = live.entry(actor.to_string()).or_insert_with(|| Live {
-            slot: Arc::new(VersionSlot::default()),
+            slot: Arc::new(LoadedVersions::new(Some(loader))),
             manifest: manifest.clone(),
             consumer: None,
             failure: None,
         });
         let resubscribe = entry.manifest.needs_resubscribe(&manifest);
-        loaded.actor.set_retired(false);
-        let new_version = loaded.version;
-        if let Some(previous) = entry.slot.activate(loaded) {
-            if previous.version != new_version {
-                // Its idle instances hold pool slots the active version needs.
-                previous.actor.set_retired(true);
-            }
-        }
+        // The replaced version stays loaded as the previous one, keeping no
+        // idle instances (their pool slots serve the active version); the
+        // one previous until now is let go when its last call ends.
+        entry.slot.activate(loaded);
         entry.manifest = manifest.clone();
         if !paused {
             if resubscribe {
@@ -701,7 +733,7 @@ impl Registry {
     async fn start_consumer(
         &self,
         manifest: &ActorManifest,
-        slot: Arc<VersionSlot>,
+        slot: Arc<LoadedVersions>,
     ) -> Result<ActorConsumer> {
         let parts = &self.parts;
         let versions: Arc<dyn VersionSource> = slot;
@@ -718,10 +750,17 @@ impl Registry {
     }
 
     /// Refreshes the gauges that come from the store: held events, the
-    /// age of the oldest retry, and the dead-letter set size, per actor.
+    /// age of the oldest retry, and the dead-letter set size, per actor;
+    /// and the loaded versions (a version is let go when its last call
+    /// ends, or its re-drive pin expires, which no event announces).
     /// Scans the held trees and the dead-letter set: call it every few
     /// seconds, not per event.
     pub fn refresh_gauges(&self) -> Result<()> {
+        for (actor, view) in self.views_snapshot() {
+            if let Some(slot) = &view.slot {
+                self.set_loaded_gauge(&actor, slot);
+            }
+        }
         let store = &self.parts.store;
         let metrics = &self.parts.metrics;
         let dead = store.dead_letters().count_by_actor()?;
@@ -775,4 +814,65 @@ fn not_found_as_actor(err: wactor_store::StoreError, actor: &str) -> RegistryErr
         wactor_store::StoreError::NotFound { .. } => RegistryError::UnknownActor(actor.into()),
         other => RegistryError::Store(other),
     }
+}
+
+/// Loads versions of one actor from the store, through the runtime's
+/// artifact cache.
+struct StoreLoader {
+    actor: String,
+    store: Store,
+    runtime: Arc<Runtime>,
+}
+
+impl VersionLoader for StoreLoader {
+    fn load(&self, version: u64) -> Result<Arc<ActiveVersion>> {
+        let actor = self.actor.as_str();
+        let registry = self.store.registry();
+        let record =
+            registry
+                .version(actor, version)?
+                .ok_or_else(|| RegistryError::UnknownVersion {
+                    actor: actor.into(),
+                    version,
+                })?;
+        let bytes = registry.component(&record.sha256)?.ok_or_else(|| {
+            RegistryError::Internal(format!(
+                "the component {} of {actor} v{version} is missing from the store",
+                record.sha256
+            ))
+        })?;
+        let manifest = Arc::new(ActorManifest::parse(&record.manifest_toml)?);
+        let loaded = self
+            .runtime
+            .load(&bytes, manifest.actor_settings(version))?;
+        Ok(Arc::new(ActiveVersion::new(version, loaded, manifest)))
+    }
+}
+
+/// The gauge `wactor_loaded_versions{actor}`, registered with the host's
+/// metrics. `None` only if prometheus refuses the (constant, valid)
+/// definition. When a gauge of that name is registered already (a second
+/// registry over the same metrics, as in restart tests), this one is kept
+/// up to date but not exported.
+fn loaded_versions_gauge(metrics: &Metrics) -> Option<prometheus::IntGaugeVec> {
+    let opts = prometheus::Opts::new(
+        LOADED_VERSIONS_METRIC,
+        "Versions of an actor loaded in memory on this host (active, previous, \
+         pinned for a re-drive, or finishing calls)",
+    );
+    let gauge = match prometheus::IntGaugeVec::new(opts, &["actor"]) {
+        Ok(gauge) => gauge,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot create the loaded-versions gauge");
+            return None;
+        }
+    };
+    if let Err(err) = metrics.registry().register(Box::new(gauge.clone())) {
+        tracing::debug!(error = %err, "the loaded-versions gauge is not exported");
+    }
+    Some(gauge)
+}
+
+fn count_i64(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
