@@ -27,6 +27,8 @@ const GUESTS: &[&str] = &[
     "fixture-scripted",
     "fixture-checker",
     "fixture-wrong-world",
+    "fixture-nulls",
+    "fixture-contract-v01",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -147,6 +147,11 @@ pub enum DeadReason {
     AttemptsExhausted,
     /// The next attempt would start after `max_age`.
     MaxAgeExceeded,
+    /// The event had to be held (for its retry, or behind a retrying event
+    /// of its lane) but its held record is larger than the host may write
+    /// to its retry changelog (Kafka's message size limit). Not a policy
+    /// decision: the Kafka layer makes it.
+    TooLargeToHold,
 }
 
 impl fmt::Display for DeadReason {
@@ -155,6 +160,7 @@ impl fmt::Display for DeadReason {
             DeadReason::ActorDead => "the actor declared the event dead",
             DeadReason::AttemptsExhausted => "retry attempts exhausted",
             DeadReason::MaxAgeExceeded => "retry max age exceeded",
+            DeadReason::TooLargeToHold => "too large to hold for retry",
         })
     }
 }

@@ -105,7 +105,7 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
         return Ok(EXIT_OK);
     }
     let mut table = Table::new(&[
-        "NAME", "VERSION", "STATE", "LAG", "DEAD", "RETRYING", "TOPICS",
+        "NAME", "VERSION", "STATE", "LAG", "DEAD", "EVICTED", "RETRYING", "TOPICS",
     ]);
     for actor in actors.items {
         table.row(vec![
@@ -120,6 +120,7 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
                 actor.lag.to_string()
             },
             actor.dead_letters.to_string(),
+            actor.dead_letters_evicted.to_string(),
             actor.held.to_string(),
             actor.topics.join(","),
         ]);
