@@ -630,6 +630,37 @@ mod tests {
     }
 
     #[test]
+    fn a_tombstone_shows_a_null_payload_and_an_empty_value_does_not() {
+        use wactor_store::StoredHeader;
+        let event = |payload: Option<Vec<u8>>| StoredEvent {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            timestamp_ms: None,
+            key: Some(b"k".to_vec()),
+            payload,
+            headers: vec![
+                StoredHeader::new("gone", None),
+                StoredHeader::new("empty", Some(Vec::new())),
+                StoredHeader::new(vec![0xff], Some(b"v".to_vec())),
+            ],
+        };
+        let tombstone = serde_json::to_value(EventView::from(&event(None))).unwrap_or_default();
+        let empty =
+            serde_json::to_value(EventView::from(&event(Some(Vec::new())))).unwrap_or_default();
+        assert_eq!(tombstone["payload"], serde_json::Value::Null);
+        assert_eq!(empty["payload"], serde_json::json!({"text": ""}));
+        assert_eq!(
+            tombstone["headers"],
+            serde_json::json!([
+                {"name": "gone", "value": null},
+                {"name": "empty", "value": {"text": ""}},
+                {"name": "\u{fffd}", "name_bytes": {"base64": "/w=="}, "value": {"text": "v"}}
+            ])
+        );
+    }
+
+    #[test]
     fn key_arguments_are_text_or_prefixed_base64() {
         assert_eq!(parse_key("cust-7"), Ok(b"cust-7".to_vec()));
         assert_eq!(parse_key("base64:/wAQ"), Ok(vec![0xff, 0x00, 0x10]));
