@@ -1159,17 +1159,25 @@ impl Worker {
     /// partition's commits.
     fn on_tick(&mut self, tick: Tick) {
         self.tick_running = false;
+        // Offsets whose record the broker refused: they finish when their
+        // event is dead-lettered (or done), not with this tick.
+        let refused: HashSet<i64> = tick.refused.iter().map(|(id, _, _)| id.offset).collect();
+        for (id, size, error) in tick.refused {
+            self.refused(id, size, error);
+        }
         if !tick.flushed {
             // Nothing written since the last tick is known to be on disk.
             for id in tick.failed {
                 let current = self.ctx.held.get(&id).ok().flatten();
                 self.write_changelog(&id, current.as_ref());
             }
-            self.durable.offsets.extend(tick.offsets);
+            self.durable
+                .offsets
+                .extend(tick.offsets.into_iter().filter(|o| !refused.contains(o)));
             return;
         }
         // Offsets whose changelog record is not acknowledged yet.
-        let mut waiting: std::collections::HashSet<i64> = HashSet::new();
+        let mut waiting: HashSet<i64> = HashSet::new();
         if !tick.failed.is_empty() {
             tracing::warn!(
                 count = tick.failed.len(),
@@ -1181,13 +1189,10 @@ impl Worker {
             let current = self.ctx.held.get(&id).ok().flatten();
             self.write_changelog(&id, current.as_ref());
         }
-        for (id, size, error) in tick.refused {
-            self.refused(id, size, error);
-        }
         for offset in tick.offsets {
             if waiting.contains(&offset) {
                 self.durable.offsets.push(offset);
-            } else {
+            } else if !refused.contains(&offset) {
                 self.offsets.finish(offset);
             }
         }
@@ -1214,6 +1219,7 @@ impl Worker {
             Ok(None) => {
                 // Finished meanwhile: make sure the changelog forgets it.
                 self.write_changelog(&id, None);
+                self.durable.offsets.push(id.offset);
                 return;
             }
             Err(err) => {
@@ -1306,7 +1312,7 @@ impl Worker {
         }
         let batch = std::mem::take(&mut self.durable);
         let tick = make_durable(self.ctx.store.clone(), None, batch).await;
-        let durable = tick.flushed && tick.failed.is_empty();
+        let durable = tick.flushed && tick.failed.is_empty() && tick.refused.is_empty();
         if durable {
             for offset in tick.offsets {
                 self.offsets.finish(offset);
