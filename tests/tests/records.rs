@@ -556,3 +556,68 @@ async fn dead_letter_retention_evicts_by_count_then_by_age_and_counts_the_evicti
     );
     registry.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_held_event_written_as_json_by_an_earlier_version_is_restored_and_retried() {
+    let kafka = Kafka::start();
+    kafka.topic("legacy", 1);
+    kafka.topic("legacy.out", 1);
+    kafka.topic("wactor.legacy.retries", 4);
+    // What 0.1 wrote to the changelog: a head that failed once, due at T0,
+    // as JSON (bytes as arrays of numbers, header names as strings).
+    let payload: Vec<u8> = b"{\"seq\": 41}".to_vec();
+    let value = serde_json::json!({
+        "event": {"topic": "legacy", "partition": 0, "offset": 0, "timestamp_ms": null,
+                  "key": b"old".to_vec(), "payload": payload,
+                  "headers": [["trace", b"abc".to_vec()]]},
+        "lane": {"Key": b"old".to_vec()},
+        "attempts": [{"attempt": 1, "started_at_ms": T0 - 1_000, "duration_ms": 1.0,
+                      "version": 1, "outcome": "retry", "error": "wallet down"}],
+        "first_attempt_at_ms": T0 - 1_000,
+        "next_attempt_at_ms": T0,
+        "version_override": null,
+    });
+    let id = wactor_store::HeldId {
+        topic: "legacy".into(),
+        partition: 0,
+        lane: wactor_store::LaneKey::Key(b"old".to_vec()),
+        offset: 0,
+    };
+    produce_raw(
+        &kafka.settings(),
+        &[
+            OutRecord {
+                topic: "wactor.legacy.retries".into(),
+                partition: Some(wactor_kafka::changelog::changelog_partition("legacy", 0, 4)),
+                key: Some(id.to_string().into_bytes()),
+                payload: Some(serde_json::to_vec(&value).unwrap()),
+                headers: Vec::new(),
+            },
+            // The event itself, already committed past by the old host.
+            record("legacy", "old", Some(b"{\"seq\": 41}"), &[]),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (host, _clock) = manual_host(&kafka, dir.path());
+    // The group's offset is past the event, as the old host left it.
+    let spec = manifest("legacy", "legacy", "");
+    {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let mut config = kafka.settings().reader_config();
+        config.set("group.id", "wactor.legacy");
+        let consumer: BaseConsumer = config.create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("legacy", 0, rdkafka::Offset::Offset(1))
+            .unwrap();
+        consumer
+            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .unwrap();
+    }
+    let (consumer, _slot) = host.run("fixture-scripted", &spec).await;
+    let out = read_at_least(&kafka.brokers, "legacy.out", 1, WAIT).await;
+    consumer.stop().await;
+    assert_eq!(out[0].json()["seq"], 41);
+    assert_eq!(out[0].json()["attempt"], 2, "its history was restored");
+    assert!(host.store.held("legacy").unwrap().is_empty());
+}

@@ -1047,6 +1047,45 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_letter_stored_as_json_by_an_earlier_version_is_read_indexed_and_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = br#"{"id":"a:t:0:1","actor":"a","version":1,"group":"g",
+            "event":{"topic":"t","partition":0,"offset":1,"timestamp_ms":null,
+                     "key":[107],"payload":[],"headers":[["h",[118]]]},
+            "attempts":[],"reason":"gone","kind":"actor_dead",
+            "first_attempt_at_ms":90,"dead_at_ms":100,"redrives":0}"#;
+        {
+            // What 0.1 left on disk: a JSON record, its time index, no
+            // per-actor index.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.open_tree("dead_letters")
+                .unwrap()
+                .insert("a:t:0:1", &old[..])
+                .unwrap();
+            db.open_tree("dead_letters_by_time")
+                .unwrap()
+                .insert(codec::dead_letter_time_key(100, "a:t:0:1"), &[][..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let set = store.dead_letters();
+        let read = set.get("a:t:0:1").unwrap().unwrap();
+        assert_eq!(read.event.payload, Some(Vec::new()));
+        assert_eq!(
+            read.event.headers,
+            vec![crate::StoredHeader::new("h", Some(b"v".to_vec()))]
+        );
+        assert_eq!(set.actors().unwrap(), vec!["a".to_string()]);
+        let by_age = Retention {
+            max_age_ms: Some(50),
+            max_count: None,
+        };
+        assert_eq!(set.enforce_retention("a", &by_age, 200).unwrap().by_age, 1);
+        assert!(set.is_empty());
+    }
+
+    #[test]
     fn dead_letters_survive_reopening_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let entry = dead("a", "t", 1, 100);
