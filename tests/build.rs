@@ -29,6 +29,8 @@ const GUESTS: &[&str] = &[
     "fixture-wrong-world",
     "fixture-hostile",
     "fixture-big-data",
+    "fixture-nulls",
+    "fixture-contract-v01",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -151,14 +151,42 @@ mod tests {
             offset: 42,
             timestamp_ms: Some(7),
             key: Some(b"k".to_vec()),
-            payload: b"p".to_vec(),
-            headers: vec![wit::Header {
-                name: "h".into(),
-                value: b"v".to_vec(),
-            }],
+            payload: Some(b"p".to_vec()),
+            headers: vec![
+                wit::Header {
+                    name: "h".into(),
+                    value: Some(b"v".to_vec()),
+                },
+                wit::Header {
+                    name: "n".into(),
+                    value: None,
+                },
+            ],
             attempt: 2,
         });
-        assert_eq!(event.headers, vec![("h".to_string(), b"v".to_vec())]);
+        assert_eq!(
+            event.headers,
+            vec![
+                ("h".to_string(), Some(b"v".to_vec())),
+                ("n".to_string(), None)
+            ]
+        );
+        assert!(!event.is_tombstone());
         assert_eq!((event.partition, event.offset, event.attempt), (3, 42, 2));
+    }
+
+    #[test]
+    fn a_wit_event_without_payload_is_a_tombstone() {
+        let event = Event::from(wit::Event {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            timestamp_ms: None,
+            key: Some(b"k".to_vec()),
+            payload: None,
+            headers: Vec::new(),
+            attempt: 1,
+        });
+        assert!(event.is_tombstone());
     }
 }

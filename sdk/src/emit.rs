@@ -15,6 +15,8 @@
 //!         .header("schema", "v1"),
 //! )?;
 //! emit::send_json("users.count", &serde_json::json!({ "count": 12 }))?;
+//! // A tombstone (a null value) deletes key "7" from a compacted topic.
+//! emit::send(Record::tombstone("users.compacted").key("7"))?;
 //! # Ok(())
 //! # }
 //! ```
@@ -32,8 +34,9 @@ use crate::bindings::wactor::actor::{emit as wit, types::Header};
 pub struct Record {
     topic: String,
     key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: Vec<(String, Vec<u8>)>,
+    /// `None` for a tombstone.
+    payload: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Record {
@@ -43,7 +46,19 @@ impl Record {
         Record {
             topic: topic.into(),
             key: None,
-            payload: payload.into(),
+            payload: Some(payload.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A tombstone for `topic`: a record whose value is null, which deletes
+    /// its key from a compacted topic. Its key is the source event's unless
+    /// set with [`Record::key`].
+    pub fn tombstone(topic: impl Into<String>) -> Self {
+        Record {
+            topic: topic.into(),
+            key: None,
+            payload: None,
             headers: Vec::new(),
         }
     }
@@ -68,7 +83,13 @@ impl Record {
     /// Adds a header. The host adds `wactor-source` and `wactor-actor`
     /// itself.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push((name.into(), Some(value.into())));
+        self
+    }
+
+    /// Adds a header whose value is null (not empty).
+    pub fn null_header(mut self, name: impl Into<String>) -> Self {
+        self.headers.push((name.into(), None));
         self
     }
 
@@ -77,9 +98,14 @@ impl Record {
         &self.topic
     }
 
-    /// The record's value.
+    /// The record's value; empty for a tombstone.
     pub fn payload(&self) -> &[u8] {
-        &self.payload
+        self.payload.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the record is a tombstone (its value is null).
+    pub fn is_tombstone(&self) -> bool {
+        self.payload.is_none()
     }
 }
 
@@ -106,7 +132,8 @@ impl fmt::Display for EmitError {
 
 impl std::error::Error for EmitError {}
 
-/// Queues `record` for publishing when the call returns `done`.
+/// Queues `record` for publishing when the call returns `done` (a
+/// tombstone is produced with a null value).
 pub fn send(record: Record) -> Result<(), EmitError> {
     let record = wit::OutgoingRecord {
         topic: record.topic,
@@ -124,4 +151,27 @@ pub fn send(record: Record) -> Result<(), EmitError> {
 /// Queues a record for `topic` whose value is `value` encoded as JSON.
 pub fn send_json<T: Serialize + ?Sized>(topic: &str, value: &T) -> Result<(), EmitError> {
     send(Record::json(topic, value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tombstone_record_has_no_value_and_keeps_its_key() {
+        let record = Record::tombstone("users.compacted").key("7");
+        assert!(record.is_tombstone());
+        assert_eq!(record.payload(), b"");
+        assert_eq!(record.key, Some(b"7".to_vec()));
+        assert!(!Record::new("t", Vec::new()).is_tombstone());
+    }
+
+    #[test]
+    fn null_and_empty_headers_stay_apart() {
+        let record = Record::new("t", "x").null_header("a").header("b", "");
+        assert_eq!(
+            record.headers,
+            vec![("a".to_string(), None), ("b".to_string(), Some(Vec::new()))]
+        );
+    }
 }

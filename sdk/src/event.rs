@@ -24,11 +24,16 @@ pub struct Event {
     /// The record's key. Events with the same key are delivered in order (in
     /// the default `key` ordering mode).
     pub key: Option<Vec<u8>>,
-    /// The record's value. Empty for a tombstone.
-    pub payload: Vec<u8>,
+    /// The record's value: `None` for a null value (a tombstone, which marks
+    /// its key as deleted in a compacted topic), `Some` of an empty vector
+    /// for an empty value. Most actors read it with [`Event::payload`],
+    /// [`Event::payload_str`] or [`Event::json`] and check
+    /// [`Event::is_tombstone`] first where deletes matter.
+    pub payload: Option<Vec<u8>>,
     /// The record's headers (name, value), in the order the producer wrote
-    /// them. Names may repeat.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// them. Names may repeat; a `None` value is a null header value, which
+    /// Kafka tells apart from an empty one.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// Which delivery attempt this call is: 1 for the first, 2 for the first
     /// retry, and so on.
     pub attempt: u32,
@@ -44,9 +49,18 @@ impl Event {
             offset: 0,
             timestamp_ms: None,
             key: None,
-            payload: payload.into(),
+            payload: Some(payload.into()),
             headers: Vec::new(),
             attempt: 1,
+        }
+    }
+
+    /// Builds a tombstone (a record whose value is null) by hand, for unit
+    /// tests: like [`Event::new`] without a payload.
+    pub fn tombstone(topic: impl Into<String>) -> Self {
+        Event {
+            payload: None,
+            ..Event::new(topic, Vec::new())
         }
     }
 
@@ -58,8 +72,27 @@ impl Event {
 
     /// Returns this event with one more header (builder style, for tests).
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push((name.into(), Some(value.into())));
         self
+    }
+
+    /// Returns this event with one more header whose value is null (builder
+    /// style, for tests).
+    pub fn with_null_header(mut self, name: impl Into<String>) -> Self {
+        self.headers.push((name.into(), None));
+        self
+    }
+
+    /// Whether the record's value is null: a tombstone, which deletes its
+    /// key in a compacted topic. An empty value is not a tombstone.
+    pub fn is_tombstone(&self) -> bool {
+        self.payload.is_none()
+    }
+
+    /// The record's value as bytes; empty for a tombstone (use
+    /// [`Event::is_tombstone`] to tell a tombstone from an empty value).
+    pub fn payload(&self) -> &[u8] {
+        self.payload.as_deref().unwrap_or_default()
     }
 
     /// The key as text: `None` when the event has no key or the key is not
@@ -74,10 +107,12 @@ impl Event {
     /// turns into [`Outcome::Dead`](crate::Outcome::Dead)) when it is not
     /// valid UTF-8.
     pub fn payload_str(&self) -> Result<&str, PayloadError> {
-        std::str::from_utf8(&self.payload).map_err(PayloadError::NotUtf8)
+        std::str::from_utf8(self.payload()).map_err(PayloadError::NotUtf8)
     }
 
-    /// Decodes the payload as JSON into `T`.
+    /// Decodes the payload as JSON into `T`. A tombstone has no JSON to
+    /// decode: it fails like an empty payload (check
+    /// [`Event::is_tombstone`] first if the actor handles deletes).
     ///
     /// A payload that does not decode can never succeed, so the error
     /// converts into [`Outcome::Dead`](crate::Outcome::Dead) with `?`:
@@ -94,16 +129,23 @@ impl Event {
     /// }
     /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
-        serde_json::from_slice(&self.payload).map_err(PayloadError::Json)
+        serde_json::from_slice(self.payload()).map_err(PayloadError::Json)
     }
 
     /// The value of the first header called `name` (Kafka header names are
-    /// case-sensitive).
+    /// case-sensitive): `None` when there is no such header or its value
+    /// is null ([`Event::has_header`] tells the two apart).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|(header, _)| header == name)
-            .map(|(_, value)| value.as_slice())
+            .and_then(|(_, value)| value.as_deref())
+    }
+
+    /// Whether a header called `name` is present, whatever its value (a
+    /// null one included).
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|(header, _)| header == name)
     }
 
     /// The value of the first header called `name`, as text: `None` when it
@@ -111,11 +153,6 @@ impl Event {
     pub fn header_str(&self, name: &str) -> Option<&str> {
         self.header(name)
             .and_then(|value| std::str::from_utf8(value).ok())
-    }
-
-    /// Whether the payload is empty (a Kafka tombstone).
-    pub fn is_tombstone(&self) -> bool {
-        self.payload.is_empty()
     }
 }
 
@@ -184,5 +221,28 @@ mod tests {
         assert_eq!(event.header_str("trace"), Some("abc"));
         assert_eq!(event.header("Trace"), None);
         assert!(event.payload_str().is_err());
+    }
+
+    #[test]
+    fn a_tombstone_is_told_apart_from_an_empty_payload() {
+        let tombstone = Event::tombstone("t").with_key("user-1");
+        assert!(tombstone.is_tombstone());
+        assert_eq!(tombstone.payload(), b"");
+        let empty = Event::new("t", Vec::new());
+        assert!(!empty.is_tombstone());
+        assert_eq!(empty.payload(), b"");
+        assert_ne!(tombstone.payload, empty.payload);
+    }
+
+    #[test]
+    fn a_null_header_is_present_but_has_no_value() {
+        let event = Event::new("t", "x")
+            .with_null_header("gone")
+            .with_header("empty", "");
+        assert!(event.has_header("gone"));
+        assert_eq!(event.header("gone"), None);
+        assert_eq!(event.header("empty"), Some(&b""[..]));
+        assert!(!event.has_header("absent"));
+        assert_eq!(event.headers[0], ("gone".to_string(), None));
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! impl Actor for Echo {
 //!     fn handle(event: Event) -> Handled {
-//!         emit::send(Record::new("echo.out", event.payload.clone()))?;
+//!         emit::send(Record::new("echo.out", event.payload().to_vec()))?;
 //!         Ok(Outcome::Done)
 //!     }
 //! }

@@ -150,10 +150,21 @@ pub async fn produce(brokers: &str, topic: &str, records: &[(Option<String>, Str
                 partition: None,
                 key: key.clone().map(String::into_bytes),
                 payload: Some(value.clone().into_bytes()),
-                headers: vec![("test".into(), b"yes".to_vec())],
+                headers: vec![("test".into(), Some(b"yes".to_vec()))],
             })
         })
         .collect();
+    for delivery in deliveries {
+        delivery.await.expect("produced");
+    }
+}
+
+/// Produces `records` as they are (null values and null header values
+/// included) and waits for all acks; `settings` may raise the producer's
+/// message size limit.
+pub async fn produce_raw(settings: &KafkaSettings, records: &[OutRecord]) {
+    let producer = Producer::new(settings).expect("producer");
+    let deliveries: Vec<_> = records.iter().map(|r| producer.enqueue(r)).collect();
     for delivery in deliveries {
         delivery.await.expect("produced");
     }
@@ -167,6 +178,10 @@ pub struct Record {
     pub key: Option<String>,
     pub value: String,
     pub headers: BTreeMap<String, String>,
+    /// The value as it arrived: `None` for a null value (a tombstone).
+    pub value_bytes: Option<Vec<u8>>,
+    /// The headers as they arrived, in order, null values as `None`.
+    pub raw_headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Record {
@@ -221,7 +236,17 @@ pub async fn read_until(
                             .collect()
                     })
                     .unwrap_or_default();
+                let raw_headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 records.push(Record {
+                    value_bytes: message.payload().map(<[u8]>::to_vec),
+                    raw_headers,
                     partition: message.partition(),
                     offset: message.offset(),
                     key: message
@@ -411,7 +436,7 @@ pub async fn committed_offsets(
     .expect("committed task")
 }
 
-/// One header of [`produce_raw`]: name bytes (no NUL byte) and value
+/// One header of [`produce_raw_bytes`]: name bytes (no NUL byte) and value
 /// (`None`: a null value).
 pub type RawHeader<'a> = (&'a [u8], Option<&'a [u8]>);
 
@@ -419,7 +444,7 @@ pub type RawHeader<'a> = (&'a [u8], Option<&'a [u8]>);
 /// including what rdkafka's safe API refuses to write (header names that
 /// are not UTF-8), through librdkafka's `rd_kafka_produceva`, and waits for
 /// its acknowledgement.
-pub fn produce_raw(
+pub fn produce_raw_bytes(
     brokers: &str,
     topic: &str,
     partition: i32,

@@ -140,7 +140,8 @@ async fn a_host_killed_mid_stream_loses_nothing_after_a_restart() {
         .iter()
         .map(|d| {
             assert_eq!(d.kind, "actor_dead", "{d:?}");
-            let payload: serde_json::Value = serde_json::from_slice(&d.event.payload).unwrap();
+            let payload: serde_json::Value =
+                serde_json::from_slice(d.event.payload_bytes()).unwrap();
             payload["seq"].as_i64().unwrap()
         })
         .collect();

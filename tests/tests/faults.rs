@@ -99,7 +99,10 @@ fn check(out: &[Record], total: usize, stores: &[PathBuf]) {
     let mut done = BTreeSet::new();
     let mut by_partition: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for record in out {
-        by_partition.entry(record.partition).or_default().push(record);
+        by_partition
+            .entry(record.partition)
+            .or_default()
+            .push(record);
     }
     for records in by_partition.values_mut() {
         records.sort_by_key(|r| r.offset);
@@ -112,7 +115,10 @@ fn check(out: &[Record], total: usize, stores: &[PathBuf]) {
     }
     let expected: BTreeSet<usize> = (0..total).filter(|s| !is_dead(*s)).collect();
     let missing: Vec<_> = expected.difference(&done).take(20).collect();
-    assert!(missing.is_empty(), "events never done (first 20): {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "events never done (first 20): {missing:?}"
+    );
     let wrongly: Vec<_> = done.iter().filter(|s| is_dead(**s)).collect();
     assert!(wrongly.is_empty(), "dead events reported done: {wrongly:?}");
     // Per-key order: the first completions of a key come in seq order.
@@ -132,13 +138,17 @@ fn check(out: &[Record], total: usize, stores: &[PathBuf]) {
         let page = store.dead_letters().list(&filter, 100_000, None).unwrap();
         for letter in page.items {
             let payload: serde_json::Value =
-                serde_json::from_slice(&letter.event.payload).unwrap();
+                serde_json::from_slice(letter.event.payload.as_deref().unwrap_or_default())
+                    .unwrap();
             dead.insert(usize::try_from(payload["seq"].as_i64().unwrap()).unwrap());
         }
     }
     let expected_dead: BTreeSet<usize> = (0..total).filter(|s| is_dead(*s)).collect();
     let lost: Vec<_> = expected_dead.difference(&dead).take(20).collect();
-    assert!(lost.is_empty(), "dead events in no dead-letter set: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "dead events in no dead-letter set: {lost:?}"
+    );
 }
 
 /// Waits until every event is done or dead as scripted.
@@ -201,12 +211,22 @@ async fn kill_and_restart(seed: u64, total: usize, faults: usize) {
         let victim = rng.gen_range(0..hosts.len());
         if let Some(host) = hosts[victim].take() {
             if rng.gen_bool(0.7) {
-                eprintln!("fault {fault}: SIGKILL host {victim} at {:?}", started.elapsed());
+                eprintln!(
+                    "fault {fault}: SIGKILL host {victim} at {:?}",
+                    started.elapsed()
+                );
                 host.kill();
             } else {
-                eprintln!("fault {fault}: SIGTERM host {victim} at {:?}", started.elapsed());
+                eprintln!(
+                    "fault {fault}: SIGTERM host {victim} at {:?}",
+                    started.elapsed()
+                );
                 let clean = host.terminate();
-                assert!(clean, "graceful stop of host {victim}:\n{}", log_tail(&dirs[victim]));
+                assert!(
+                    clean,
+                    "graceful stop of host {victim}:\n{}",
+                    log_tail(&dirs[victim])
+                );
             }
         }
         // A dead host comes back a moment later (or at once).
@@ -228,7 +248,11 @@ async fn kill_and_restart(seed: u64, total: usize, faults: usize) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (i, slot) in hosts.iter_mut().enumerate() {
         if let Some(host) = slot.take() {
-            assert!(host.terminate(), "host {i} stops cleanly:\n{}", log_tail(&dirs[i]));
+            assert!(
+                host.terminate(),
+                "host {i} stops cleanly:\n{}",
+                log_tail(&dirs[i])
+            );
         }
     }
     check(&out, total, &dirs);
@@ -260,7 +284,12 @@ async fn soak() {
     };
     let seed = u64::try_from(env("WACTOR_FAULT_SEED", 11)).unwrap();
     let started = Instant::now();
-    kill_and_restart(seed, env("WACTOR_SOAK_EVENTS", 100_000), env("WACTOR_SOAK_KILLS", 20)).await;
+    kill_and_restart(
+        seed,
+        env("WACTOR_SOAK_EVENTS", 100_000),
+        env("WACTOR_SOAK_KILLS", 20),
+    )
+    .await;
     eprintln!("soak passed in {:?}", started.elapsed());
 }
 
@@ -275,7 +304,9 @@ async fn a_broker_unreachable_for_thirty_seconds_loses_nothing() {
     let dir = host_dir(root.path(), "a", &kafka.brokers);
     let host = ServeProcess::start(&dir, &kafka.brokers);
     let total = 1_000;
-    let first: Vec<_> = (0..total / 2).map(|s| (Some(key_of(s)), script(s))).collect();
+    let first: Vec<_> = (0..total / 2)
+        .map(|s| (Some(key_of(s)), script(s)))
+        .collect();
     produce(&kafka.brokers, TOPIC, &first).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 

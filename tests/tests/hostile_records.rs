@@ -17,8 +17,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    committed_offsets, eventually, manifest, produce, produce_raw, read_at_least, watermarks, Host,
-    Kafka,
+    committed_offsets, eventually, manifest, produce, produce_raw_bytes, read_at_least, watermarks,
+    Host, Kafka,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -56,7 +56,7 @@ async fn a_header_name_that_is_not_utf8_is_dead_lettered_and_the_records_after_i
 
     let brokers = kafka.brokers.clone();
     tokio::task::spawn_blocking(move || {
-        produce_raw(
+        produce_raw_bytes(
             &brokers,
             "orders",
             0,
@@ -120,7 +120,7 @@ async fn binary_keys_null_values_and_null_header_values_are_handled() {
         .await;
     let brokers = kafka.brokers.clone();
     tokio::task::spawn_blocking(move || {
-        produce_raw(
+        produce_raw_bytes(
             &brokers,
             "odd-fields",
             0,
@@ -128,7 +128,7 @@ async fn binary_keys_null_values_and_null_header_values_are_handled() {
             None,
             &[(b"trace", None), (b"empty", Some(b""))],
         );
-        produce_raw(&brokers, "odd-fields", 0, None, Some(b""), &[]);
+        produce_raw_bytes(&brokers, "odd-fields", 0, None, Some(b""), &[]);
     })
     .await
     .unwrap();

@@ -117,6 +117,45 @@ fn search_indexer_example_indexes_the_post_and_its_state_persists() {
 }
 
 #[test]
+fn a_null_payload_in_the_event_file_is_a_tombstone_and_an_emitted_tombstone_prints_as_null() {
+    let dir = tempdir();
+    let event = write_event(
+        dir.path(),
+        "tombstone.json",
+        serde_json::json!({"topic": "users", "key": "user-7", "payload": null,
+            "headers": {"emit-tombstone": "users.compacted", "gone": null}}),
+    );
+    let output = invoke(&guest("fixture-nulls"), &event, &["--json"]);
+    assert_exit(&output, DONE);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output))
+        .unwrap_or_else(|e| panic!("{e}: {}", stdout(&output)));
+    let emits = &json["emits"];
+    assert_eq!(emits[0]["topic"], "users.compacted");
+    assert_eq!(emits[0]["payload"], serde_json::Value::Null, "{json}");
+    let report: serde_json::Value =
+        serde_json::from_str(emits[1]["payload"]["text"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(report["tombstone"], true, "{json}");
+    assert_eq!(
+        report["headers"],
+        serde_json::json!([["emit-tombstone", "users.compacted"], ["gone", null]])
+    );
+
+    let empty = write_event(
+        dir.path(),
+        "empty.json",
+        serde_json::json!({"key": "user-8"}),
+    );
+    let output = invoke(&guest("fixture-nulls"), &empty, &[]);
+    assert_exit(&output, DONE);
+    assert!(
+        stdout(&output).contains("\"tombstone\":false"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
 fn search_indexer_declares_a_malformed_event_dead() {
     let dir = tempdir();
     let event = write_event(

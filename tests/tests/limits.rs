@@ -45,7 +45,7 @@ fn event(script: serde_json::Value) -> Event {
         offset: 1,
         timestamp_ms: None,
         key: Some(b"k".to_vec()),
-        payload: script.to_string().into_bytes(),
+        payload: Some(script.to_string().into_bytes()),
         headers: Vec::new(),
         attempt: 1,
     }

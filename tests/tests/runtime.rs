@@ -48,7 +48,7 @@ fn event(topic: &str, key: &str, payload: &str) -> Event {
         offset: 7,
         timestamp_ms: None,
         key: Some(key.as_bytes().to_vec()),
-        payload: payload.as_bytes().to_vec(),
+        payload: Some(payload.as_bytes().to_vec()),
         headers: Vec::new(),
         attempt: 1,
     }
@@ -91,7 +91,7 @@ fn assert_done(inv: &Invocation) {
 async fn echo_emits_the_event_to_the_echo_topic_with_its_key_and_headers() {
     let actor = load("echo", settings("echo", InstanceMode::Fresh));
     let mut ev = event("orders", "order-1001", &sample_payload("echo"));
-    ev.headers.push(("trace-id".into(), b"abc".to_vec()));
+    ev.headers.push(("trace-id".into(), Some(b"abc".to_vec())));
     let inv = actor.invoke(&ev, MapState::new()).await;
     assert_done(&inv);
     assert_eq!(inv.effects.emits.len(), 1);
@@ -101,7 +101,7 @@ async fn echo_emits_the_event_to_the_echo_topic_with_its_key_and_headers() {
     assert_eq!(record.payload, ev.payload);
     assert_eq!(
         record.headers,
-        vec![("trace-id".to_string(), b"abc".to_vec())]
+        vec![("trace-id".to_string(), Some(b"abc".to_vec()))]
     );
 }
 
@@ -117,7 +117,7 @@ async fn search_indexer_indexes_the_sample_post() {
     .await;
     assert_done(&inv);
     assert_eq!(inv.effects.emits.len(), 1);
-    let change = json(&inv.effects.emits[0].payload);
+    let change = json(inv.effects.emits[0].payload_bytes());
     assert_eq!(inv.effects.emits[0].topic, "search.index.changed");
     assert_eq!(change["action"], "indexed");
     assert_eq!(change["post_id"], "P-1");
@@ -171,7 +171,10 @@ async fn search_indexer_applies_updates_deletes_and_ignores_stale_events() {
 
     let deleted = run(&actor, &post("post.deleted", 3, ""), &state).await;
     assert_done(&deleted);
-    assert_eq!(json(&deleted.effects.emits[0].payload)["action"], "deleted");
+    assert_eq!(
+        json(deleted.effects.emits[0].payload_bytes())["action"],
+        "deleted"
+    );
     assert_eq!(postings("camry"), serde_json::json!([]));
 
     // A late create of an older version must not resurrect the post.
@@ -236,7 +239,7 @@ async fn payment_reversal_reverses_once_and_a_redelivery_does_nothing() {
     assert_eq!(first.effects.emits.len(), 1);
     assert_eq!(first.effects.emits[0].topic, "wallet.reversal.completed");
     assert_eq!(
-        json(&first.effects.emits[0].payload)["booking_id"],
+        json(first.effects.emits[0].payload_bytes())["booking_id"],
         "B-1001"
     );
     assert!(
@@ -472,7 +475,7 @@ async fn scripted_actor_follows_its_payload() {
     assert_eq!(record.topic, "in.out");
     assert_eq!(record.key.as_deref(), Some(&b"user-1"[..]));
     assert_eq!(
-        json(&record.payload),
+        json(record.payload_bytes()),
         serde_json::json!({"key": "user-1", "seq": 4, "attempt": 2, "label": "v1", "offset": 7, "partition": 0})
     );
     let dead = actor
@@ -498,7 +501,7 @@ async fn checker_declares_an_out_of_order_seq_dead() {
     let second = run(&actor, &event("in", "a", r#"{"seq": 2}"#), &state).await;
     assert_done(&second);
     assert_eq!(
-        json(&second.effects.emits[0].payload),
+        json(second.effects.emits[0].payload_bytes()),
         serde_json::json!({"key": "a", "seq": 2, "label": ""})
     );
     assert_eq!(second.effects.emits[0].topic, "in.seen");
@@ -693,6 +696,49 @@ fn a_component_of_another_world_is_refused_naming_the_missing_export() {
 }
 
 #[test]
+fn a_component_built_for_contract_0_1_0_is_refused_with_a_message_that_says_to_rebuild() {
+    let err = load_error(&guest_bytes("fixture-contract-v01"));
+    assert!(matches!(err, RuntimeError::WrongWorld(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("built for wactor:actor@0.1.0")
+            && text.contains("rebuild against wactor-sdk 0.2 / wactor:actor@0.2.0"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_tombstone_reaches_the_actor_as_none_and_an_emitted_tombstone_has_no_value() {
+    let actor = load("fixture-nulls", settings("nulls", InstanceMode::Fresh));
+    let mut tombstone = event("users", "user-7", "");
+    tombstone.payload = None;
+    tombstone.headers = vec![
+        ("emit-tombstone".into(), Some(b"users.compacted".to_vec())),
+        ("gone".into(), None),
+    ];
+    let inv = actor.invoke(&tombstone, MapState::new()).await;
+    assert_done(&inv);
+    let emitted = &inv.effects.emits;
+    assert_eq!(emitted[0].topic, "users.compacted");
+    assert!(emitted[0].is_tombstone());
+    assert_eq!(emitted[0].key.as_deref(), Some(&b"user-7"[..]));
+    let report = json(emitted[1].payload_bytes());
+    assert_eq!(report["tombstone"], true);
+    assert_eq!(
+        report["headers"],
+        serde_json::json!([["emit-tombstone", "users.compacted"], ["gone", null]])
+    );
+    assert_eq!(emitted[1].headers[1], ("gone".to_string(), None));
+
+    let empty = event("users", "user-8", "");
+    let inv = actor.invoke(&empty, MapState::new()).await;
+    assert_done(&inv);
+    let report = json(inv.effects.emits[0].payload_bytes());
+    assert_eq!(report["tombstone"], false);
+    assert_eq!(report["payload_len"], 0);
+}
+
+#[test]
 fn validate_returns_the_sha256_of_a_good_component() {
     let bytes = guest_bytes("echo");
     let sha = runtime().validate(&bytes).unwrap_or_else(|e| panic!("{e}"));
@@ -755,7 +801,7 @@ async fn every_engine_configuration_runs_fresh_and_warm_instances() {
                     .await;
                 assert_done(&inv);
                 assert_eq!(
-                    json(&inv.effects.emits[0].payload)["seq"],
+                    json(inv.effects.emits[0].payload_bytes())["seq"],
                     seq,
                     "{engine:?} {mode:?}"
                 );

@@ -266,7 +266,7 @@ fn event() -> Event {
         offset: 0,
         timestamp_ms: None,
         key: None,
-        payload: b"{}".to_vec(),
+        payload: Some(b"{}".to_vec()),
         headers: Vec::new(),
         attempt: 1,
     }

@@ -1,5 +1,6 @@
 //! `echo`: re-publishes each event (payload, key and headers) to another
-//! topic.
+//! topic. A tombstone is echoed as a tombstone, a null header value as a
+//! null one.
 //!
 //! Config:
 //! - `out_topic`: where to publish; default `<source topic>.echo`.
@@ -19,18 +20,24 @@ impl Actor for Echo {
         let topic = config::get_or("out_topic", &format!("{}.echo", event.topic));
         wactor_sdk::debug!(
             "echoing {} bytes from {}/{}@{} to {topic}",
-            event.payload.len(),
+            event.payload().len(),
             event.topic,
             event.partition,
             event.offset
         );
 
-        let mut record = Record::new(topic, event.payload);
+        let mut record = match event.payload {
+            Some(payload) => Record::new(topic, payload),
+            None => Record::tombstone(topic),
+        };
         if let Some(key) = event.key {
             record = record.key(key);
         }
         for (name, value) in event.headers {
-            record = record.header(name, value);
+            record = match value {
+                Some(value) => record.header(name, value),
+                None => record.null_header(name),
+            };
         }
         // The host refuses a record only for a limit or an empty topic;
         // `?` turns that into a retry.

@@ -84,10 +84,15 @@ pub fn parse_key(arg: &str) -> Result<Vec<u8>, String> {
 /// One record header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeaderView {
-    /// Header name.
+    /// Header name (invalid UTF-8 replaced by U+FFFD; see `name_bytes`).
     pub name: String,
-    /// Header value.
-    pub value: BytesView,
+    /// The name's exact bytes, only when they are not UTF-8 (a record
+    /// dead-lettered for an undecodable header name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_bytes: Option<BytesView>,
+    /// Header value; `null` for a null value (`{"text": ""}` is an empty
+    /// one).
+    pub value: Option<BytesView>,
 }
 
 /// A Kafka record as stored with a dead letter or a held event.
@@ -103,8 +108,9 @@ pub struct EventView {
     pub timestamp_ms: Option<i64>,
     /// The record key; `null` for a keyless record.
     pub key: Option<BytesView>,
-    /// The record value.
-    pub payload: BytesView,
+    /// The record value; `null` for a tombstone (a null value), which
+    /// `{"text": ""}`, an empty value, is not.
+    pub payload: Option<BytesView>,
     /// Headers, in order.
     pub headers: Vec<HeaderView>,
 }
@@ -117,13 +123,17 @@ impl From<&StoredEvent> for EventView {
             offset: event.offset,
             timestamp_ms: event.timestamp_ms,
             key: event.key.as_deref().map(BytesView::of),
-            payload: BytesView::of(&event.payload),
+            payload: event.payload.as_deref().map(BytesView::of),
             headers: event
                 .headers
                 .iter()
-                .map(|(name, value)| HeaderView {
-                    name: name.clone(),
-                    value: BytesView::of(value),
+                .map(|header| HeaderView {
+                    name: String::from_utf8_lossy(&header.name).into_owned(),
+                    name_bytes: match header.name_str() {
+                        Some(_) => None,
+                        None => Some(BytesView::of(&header.name)),
+                    },
+                    value: header.value.as_deref().map(BytesView::of),
                 })
                 .collect(),
         }
@@ -273,6 +283,10 @@ pub struct ActorView {
     pub lag: i64,
     /// Dead letters of this actor.
     pub dead_letters: usize,
+    /// Dead letters of this actor removed by retention (`[dead_letter]
+    /// max_age` and `max_count`), ever.
+    #[serde(default)]
+    pub dead_letters_evicted: u64,
     /// Events held for a retry (or behind one) on this host.
     pub held: usize,
     /// Last activation or pause change (ms since the epoch).
@@ -301,6 +315,7 @@ impl From<ActorSummary> for ActorView {
                 .collect(),
             lag: summary.lag,
             dead_letters: summary.dead_letters,
+            dead_letters_evicted: summary.dead_letters_evicted,
             held: summary.held,
             updated_at_ms: summary.updated_at_ms,
         }
@@ -629,6 +644,37 @@ mod tests {
             assert_eq!(back.to_bytes().as_deref(), Ok(bytes));
             assert_eq!(parse_key(&back.to_arg()).as_deref(), Ok(bytes));
         }
+    }
+
+    #[test]
+    fn a_tombstone_shows_a_null_payload_and_an_empty_value_does_not() {
+        use wactor_store::StoredHeader;
+        let event = |payload: Option<Vec<u8>>| StoredEvent {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            timestamp_ms: None,
+            key: Some(b"k".to_vec()),
+            payload,
+            headers: vec![
+                StoredHeader::new("gone", None),
+                StoredHeader::new("empty", Some(Vec::new())),
+                StoredHeader::new(vec![0xff], Some(b"v".to_vec())),
+            ],
+        };
+        let tombstone = serde_json::to_value(EventView::from(&event(None))).unwrap_or_default();
+        let empty =
+            serde_json::to_value(EventView::from(&event(Some(Vec::new())))).unwrap_or_default();
+        assert_eq!(tombstone["payload"], serde_json::Value::Null);
+        assert_eq!(empty["payload"], serde_json::json!({"text": ""}));
+        assert_eq!(
+            tombstone["headers"],
+            serde_json::json!([
+                {"name": "gone", "value": null},
+                {"name": "empty", "value": {"text": ""}},
+                {"name": "\u{fffd}", "name_bytes": {"base64": "/w=="}, "value": {"text": "v"}}
+            ])
+        );
     }
 
     #[test]

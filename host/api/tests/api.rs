@@ -187,8 +187,11 @@ fn dead_letter(
             offset,
             timestamp_ms: Some(dead_at_ms - 100),
             key: Some(key.to_vec()),
-            payload: payload.to_vec(),
-            headers: vec![("trace".into(), b"abc".to_vec())],
+            payload: Some(payload.to_vec()),
+            headers: vec![wactor_store::StoredHeader::new(
+                "trace",
+                Some(b"abc".to_vec()),
+            )],
         },
         attempts: vec![AttemptRecord {
             attempt: 1,

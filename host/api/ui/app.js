@@ -36,11 +36,12 @@ function time(ms) {
 }
 
 function bytes(view) {
-  if (view == null) return '';
+  if (view == null) return '(null)';
   return view.text !== undefined ? view.text : 'base64:' + view.base64;
 }
 
 function pretty(view) {
+  if (view == null) return '(tombstone: null value)';
   if (view.text === undefined) return 'base64:' + view.base64;
   try { return JSON.stringify(JSON.parse(view.text), null, 2); } catch (_) { return view.text; }
 }

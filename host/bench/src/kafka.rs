@@ -298,7 +298,7 @@ async fn overhead(iterations: usize) -> Result<serde_json::Value> {
                 offset: i as i64,
                 timestamp_ms: None,
                 key: Some(format!("key-{}", i % 1000).into_bytes()),
-                payload: b"{}".to_vec(),
+                payload: Some(b"{}".to_vec()),
                 headers: Vec::new(),
                 attempt: 1,
             });

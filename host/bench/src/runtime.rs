@@ -194,7 +194,7 @@ async fn per_event_cost(
         offset: 0,
         timestamp_ms: Some(1_700_000_000_000),
         key: Some(b"key-1".to_vec()),
-        payload: payload.as_bytes().to_vec(),
+        payload: Some(payload.as_bytes().to_vec()),
         headers: Vec::new(),
         attempt: 1,
     };

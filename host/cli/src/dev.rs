@@ -254,7 +254,7 @@ async fn send_samples(kafka: &KafkaSettings, parsed: &[(PathBuf, ActorManifest)]
             topic: topic.clone(),
             partition: None,
             key: event.key.clone(),
-            payload: Some(event.payload.clone()),
+            payload: event.payload.clone(),
             headers: event.headers.clone(),
         };
         match producer.send(&record).await {

@@ -13,10 +13,12 @@
 //! ```
 //!
 //! Every field is optional. The payload is given one of three ways:
-//! `payload` (any JSON value, sent as its compact JSON text), `payload_text`
-//! (a string sent as-is) or `payload_base64` (raw bytes). The key likewise:
-//! `key` (text) or `key_base64`. Headers are an object or a list of
-//! `[name, value]` pairs.
+//! `payload` (any JSON value but `null`, sent as its compact JSON text),
+//! `payload_text` (a string sent as-is) or `payload_base64` (raw bytes).
+//! `"payload": null` makes a tombstone (a null value); no payload at all
+//! is an empty value. The key likewise: `key` (text) or `key_base64`.
+//! Headers are an object or a list of `[name, value]` pairs; a `null`
+//! value is a null header value (`""` is an empty one).
 
 use std::collections::BTreeMap;
 
@@ -42,7 +44,8 @@ struct EventFile {
     key: Option<String>,
     #[serde(default)]
     key_base64: Option<String>,
-    #[serde(default)]
+    /// `None` when absent; `Some(Value::Null)` for `"payload": null`.
+    #[serde(default, deserialize_with = "present")]
     payload: Option<serde_json::Value>,
     #[serde(default)]
     payload_text: Option<String>,
@@ -57,8 +60,16 @@ struct EventFile {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Headers {
-    Map(BTreeMap<String, String>),
-    List(Vec<(String, String)>),
+    Map(BTreeMap<String, Option<String>>),
+    List(Vec<(String, Option<String>)>),
+}
+
+/// A field that is present, `null` included (serde's `Option` would read
+/// `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 fn default_topic() -> String {
@@ -83,18 +94,21 @@ pub fn parse(text: &str) -> Result<Event> {
         (None, None) => None,
     };
     let payload = match (file.payload, file.payload_text, file.payload_base64) {
-        (Some(json), None, None) => serde_json::to_vec(&json)?,
-        (None, Some(text), None) => text.into_bytes(),
-        (None, None, Some(b64)) => B64
-            .decode(b64)
-            .context("`payload_base64` is not valid base64")?,
-        (None, None, None) => Vec::new(),
+        (Some(serde_json::Value::Null), None, None) => None,
+        (Some(json), None, None) => Some(serde_json::to_vec(&json)?),
+        (None, Some(text), None) => Some(text.into_bytes()),
+        (None, None, Some(b64)) => Some(
+            B64.decode(b64)
+                .context("`payload_base64` is not valid base64")?,
+        ),
+        (None, None, None) => Some(Vec::new()),
         _ => bail!("give only one of `payload`, `payload_text` and `payload_base64`"),
     };
+    let value = |v: Option<String>| v.map(String::into_bytes);
     let headers = match file.headers {
         None => Vec::new(),
-        Some(Headers::Map(map)) => map.into_iter().map(|(k, v)| (k, v.into_bytes())).collect(),
-        Some(Headers::List(list)) => list.into_iter().map(|(k, v)| (k, v.into_bytes())).collect(),
+        Some(Headers::Map(map)) => map.into_iter().map(|(k, v)| (k, value(v))).collect(),
+        Some(Headers::List(list)) => list.into_iter().map(|(k, v)| (k, value(v))).collect(),
     };
     if file.attempt == 0 {
         bail!("`attempt` starts at 1");
@@ -135,7 +149,7 @@ mod tests {
     #[test]
     fn json_payload_is_sent_as_compact_json() {
         let event = parse(r#"{"topic":"t","key":"k","payload":{"a": 1}}"#).unwrap();
-        assert_eq!(event.payload, br#"{"a":1}"#);
+        assert_eq!(event.payload.as_deref(), Some(&br#"{"a":1}"#[..]));
         assert_eq!(event.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(event.attempt, 1);
     }
@@ -144,9 +158,33 @@ mod tests {
     fn base64_payload_and_header_list_are_decoded() {
         let event =
             parse(r#"{"payload_base64":"AAEC","headers":[["h","v"]],"attempt":3}"#).unwrap();
-        assert_eq!(event.payload, vec![0, 1, 2]);
-        assert_eq!(event.headers, vec![("h".to_string(), b"v".to_vec())]);
+        assert_eq!(event.payload, Some(vec![0, 1, 2]));
+        assert_eq!(event.headers, vec![("h".to_string(), Some(b"v".to_vec()))]);
         assert_eq!(event.attempt, 3);
+    }
+
+    #[test]
+    fn a_null_payload_is_a_tombstone_and_no_payload_is_an_empty_value() {
+        let tombstone = parse(r#"{"key":"k","payload":null}"#).unwrap();
+        assert_eq!(tombstone.payload, None);
+        let empty = parse(r#"{"key":"k"}"#).unwrap();
+        assert_eq!(empty.payload, Some(Vec::new()));
+        let text = parse(r#"{"payload_text":""}"#).unwrap();
+        assert_eq!(text.payload, Some(Vec::new()));
+    }
+
+    #[test]
+    fn null_header_values_differ_from_empty_ones() {
+        let event = parse(r#"{"headers":{"gone":null,"empty":""}}"#).unwrap();
+        assert_eq!(
+            event.headers,
+            vec![
+                ("empty".to_string(), Some(Vec::new())),
+                ("gone".to_string(), None)
+            ]
+        );
+        let listed = parse(r#"{"headers":[["gone",null]]}"#).unwrap();
+        assert_eq!(listed.headers, vec![("gone".to_string(), None)]);
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl Host {
         }
 
         tokio::spawn(refresh_gauges(registry.clone()));
+        tokio::spawn(sweep_dead_letters(Arc::downgrade(&registry)));
 
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -144,6 +145,31 @@ async fn refresh_gauges(registry: Arc<Registry>) {
         .await;
         if let Ok(Err(err)) = result {
             tracing::warn!(error = %err, "cannot refresh the store gauges");
+        }
+    }
+}
+
+/// Applies dead-letter retention every
+/// [`DEAD_LETTER_SWEEP_INTERVAL`](wactor_registry::dead_letters::DEAD_LETTER_SWEEP_INTERVAL),
+/// the first time at start, for as long as the registry lives (a weak
+/// reference: the sweep does not keep the host alive).
+async fn sweep_dead_letters(registry: std::sync::Weak<Registry>) {
+    let mut tick = tokio::time::interval(wactor_registry::dead_letters::DEAD_LETTER_SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            registry
+                .sweep_dead_letters()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        if let Ok(Err(err)) = result {
+            tracing::warn!(error = %err, "cannot apply dead-letter retention");
         }
     }
 }

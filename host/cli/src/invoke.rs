@@ -153,12 +153,11 @@ fn print_human(inv: &Invocation) {
                 Some(k) => bytes_for_humans(k),
                 None => "(source key)".into(),
             };
-            println!(
-                "  -> {} key={} {}",
-                record.topic,
-                key,
-                bytes_for_humans(&record.payload)
-            );
+            let value = match &record.payload {
+                Some(payload) => bytes_for_humans(payload),
+                None => "(tombstone: null value)".into(),
+            };
+            println!("  -> {} key={} {}", record.topic, key, value);
         }
     }
     if !inv.effects.state_writes.is_empty() {
@@ -192,8 +191,8 @@ fn to_json(inv: &Invocation) -> serde_json::Value {
             serde_json::json!({
                 "topic": r.topic,
                 "key": r.key.as_deref().map(bytes_to_json),
-                "payload": bytes_to_json(&r.payload),
-                "headers": r.headers.iter().map(|(k, v)| serde_json::json!([k, bytes_to_json(v)])).collect::<Vec<_>>(),
+                "payload": r.payload.as_deref().map(bytes_to_json),
+                "headers": r.headers.iter().map(|(k, v)| serde_json::json!([k, v.as_deref().map(bytes_to_json)])).collect::<Vec<_>>(),
             })
         })
         .collect();

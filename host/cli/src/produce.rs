@@ -33,6 +33,10 @@ pub struct ProduceArgs {
     pub count: u64,
     /// The value.
     pub value: Option<String>,
+    /// Send tombstones: records whose value is null (not empty), which
+    /// delete their key from a compacted topic.
+    #[arg(long, conflicts_with_all = ["value", "file", "lines"])]
+    pub tombstone: bool,
     /// Read the value from a file.
     #[arg(long, short = 'f', conflicts_with_all = ["value", "lines"])]
     pub file: Option<PathBuf>,
@@ -60,6 +64,7 @@ Examples:
   wactor produce --brokers B --topic posts --file examples/search-indexer/post.json --key P-1
   wactor produce --brokers B --topic orders --count 1000 --key 'k{n}' '{{\"seq\":{n}}}'
   printf 'a\\tone\\nb\\ttwo\\n' | wactor produce --brokers B --topic t --lines
+  wactor produce --brokers B --topic users.compacted --key user-7 --tombstone
 
 `{n}` in the key and value is replaced by the event's number (0-based) with --count.
 With --lines, each line of standard input is one event: `key<TAB>value`, or just `value`."
@@ -79,10 +84,10 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
     settings.client.extend(args.client.iter().cloned());
     settings.validate()?;
     let producer = Producer::new(&settings)?;
-    let headers: Vec<(String, Vec<u8>)> = args
+    let headers: Vec<(String, Option<Vec<u8>>)> = args
         .headers
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .map(|(k, v)| (k.clone(), Some(v.clone().into_bytes())))
         .collect();
     let mut records = Vec::new();
     if args.lines {
@@ -95,7 +100,12 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
                 Some((key, value)) => (Some(key.to_string()), value.to_string()),
                 None => (args.key.clone(), line),
             };
-            records.push((key, value.into_bytes()));
+            records.push((key, Some(value.into_bytes())));
+        }
+    } else if args.tombstone {
+        for n in 0..args.count {
+            let fill = |text: &str| text.replace("{n}", &n.to_string());
+            records.push((args.key.as_deref().map(fill), None));
         }
     } else {
         let value: Vec<u8> = match (&args.value, &args.file) {
@@ -103,7 +113,7 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
             (None, Some(file)) => {
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
             }
-            (None, None) => bail!("give a value, --file or --lines"),
+            (None, None) => bail!("give a value, --file, --lines or --tombstone"),
             (Some(_), Some(_)) => bail!("give either a value or --file"),
         };
         for n in 0..args.count {
@@ -112,7 +122,7 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
                 Ok(text) if args.count > 1 => fill(text).into_bytes(),
                 _ => value.clone(),
             };
-            records.push((args.key.as_deref().map(fill), value));
+            records.push((args.key.as_deref().map(fill), Some(value)));
         }
     }
     let started = Instant::now();
@@ -123,7 +133,7 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
                 topic: args.topic.clone(),
                 partition: args.partition,
                 key: key.map(String::into_bytes),
-                payload: Some(value),
+                payload: value,
                 headers: headers.clone(),
             })
         })

@@ -150,6 +150,11 @@ pub enum DeadReason {
     /// The record cannot be presented to the actor at all (e.g. a header
     /// name that is not UTF-8); no attempt is made.
     Undecodable,
+    /// The event had to be held (for its retry, or behind a retrying event
+    /// of its lane) but its held record is larger than the host may write
+    /// to its retry changelog (Kafka's message size limit). Not a policy
+    /// decision: the Kafka layer makes it.
+    TooLargeToHold,
 }
 
 impl fmt::Display for DeadReason {
@@ -159,6 +164,7 @@ impl fmt::Display for DeadReason {
             DeadReason::AttemptsExhausted => "retry attempts exhausted",
             DeadReason::MaxAgeExceeded => "retry max age exceeded",
             DeadReason::Undecodable => "undecodable record",
+            DeadReason::TooLargeToHold => "too large to hold for retry",
         })
     }
 }

@@ -223,13 +223,14 @@ async fn produce_emits(
         .iter()
         .map(|record| {
             let mut headers = record.headers.clone();
-            headers.push((SOURCE_HEADER.to_string(), source.clone().into_bytes()));
-            headers.push((ACTOR_HEADER.to_string(), actor.clone().into_bytes()));
+            headers.push((SOURCE_HEADER.to_string(), Some(source.clone().into_bytes())));
+            headers.push((ACTOR_HEADER.to_string(), Some(actor.clone().into_bytes())));
             ctx.producer.enqueue(&OutRecord {
                 topic: record.topic.clone(),
                 partition: None,
                 key: record.key.clone().or_else(|| event.key.clone()),
-                payload: Some(record.payload.clone()),
+                // `None` is a tombstone the actor asked for.
+                payload: record.payload.clone(),
                 headers,
             })
         })

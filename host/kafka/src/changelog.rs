@@ -11,6 +11,12 @@
 //! before it handles any event of `(topic, p)`. An offset is committed past
 //! a held event only after its changelog record is acknowledged, so the
 //! next owner either re-reads the event from Kafka or finds it here.
+//!
+//! Record values are the store's binary value format
+//! ([`wactor_store::value`]); values written as JSON by earlier versions
+//! are still read on restore. A record must fit the producer's
+//! `message.max.bytes` ([`Changelog::record`] builds it, the worker checks
+//! its size before holding the event).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -19,7 +25,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use wactor_store::{HeldEvent, HeldId};
+use wactor_store::{value, HeldEvent, HeldId};
 
 use crate::admin::{self, TopicSpec};
 use crate::error::{KafkaError, Result};
@@ -66,25 +72,29 @@ impl Changelog {
         changelog_partition(topic, partition, self.partitions)
     }
 
-    /// Writes the current value of a held event (`None`: it is finished).
-    pub fn write(&self, producer: &Producer, id: &HeldId, record: Option<&HeldEvent>) -> Delivery {
+    /// The changelog record of a held event's current value (`None`: it is
+    /// finished, a tombstone). Key: the held id as text; value: the held
+    /// event in the store's binary format.
+    ///
+    /// # Errors
+    /// [`KafkaError::Store`] when the held event cannot be encoded.
+    pub fn record(&self, id: &HeldId, record: Option<&HeldEvent>) -> Result<OutRecord> {
         let payload = match record {
-            Some(record) => match serde_json::to_vec(record) {
-                Ok(bytes) => Some(bytes),
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot encode a held event for the changelog");
-                    None
-                }
-            },
+            Some(record) => Some(value::encode("held event", record)?),
             None => None,
         };
-        producer.enqueue(&OutRecord {
+        Ok(OutRecord {
             topic: self.topic.clone(),
             partition: Some(self.partition_of(&id.topic, id.partition)),
             key: Some(id.to_string().into_bytes()),
             payload,
             headers: Vec::new(),
         })
+    }
+
+    /// Writes a record built by [`Changelog::record`].
+    pub fn write(&self, producer: &Producer, record: &OutRecord) -> Delivery {
+        producer.enqueue(record)
     }
 
     /// Reads the held events of `(topic, partition)` from the changelog,
@@ -137,7 +147,7 @@ impl Changelog {
                     if id.topic == topic && id.partition == partition {
                         let value = message
                             .payload()
-                            .and_then(|bytes| match serde_json::from_slice(bytes) {
+                            .and_then(|bytes| match value::decode("held event", bytes) {
                                 Ok(record) => Some(record),
                                 Err(err) => {
                                     tracing::warn!(error = %err, key, "unreadable changelog record skipped");

@@ -24,6 +24,7 @@ pub fn kind_name(reason: DeadReason) -> &'static str {
         DeadReason::AttemptsExhausted => "attempts_exhausted",
         DeadReason::MaxAgeExceeded => "max_age_exceeded",
         DeadReason::Undecodable => "undecodable",
+        DeadReason::TooLargeToHold => "too_large",
     }
 }
 
@@ -43,6 +44,8 @@ pub struct Death<'a> {
     pub now_ms: i64,
     /// Re-drives before this death.
     pub redrives: u32,
+    /// What the kind alone does not say (sizes for `too_large`).
+    pub detail: Option<String>,
 }
 
 /// Builds the dead letter of `death`.
@@ -52,9 +55,11 @@ pub fn build(ctx: &ActorContext, death: Death<'_>) -> DeadLetter {
         .last()
         .map(|a| a.error.clone())
         .unwrap_or_default();
-    let reason = match death.kind {
-        DeadReason::ActorDead => last_error,
-        other => format!("{other}: {last_error}"),
+    let reason = match (death.kind, death.detail) {
+        (DeadReason::ActorDead, _) => last_error,
+        (kind, Some(detail)) if last_error.is_empty() => format!("{kind}: {detail}"),
+        (kind, Some(detail)) => format!("{kind}: {detail}; last error: {last_error}"),
+        (kind, None) => format!("{kind}: {last_error}"),
     };
     DeadLetter {
         id: DeadLetter::make_id(
@@ -79,9 +84,25 @@ pub fn build(ctx: &ActorContext, death: Death<'_>) -> DeadLetter {
 /// Produces the mirror of `dead` if the manifest asks for one.
 pub fn mirror(ctx: &ActorContext, manifest: &ActorManifest, dead: &DeadLetter) -> Option<Delivery> {
     let topic = manifest.dead_letter_topic(&dead.event.topic)?;
-    let mut headers = dead.event.headers.clone();
+    // The event's own headers, null values kept null. Kafka clients can
+    // only produce UTF-8 header names: a name that is not (kept raw in the
+    // store) is mirrored with its invalid bytes replaced.
+    let mut headers: Vec<(String, Option<Vec<u8>>)> = dead
+        .event
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                String::from_utf8_lossy(&h.name).into_owned(),
+                h.value.clone(),
+            )
+        })
+        .collect();
     let mut put = |name: &str, value: String| {
-        headers.push((format!("{DLQ_HEADER_PREFIX}{name}"), value.into_bytes()));
+        headers.push((
+            format!("{DLQ_HEADER_PREFIX}{name}"),
+            Some(value.into_bytes()),
+        ));
     };
     put("id", dead.id.clone());
     put("actor", dead.actor.clone());
@@ -103,7 +124,8 @@ pub fn mirror(ctx: &ActorContext, manifest: &ActorManifest, dead: &DeadLetter) -
         topic,
         partition: None,
         key: dead.event.key.clone(),
-        payload: Some(dead.event.payload.clone()),
+        // A tombstone is mirrored as a tombstone.
+        payload: dead.event.payload.clone(),
         headers,
     }))
 }

@@ -9,6 +9,12 @@
 //! when the contract can carry it, and otherwise it is [`Undecodable`], which
 //! the partition worker dead-letters at once with the reason.
 //!
+//! Null stays null: a record whose value is null (a tombstone) has `payload:
+//! None`, one whose value is empty `Some(vec![])`; the same for header
+//! values. The store keeps header names as raw bytes ([`StoredHeader`]), so
+//! a dead letter keeps exactly what the broker sent; the runtime's event
+//! has them as strings (the contract's); see [`from_stored`].
+//!
 //! What it does not do: decide what happens to an undecodable record (the
 //! worker), or know the store's encoding (wactor-store).
 
@@ -16,7 +22,7 @@ use std::ffi::CStr;
 
 use rdkafka::message::{BorrowedMessage, Message};
 use wactor_runtime::Event;
-use wactor_store::StoredEvent;
+use wactor_store::{StoredEvent, StoredHeader};
 
 /// A record exactly as the broker sent it, owned. Header names are bytes:
 /// Kafka's protocol does not promise UTF-8, whatever clients assume.
@@ -131,7 +137,7 @@ pub fn decode(record: RawRecord) -> Intake {
     let mut headers = Vec::with_capacity(record.headers.len());
     for (idx, (name, value)) in record.headers.iter().enumerate() {
         match std::str::from_utf8(name) {
-            Ok(name) => headers.push((name.to_string(), value.clone().unwrap_or_default())),
+            Ok(name) => headers.push((name.to_string(), value.clone())),
             Err(_) => {
                 let reason = format!(
                     "undecodable header: the name of header {idx} is not UTF-8 (bytes {})",
@@ -147,7 +153,7 @@ pub fn decode(record: RawRecord) -> Intake {
         offset: record.offset,
         timestamp_ms: record.timestamp_ms,
         key: record.key,
-        payload: record.payload.unwrap_or_default(),
+        payload: record.payload,
         headers,
         attempt: 1,
     })
@@ -163,9 +169,8 @@ fn hex_prefix(bytes: &[u8], max: usize) -> String {
     out.join(" ")
 }
 
-/// The stored form of a record the contract cannot carry: kept for the
-/// dead-letter set. Header names that are not UTF-8 are kept with their
-/// invalid bytes replaced (U+FFFD); the dead letter's reason names the bytes.
+/// The stored form of a record the contract cannot carry: kept as read,
+/// header names as bytes, for the dead-letter set.
 pub fn raw_to_stored(record: &RawRecord) -> StoredEvent {
     StoredEvent {
         topic: record.topic.clone(),
@@ -173,16 +178,11 @@ pub fn raw_to_stored(record: &RawRecord) -> StoredEvent {
         offset: record.offset,
         timestamp_ms: record.timestamp_ms,
         key: record.key.clone(),
-        payload: record.payload.clone().unwrap_or_default(),
+        payload: record.payload.clone(),
         headers: record
             .headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    String::from_utf8_lossy(name).into_owned(),
-                    value.clone().unwrap_or_default(),
-                )
-            })
+            .map(|(name, value)| StoredHeader::new(name.as_slice(), value.clone()))
             .collect(),
     }
 }
@@ -196,11 +196,17 @@ pub fn to_stored(event: &Event) -> StoredEvent {
         timestamp_ms: event.timestamp_ms,
         key: event.key.clone(),
         payload: event.payload.clone(),
-        headers: event.headers.clone(),
+        headers: event
+            .headers
+            .iter()
+            .map(|(name, value)| StoredHeader::new(name.as_bytes(), value.clone()))
+            .collect(),
     }
 }
 
-/// An event from its stored form, at `attempt`.
+/// An event from its stored form, at `attempt`. A header name that is not
+/// UTF-8 (kept only by dead letters of records refused for it) is passed
+/// on with its invalid bytes replaced by U+FFFD.
 pub fn from_stored(stored: &StoredEvent, attempt: u32) -> Event {
     Event {
         topic: stored.topic.clone(),
@@ -209,7 +215,16 @@ pub fn from_stored(stored: &StoredEvent, attempt: u32) -> Event {
         timestamp_ms: stored.timestamp_ms,
         key: stored.key.clone(),
         payload: stored.payload.clone(),
-        headers: stored.headers.clone(),
+        headers: stored
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    String::from_utf8_lossy(&h.name).into_owned(),
+                    h.value.clone(),
+                )
+            })
+            .collect(),
         attempt,
     }
 }
@@ -254,7 +269,43 @@ mod tests {
         };
         assert_eq!(event.key, Some(vec![0xff, 0x00]));
         assert_eq!(event.offset, 7);
-        assert_eq!(event.headers.len(), 1);
+        assert_eq!(event.payload, None, "a null value stays null");
+        assert_eq!(event.headers, vec![("trace".to_string(), None)]);
+    }
+
+    #[test]
+    fn an_undecodable_record_is_stored_with_its_raw_header_name_and_null_value() {
+        let Intake::Undecodable(bad) =
+            decode(record(vec![(vec![0xff, 0xfe], Some(b"v".to_vec()))]))
+        else {
+            panic!("expected an undecodable record");
+        };
+        let stored = raw_to_stored(&bad.record);
+        assert_eq!(stored.headers[0].name, vec![0xff, 0xfe]);
+        assert_eq!(stored.payload, None, "the null value stays null");
+    }
+
+    #[test]
+    fn null_and_empty_values_and_headers_survive_the_store_form() {
+        let event = Event {
+            topic: "t".into(),
+            partition: 1,
+            offset: 9,
+            timestamp_ms: Some(3),
+            key: Some(b"k".to_vec()),
+            payload: None,
+            headers: vec![("a".into(), None), ("b".into(), Some(Vec::new()))],
+            attempt: 1,
+        };
+        let stored = to_stored(&event);
+        assert_eq!(stored.payload, None);
+        assert_eq!(stored.headers[0], StoredHeader::new("a", None));
+        assert_eq!(from_stored(&stored, 1), event);
+        let empty = Event {
+            payload: Some(Vec::new()),
+            ..event
+        };
+        assert_eq!(from_stored(&to_stored(&empty), 1), empty);
     }
 
     #[test]

@@ -188,7 +188,7 @@ mod tests {
             offset: 9,
             timestamp_ms: None,
             key: Some(b"k".to_vec()),
-            payload: Vec::new(),
+            payload: Some(Vec::new()),
             headers: Vec::new(),
             attempt: 1,
         };

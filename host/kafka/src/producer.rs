@@ -31,10 +31,62 @@ pub struct OutRecord {
     pub partition: Option<i32>,
     /// Key.
     pub key: Option<Vec<u8>>,
-    /// Value; `None` is a tombstone.
+    /// Value; `None` is a tombstone (a null value).
     pub payload: Option<Vec<u8>>,
-    /// Headers.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Headers; a `None` value is a null header value.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl OutRecord {
+    /// The bytes librdkafka counts against `message.max.bytes`, framing
+    /// included (an upper bound: [`RECORD_OVERHEAD`] per record and per
+    /// header).
+    pub fn wire_size(&self) -> usize {
+        RECORD_OVERHEAD
+            + self.key.as_ref().map_or(0, Vec::len)
+            + self.payload.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    RECORD_OVERHEAD + name.len() + value.as_ref().map_or(0, Vec::len)
+                })
+                .sum::<usize>()
+    }
+}
+
+/// Framing bytes counted per record (and per header) on top of key, value
+/// and header bytes: more than a Kafka v2 record's worst case (about 40
+/// bytes), so that a record this module calls small enough is never refused
+/// by librdkafka's own size check.
+pub const RECORD_OVERHEAD: usize = 64;
+
+/// librdkafka's default `message.max.bytes`: 1,000,000 bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// The largest record the host's producer sends: `message.max.bytes` from
+/// `[kafka.producer]` (or `[kafka.client]`), else librdkafka's default of
+/// 1,000,000 bytes. Records the host builds itself (changelog records,
+/// re-drive envelopes) are checked against it before they are produced.
+/// Brokers have their own limit (`message.max.bytes` on the broker,
+/// `max.message.bytes` on a topic); keep them at least this large.
+pub fn max_message_bytes(settings: &KafkaSettings) -> usize {
+    settings
+        .producer
+        .get("message.max.bytes")
+        .or_else(|| settings.client.get("message.max.bytes"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+}
+
+/// Whether a produce error says the record is too large, for the client
+/// (`message.max.bytes`) or the broker (its or the topic's limit): a
+/// failure that no retry can fix.
+pub fn is_too_large(error: &KafkaError) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("too large")
+        || text.contains("msgsizetoolarge")
+        || text.contains("message_too_large")
 }
 
 /// Where a record landed.
@@ -115,7 +167,7 @@ impl Producer {
         for (name, value) in &record.headers {
             headers = headers.insert(Header {
                 key: name,
-                value: Some(value),
+                value: value.as_deref(),
             });
         }
         let mut future: FutureRecord<'_, [u8], [u8]> =
@@ -171,5 +223,52 @@ impl Producer {
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.inner.flush(Timeout::After(timeout))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_limit_comes_from_the_producer_or_client_table_or_the_default() {
+        let mut settings = KafkaSettings::new("localhost:9092");
+        assert_eq!(max_message_bytes(&settings), 1_000_000);
+        settings
+            .client
+            .insert("message.max.bytes".into(), "2000000".into());
+        assert_eq!(max_message_bytes(&settings), 2_000_000);
+        settings
+            .producer
+            .insert("message.max.bytes".into(), "300000".into());
+        assert_eq!(max_message_bytes(&settings), 300_000);
+    }
+
+    #[test]
+    fn a_record_wire_size_counts_key_value_headers_and_framing() {
+        let record = OutRecord {
+            topic: "t".into(),
+            partition: None,
+            key: Some(vec![0; 10]),
+            payload: Some(vec![0; 100]),
+            headers: vec![("h".into(), Some(vec![0; 5])), ("n".into(), None)],
+        };
+        assert_eq!(record.wire_size(), 64 + 10 + 100 + (64 + 1 + 5) + (64 + 1));
+    }
+
+    #[test]
+    fn size_errors_are_recognised() {
+        let too_large = KafkaError::Produce {
+            topic: "t".into(),
+            reason:
+                "Message production error: MessageSizeTooLarge (Broker: Message size too large)"
+                    .into(),
+        };
+        assert!(is_too_large(&too_large));
+        let other = KafkaError::Produce {
+            topic: "t".into(),
+            reason: "Local: Message timed out".into(),
+        };
+        assert!(!is_too_large(&other));
     }
 }

@@ -13,6 +13,13 @@
 //! retry policy gives a re-drive a fresh budget: attempts and age count
 //! from the re-drive, or a re-drive after the last attempt could never be
 //! retried.
+//!
+//! Envelopes are encoded in the store's binary value format
+//! ([`wactor_store::value`]: bytes stay bytes, a null payload stays null);
+//! JSON envelopes written by earlier versions are still read. An envelope
+//! must fit the producer's `message.max.bytes`: a dead letter whose event
+//! is too close to that limit cannot be re-driven through Kafka, and the
+//! re-drive says so.
 
 use serde::{Deserialize, Serialize};
 use wactor_runtime::Event;
@@ -34,9 +41,22 @@ pub struct RedriveEnvelope {
 }
 
 impl RedriveEnvelope {
-    /// Decodes a re-drive record's value.
-    pub fn decode(payload: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(payload).map_err(|e| format!("not a re-drive record: {e}"))
+    /// Encodes the envelope as a re-drive record's value.
+    ///
+    /// # Errors
+    /// The encoder's message (not expected for these types).
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        wactor_store::value::encode("re-drive envelope", self).map_err(|e| e.to_string())
+    }
+
+    /// Decodes a re-drive record's value (a tombstone is not one).
+    ///
+    /// # Errors
+    /// Says why the value is not a re-drive envelope.
+    pub fn decode(payload: Option<&[u8]>) -> Result<Self, String> {
+        let payload = payload.ok_or("not a re-drive record: the value is null")?;
+        wactor_store::value::decode("re-drive envelope", payload)
+            .map_err(|e| format!("not a re-drive record: {e}"))
     }
 
     /// Attempts made before this re-drive.

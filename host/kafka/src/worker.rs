@@ -21,7 +21,7 @@
 //!   the final offset. Held events stay in the store and the changelog for
 //!   whoever owns the partition next; it restores them before it starts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,7 +32,9 @@ use futures::FutureExt;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
-use wactor_delivery::{Decision, Failure, LaneId, LaneScheduler, OffsetTracker, OrderingMode};
+use wactor_delivery::{
+    DeadReason, Decision, Failure, LaneId, LaneScheduler, OffsetTracker, OrderingMode,
+};
 use wactor_manifest::ActorManifest;
 use wactor_runtime::Event;
 use wactor_store::{AttemptOutcome, AttemptRecord, HeldEvent, HeldId, LaneKey};
@@ -44,7 +46,7 @@ use crate::consumer::PartitionFeed;
 use crate::dead_letter::{self, Death};
 use crate::event::{from_stored, raw_to_stored, to_stored, Intake, Undecodable};
 use crate::held_lanes::{lane_key, Head, HeldLane, HeldLanes};
-use crate::producer::Delivery;
+use crate::producer::{is_too_large, max_message_bytes, Delivery};
 use crate::redrive::RedriveEnvelope;
 
 /// Events taken from the inbox per wake-up, at most.
@@ -154,7 +156,9 @@ pub fn spawn(
         accepting: true,
         is_redrive: false,
         rng: StdRng::from_entropy(),
+        max_record_bytes: 0,
     };
+    worker.max_record_bytes = max_message_bytes(&worker.ctx.settings);
     worker.is_redrive = worker.topic == worker.ctx.redrive_topic();
     let span = tracing::info_span!(
         "partition",
@@ -213,8 +217,8 @@ struct Failed<'a> {
 struct Durable {
     /// Offsets to finish once durable.
     offsets: Vec<i64>,
-    /// Changelog writes to await.
-    writes: Vec<(HeldId, Delivery)>,
+    /// Changelog writes to await, with their record's size.
+    writes: Vec<(HeldId, usize, Delivery)>,
 }
 
 /// The result of a durability tick.
@@ -225,8 +229,12 @@ struct Tick {
     offsets: Vec<i64>,
     /// Whether sled flushed.
     flushed: bool,
-    /// Changelog writes that were not acknowledged.
+    /// Changelog writes that were not acknowledged, to write again.
     failed: Vec<HeldId>,
+    /// Changelog writes refused as too large (by the broker: the client's
+    /// limit is checked before writing), with their size and the error:
+    /// writing them again cannot work.
+    refused: Vec<(HeldId, usize, String)>,
 }
 
 struct Worker {
@@ -263,6 +271,28 @@ struct Worker {
     /// This partition belongs to the actor's re-drive topic.
     is_redrive: bool,
     rng: StdRng,
+    /// The largest changelog record this worker writes: the producer's
+    /// `message.max.bytes`, lowered if the broker refuses a smaller record.
+    /// A held event whose record is larger is dead-lettered instead.
+    max_record_bytes: usize,
+}
+
+/// What became of [`Worker::hold_record`].
+enum Hold {
+    /// In the store, its changelog record on its way.
+    Held,
+    /// Not written: its changelog record would be too large (says how).
+    TooLarge(String),
+    /// The store refused it (logged).
+    Failed,
+}
+
+/// What a failed Kafka event does next.
+enum Next {
+    /// It is held until `due`; `len` of its lane's events were held.
+    Hold { due: i64, len: usize },
+    /// It is dead-lettered for this reason.
+    Dead(DeadReason),
 }
 
 impl Worker {
@@ -470,8 +500,10 @@ impl Worker {
                 first_attempt_at_ms: now,
                 now_ms: now,
                 redrives: 0,
+                detail: None,
             },
         );
+        // The reason says it all (`undecodable header: ...`).
         dead.reason = bad.reason;
         match self.ctx.dead_letters.put(&dead) {
             Ok(()) => {
@@ -510,12 +542,21 @@ impl Worker {
                     next_attempt_at_ms: None,
                     version_override: None,
                 };
-                if self.hold_record(&record) {
-                    self.durable.offsets.push(offset);
-                    if let Some(held) = self.held.get_mut(&lane) {
-                        held.len += 1;
-                        held.max_offset = offset;
+                match self.hold_record(&record) {
+                    Hold::Held => {
+                        self.durable.offsets.push(offset);
+                        if let Some(held) = self.held.get_mut(&lane) {
+                            held.len += 1;
+                            held.max_offset = offset;
+                        }
                     }
+                    Hold::TooLarge(why) => {
+                        self.dead_unheld(&record.event, why);
+                        if let Some(held) = self.held.get_mut(&lane) {
+                            held.max_offset = offset;
+                        }
+                    }
+                    Hold::Failed => {}
                 }
                 return;
             }
@@ -571,7 +612,7 @@ impl Worker {
             event.attempt = attempt;
             return Ok((Arc::new(event), None));
         }
-        let envelope = RedriveEnvelope::decode(&raw.payload)?;
+        let envelope = RedriveEnvelope::decode(raw.payload.as_deref())?;
         let presented = Arc::new(envelope.presented(attempt));
         Ok((presented, Some(Arc::new(envelope))))
     }
@@ -691,6 +732,9 @@ impl Worker {
                 self.kafka_failed(lane, failed);
             }
             (JobKind::Held { lane, record }, None) => {
+                // Usually finished long ago (a no-op then); not if its
+                // changelog record was refused while it ran.
+                self.durable.offsets.push(raw.offset);
                 let id = record.id();
                 match self.ctx.held.remove(&id) {
                     Ok(_) => self.write_changelog(&id, None),
@@ -701,6 +745,7 @@ impl Worker {
                 self.advance(&lane);
             }
             (JobKind::Held { lane, record }, Some(failure)) => {
+                self.durable.offsets.push(raw.offset);
                 let failed = Failed {
                     raw: &raw,
                     presented: &presented,
@@ -760,8 +805,36 @@ impl Worker {
         let first_at = failed.report.started_at_ms;
         let (decision, now) = self.decide(1, first_at, failed.failure);
         let lane_key = lane_key(self.ctx.ordering, failed.raw);
-        match decision {
+        let mut detail = None;
+        let next = match decision {
             Decision::RetryAfter(delay) => {
+                let due = now.saturating_add(millis(delay));
+                let head = HeldEvent {
+                    event: to_stored(failed.raw),
+                    lane: lane_key.clone(),
+                    attempts: vec![attempt.clone()],
+                    first_attempt_at_ms: Some(first_at),
+                    next_attempt_at_ms: Some(due),
+                    version_override: None,
+                };
+                match self.hold_record(&head) {
+                    Hold::Held => {
+                        self.durable.offsets.push(failed.raw.offset);
+                        Next::Hold { due, len: 1 }
+                    }
+                    Hold::Failed => Next::Hold { due, len: 0 },
+                    Hold::TooLarge(why) => {
+                        // It cannot wait for its retry: dead now, and the
+                        // lane goes on as after any death.
+                        detail = Some(why);
+                        Next::Dead(DeadReason::TooLargeToHold)
+                    }
+                }
+            }
+            Decision::DeadLetter(kind) => Next::Dead(kind),
+        };
+        match next {
+            Next::Hold { due, mut len } => {
                 let queued = match self.scheduler.complete_and_take(lane) {
                     Ok(queued) => queued,
                     Err(err) => {
@@ -769,21 +842,7 @@ impl Worker {
                         Vec::new()
                     }
                 };
-                let due = now.saturating_add(millis(delay));
-                let head = HeldEvent {
-                    event: to_stored(failed.raw),
-                    lane: lane_key.clone(),
-                    attempts: vec![attempt],
-                    first_attempt_at_ms: Some(first_at),
-                    next_attempt_at_ms: Some(due),
-                    version_override: None,
-                };
-                let mut len = 0;
                 let mut max_offset = failed.raw.offset;
-                if self.hold_record(&head) {
-                    self.durable.offsets.push(failed.raw.offset);
-                    len += 1;
-                }
                 for waiting in queued {
                     self.shared.pending.fetch_sub(1, Ordering::Relaxed);
                     let record = HeldEvent {
@@ -794,10 +853,17 @@ impl Worker {
                         next_attempt_at_ms: None,
                         version_override: None,
                     };
-                    if self.hold_record(&record) {
-                        self.durable.offsets.push(waiting.offset);
-                        len += 1;
-                        max_offset = max_offset.max(waiting.offset);
+                    match self.hold_record(&record) {
+                        Hold::Held => {
+                            self.durable.offsets.push(waiting.offset);
+                            len += 1;
+                            max_offset = max_offset.max(waiting.offset);
+                        }
+                        Hold::TooLarge(why) => {
+                            self.dead_unheld(&record.event, why);
+                            max_offset = max_offset.max(waiting.offset);
+                        }
+                        Hold::Failed => {}
                     }
                 }
                 self.held.insert(
@@ -811,8 +877,8 @@ impl Worker {
                 self.update_hold();
                 self.ctx.counters.retries_scheduled.inc();
             }
-            Decision::DeadLetter(kind) => {
-                let dead = self.death(&failed, vec![attempt], kind, first_at, now);
+            Next::Dead(kind) => {
+                let dead = self.death(&failed, vec![attempt], kind, detail, first_at, now);
                 match self.ctx.dead_letters.put(&dead) {
                     Ok(()) => {
                         self.after_death(&dead);
@@ -844,35 +910,53 @@ impl Worker {
             failed.presented.attempt,
         ));
         let (decision, now) = self.decide(attempt, first_at, failed.failure);
-        match decision {
+        let mut detail = None;
+        let kind = match decision {
             Decision::RetryAfter(delay) => {
                 let due = now.saturating_add(millis(delay));
                 record.next_attempt_at_ms = Some(due);
-                if self.hold_record(&record) {
-                    self.held.set_head(&lane, Head::Due(due));
-                } else {
-                    self.held.set_head(&lane, Head::Due(now + 1_000));
-                }
-                self.ctx.counters.retries_scheduled.inc();
-            }
-            Decision::DeadLetter(kind) => {
-                let id = record.id();
-                let dead = self.death(&failed, record.attempts.clone(), kind, first_at, now);
-                match self
-                    .ctx
-                    .held
-                    .move_to_dead_letters(&id, &dead, &self.ctx.dead_letters)
-                {
-                    Ok(()) => {
-                        self.write_changelog(&id, None);
-                        self.after_death(&dead);
-                        self.advance(&lane);
+                match self.hold_record(&record) {
+                    Hold::Held => {
+                        self.held.set_head(&lane, Head::Due(due));
+                        self.ctx.counters.retries_scheduled.inc();
+                        return;
                     }
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot move a held event to the dead letters; retrying in a while");
+                    Hold::Failed => {
                         self.held.set_head(&lane, Head::Due(now + 1_000));
+                        self.ctx.counters.retries_scheduled.inc();
+                        return;
+                    }
+                    // Its history grew past what the changelog takes.
+                    Hold::TooLarge(why) => {
+                        detail = Some(why);
+                        DeadReason::TooLargeToHold
                     }
                 }
+            }
+            Decision::DeadLetter(kind) => kind,
+        };
+        let id = record.id();
+        let dead = self.death(
+            &failed,
+            record.attempts.clone(),
+            kind,
+            detail,
+            first_at,
+            now,
+        );
+        match self
+            .ctx
+            .held
+            .move_to_dead_letters(&id, &dead, &self.ctx.dead_letters)
+        {
+            Ok(()) => {
+                self.write_changelog(&id, None);
+                self.after_death(&dead);
+                self.advance(&lane);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot move a held event to the dead letters; retrying in a while");
+                self.held.set_head(&lane, Head::Due(now + 1_000));
             }
         }
     }
@@ -884,6 +968,7 @@ impl Worker {
         failed: &Failed<'_>,
         attempts: Vec<AttemptRecord>,
         kind: wactor_delivery::DeadReason,
+        detail: Option<String>,
         first_at: i64,
         now: i64,
     ) -> wactor_store::DeadLetter {
@@ -900,6 +985,7 @@ impl Worker {
                         first_attempt_at_ms: first_at,
                         now_ms: now,
                         redrives: 0,
+                        detail,
                     },
                 )
             }
@@ -917,6 +1003,7 @@ impl Worker {
                         first_attempt_at_ms: earlier.first_attempt_at_ms,
                         now_ms: now,
                         redrives: earlier.redrives.saturating_add(1),
+                        detail,
                     },
                 )
             }
@@ -980,26 +1067,88 @@ impl Worker {
         }
     }
 
-    /// Puts a held record into the store and the changelog. False when the
-    /// store refused it (logged): the caller then leaves its offset
-    /// unfinished, so the event is read again after a restart.
-    fn hold_record(&mut self, record: &HeldEvent) -> bool {
-        match self.ctx.held.put(record) {
-            Ok(()) => {
-                self.write_changelog(&record.id(), Some(record));
-                true
-            }
-            Err(err) => {
-                tracing::error!(error = %err, offset = record.event.offset, "cannot hold an event");
-                false
+    /// Puts a held record into the store and the changelog.
+    ///
+    /// [`Hold::TooLarge`] (nothing written) when its changelog record
+    /// would exceed the message size limit: the caller dead-letters the
+    /// event instead, so one record can never stall the partition's
+    /// commits. [`Hold::Failed`] when the store refused it (logged): the
+    /// caller then leaves its offset unfinished, so the event is read again
+    /// after a restart.
+    fn hold_record(&mut self, record: &HeldEvent) -> Hold {
+        let id = record.id();
+        let out = match &self.changelog {
+            Some(changelog) => match changelog.record(&id, Some(record)) {
+                Ok(out) => {
+                    let size = out.wire_size();
+                    if size > self.max_record_bytes {
+                        return Hold::TooLarge(format!(
+                            "its retry changelog record is {size} bytes, over the limit of {} bytes \
+                             (kafka message.max.bytes)",
+                            self.max_record_bytes
+                        ));
+                    }
+                    Some((changelog.clone(), out))
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, offset = record.event.offset, "cannot encode a held event");
+                    return Hold::Failed;
+                }
+            },
+            None => None,
+        };
+        if let Err(err) = self.ctx.held.put(record) {
+            tracing::error!(error = %err, offset = record.event.offset, "cannot hold an event");
+            return Hold::Failed;
+        }
+        if let Some((changelog, out)) = out {
+            let delivery = changelog.write(&self.ctx.producer, &out);
+            self.durable.writes.push((id, out.wire_size(), delivery));
+        }
+        Hold::Held
+    }
+
+    /// Writes the current value of a held event to the changelog (`None`: a
+    /// tombstone, the event is finished).
+    fn write_changelog(&mut self, id: &HeldId, record: Option<&HeldEvent>) {
+        if let Some(changelog) = &self.changelog {
+            match changelog.record(id, record) {
+                Ok(out) => {
+                    let delivery = changelog.write(&self.ctx.producer, &out);
+                    self.durable
+                        .writes
+                        .push((id.clone(), out.wire_size(), delivery));
+                }
+                Err(err) => tracing::error!(error = %err, %id, "cannot encode a changelog record"),
             }
         }
     }
 
-    fn write_changelog(&mut self, id: &HeldId, record: Option<&HeldEvent>) {
-        if let Some(changelog) = &self.changelog {
-            let delivery = changelog.write(&self.ctx.producer, id, record);
-            self.durable.writes.push((id.clone(), delivery));
+    /// Dead-letters an event that had to be held behind its lane's head but
+    /// cannot be (its record is too large): it was never attempted. Its
+    /// offset finishes once the dead letter is durable.
+    fn dead_unheld(&mut self, event: &wactor_store::StoredEvent, why: String) {
+        let now = self.ctx.clock.now_ms();
+        let version = self.ctx.versions.current().map_or(0, |v| v.version);
+        let dead = dead_letter::build(
+            &self.ctx,
+            Death {
+                event,
+                attempts: Vec::new(),
+                kind: DeadReason::TooLargeToHold,
+                version,
+                first_attempt_at_ms: now,
+                now_ms: now,
+                redrives: 0,
+                detail: Some(why),
+            },
+        );
+        match self.ctx.dead_letters.put(&dead) {
+            Ok(()) => {
+                self.after_death(&dead);
+                self.durable.offsets.push(event.offset);
+            }
+            Err(err) => tracing::error!(error = %err, "cannot store a dead letter"),
         }
     }
 
@@ -1057,27 +1206,124 @@ impl Worker {
         });
     }
 
+    /// Applies a durability point. Offsets whose own writes are durable
+    /// finish; the candidate (computed from offsets finished before the
+    /// tick) is published whenever the store flushed: a failed changelog
+    /// write holds back only the offset of its own event, never the
+    /// partition's commits.
     fn on_tick(&mut self, tick: Tick) {
         self.tick_running = false;
-        if !tick.flushed || !tick.failed.is_empty() {
-            if !tick.failed.is_empty() {
-                tracing::warn!(
-                    count = tick.failed.len(),
-                    "changelog writes failed; writing again"
-                );
-            }
+        // Offsets whose record the broker refused: they finish when their
+        // event is dead-lettered (or done), not with this tick.
+        let refused: HashSet<i64> = tick.refused.iter().map(|(id, _, _)| id.offset).collect();
+        for (id, size, error) in tick.refused {
+            self.refused(id, size, error);
+        }
+        if !tick.flushed {
+            // Nothing written since the last tick is known to be on disk.
             for id in tick.failed {
                 let current = self.ctx.held.get(&id).ok().flatten();
                 self.write_changelog(&id, current.as_ref());
             }
-            self.durable.offsets.extend(tick.offsets);
+            self.durable
+                .offsets
+                .extend(tick.offsets.into_iter().filter(|o| !refused.contains(o)));
             return;
         }
+        // Offsets whose changelog record is not acknowledged yet.
+        let mut waiting: HashSet<i64> = HashSet::new();
+        if !tick.failed.is_empty() {
+            tracing::warn!(
+                count = tick.failed.len(),
+                "changelog writes failed; writing again"
+            );
+        }
+        for id in tick.failed {
+            waiting.insert(id.offset);
+            let current = self.ctx.held.get(&id).ok().flatten();
+            self.write_changelog(&id, current.as_ref());
+        }
         for offset in tick.offsets {
-            self.offsets.finish(offset);
+            if waiting.contains(&offset) {
+                self.durable.offsets.push(offset);
+            } else if !refused.contains(&offset) {
+                self.offsets.finish(offset);
+            }
         }
         if let Some(candidate) = tick.candidate {
             self.shared.commit.store(candidate, Ordering::Relaxed);
+        }
+    }
+
+    /// A changelog record the broker refused as too large (its limit, or
+    /// the topic's `max.message.bytes`, is below the producer's): writing
+    /// it again cannot work. Records of this size and above are from now
+    /// on treated as too large to hold, and the event is dead-lettered
+    /// now unless it is running (then its next hold fails the size check,
+    /// or it finishes). Its offset finishes with it.
+    fn refused(&mut self, id: HeldId, size: usize, error: String) {
+        self.max_record_bytes = self.max_record_bytes.min(size.saturating_sub(1));
+        tracing::error!(
+            %id, size, limit = self.max_record_bytes, %error,
+            "the broker refused a retry changelog record as too large; \
+             raise the changelog topic's max.message.bytes to match kafka message.max.bytes"
+        );
+        let record = match self.ctx.held.get(&id) {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                // Finished meanwhile: make sure the changelog forgets it.
+                self.write_changelog(&id, None);
+                self.durable.offsets.push(id.offset);
+                return;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, %id, "cannot read a held event");
+                return;
+            }
+        };
+        let is_head = matches!(
+            self.ctx.held.lane_first(&self.topic, self.partition, &id.lane),
+            Ok(Some(ref first)) if first.id() == id
+        );
+        let lane = self.held.get(&id.lane).copied();
+        if is_head && lane.is_some_and(|l| l.head == Head::Running) {
+            return;
+        }
+        let now = self.ctx.clock.now_ms();
+        let version = self.ctx.versions.current().map_or(0, |v| v.version);
+        let dead = dead_letter::build(
+            &self.ctx,
+            Death {
+                event: &record.event,
+                attempts: record.attempts.clone(),
+                kind: DeadReason::TooLargeToHold,
+                version,
+                first_attempt_at_ms: record.first_attempt_at_ms.unwrap_or(now),
+                now_ms: now,
+                redrives: 0,
+                detail: Some(format!(
+                    "the broker refused its {size}-byte retry changelog record: {error}"
+                )),
+            },
+        );
+        match self
+            .ctx
+            .held
+            .move_to_dead_letters(&id, &dead, &self.ctx.dead_letters)
+        {
+            Ok(()) => {
+                self.write_changelog(&id, None);
+                self.after_death(&dead);
+                self.durable.offsets.push(id.offset);
+                if is_head {
+                    self.advance(&id.lane);
+                } else if let Some(held) = self.held.get_mut(&id.lane) {
+                    held.len = held.len.saturating_sub(1);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, %id, "cannot move a held event to the dead letters");
+            }
         }
     }
 
@@ -1120,7 +1366,7 @@ impl Worker {
         }
         let batch = std::mem::take(&mut self.durable);
         let tick = make_durable(self.ctx.store.clone(), None, batch).await;
-        let durable = tick.flushed && tick.failed.is_empty();
+        let durable = tick.flushed && tick.failed.is_empty() && tick.refused.is_empty();
         if durable {
             for offset in tick.offsets {
                 self.offsets.finish(offset);
@@ -1150,10 +1396,15 @@ async fn make_durable(store: wactor_store::Store, candidate: Option<i64>, batch:
         }
     };
     let mut failed = Vec::new();
-    for (id, delivery) in batch.writes {
+    let mut refused = Vec::new();
+    for (id, size, delivery) in batch.writes {
         if let Err(err) = delivery.await {
-            tracing::warn!(error = %err, "changelog write not acknowledged");
-            failed.push(id);
+            if is_too_large(&err) {
+                refused.push((id, size, err.to_string()));
+            } else {
+                tracing::warn!(error = %err, "changelog write not acknowledged");
+                failed.push(id);
+            }
         }
     }
     Tick {
@@ -1161,6 +1412,7 @@ async fn make_durable(store: wactor_store::Store, candidate: Option<i64>, batch:
         offsets: batch.offsets,
         flushed,
         failed,
+        refused,
     }
 }
 

@@ -33,6 +33,8 @@
 //!
 //! [dead_letter]
 //! topic = "bookings.payment-reversal.dlq" # optional mirror to Kafka; must end in .dlq
+//! max_age = "30d"                         # retention; "none" keeps forever
+//! max_count = 100000                      # per actor; the oldest go first
 //!
 //! [config]
 //! wallet_url = "http://wallet.internal:8080"
@@ -259,7 +261,7 @@ impl Default for InstancesSpec {
 }
 
 /// `[dead_letter]`: what happens to events that end dead.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterSpec {
     /// Also produce each dead letter to this Kafka topic, with its context
@@ -268,6 +270,35 @@ pub struct DeadLetterSpec {
     /// host, so no actor can emit into a dead-letter mirror.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Retention by age: dead letters of this actor older than this (since
+    /// they died) are evicted by the host's periodic sweep; default
+    /// `"30d"`, `"none"` keeps them until they are re-driven or discarded.
+    #[serde(default = "default_dead_letter_max_age", with = "duration_str::option")]
+    pub max_age: Option<Duration>,
+    /// Retention by count: at most this many dead letters of this actor
+    /// are kept, the oldest are evicted first; default 100000, at least 1.
+    #[serde(default = "default_dead_letter_max_count")]
+    pub max_count: u64,
+}
+
+/// Default [`DeadLetterSpec::max_age`]: 30 days.
+pub fn default_dead_letter_max_age() -> Option<Duration> {
+    Some(Duration::from_secs(30 * 24 * 60 * 60))
+}
+
+/// Default [`DeadLetterSpec::max_count`]: 100,000.
+pub fn default_dead_letter_max_count() -> u64 {
+    100_000
+}
+
+impl Default for DeadLetterSpec {
+    fn default() -> Self {
+        DeadLetterSpec {
+            topic: None,
+            max_age: default_dead_letter_max_age(),
+            max_count: default_dead_letter_max_count(),
+        }
+    }
 }
 
 impl ActorManifest {
@@ -389,6 +420,18 @@ impl ActorManifest {
                     ));
                 }
             }
+        }
+        if self.dead_letter.max_count == 0 {
+            return Err(ManifestError::invalid(
+                "dead_letter.max_count",
+                "must be at least 1 (discard dead letters with `wactor dlq discard` instead)",
+            ));
+        }
+        if self.dead_letter.max_age == Some(Duration::ZERO) {
+            return Err(ManifestError::invalid(
+                "dead_letter.max_age",
+                "must be more than 0s, or \"none\"",
+            ));
         }
         for key in self.config.keys() {
             if key.is_empty() || key.len() > 256 {
@@ -547,6 +590,38 @@ mod tests {
         assert_eq!(m.retry, RetryPolicy::default());
         assert_eq!(m.dead_letter_topic("orders"), None);
         assert!(m.allowed_hosts.is_empty());
+        assert_eq!(
+            m.dead_letter.max_age,
+            Some(Duration::from_secs(30 * 24 * 3600))
+        );
+        assert_eq!(m.dead_letter.max_count, 100_000);
+    }
+
+    #[test]
+    fn dead_letter_retention_is_read_and_checked() {
+        let m = ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\nmax_age = \"7d\"\nmax_count = 10",
+        )
+        .unwrap();
+        assert_eq!(m.dead_letter.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(m.dead_letter.max_count, 10);
+        let forever = ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\nmax_age = \"none\"",
+        )
+        .unwrap();
+        assert_eq!(forever.dead_letter.max_age, None);
+        for (text, field) in [
+            ("max_count = 0", "dead_letter.max_count"),
+            ("max_age = \"0s\"", "dead_letter.max_age"),
+        ] {
+            let err = ActorManifest::parse(&format!(
+                "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\n{text}"
+            ))
+            .unwrap_err();
+            assert_eq!(field_of(err), field);
+        }
+        // The manifest round-trips through the registry's TOML text.
+        assert_eq!(ActorManifest::parse(&m.to_toml()).unwrap(), m);
     }
 
     #[test]

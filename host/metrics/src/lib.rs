@@ -46,6 +46,9 @@ pub struct Metrics {
     pub dead_letters_total: IntCounterVec,
     /// Events in the dead-letter set, by actor.
     pub dead_letter_set_size: IntGaugeVec,
+    /// Dead letters removed by retention, by actor and reason (`age`:
+    /// older than `[dead_letter] max_age`; `count`: beyond `max_count`).
+    pub dead_letters_evicted_total: IntCounterVec,
     /// Events held in the store (retrying, or waiting behind a retrying
     /// event of their key), by actor.
     pub held_events: IntGaugeVec,
@@ -141,6 +144,13 @@ impl Metrics {
             ),
             &["actor"],
         )?;
+        let dead_letters_evicted_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_dead_letters_evicted_total",
+                "Dead letters removed by retention (age or count)",
+            ),
+            &["actor", "reason"],
+        )?;
         let held_events = IntGaugeVec::new(
             Opts::new(
                 "wactor_held_events",
@@ -187,6 +197,7 @@ impl Metrics {
         registry.register(Box::new(retries_fired_total.clone()))?;
         registry.register(Box::new(dead_letters_total.clone()))?;
         registry.register(Box::new(dead_letter_set_size.clone()))?;
+        registry.register(Box::new(dead_letters_evicted_total.clone()))?;
         registry.register(Box::new(held_events.clone()))?;
         registry.register(Box::new(oldest_retry_age_seconds.clone()))?;
         registry.register(Box::new(activations_total.clone()))?;
@@ -214,6 +225,7 @@ impl Metrics {
             retries_fired_total,
             dead_letters_total,
             dead_letter_set_size,
+            dead_letters_evicted_total,
             held_events,
             oldest_retry_age_seconds,
             activations_total,

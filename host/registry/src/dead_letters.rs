@@ -13,15 +13,23 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wactor_kafka::actor::redrive_topic;
+use wactor_kafka::producer::max_message_bytes;
 use wactor_kafka::redrive::RedriveEnvelope;
 use wactor_kafka::OutRecord;
-use wactor_store::{DeadLetter, DeadLetterFilter, DeadLetterPage, HeldEvent, HeldFilter, HeldId};
+use wactor_manifest::ActorManifest;
+use wactor_store::{
+    DeadLetter, DeadLetterFilter, DeadLetterPage, Evicted, HeldEvent, HeldFilter, HeldId, Retention,
+};
 
 use crate::error::{RegistryError, Result};
 use crate::registry::Registry;
 
 /// Most dead letters one re-drive or discard request may touch.
 pub const MAX_BATCH: usize = 100_000;
+
+/// How often the host applies dead-letter retention
+/// ([`Registry::sweep_dead_letters`]): every minute.
+pub const DEAD_LETTER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Which version a re-drive runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -158,10 +166,10 @@ impl Registry {
                 by: request.by.clone(),
                 dead_letter: dead.clone(),
             };
-            let payload = match serde_json::to_vec(&envelope) {
+            let payload = match envelope.encode() {
                 Ok(payload) => payload,
                 Err(err) => {
-                    report.failed.push((dead.id.clone(), err.to_string()));
+                    report.failed.push((dead.id.clone(), err));
                     continue;
                 }
             };
@@ -170,8 +178,24 @@ impl Registry {
                 partition: None,
                 key: dead.event.key.clone(),
                 payload: Some(payload),
-                headers: vec![("wactor-redrive-of".into(), dead.id.clone().into_bytes())],
+                headers: vec![(
+                    "wactor-redrive-of".into(),
+                    Some(dead.id.clone().into_bytes()),
+                )],
             };
+            let limit = max_message_bytes(&self.parts().kafka);
+            if record.wire_size() > limit {
+                report.failed.push((
+                    dead.id.clone(),
+                    format!(
+                        "too large to re-drive through Kafka: the re-drive record is {} bytes, \
+                         over the limit of {limit} bytes (kafka message.max.bytes); the dead \
+                         letter is kept",
+                        record.wire_size()
+                    ),
+                ));
+                continue;
+            }
             match self.parts().producer.send(&record).await {
                 Ok(_) => {
                     dead_letters.remove(&dead.id)?;
@@ -186,6 +210,46 @@ impl Registry {
         }
         self.parts().store.flush_async().await?;
         Ok(report)
+    }
+
+    /// Applies every actor's dead-letter retention now (the manifest's
+    /// `[dead_letter] max_age` and `max_count` of its active version; the
+    /// defaults for dead letters of actors that no longer exist), counts
+    /// the evictions in `wactor_dead_letters_evicted_total{actor,reason}`
+    /// and returns them per actor (only actors that lost some). Blocking
+    /// (sled reads and writes): run it on a blocking thread. The host runs
+    /// it every [`DEAD_LETTER_SWEEP_INTERVAL`].
+    pub fn sweep_dead_letters(&self) -> Result<Vec<(String, Evicted)>> {
+        let store = &self.parts().store;
+        let set = store.dead_letters();
+        let now = self.parts().clock.now_ms();
+        let mut retention = std::collections::BTreeMap::new();
+        for record in store.registry().actors()? {
+            if let Ok(manifest) = ActorManifest::parse(&record.manifest_toml) {
+                retention.insert(record.name, retention_of(&manifest));
+            }
+        }
+        let mut out = Vec::new();
+        for actor in set.actors()? {
+            let policy = retention.get(&actor).copied().unwrap_or_default();
+            let evicted = set.enforce_retention(&actor, &policy, now)?;
+            if evicted.total() == 0 {
+                continue;
+            }
+            let metric = &self.parts().metrics.dead_letters_evicted_total;
+            metric
+                .with_label_values(&[actor.as_str(), "age"])
+                .inc_by(evicted.by_age);
+            metric
+                .with_label_values(&[actor.as_str(), "count"])
+                .inc_by(evicted.by_count);
+            tracing::info!(
+                actor = %actor, by_age = evicted.by_age, by_count = evicted.by_count,
+                "dead letters evicted by retention"
+            );
+            out.push((actor, evicted));
+        }
+        Ok(out)
     }
 
     /// Removes dead letters for good (one by id, or those matching).
@@ -268,5 +332,16 @@ impl Registry {
                 id: id.into(),
             })
         }
+    }
+}
+
+/// The store's retention of an actor's manifest.
+pub fn retention_of(manifest: &ActorManifest) -> Retention {
+    Retention {
+        max_age_ms: manifest
+            .dead_letter
+            .max_age
+            .map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX)),
+        max_count: Some(manifest.dead_letter.max_count),
     }
 }

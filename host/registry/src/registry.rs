@@ -123,6 +123,8 @@ pub struct ActorSummary {
     pub lag: i64,
     /// Events in the dead-letter set.
     pub dead_letters: usize,
+    /// Dead letters removed by retention (age and count), ever.
+    pub dead_letters_evicted: u64,
     /// Events held for retry (or behind one) on this host.
     pub held: usize,
     /// Last change, ms since the epoch.
@@ -516,6 +518,13 @@ impl Registry {
                 partitions,
                 lag,
                 dead_letters: dead.get(&record.name).copied().unwrap_or(0),
+                dead_letters_evicted: self
+                    .parts
+                    .store
+                    .dead_letters()
+                    .evicted(&record.name)
+                    .map(|e| e.total())
+                    .unwrap_or(0),
                 held,
                 updated_at_ms: record.updated_at_ms,
                 name: record.name,

@@ -17,8 +17,8 @@ use crate::error::{Result, RuntimeError};
 use crate::host::{CallState, HostState};
 use crate::http_policy::HostAllowList;
 use crate::types::{
-    ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, Outcome, StateReader,
-    Trap, TrapKind,
+    cut_reason, ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, Outcome,
+    StateReader, Trap, TrapKind,
 };
 
 /// Time a call may overrun its deadline while blocked in a host call before
@@ -147,12 +147,40 @@ impl Runtime {
     }
 
     fn prepare(&self, component: &Component) -> Result<ActorPre<HostState>> {
-        let instance_pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+        let instance_pre =
+            self.linker.instantiate_pre(component).map_err(|e| {
+                match older_contract(&self.engine.engine, component) {
+                    Some(version) => RuntimeError::WrongWorld(format!(
+                        "built for wactor:actor@{version}; rebuild against wactor-sdk 0.2 / \
+                     wactor:actor@{CONTRACT_VERSION} (since 0.2.0 the contract tells a null \
+                     value, a tombstone, from an empty one)"
+                    )),
+                    None => RuntimeError::WrongWorld(format!("{e:#}")),
+                }
+            })?;
         ActorPre::new(instance_pre).map_err(|e| RuntimeError::MissingExport(format!("{e:#}")))
     }
+}
+
+/// The version of the `wactor:actor` package this host implements.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// The version of an older `wactor:actor` contract `component` imports
+/// (e.g. `0.1.0`), if it imports one: every Rust guest imports at least
+/// `wactor:actor/types@<version>`.
+fn older_contract(engine: &Engine, component: &Component) -> Option<String> {
+    let ty = component.component_type();
+    let names: Vec<&str> = ty.imports(engine).map(|(name, _)| name).collect();
+    older_contract_of(&names)
+}
+
+/// [`older_contract`] on import names.
+fn older_contract_of(import_names: &[&str]) -> Option<String> {
+    import_names.iter().find_map(|name| {
+        let rest = name.strip_prefix("wactor:actor/")?;
+        let (_, version) = rest.split_once('@')?;
+        (version != CONTRACT_VERSION).then(|| version.to_string())
+    })
 }
 
 /// Tells a component from a core module from anything else, so that the
@@ -601,11 +629,15 @@ fn to_wit(event: &Event) -> wit::Event {
 fn from_wit(outcome: wit::Outcome) -> Outcome {
     match outcome {
         wit::Outcome::Done => Outcome::Done,
+        // Reasons enter the host here, and only here: an actor controls
+        // their length, so they are cut before anything stores them.
         wit::Outcome::Retry(retry) => Outcome::Retry {
-            reason: retry.reason,
+            reason: cut_reason(retry.reason),
             delay: retry.delay_ms.map(Duration::from_millis),
         },
-        wit::Outcome::Dead(reason) => Outcome::Dead { reason },
+        wit::Outcome::Dead(reason) => Outcome::Dead {
+            reason: cut_reason(reason),
+        },
     }
 }
 
@@ -628,6 +660,19 @@ mod tests {
             check_header(b"\0asm\x02\0\0\0"),
             Err(RuntimeError::NotWasm(_))
         ));
+    }
+
+    #[test]
+    fn imports_of_an_older_contract_are_recognised_by_version() {
+        assert_eq!(
+            older_contract_of(&["wasi:io/streams@0.2.0", "wactor:actor/types@0.1.0"]).as_deref(),
+            Some("0.1.0")
+        );
+        assert_eq!(
+            older_contract_of(&["wactor:actor/types@0.2.0", "wactor:actor/emit@0.2.0"]),
+            None
+        );
+        assert_eq!(older_contract_of(&["wasi:cli/stdout@0.2.0"]), None);
     }
 
     #[test]

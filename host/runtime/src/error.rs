@@ -27,13 +27,15 @@ pub enum RuntimeError {
     #[error("invalid component: {0}")]
     Invalid(String),
 
-    /// The component imports something the host does not provide.
+    /// The component imports something the host does not provide. A
+    /// component built for an older contract (`wactor:actor@0.1.0`) gets a
+    /// message that names its version and says to rebuild.
     #[error("the component does not fit the wactor:actor world: {0}")]
     WrongWorld(String),
 
     /// The component lacks the `handle` export or its type is wrong.
     #[error(
-        "the component does not export `handle: func(event) -> outcome` of wactor:actor@0.1.0: {0}"
+        "the component does not export `handle: func(event) -> outcome` of wactor:actor@0.2.0: {0}"
     )]
     MissingExport(String),
 

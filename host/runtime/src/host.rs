@@ -417,12 +417,12 @@ impl emit::Host for HostState {
             ));
         }
         let size = out.topic.len()
-            + out.payload.len()
+            + out.payload.as_ref().map_or(0, Vec::len)
             + out.key.as_ref().map_or(0, Vec::len)
             + out
                 .headers
                 .iter()
-                .map(|h| h.name.len() + h.value.len())
+                .map(|h| h.name.len() + h.value.as_ref().map_or(0, Vec::len))
                 .sum::<usize>();
         if effects.emit_bytes + size > limits.max_emit_bytes {
             return Err(format!(

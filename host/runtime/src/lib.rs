@@ -35,7 +35,7 @@ mod output;
 pub mod topics;
 pub mod types;
 
-pub use actor::{LoadReport, LoadedActor, Runtime, RuntimeSettings};
+pub use actor::{LoadReport, LoadedActor, Runtime, RuntimeSettings, CONTRACT_VERSION};
 pub use cache::{sha256_hex, CacheOutcome};
 pub use engine::{AllocatorChoice, EngineSettings};
 pub use error::{Result, RuntimeError};
@@ -46,6 +46,7 @@ pub use host::{
 pub use http_policy::HostAllowList;
 pub use topics::check_emit_topic;
 pub use types::{
-    ActorSettings, CallResult, Effects, EmittedRecord, EmptyState, Event, InstanceMode, Invocation,
-    Limits, LogLevel, LogLine, Outcome, StateReader, StateWrite, Trap, TrapKind,
+    cut_reason, ActorSettings, CallResult, Effects, EmittedRecord, EmptyState, Event, InstanceMode,
+    Invocation, Limits, LogLevel, LogLine, Outcome, StateReader, StateWrite, Trap, TrapKind,
+    MAX_REASON_BYTES,
 };

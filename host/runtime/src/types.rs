@@ -24,12 +24,49 @@ pub struct Event {
     pub timestamp_ms: Option<i64>,
     /// Record key.
     pub key: Option<Vec<u8>>,
-    /// Record value.
-    pub payload: Vec<u8>,
-    /// Record headers in producer order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Record value: `None` for a null value (a tombstone), `Some` of an
+    /// empty vector for an empty value.
+    pub payload: Option<Vec<u8>>,
+    /// Record headers in producer order: (name, value), the value `None`
+    /// when it is null.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// Delivery attempt, 1-based.
     pub attempt: u32,
+}
+
+impl Event {
+    /// The value's bytes; empty for a tombstone (see
+    /// [`is_tombstone`](Self::is_tombstone) to tell the two apart).
+    pub fn payload_bytes(&self) -> &[u8] {
+        self.payload.as_deref().unwrap_or_default()
+    }
+
+    /// True when the record's value is null (a tombstone).
+    pub fn is_tombstone(&self) -> bool {
+        self.payload.is_none()
+    }
+}
+
+/// Most bytes of a retry or dead reason (and of any attempt error) the host
+/// keeps: 4 KiB. An actor controls these strings, and they are copied into
+/// every held event, changelog record and dead letter.
+pub const MAX_REASON_BYTES: usize = 4 * 1024;
+
+/// Cuts `reason` to at most [`MAX_REASON_BYTES`] bytes plus a marker: the
+/// text is cut at a character boundary and `… [cut: N bytes]` is appended,
+/// N being how many bytes were removed. Shorter text is returned as is.
+pub fn cut_reason(mut reason: String) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let mut cut = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let removed = reason.len() - cut;
+    reason.truncate(cut);
+    reason.push_str(&format!("… [cut: {removed} bytes]"));
+    reason
 }
 
 /// What an actor said about an event.
@@ -123,10 +160,23 @@ pub struct EmittedRecord {
     pub topic: String,
     /// Key: the actor's, or `None` to mean "the source event's key".
     pub key: Option<Vec<u8>>,
-    /// Value.
-    pub payload: Vec<u8>,
-    /// Headers the actor set (the Kafka layer adds the source headers).
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Value: `None` produces a tombstone (a null value).
+    pub payload: Option<Vec<u8>>,
+    /// Headers the actor set (the Kafka layer adds the source headers);
+    /// a `None` value is a null header value.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl EmittedRecord {
+    /// The value's bytes; empty for a tombstone.
+    pub fn payload_bytes(&self) -> &[u8] {
+        self.payload.as_deref().unwrap_or_default()
+    }
+
+    /// True when the actor asked for a tombstone (a null value).
+    pub fn is_tombstone(&self) -> bool {
+        self.payload.is_none()
+    }
 }
 
 /// A pending change to an actor's state.
@@ -356,5 +406,55 @@ mod opt_millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sixteen_mebibyte_reason_is_cut_to_four_kibibytes_with_a_marker() {
+        let reason = "x".repeat(16 * 1024 * 1024);
+        let cut = cut_reason(reason);
+        let removed = 16 * 1024 * 1024 - MAX_REASON_BYTES;
+        assert!(cut.starts_with(&"x".repeat(MAX_REASON_BYTES)));
+        assert!(
+            cut.ends_with(&format!("… [cut: {removed} bytes]")),
+            "{}",
+            &cut[MAX_REASON_BYTES..]
+        );
+        assert!(cut.len() < MAX_REASON_BYTES + 40);
+    }
+
+    #[test]
+    fn a_reason_is_cut_at_a_character_boundary_and_short_ones_are_kept() {
+        assert_eq!(cut_reason("wallet down".into()), "wallet down");
+        let exact = "y".repeat(MAX_REASON_BYTES);
+        assert_eq!(cut_reason(exact.clone()), exact);
+        // 'é' is two bytes: 4097 bytes of them cannot be cut at 4096 exactly.
+        let accents = format!("a{}", "é".repeat(MAX_REASON_BYTES));
+        let cut = cut_reason(accents);
+        let kept = cut.split('…').next().unwrap_or_default();
+        assert_eq!(kept.len(), MAX_REASON_BYTES - 1);
+        assert!(cut.ends_with(" bytes]"));
+    }
+
+    #[test]
+    fn a_tombstone_has_no_payload_and_an_empty_value_is_not_one() {
+        let mut event = Event {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: None,
+            key: None,
+            payload: None,
+            headers: Vec::new(),
+            attempt: 1,
+        };
+        assert!(event.is_tombstone());
+        assert_eq!(event.payload_bytes(), b"");
+        event.payload = Some(Vec::new());
+        assert!(!event.is_tombstone());
     }
 }

@@ -10,7 +10,9 @@
 //!   numerically, negatives first;
 //! - unsigned integers are big-endian.
 //!
-//! Values are JSON ([`to_json`], [`from_json`]). Nothing here touches sled.
+//! Registry values are JSON ([`to_json`], [`from_json`]); held events and
+//! dead letters use the binary format of the `value` module. Nothing here
+//! touches sled.
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -101,6 +103,15 @@ impl<'a> Reader<'a> {
         Some((u32::from_be_bytes(self.array()?) ^ 0x8000_0000) as i32)
     }
 
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        Some((u64::from_be_bytes(self.array()?) ^ 0x8000_0000_0000_0000) as i64)
+    }
+
+    /// Everything not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// Position of the reader: how many bytes were consumed from `whole`.
     pub(crate) fn consumed(&self, whole: &[u8]) -> usize {
         whole.len() - self.rest.len()
@@ -175,6 +186,19 @@ pub(crate) fn dead_letter_time_key(dead_at_ms: i64, id: &str) -> Vec<u8> {
     out
 }
 
+/// Prefix of one actor's keys in the per-actor dead-letter index.
+pub(crate) fn dead_letter_actor_prefix(actor: &str) -> Result<Vec<u8>> {
+    actor_prefix(actor)
+}
+
+/// Key of a dead letter in the per-actor index: (actor, dead_at_ms, id).
+pub(crate) fn dead_letter_actor_key(actor: &str, dead_at_ms: i64, id: &str) -> Result<Vec<u8>> {
+    let mut out = actor_prefix(actor)?;
+    put_i64(&mut out, dead_at_ms);
+    out.extend_from_slice(id.as_bytes());
+    Ok(out)
+}
+
 // --- registry: (actor, number) ----------------------------------------------
 
 /// Prefix of every key of one actor in the versions and activations trees.
@@ -227,7 +251,7 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 pub(crate) fn to_json<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|source| StoreError::Codec {
         what: what.to_string(),
-        source,
+        reason: source.to_string(),
     })
 }
 
@@ -235,7 +259,7 @@ pub(crate) fn to_json<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
 pub(crate) fn from_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Codec {
         what: what.to_string(),
-        source,
+        reason: source.to_string(),
     })
 }
 

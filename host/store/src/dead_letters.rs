@@ -1,13 +1,29 @@
 //! Dead letters: the cluster-wide set of events that actors gave up on,
 //! with everything an operator needs to see why and to re-drive them.
 //!
-//! Two trees, kept in step inside one sled transaction on every write:
-//! - `dead_letters`: id -> [`DeadLetter`] (JSON);
+//! Three trees, kept in step inside one sled transaction on every write:
+//! - `dead_letters`: id -> [`DeadLetter`] (the binary value format of
+//!   [`crate::value`]; JSON written by earlier versions is still read);
 //! - `dead_letters_by_time`: (dead_at_ms as sign-flipped i64 BE, id) -> (),
-//!   the index that lists newest first and narrows time filters.
+//!   the index that lists newest first and narrows time filters;
+//! - `dead_letters_by_actor`: (actor, dead_at_ms, id) -> (), the index that
+//!   retention walks oldest first per actor (built from the records when a
+//!   store written by an earlier version is opened).
+//!
+//! A fourth, `dead_letters_evicted`, counts per actor and reason the dead
+//! letters that retention removed ([`DeadLetters::enforce_retention`]).
 //!
 //! Ids are deterministic ([`DeadLetter::make_id`]), so an event that is
 //! delivered twice and dies twice is one entry.
+//!
+//! # Retention
+//!
+//! The set is bounded per actor by age and by count ([`Retention`]; the
+//! manifest's `[dead_letter] max_age` and `max_count`, 30 days and 100,000
+//! by default). Enforcement is a sweep the host runs on a timer: dead
+//! letters older than the age limit go first, then the oldest beyond the
+//! count limit. Each record's size is bounded by the host's limits on
+//! reasons (4 KiB each) and on the events it holds.
 //!
 //! # Not here
 //!
@@ -129,6 +145,58 @@ fn decode_record_actor(records: &sled::Tree, key: &[u8]) -> Result<String> {
     }
 }
 
+/// How long and how many dead letters one actor keeps; `None` fields do
+/// not limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Dead letters whose `dead_at_ms` is older than this many milliseconds
+    /// are evicted.
+    pub max_age_ms: Option<i64>,
+    /// At most this many are kept; the oldest (by `dead_at_ms`) are
+    /// evicted first.
+    pub max_count: Option<u64>,
+}
+
+impl Retention {
+    /// The defaults: 30 days, 100,000 dead letters per actor.
+    pub const DEFAULT: Retention = Retention {
+        max_age_ms: Some(30 * 24 * 60 * 60 * 1000),
+        max_count: Some(100_000),
+    };
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::DEFAULT
+    }
+}
+
+/// Dead letters removed by retention, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evicted {
+    /// Removed for being older than `max_age`.
+    pub by_age: u64,
+    /// Removed for being beyond `max_count`.
+    pub by_count: u64,
+}
+
+impl Evicted {
+    /// Both reasons together.
+    pub fn total(&self) -> u64 {
+        self.by_age.saturating_add(self.by_count)
+    }
+}
+
+/// Why retention evicted a dead letter; the byte that ends its counter key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EvictReason {
+    Age = 0,
+    Count = 1,
+}
+
+/// Most dead letters removed in one transaction.
+const EVICT_BATCH: usize = 500;
+
 /// The dead-letter set. Cheap to clone.
 #[derive(Clone)]
 pub struct DeadLetters {
@@ -136,6 +204,10 @@ pub struct DeadLetters {
     records: sled::Tree,
     /// `dead_letters_by_time`: (dead_at_ms, id) -> ().
     by_time: sled::Tree,
+    /// `dead_letters_by_actor`: (actor, dead_at_ms, id) -> ().
+    by_actor: sled::Tree,
+    /// `dead_letters_evicted`: (actor, reason byte) -> u64 BE.
+    evicted: sled::Tree,
 }
 
 const WHAT: &str = "dead letter";
@@ -147,33 +219,47 @@ pub(crate) fn encode(dead: &DeadLetter) -> Result<Vec<u8>> {
             what: "dead letter: empty id".to_string(),
         });
     }
-    codec::to_json(WHAT, dead)
+    crate::value::encode(WHAT, dead)
 }
 
 fn decode(bytes: &[u8]) -> Result<DeadLetter> {
-    codec::from_json(WHAT, bytes)
+    crate::value::decode(WHAT, bytes)
 }
 
 /// Inserts or replaces `dead` (already `encode`d as `value`) inside a
-/// transaction over the two trees, moving its index entry if its
-/// dead_at_ms changed.
+/// transaction over the three trees (records, by time, by actor), moving
+/// its index entries if its dead_at_ms (or actor) changed.
 pub(crate) fn put_in(
-    records: &TransactionalTree,
-    by_time: &TransactionalTree,
+    (records, by_time, by_actor): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
     dead: &DeadLetter,
     value: &[u8],
 ) -> ConflictableTransactionResult<(), StoreError> {
+    let actor_key =
+        codec::dead_letter_actor_key(&dead.actor, dead.dead_at_ms, &dead.id).map_err(abort)?;
     if let Some(old) = records.insert(dead.id.as_bytes(), value)? {
         let old = decode(&old).map_err(abort)?;
         if old.dead_at_ms != dead.dead_at_ms {
             by_time.remove(codec::dead_letter_time_key(old.dead_at_ms, &old.id))?;
+        }
+        let old_actor_key =
+            codec::dead_letter_actor_key(&old.actor, old.dead_at_ms, &old.id).map_err(abort)?;
+        if old_actor_key != actor_key {
+            by_actor.remove(old_actor_key)?;
         }
     }
     by_time.insert(
         codec::dead_letter_time_key(dead.dead_at_ms, &dead.id),
         sled::IVec::default(),
     )?;
+    by_actor.insert(actor_key, sled::IVec::default())?;
     Ok(())
+}
+
+/// Key of an actor's eviction counter for one reason.
+fn evicted_key(actor: &str, reason: EvictReason) -> Result<Vec<u8>> {
+    let mut key = codec::actor_prefix(actor)?;
+    key.push(reason as u8);
+    Ok(key)
 }
 
 /// The opaque cursor of an index key.
@@ -217,23 +303,50 @@ fn index_range(filter: &DeadLetterFilter, before: Option<Vec<u8>>) -> Option<Ran
 
 impl DeadLetters {
     pub(crate) fn open(db: &sled::Db) -> Result<Self> {
-        Ok(DeadLetters {
+        let set = DeadLetters {
             records: db.open_tree("dead_letters")?,
             by_time: db.open_tree("dead_letters_by_time")?,
-        })
+            by_actor: db.open_tree("dead_letters_by_actor")?,
+            evicted: db.open_tree("dead_letters_evicted")?,
+        };
+        if set.by_actor.is_empty() && !set.records.is_empty() {
+            set.rebuild_actor_index()?;
+        }
+        Ok(set)
     }
 
-    /// The two trees, for transactions that span other modules' trees.
-    pub(crate) fn trees(&self) -> (&sled::Tree, &sled::Tree) {
-        (&self.records, &self.by_time)
+    /// Builds the per-actor index from the records (a store written before
+    /// the index existed).
+    fn rebuild_actor_index(&self) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0usize;
+        for value in self.records.iter().values() {
+            let dead = decode(&value?)?;
+            batch.insert(
+                codec::dead_letter_actor_key(&dead.actor, dead.dead_at_ms, &dead.id)?,
+                sled::IVec::default(),
+            );
+            n += 1;
+        }
+        self.by_actor.apply_batch(batch)?;
+        tracing::info!(dead_letters = n, "built the per-actor dead-letter index");
+        Ok(())
     }
 
-    /// Inserts `dead`, or replaces the entry with the same id (its time
-    /// index entry moves with it).
+    /// The three trees a dead letter lives in, for transactions that span
+    /// other modules' trees.
+    pub(crate) fn trees(&self) -> (&sled::Tree, &sled::Tree, &sled::Tree) {
+        (&self.records, &self.by_time, &self.by_actor)
+    }
+
+    /// Inserts `dead`, or replaces the entry with the same id (its index
+    /// entries move with it).
     pub fn put(&self, dead: &DeadLetter) -> Result<()> {
         let value = encode(dead)?;
-        (&self.records, &self.by_time)
-            .transaction(|(records, by_time)| put_in(records, by_time, dead, &value))
+        (&self.records, &self.by_time, &self.by_actor)
+            .transaction(|(records, by_time, by_actor)| {
+                put_in((records, by_time, by_actor), dead, &value)
+            })
             .map_err(from_tx)
     }
 
@@ -247,16 +360,154 @@ impl DeadLetters {
 
     /// Removes (discards) the dead letter with this id, returning it.
     pub fn remove(&self, id: &str) -> Result<Option<DeadLetter>> {
-        (&self.records, &self.by_time)
-            .transaction(|(records, by_time)| {
+        (&self.records, &self.by_time, &self.by_actor)
+            .transaction(|(records, by_time, by_actor)| {
                 let Some(old) = records.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
                 let old = decode(&old).map_err(abort)?;
                 by_time.remove(codec::dead_letter_time_key(old.dead_at_ms, &old.id))?;
+                by_actor.remove(
+                    codec::dead_letter_actor_key(&old.actor, old.dead_at_ms, &old.id)
+                        .map_err(abort)?,
+                )?;
                 Ok(Some(old))
             })
             .map_err(from_tx)
+    }
+
+    /// Applies `retention` to `actor`'s dead letters at `now_ms`: removes
+    /// those that died more than `max_age_ms` ago, then the oldest beyond
+    /// `max_count`, and adds them to the actor's eviction counters. Returns
+    /// what this call removed. Reads index keys only (no record is
+    /// decoded), and removes in transactions of a few hundred, so writers
+    /// are never held up for long; a dead letter replaced meanwhile (it
+    /// died again) is left alone.
+    pub fn enforce_retention(
+        &self,
+        actor: &str,
+        retention: &Retention,
+        now_ms: i64,
+    ) -> Result<Evicted> {
+        let prefix = codec::dead_letter_actor_prefix(actor)?;
+        let mut total: u64 = 0;
+        for key in self.by_actor.scan_prefix(&prefix).keys() {
+            key?;
+            total += 1;
+        }
+        let cutoff = retention
+            .max_age_ms
+            .map(|age| now_ms.saturating_sub(age.max(0)));
+        let keep = retention.max_count.unwrap_or(u64::MAX);
+        let mut remaining = total;
+        let mut chosen: Vec<(i64, String, EvictReason)> = Vec::new();
+        for key in self.by_actor.scan_prefix(&prefix).keys() {
+            let key = key?;
+            let mut reader = codec::Reader::new(&key[prefix.len()..]);
+            let Some(dead_at) = reader.i64() else {
+                return Err(StoreError::Corrupt {
+                    what: format!("dead-letter actor index key {}", codec::hex(&key)),
+                });
+            };
+            let id = String::from_utf8_lossy(reader.rest()).into_owned();
+            let reason = if cutoff.is_some_and(|c| dead_at < c) {
+                EvictReason::Age
+            } else if remaining > keep {
+                EvictReason::Count
+            } else {
+                break;
+            };
+            chosen.push((dead_at, id, reason));
+            remaining -= 1;
+        }
+        let mut evicted = Evicted::default();
+        for batch in chosen.chunks(EVICT_BATCH) {
+            let done = self.evict(actor, batch)?;
+            evicted.by_age += done.by_age;
+            evicted.by_count += done.by_count;
+        }
+        Ok(evicted)
+    }
+
+    /// Removes one batch of dead letters of `actor` chosen by retention
+    /// and counts them, in one transaction.
+    fn evict(&self, actor: &str, batch: &[(i64, String, EvictReason)]) -> Result<Evicted> {
+        let age_key = evicted_key(actor, EvictReason::Age)?;
+        let count_key = evicted_key(actor, EvictReason::Count)?;
+        let mut keys = Vec::with_capacity(batch.len());
+        for (dead_at, id, reason) in batch {
+            keys.push((
+                codec::dead_letter_actor_key(actor, *dead_at, id)?,
+                codec::dead_letter_time_key(*dead_at, id),
+                id.as_bytes().to_vec(),
+                *reason,
+            ));
+        }
+        (&self.records, &self.by_time, &self.by_actor, &self.evicted)
+            .transaction(|(records, by_time, by_actor, evicted)| {
+                let mut done = Evicted::default();
+                for (actor_key, time_key, id, reason) in &keys {
+                    // Gone or replaced since the scan: not ours to remove.
+                    if by_actor.remove(actor_key.as_slice())?.is_none() {
+                        continue;
+                    }
+                    by_time.remove(time_key.as_slice())?;
+                    records.remove(id.as_slice())?;
+                    match reason {
+                        EvictReason::Age => done.by_age += 1,
+                        EvictReason::Count => done.by_count += 1,
+                    }
+                }
+                for (key, n) in [(&age_key, done.by_age), (&count_key, done.by_count)] {
+                    if n == 0 {
+                        continue;
+                    }
+                    let before = match evicted.get(key.as_slice())? {
+                        Some(v) => codec::u64_value("eviction counter", &v).map_err(abort)?,
+                        None => 0,
+                    };
+                    evicted.insert(key.as_slice(), &before.saturating_add(n).to_be_bytes())?;
+                }
+                Ok(done)
+            })
+            .map_err(from_tx)
+    }
+
+    /// How many of `actor`'s dead letters retention has removed, ever.
+    pub fn evicted(&self, actor: &str) -> Result<Evicted> {
+        let read = |reason| -> Result<u64> {
+            match self.evicted.get(evicted_key(actor, reason)?)? {
+                Some(v) => codec::u64_value("eviction counter", &v),
+                None => Ok(0),
+            }
+        };
+        Ok(Evicted {
+            by_age: read(EvictReason::Age)?,
+            by_count: read(EvictReason::Count)?,
+        })
+    }
+
+    /// The actors that have dead letters, sorted by name length then
+    /// bytes (the index order). Seeks past each actor: one lookup per
+    /// actor, not per dead letter.
+    pub fn actors(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut from = Vec::new();
+        while let Some(item) = self.by_actor.range(from.as_slice()..).next() {
+            let key = item?.0;
+            let mut reader = codec::Reader::new(&key);
+            let Some(actor) = reader.str16() else {
+                return Err(StoreError::Corrupt {
+                    what: format!("dead-letter actor index key {}", codec::hex(&key)),
+                });
+            };
+            out.push(actor.to_string());
+            match codec::prefix_successor(&key[..reader.consumed(&key)]) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// One page of the dead letters that pass `filter`, newest first (by
@@ -401,7 +652,7 @@ mod tests {
                 offset,
                 timestamp_ms: None,
                 key: Some(format!("key-{}", offset % 2).into_bytes()),
-                payload: b"{}".to_vec(),
+                payload: Some(b"{}".to_vec()),
                 headers: Vec::new(),
             },
             attempts: vec![AttemptRecord {
@@ -675,6 +926,162 @@ mod tests {
             set.put(&nameless),
             Err(StoreError::Invalid { .. })
         ));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn retention_by_count_evicts_the_oldest_of_that_actor_only_and_counts_them() {
+        let set = Store::temporary().unwrap().dead_letters();
+        for offset in 0..5 {
+            set.put(&dead("a", "t", offset, 1_000 + offset)).unwrap();
+        }
+        set.put(&dead("b", "t", 9, 10)).unwrap();
+        let keep_three = Retention {
+            max_age_ms: None,
+            max_count: Some(3),
+        };
+        let evicted = set.enforce_retention("a", &keep_three, 2_000).unwrap();
+        assert_eq!(
+            evicted,
+            Evicted {
+                by_age: 0,
+                by_count: 2
+            }
+        );
+        let left = set
+            .list(&DeadLetterFilter::default(), 10, None)
+            .unwrap()
+            .items;
+        assert_eq!(ids(&left), vec!["a:t:0:4", "a:t:0:3", "a:t:0:2", "b:t:0:9"]);
+        assert_eq!(set.by_time.len(), 4);
+        assert_eq!(set.by_actor.len(), 4);
+        // Nothing more to do the second time; the counter keeps the total.
+        assert_eq!(
+            set.enforce_retention("a", &keep_three, 2_000).unwrap(),
+            Evicted::default()
+        );
+        assert_eq!(set.evicted("a").unwrap().by_count, 2);
+        assert_eq!(set.evicted("b").unwrap(), Evicted::default());
+    }
+
+    #[test]
+    fn retention_by_age_evicts_what_died_before_the_cutoff() {
+        let set = Store::temporary().unwrap().dead_letters();
+        set.put(&dead("a", "t", 1, 1_000)).unwrap();
+        set.put(&dead("a", "t", 2, 5_000)).unwrap();
+        set.put(&dead("a", "t", 3, 9_000)).unwrap();
+        let ten_seconds = Retention {
+            max_age_ms: Some(6_000),
+            max_count: Some(100),
+        };
+        let evicted = set.enforce_retention("a", &ten_seconds, 11_000).unwrap();
+        assert_eq!(
+            evicted,
+            Evicted {
+                by_age: 1,
+                by_count: 0
+            }
+        );
+        assert_eq!(set.get("a:t:0:1").unwrap(), None);
+        assert!(set.get("a:t:0:2").unwrap().is_some());
+        // Age first, then count: one more beyond a count of 1.
+        let one = Retention {
+            max_age_ms: Some(6_000),
+            max_count: Some(1),
+        };
+        let evicted = set.enforce_retention("a", &one, 11_000).unwrap();
+        assert_eq!(
+            evicted,
+            Evicted {
+                by_age: 0,
+                by_count: 1
+            }
+        );
+        assert_eq!(
+            set.evicted("a").unwrap(),
+            Evicted {
+                by_age: 1,
+                by_count: 1
+            }
+        );
+        assert_eq!(set.count(&DeadLetterFilter::default()).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_dead_letter_that_died_again_moves_in_the_actor_index() {
+        let set = Store::temporary().unwrap().dead_letters();
+        set.put(&dead("a", "t", 1, 100)).unwrap();
+        set.put(&dead("a", "t", 2, 200)).unwrap();
+        set.put(&dead("a", "t", 1, 300)).unwrap();
+        assert_eq!(set.by_actor.len(), 2);
+        let keep_one = Retention {
+            max_age_ms: None,
+            max_count: Some(1),
+        };
+        set.enforce_retention("a", &keep_one, 400).unwrap();
+        // The one that died again is the newest: it stays.
+        assert!(set.get("a:t:0:1").unwrap().is_some());
+        assert_eq!(set.get("a:t:0:2").unwrap(), None);
+        set.remove("a:t:0:1").unwrap();
+        assert!(set.by_actor.is_empty());
+    }
+
+    #[test]
+    fn the_actor_index_is_built_for_a_store_that_had_none() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let set = store.dead_letters();
+            set.put(&dead("a", "t", 1, 100)).unwrap();
+            set.put(&dead("bb", "t", 2, 100)).unwrap();
+            set.by_actor.clear().unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let set = store.dead_letters();
+        assert_eq!(set.by_actor.len(), 2);
+        assert_eq!(
+            set.actors().unwrap(),
+            vec!["a".to_string(), "bb".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_stored_as_json_by_an_earlier_version_is_read_indexed_and_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = br#"{"id":"a:t:0:1","actor":"a","version":1,"group":"g",
+            "event":{"topic":"t","partition":0,"offset":1,"timestamp_ms":null,
+                     "key":[107],"payload":[],"headers":[["h",[118]]]},
+            "attempts":[],"reason":"gone","kind":"actor_dead",
+            "first_attempt_at_ms":90,"dead_at_ms":100,"redrives":0}"#;
+        {
+            // What 0.1 left on disk: a JSON record, its time index, no
+            // per-actor index.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.open_tree("dead_letters")
+                .unwrap()
+                .insert("a:t:0:1", &old[..])
+                .unwrap();
+            db.open_tree("dead_letters_by_time")
+                .unwrap()
+                .insert(codec::dead_letter_time_key(100, "a:t:0:1"), &[][..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let set = store.dead_letters();
+        let read = set.get("a:t:0:1").unwrap().unwrap();
+        assert_eq!(read.event.payload, Some(Vec::new()));
+        assert_eq!(
+            read.event.headers,
+            vec![crate::StoredHeader::new("h", Some(b"v".to_vec()))]
+        );
+        assert_eq!(set.actors().unwrap(), vec!["a".to_string()]);
+        let by_age = Retention {
+            max_age_ms: Some(50),
+            max_count: None,
+        };
+        assert_eq!(set.enforce_retention("a", &by_age, 200).unwrap().by_age, 1);
         assert!(set.is_empty());
     }
 

@@ -191,7 +191,7 @@ pub struct HeldEvents {
 const WHAT: &str = "held event";
 
 fn decode(bytes: &[u8]) -> Result<HeldEvent> {
-    codec::from_json(WHAT, bytes)
+    crate::value::decode(WHAT, bytes)
 }
 
 impl HeldEvents {
@@ -202,7 +202,7 @@ impl HeldEvents {
     /// Inserts `held`, or replaces the record with the same id.
     pub fn put(&self, held: &HeldEvent) -> Result<()> {
         let key = held.id().key()?;
-        let value = codec::to_json(WHAT, held)?;
+        let value = crate::value::encode(WHAT, held)?;
         self.tree.insert(key, value)?;
         Ok(())
     }
@@ -276,7 +276,7 @@ impl HeldEvents {
                     ),
                 });
             }
-            batch.insert(held.id().key()?, codec::to_json(WHAT, held)?);
+            batch.insert(held.id().key()?, crate::value::encode(WHAT, held)?);
         }
         self.tree.apply_batch(batch)?;
         Ok(())
@@ -367,15 +367,15 @@ impl HeldEvents {
     ) -> Result<()> {
         let key = id.key()?;
         let value = dead_letters::encode(dead)?;
-        let (records, by_time) = dead_letters.trees();
-        (&self.tree, records, by_time)
-            .transaction(|(held, records, by_time)| {
+        let (records, by_time, by_actor) = dead_letters.trees();
+        (&self.tree, records, by_time, by_actor)
+            .transaction(|(held, records, by_time, by_actor)| {
                 if held.remove(key.as_slice())?.is_none() {
                     return Err(abort(StoreError::NotFound {
                         what: format!("held event {id}"),
                     }));
                 }
-                dead_letters::put_in(records, by_time, dead, &value)
+                dead_letters::put_in((records, by_time, by_actor), dead, &value)
             })
             .map_err(from_tx)
     }
@@ -403,8 +403,8 @@ mod tests {
             offset,
             timestamp_ms: Some(1_000 + offset),
             key: key.map(<[u8]>::to_vec),
-            payload: format!("payload {offset}").into_bytes(),
-            headers: vec![("trace".to_string(), vec![0, 1, 2])],
+            payload: Some(format!("payload {offset}").into_bytes()),
+            headers: vec![crate::StoredHeader::new("trace", Some(vec![0, 1, 2]))],
         }
     }
 

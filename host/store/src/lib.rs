@@ -14,6 +14,8 @@
 //! | `held/<actor>` | (topic, partition, lane, offset), see [`held`] | [`HeldEvent`] | [`held`] |
 //! | `dead_letters` | dead-letter id | [`DeadLetter`] | [`dead_letters`] |
 //! | `dead_letters_by_time` | (dead_at_ms, id) | empty | [`dead_letters`] |
+//! | `dead_letters_by_actor` | (actor, dead_at_ms, id) | empty | [`dead_letters`] |
+//! | `dead_letters_evicted` | (actor, reason) | u64 BE | [`dead_letters`] |
 //! | `registry/actors` | actor name | [`ActorRecord`] | [`registry`] |
 //! | `registry/versions` | (actor, version) | [`VersionRecord`] | [`registry`] |
 //! | `registry/components` | sha256 (lowercase hex) | component bytes | [`registry`] |
@@ -29,8 +31,9 @@
 //!
 //! Composite keys are built in the `codec` module so that sled's byte order is the
 //! order callers need (a lane's lowest offset first, newest dead letter
-//! last). Values are JSON (serde_json): readable with any tool, and
-//! tolerant of added fields.
+//! last). Held events and dead letters are stored in the compact binary
+//! format of [`value`] (a format byte, then postcard), which still reads
+//! the JSON that earlier versions wrote; registry records are JSON.
 //!
 //! # Atomicity
 //!
@@ -61,13 +64,16 @@ mod event;
 pub mod held;
 pub mod registry;
 pub mod state;
+pub mod value;
 
 use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetters};
-pub use event::{AttemptOutcome, AttemptRecord, LaneKey, StoredEvent};
+pub use dead_letters::{
+    DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetters, Evicted, Retention,
+};
+pub use event::{AttemptOutcome, AttemptRecord, LaneKey, StoredEvent, StoredHeader};
 pub use held::{HeldEvent, HeldEvents, HeldFilter, HeldId};
 pub use registry::{ActivationRecord, ActorRecord, NewVersion, Registry, VersionRecord};
 pub use state::{ActorState, StateChange};
@@ -112,13 +118,13 @@ pub enum StoreError {
         what: String,
     },
     /// A value could not be serialized, or a stored value could not be
-    /// deserialized (JSON).
-    #[error("cannot encode or decode {what}: {source}")]
+    /// deserialized (binary or JSON, see [`value`]).
+    #[error("cannot encode or decode {what}: {reason}")]
     Codec {
         /// The record involved.
         what: String,
-        /// The serde_json error.
-        source: serde_json::Error,
+        /// The encoder's or decoder's message.
+        reason: String,
     },
     /// A stored key or value does not have the shape this version of the
     /// store writes.

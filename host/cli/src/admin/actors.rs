@@ -105,7 +105,7 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
         return Ok(EXIT_OK);
     }
     let mut table = Table::new(&[
-        "NAME", "VERSION", "STATE", "LAG", "DEAD", "RETRYING", "TOPICS",
+        "NAME", "VERSION", "STATE", "LAG", "DEAD", "EVICTED", "RETRYING", "TOPICS",
     ]);
     let mut failed = Vec::new();
     for actor in actors.items {
@@ -131,6 +131,7 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
                 actor.lag.to_string()
             },
             actor.dead_letters.to_string(),
+            actor.dead_letters_evicted.to_string(),
             actor.held.to_string(),
             actor.topics.join(","),
         ]);

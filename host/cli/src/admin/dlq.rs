@@ -303,10 +303,11 @@ fn describe(dead: &DeadLetterView) -> String {
         ),
     );
     for header in &event.headers {
-        field(
-            "header",
-            format!("{}: {}", header.name, header.value.to_arg()),
-        );
+        let value = match &header.value {
+            Some(value) => value.to_arg(),
+            None => "(null)".to_string(),
+        };
+        field("header", format!("{}: {value}", header.name));
     }
     let mut out = fields
         .render()
@@ -333,7 +334,11 @@ fn describe(dead: &DeadLetterView) -> String {
         out.push_str(&format!("  {line}\n"));
     }
     out.push_str("\npayload:\n");
-    for line in payload(&event.payload).lines() {
+    let shown = match &event.payload {
+        Some(view) => payload(view),
+        None => "(tombstone: null value)".to_string(),
+    };
+    for line in shown.lines() {
         out.push_str(&format!("  {line}\n"));
     }
     out
