@@ -92,8 +92,21 @@ listen = "127.0.0.1:0"
     dir
 }
 
-/// Checks the promise over what the actor emitted and the hosts' stores.
-fn check(out: &[Record], total: usize, stores: &[PathBuf]) {
+/// Checks the promise over what the actor emitted and the hosts' stores;
+/// `input` (the source topic as read) names the records of a failure.
+fn check(out: &[Record], total: usize, stores: &[PathBuf], input: &[Record]) {
+    let place = |seqs: &[&usize]| -> Vec<String> {
+        seqs.iter()
+            .map(|seq| {
+                input
+                    .iter()
+                    .find(|r| r.json()["seq"].as_u64() == Some(**seq as u64))
+                    .map_or(format!("{seq}@?"), |r| {
+                        format!("{seq}@{}/{}", r.partition, r.offset)
+                    })
+            })
+            .collect()
+    };
     // Nothing lost, nothing dead reported done.
     let mut first_done: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut done = BTreeSet::new();
@@ -147,7 +160,8 @@ fn check(out: &[Record], total: usize, stores: &[PathBuf]) {
     let lost: Vec<_> = expected_dead.difference(&dead).take(20).collect();
     assert!(
         lost.is_empty(),
-        "dead events in no dead-letter set: {lost:?}"
+        "dead events in no dead-letter set (seq@partition/offset): {:?}",
+        place(&lost)
     );
 }
 
@@ -173,6 +187,22 @@ fn log_tail(dir: &Path) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
+/// The scenario's directory (and the guard that deletes it); kept and
+/// printed with `WACTOR_FAULT_KEEP=1`, so that the hosts' logs and stores
+/// can be read after a failure.
+fn scenario_dir() -> (PathBuf, Option<tempfile::TempDir>) {
+    let dir = tempfile::Builder::new()
+        .prefix("wactor-faults-")
+        .tempdir()
+        .unwrap();
+    if std::env::var_os("WACTOR_FAULT_KEEP").is_some() {
+        let path = dir.keep();
+        eprintln!("scenario directory (kept): {}", path.display());
+        return (path, None);
+    }
+    (dir.path().to_path_buf(), Some(dir))
+}
+
 /// Hosts killed, stopped and started at random while events stream in.
 async fn kill_and_restart(seed: u64, total: usize, faults: usize) {
     eprintln!("fault scenario: seed {seed}, {total} events, {faults} faults");
@@ -182,10 +212,10 @@ async fn kill_and_restart(seed: u64, total: usize, faults: usize) {
     kafka.topic("faults.out", PARTITIONS);
     kafka.topic("wactor.faulty.retries", 2);
     kafka.topic("wactor.faulty.redrive", 2);
-    let root = tempfile::tempdir().unwrap();
+    let (root, _guard) = scenario_dir();
     let dirs: Vec<PathBuf> = ["a", "b", "c"]
         .iter()
-        .map(|n| host_dir(root.path(), n, &kafka.brokers))
+        .map(|n| host_dir(&root, n, &kafka.brokers))
         .collect();
     let mut hosts: Vec<Option<ServeProcess>> = dirs
         .iter()
@@ -255,7 +285,11 @@ async fn kill_and_restart(seed: u64, total: usize, faults: usize) {
             );
         }
     }
-    check(&out, total, &dirs);
+    let input = read_until(&kafka.brokers, TOPIC, Duration::from_secs(5), move |r| {
+        r.len() >= total
+    })
+    .await;
+    check(&out, total, &dirs, &input);
     let committed = committed_offsets(&kafka.brokers, "wactor.faulty", TOPIC, PARTITIONS).await;
     assert_eq!(
         committed.iter().sum::<i64>(),
@@ -321,7 +355,11 @@ async fn a_broker_unreachable_for_thirty_seconds_loses_nothing() {
     let out = wait_all_done(&kafka, total).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(host.terminate(), "stops cleanly:\n{}", log_tail(&dir));
-    check(&out, total, &[dir]);
+    let input = read_until(&kafka.brokers, TOPIC, Duration::from_secs(5), move |r| {
+        r.len() >= total
+    })
+    .await;
+    check(&out, total, &[dir.clone()], &input);
     let committed = committed_offsets(&kafka.brokers, "wactor.faulty", TOPIC, PARTITIONS).await;
     assert_eq!(committed.iter().sum::<i64>(), i64::try_from(total).unwrap());
 }

@@ -46,7 +46,7 @@ use crate::consumer::PartitionFeed;
 use crate::dead_letter::{self, Death};
 use crate::event::{from_stored, raw_to_stored, to_stored, Intake, Undecodable};
 use crate::held_lanes::{lane_key, Head, HeldLane, HeldLanes};
-use crate::producer::{is_too_large, max_message_bytes, Delivery};
+use crate::producer::{is_too_large, max_message_bytes, Delivery, OutRecord};
 use crate::redrive::RedriveEnvelope;
 
 /// Events taken from the inbox per wake-up, at most.
@@ -217,8 +217,12 @@ struct Failed<'a> {
 struct Durable {
     /// Offsets to finish once durable.
     offsets: Vec<i64>,
-    /// Changelog writes to await, with their record's size.
-    writes: Vec<(HeldId, usize, Delivery)>,
+    /// Changelog records to produce once the store has flushed, with their
+    /// size. Never earlier: a changelog record (a tombstone above all) may
+    /// describe local writes (a dead letter, the call's state writes) that a
+    /// crash before the flush would lose, and the next owner would then
+    /// trust the changelog and lose the event.
+    writes: Vec<(HeldId, usize, OutRecord)>,
 }
 
 /// The result of a durability tick.
@@ -1101,9 +1105,8 @@ impl Worker {
             tracing::error!(error = %err, offset = record.event.offset, "cannot hold an event");
             return Hold::Failed;
         }
-        if let Some((changelog, out)) = out {
-            let delivery = changelog.write(&self.ctx.producer, &out);
-            self.durable.writes.push((id, out.wire_size(), delivery));
+        if let Some((_, out)) = out {
+            self.durable.writes.push((id, out.wire_size(), out));
         }
         Hold::Held
     }
@@ -1114,10 +1117,7 @@ impl Worker {
         if let Some(changelog) = &self.changelog {
             match changelog.record(id, record) {
                 Ok(out) => {
-                    let delivery = changelog.write(&self.ctx.producer, &out);
-                    self.durable
-                        .writes
-                        .push((id.clone(), out.wire_size(), delivery));
+                    self.durable.writes.push((id.clone(), out.wire_size(), out));
                 }
                 Err(err) => tracing::error!(error = %err, %id, "cannot encode a changelog record"),
             }
@@ -1199,9 +1199,10 @@ impl Worker {
         self.tick_running = true;
         let batch = std::mem::take(&mut self.durable);
         let store = self.ctx.store.clone();
+        let producer = self.ctx.producer.clone();
         let tx = self.tick_tx.clone();
         tokio::spawn(async move {
-            let tick = make_durable(store, candidate, batch).await;
+            let tick = make_durable(store, &producer, candidate, batch).await;
             let _ = tx.send(tick);
         });
     }
@@ -1365,7 +1366,7 @@ impl Worker {
             }
         }
         let batch = std::mem::take(&mut self.durable);
-        let tick = make_durable(self.ctx.store.clone(), None, batch).await;
+        let tick = make_durable(self.ctx.store.clone(), &self.ctx.producer, None, batch).await;
         let durable = tick.flushed && tick.failed.is_empty() && tick.refused.is_empty();
         if durable {
             for offset in tick.offsets {
@@ -1387,23 +1388,59 @@ impl Worker {
 }
 
 /// Flushes the store and awaits the changelog writes of `batch`.
-async fn make_durable(store: wactor_store::Store, candidate: Option<i64>, batch: Durable) -> Tick {
-    let flushed = match store.flush_async().await {
-        Ok(()) => true,
+/// Flushes the store, then produces the changelog records of `batch` and
+/// awaits them: in that order, so that nothing reaches the changelog before
+/// the local writes it depends on are on disk. When the flush fails nothing
+/// is produced and every record is reported failed (written again from the
+/// store's current state at the next tick).
+async fn make_durable(
+    store: wactor_store::Store,
+    producer: &crate::producer::Producer,
+    candidate: Option<i64>,
+    batch: Durable,
+) -> Tick {
+    // Fault tests make the flush fail here (a crash before the flush, as
+    // far as the changelog can tell).
+    let flush_fault = || -> Result<(), String> {
+        fail::fail_point!("wactor-store-flush", |_| Err("fail point".to_string()));
+        Ok(())
+    };
+    let flushed = match flush_fault() {
         Err(err) => {
             tracing::error!(error = %err, "store flush failed");
             false
         }
+        Ok(()) => match store.flush_async().await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, "store flush failed");
+                false
+            }
+        },
     };
     let mut failed = Vec::new();
     let mut refused = Vec::new();
-    for (id, size, delivery) in batch.writes {
-        if let Err(err) = delivery.await {
-            if is_too_large(&err) {
-                refused.push((id, size, err.to_string()));
-            } else {
-                tracing::warn!(error = %err, "changelog write not acknowledged");
-                failed.push(id);
+    if !flushed {
+        failed.extend(batch.writes.into_iter().map(|(id, _, _)| id));
+    } else {
+        // Enqueued in order (one partition per source partition, idempotent
+        // producer): the changelog keeps the order of the changes.
+        let deliveries: Vec<(HeldId, usize, Delivery)> = batch
+            .writes
+            .into_iter()
+            .map(|(id, size, out)| {
+                let delivery = producer.enqueue(&out);
+                (id, size, delivery)
+            })
+            .collect();
+        for (id, size, delivery) in deliveries {
+            if let Err(err) = delivery.await {
+                if is_too_large(&err) {
+                    refused.push((id, size, err.to_string()));
+                } else {
+                    tracing::warn!(error = %err, "changelog write not acknowledged");
+                    failed.push(id);
+                }
             }
         }
     }
