@@ -38,6 +38,8 @@
 //! | [`PayloadError`] (bad JSON) | [`Outcome::Dead`]: retrying cannot fix it |
 //! | [`config::MissingConfig`]   | [`Outcome::Dead`]: the manifest must change |
 //! | [`emit::EmitError`]         | [`Outcome::Retry`] (or `Dead` if the value could not be encoded) |
+//! | [`state::Rejected`]         | [`Outcome::Retry`]: a refused write; the reason names the limit |
+//! | [`state::StateError`]       | [`Outcome::Retry`] (or `Dead` if the value could not be encoded) |
 //! | [`http::Error`]             | [`Outcome::Retry`]                    |
 //!
 //! Anything else you map yourself, e.g.
@@ -99,7 +101,7 @@
 //!             status => return Err(Outcome::dead(format!("payments refused: {status}"))),
 //!         }
 //!
-//!         state::set(&marker, b"1");
+//!         state::set(&marker, b"1")?; // a write over a per-call limit retries
 //!         let receipt = Receipt { order_id: &order.order_id, charged: order.total_cents };
 //!         emit::send_json("orders.charged", &receipt)?;
 //!         wactor_sdk::info!("charged order {}", order.order_id);

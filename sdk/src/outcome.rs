@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::config::MissingConfig;
 use crate::emit::EmitError;
 use crate::event::PayloadError;
+use crate::state::{Rejected, StateError};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +103,28 @@ impl From<EmitError> for Outcome {
     }
 }
 
+/// The host refused a state write (a key over 4 KiB, a per-call limit):
+/// retry, as for a refused emit; the reason names the limit.
+impl From<Rejected> for Outcome {
+    fn from(err: Rejected) -> Self {
+        Outcome::retry(err.to_string())
+    }
+}
+
+/// A JSON state value: one that does not decode is the actor's own data,
+/// not the event's, so retry (a fixed version can read it, and later
+/// events of the key wait instead of running on state the actor cannot
+/// read); a refused write retries as above; a value that cannot be encoded
+/// never will be: dead.
+impl From<StateError> for Outcome {
+    fn from(err: StateError) -> Self {
+        match err {
+            StateError::Decode { .. } | StateError::Rejected(_) => Outcome::retry(err.to_string()),
+            StateError::Encode { .. } => Outcome::Dead(err.to_string()),
+        }
+    }
+}
+
 /// Outbound HTTP failed before a response arrived (denied, timed out,
 /// connection refused, a bad URL from config): retry. Status codes are not
 /// errors; decide on them yourself.
@@ -112,6 +135,7 @@ impl From<crate::http::Error> for Outcome {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::Event;
@@ -131,6 +155,56 @@ mod tests {
     fn rejected_emit_retries_with_the_host_reason() {
         let outcome = Outcome::from(EmitError::Rejected("too many records".into()));
         assert_eq!(outcome, Outcome::retry("emit rejected: too many records"));
+    }
+
+    #[test]
+    fn rejected_state_write_retries_with_the_host_reason() {
+        let reason = "state: more than 5 keys written in one call (limits.max_state_writes)";
+        let outcome = Outcome::from(Rejected(reason.into()));
+        assert_eq!(
+            outcome,
+            Outcome::retry(format!("state write rejected: {reason}"))
+        );
+        // Through `set_json`'s error type the same.
+        let outcome = Outcome::from(StateError::from(Rejected(reason.into())));
+        assert_eq!(
+            outcome,
+            Outcome::retry(format!("state write rejected: {reason}"))
+        );
+    }
+
+    #[test]
+    fn state_that_does_not_decode_retries_and_a_value_that_does_not_encode_is_dead() {
+        let decode = serde_json::from_slice::<u64>(b"{").unwrap_err();
+        let outcome = Outcome::from(StateError::Decode {
+            key: "totals".into(),
+            source: decode,
+        });
+        assert!(
+            matches!(&outcome, Outcome::Retry { reason, after: None }
+                if reason.starts_with("state totals does not decode")),
+            "{outcome}"
+        );
+        let map = std::collections::BTreeMap::from([((1, 2), 3)]);
+        let encode = serde_json::to_vec(&map).unwrap_err();
+        let outcome = Outcome::from(StateError::Encode {
+            key: "m".into(),
+            source: encode,
+        });
+        assert!(
+            matches!(&outcome, Outcome::Dead(reason) if reason.starts_with("state m does not encode")),
+            "{outcome}"
+        );
+    }
+
+    /// `?` on every state call compiles in a `Handled` function.
+    #[allow(dead_code)]
+    fn question_mark_works_on_state_calls() -> crate::Handled {
+        crate::state::set("k", b"v")?;
+        crate::state::delete("k")?;
+        let _: Option<u64> = crate::state::get_json("n")?;
+        crate::state::set_json("n", &1)?;
+        Ok(Outcome::Done)
     }
 
     #[test]

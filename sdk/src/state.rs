@@ -5,17 +5,24 @@
 //! applied only if the call returns [`Outcome::Done`](crate::Outcome::Done),
 //! so a retried call sees the state as it was before the failed attempt.
 //!
+//! A write can be refused ([`Rejected`]): a key over 4096 bytes, or more
+//! keys or bytes in one call than the manifest's `[limits]
+//! max_state_writes` / `max_state_bytes` allow. A refused write changes
+//! nothing (the call's earlier writes stay pending); `?` turns it into
+//! [`Outcome::Retry`](crate::Outcome::Retry) with the host's reason, as it
+//! does a refused emit.
+//!
 //! ```no_run
-//! use wactor_sdk::state;
-//! # fn demo() -> Result<(), wactor_sdk::state::StateError> {
+//! use wactor_sdk::{state, Handled, Outcome};
+//! # fn demo() -> Handled {
 //! if state::get("seen:42").is_none() {
-//!     state::set("seen:42", b"1");
+//!     state::set("seen:42", b"1")?;
 //! }
 //! let mut totals: Vec<u64> = state::get_json("totals")?.unwrap_or_default();
 //! totals.push(3);
 //! state::set_json("totals", &totals)?;
-//! state::delete("seen:41");
-//! # Ok(())
+//! state::delete("seen:41")?;
+//! # Ok(Outcome::Done)
 //! # }
 //! ```
 
@@ -32,14 +39,31 @@ pub fn get(key: &str) -> Option<Vec<u8>> {
 }
 
 /// Stores `value` under `key` (applied if the call is done).
-pub fn set(key: &str, value: impl AsRef<[u8]>) {
-    wit::set(key, value.as_ref());
+///
+/// Fails, writing nothing, when the host refuses the write: a key over
+/// 4096 bytes, or a per-call limit (`max_state_writes`, `max_state_bytes`).
+pub fn set(key: &str, value: impl AsRef<[u8]>) -> Result<(), Rejected> {
+    wit::set(key, value.as_ref()).map_err(Rejected)
 }
 
-/// Removes `key` (applied if the call is done).
-pub fn delete(key: &str) {
-    wit::delete(key);
+/// Removes `key` (applied if the call is done). Fails like [`set`].
+pub fn delete(key: &str) -> Result<(), Rejected> {
+    wit::delete(key).map_err(Rejected)
 }
+
+/// The host refused a state write; the text is its reason, naming the
+/// limit. Converts into [`Outcome::Retry`](crate::Outcome::Retry), so
+/// `state::set(key, value)?` ends the call as a refused emit does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "state write rejected: {}", self.0)
+    }
+}
+
+impl std::error::Error for Rejected {}
 
 /// Reads the value under `key` and decodes it from JSON. `Ok(None)` when
 /// the key is absent.
@@ -63,15 +87,17 @@ pub fn set_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), State
         key: key.to_string(),
         source,
     })?;
-    set(key, bytes);
+    set(key, bytes)?;
     Ok(())
 }
 
 /// A JSON state value could not be read or written.
 ///
-/// There is no blanket conversion into an [`Outcome`](crate::Outcome):
-/// whether a corrupt value should retry (a fixed version may read it) or be
-/// dead depends on the actor, so map it yourself.
+/// Converts into an [`Outcome`](crate::Outcome) so that `?` works on
+/// [`get_json`] and [`set_json`]: a stored value that does not decode and a
+/// refused write retry (a fixed version can read the value, a new manifest
+/// can raise the limit), a value that does not encode is dead (it never
+/// will). Where the actor knows better, map it yourself.
 #[derive(Debug)]
 pub enum StateError {
     /// The stored value is not the JSON shape asked for.
@@ -88,6 +114,15 @@ pub enum StateError {
         /// What serde_json found.
         source: serde_json::Error,
     },
+    /// The host refused the write (see [`Rejected`]); the text is its
+    /// reason.
+    Rejected(String),
+}
+
+impl From<Rejected> for StateError {
+    fn from(Rejected(reason): Rejected) -> Self {
+        StateError::Rejected(reason)
+    }
 }
 
 impl fmt::Display for StateError {
@@ -99,6 +134,7 @@ impl fmt::Display for StateError {
             StateError::Encode { key, source } => {
                 write!(f, "state {key} does not encode: {source}")
             }
+            StateError::Rejected(reason) => write!(f, "state write rejected: {reason}"),
         }
     }
 }
@@ -107,6 +143,7 @@ impl std::error::Error for StateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StateError::Decode { source, .. } | StateError::Encode { source, .. } => Some(source),
+            StateError::Rejected(_) => None,
         }
     }
 }

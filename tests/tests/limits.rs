@@ -1,8 +1,10 @@
 //! Hostile actors against the per-call limits, on real components (the
 //! `fixture-hostile` guest does what its payload says): state writes past
 //! `max_state_writes`/`max_state_bytes`, a flood of log lines and stdout,
-//! emits to the host's internal topics. Nothing traps the host, nothing
-//! half-applies, and the host's memory stays bounded by the actor's limits.
+//! emits to the host's internal topics. Nothing traps the host; a refused
+//! state write or emit is reported to the actor, names the limit and
+//! changes nothing; effects apply only on `done`; and the host's memory
+//! stays bounded by the actor's limits.
 //!
 //! The tests run one at a time (a lock): one of them measures the
 //! process's resident memory while the actor runs.
@@ -135,8 +137,10 @@ async fn an_actor_writing_twenty_32_mib_values_is_refused_and_host_memory_stays_
     let warm = call(&actor, serde_json::json!({})).await;
     assert_eq!(warm.result, CallResult::Returned(Outcome::Done));
 
+    // The actor carries on past each refusal, so that all twenty values
+    // pass through the host.
     let script = serde_json::json!({
-        "state_sets": 20, "state_value_bytes": 32 * MIB, "then": "retry"
+        "state_sets": 20, "state_value_bytes": 32 * MIB, "past_refusals": true, "then": "retry"
     });
     let before = rss_bytes();
     let sampler = RssSampler::start();
@@ -146,6 +150,14 @@ async fn an_actor_writing_twenty_32_mib_values_is_refused_and_host_memory_stays_
     // The actor asked for a retry: that stands, and nothing is kept.
     assert_eq!(retry_reason(&invocation), "scripted retry");
     assert!(invocation.effects.is_empty());
+    // It was told of every refusal.
+    let refusals = invocation
+        .logs
+        .iter()
+        .filter(|l| l.message.starts_with("state write refused:"))
+        .filter(|l| l.message.contains("(limits.max_state_bytes)"))
+        .count();
+    assert_eq!(refusals, 20, "{:?}", invocation.logs);
     // 20 × 32 MiB is 640 MiB if the host kept the writes. Bounded, the
     // host holds one value while it is copied out of the guest (32 MiB) on
     // top of the guest's own memory (at most its 64 MiB limit).
@@ -162,13 +174,14 @@ async fn an_actor_writing_twenty_32_mib_values_is_refused_and_host_memory_stays_
         before / MIB as u64
     );
 
-    // The same writes and `done`: the call is retried, naming the limit.
+    // The same writes, stopping at the first refusal: the actor sees the
+    // error from `state::set` and ends the call dead with it.
     let script = serde_json::json!({ "state_sets": 20, "state_value_bytes": 32 * MIB });
     let invocation = call(&actor, script).await;
-    let reason = retry_reason(&invocation);
-    assert!(
-        reason.starts_with("20 state writes were refused") && reason.contains("max_state_bytes"),
-        "{reason}"
+    assert_eq!(
+        dead_reason(&invocation),
+        "state write refused: state write rejected: state: writing \"k0\" would make this \
+         call's state writes 33554434 bytes; the limit is 16777216 (limits.max_state_bytes)"
     );
     assert!(invocation.effects.is_empty());
 }
@@ -191,7 +204,7 @@ async fn state_writes_within_the_limits_are_applied() {
 }
 
 #[tokio::test]
-async fn state_writes_past_max_state_bytes_turn_done_into_a_retry_that_names_the_limit() {
+async fn a_state_write_past_max_state_bytes_fails_in_the_actor_with_an_error_naming_the_limit() {
     let _serial = SERIAL.lock().await;
     let actor = hostile(Limits {
         max_state_bytes: MIB,
@@ -202,20 +215,20 @@ async fn state_writes_past_max_state_bytes_turn_done_into_a_retry_that_names_the
         serde_json::json!({ "state_sets": 3, "state_value_bytes": 400 * 1024 }),
     )
     .await;
-    let reason = retry_reason(&invocation);
+    // The fixture ends the call dead with the error `state::set` returned.
     assert_eq!(
-        reason,
-        "a state write was refused: state: writing \"k2\" would make this call's state writes \
-         1228806 bytes; the limit is 1048576 (limits.max_state_bytes)"
+        dead_reason(&invocation),
+        "state write refused: state write rejected: state: writing \"k2\" would make this \
+         call's state writes 1228806 bytes; the limit is 1048576 (limits.max_state_bytes)"
     );
     assert!(
         invocation.effects.is_empty(),
-        "no write of the call is applied, not even the two that fitted"
+        "a dead call applies nothing, not even the two writes that fitted"
     );
 }
 
 #[tokio::test]
-async fn state_writes_past_max_state_writes_turn_done_into_a_retry_that_names_the_limit() {
+async fn a_state_write_past_max_state_writes_fails_in_the_actor_with_an_error_naming_the_limit() {
     let _serial = SERIAL.lock().await;
     let actor = hostile(Limits {
         max_state_writes: 5,
@@ -226,12 +239,55 @@ async fn state_writes_past_max_state_writes_turn_done_into_a_retry_that_names_th
         serde_json::json!({ "state_sets": 7, "state_value_bytes": 1 }),
     )
     .await;
-    let reason = retry_reason(&invocation);
     assert_eq!(
-        reason,
-        "2 state writes were refused; the first: state: more than 5 keys written in one call \
-         (limits.max_state_writes)"
+        dead_reason(&invocation),
+        "state write refused: state write rejected: state: more than 5 keys written in one \
+         call (limits.max_state_writes)"
     );
+    assert!(invocation.effects.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_state_write_changes_nothing_and_the_calls_other_effects_apply_only_on_done() {
+    let _serial = SERIAL.lock().await;
+    let actor = hostile(Limits {
+        max_state_bytes: MIB,
+        ..Limits::default()
+    });
+    // k0 and k1 fit, k2 is refused; the actor logs the refusal, goes on,
+    // emits a record and returns `done`.
+    let script = |then: &str| {
+        serde_json::json!({
+            "state_sets": 3, "state_value_bytes": 400 * 1024, "past_refusals": true,
+            "emit_topic": "victim.in", "then": then
+        })
+    };
+    let invocation = call(&actor, script("done")).await;
+    assert_eq!(invocation.result, CallResult::Returned(Outcome::Done));
+    let keys: Vec<&str> = invocation
+        .effects
+        .state_writes
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["k0", "k1"], "the refused write to k2 is not there");
+    assert_eq!(
+        invocation.effects.state_writes.get("k1"),
+        Some(&StateWrite::Set(vec![0x5A; 400 * 1024]))
+    );
+    assert_eq!(invocation.effects.emits.len(), 1);
+    assert!(
+        invocation.logs.iter().any(|l| l.message
+            == "state write refused: state write rejected: state: writing \"k2\" would make \
+                this call's state writes 1228806 bytes; the limit is 1048576 \
+                (limits.max_state_bytes)"),
+        "{:?}",
+        invocation.logs
+    );
+
+    // The same call ending in a retry applies nothing.
+    let invocation = call(&actor, script("retry")).await;
+    assert_eq!(retry_reason(&invocation), "scripted retry");
     assert!(invocation.effects.is_empty());
 }
 
@@ -261,7 +317,7 @@ async fn limits_are_per_call_and_the_next_call_on_the_same_instance_starts_from_
     });
     let over = serde_json::json!({ "state_sets": 6, "state_value_bytes": 1 });
     let within = serde_json::json!({ "state_sets": 5, "state_value_bytes": 1 });
-    retry_reason(&call(&actor, over).await);
+    dead_reason(&call(&actor, over).await);
     let invocation = call(&actor, within).await;
     assert!(!invocation.fresh_instance, "the warm instance is reused");
     assert_eq!(invocation.result, CallResult::Returned(Outcome::Done));

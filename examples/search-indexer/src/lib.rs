@@ -119,10 +119,11 @@ pub enum Applied {
 pub trait Kv {
     /// Reads a key.
     fn get(&mut self, key: &str) -> Option<Vec<u8>>;
-    /// Writes a key.
-    fn set(&mut self, key: &str, value: Vec<u8>);
-    /// Removes a key.
-    fn delete(&mut self, key: &str);
+    /// Writes a key; fails when the store refuses the write (the host's
+    /// per-call limits).
+    fn set(&mut self, key: &str, value: Vec<u8>) -> Result<(), state::Rejected>;
+    /// Removes a key; fails like [`Kv::set`].
+    fn delete(&mut self, key: &str) -> Result<(), state::Rejected>;
 }
 
 /// The actor's state as a [`Kv`].
@@ -133,12 +134,12 @@ impl Kv for ActorState {
         state::get(key)
     }
 
-    fn set(&mut self, key: &str, value: Vec<u8>) {
-        state::set(key, value);
+    fn set(&mut self, key: &str, value: Vec<u8>) -> Result<(), state::Rejected> {
+        state::set(key, value)
     }
 
-    fn delete(&mut self, key: &str) {
-        state::delete(key);
+    fn delete(&mut self, key: &str) -> Result<(), state::Rejected> {
+        state::delete(key)
     }
 }
 
@@ -163,7 +164,10 @@ pub fn tokenize(text: &str) -> BTreeSet<String> {
 ///
 /// Fails with [`Outcome::Dead`] on an event that can never be applied (an
 /// empty post id) and with [`Outcome::Retry`] when the stored index cannot
-/// be read back (a fixed version may).
+/// be read back (a fixed version may) or a write is refused (a post with
+/// more terms than the per-call state limits allow: a manifest with higher
+/// `[limits]` may take it). Nothing is applied then: the host drops the
+/// writes of a call that does not end `done`.
 pub fn apply(kv: &mut impl Kv, event: &PostEvent) -> Result<Applied, Outcome> {
     let deleting = match event.kind.as_str() {
         "post.created" | "post.updated" => false,
@@ -243,8 +247,7 @@ fn update_postings(
         .collect();
     change(&mut ids);
     if ids.is_empty() {
-        kv.delete(&key);
-        Ok(())
+        Ok(kv.delete(&key)?)
     } else {
         write_json(kv, &key, &ids.into_iter().collect::<Vec<_>>())
     }
@@ -265,8 +268,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(
 fn write_json<T: Serialize>(kv: &mut impl Kv, key: &str, value: &T) -> Result<(), Outcome> {
     let bytes = serde_json::to_vec(value)
         .map_err(|err| Outcome::dead(format!("state {key} does not encode: {err}")))?;
-    kv.set(key, bytes);
-    Ok(())
+    Ok(kv.set(key, bytes)?)
 }
 
 /// The actor.
@@ -320,11 +322,48 @@ mod tests {
         fn get(&mut self, key: &str) -> Option<Vec<u8>> {
             self.0.get(key).cloned()
         }
-        fn set(&mut self, key: &str, value: Vec<u8>) {
+        fn set(&mut self, key: &str, value: Vec<u8>) -> Result<(), state::Rejected> {
             self.0.insert(key.to_string(), value);
+            Ok(())
         }
-        fn delete(&mut self, key: &str) {
+        fn delete(&mut self, key: &str) -> Result<(), state::Rejected> {
             self.0.remove(key);
+            Ok(())
+        }
+    }
+
+    /// A map that refuses writes past `writes_left`, as the host does past
+    /// `max_state_writes`.
+    struct LimitedKv {
+        map: MapKv,
+        writes_left: usize,
+    }
+
+    impl LimitedKv {
+        fn write(&mut self) -> Result<(), state::Rejected> {
+            match self.writes_left.checked_sub(1) {
+                Some(left) => {
+                    self.writes_left = left;
+                    Ok(())
+                }
+                None => Err(state::Rejected(
+                    "state: more than 2 keys written in one call (limits.max_state_writes)".into(),
+                )),
+            }
+        }
+    }
+
+    impl Kv for LimitedKv {
+        fn get(&mut self, key: &str) -> Option<Vec<u8>> {
+            self.map.get(key)
+        }
+        fn set(&mut self, key: &str, value: Vec<u8>) -> Result<(), state::Rejected> {
+            self.write()?;
+            self.map.set(key, value)
+        }
+        fn delete(&mut self, key: &str) -> Result<(), state::Rejected> {
+            self.write()?;
+            self.map.delete(key)
         }
     }
 
@@ -449,6 +488,26 @@ mod tests {
         apply(&mut kv, &event("post.updated", "P-1", 3, "Camry back", "")).unwrap();
         assert_eq!(kv.postings("camry"), vec!["P-1"]);
         assert!(!kv.post("P-1").deleted);
+    }
+
+    #[test]
+    fn a_refused_write_makes_the_event_retry_with_the_hosts_reason() {
+        // Three terms and the post itself are four writes; two are allowed.
+        let mut kv = LimitedKv {
+            map: MapKv::default(),
+            writes_left: 2,
+        };
+        let result = apply(
+            &mut kv,
+            &event("post.created", "P-1", 1, "red blue car", ""),
+        );
+        match result {
+            Err(Outcome::Retry {
+                reason,
+                after: None,
+            }) => assert!(reason.contains("limits.max_state_writes"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -297,7 +297,7 @@ impl LoadedActor {
             instance.actor.call_handle(&mut instance.store, &wit_event),
         )
         .await;
-        let mut result = match outcome {
+        let result = match outcome {
             Ok(Ok(outcome)) => CallResult::Returned(from_wit(outcome)),
             Ok(Err(err)) => CallResult::Trapped(classify(&err, &mut instance.store)),
             Err(_elapsed) => CallResult::Trapped(Trap {
@@ -325,18 +325,6 @@ impl LoadedActor {
                 message: format!("({dropped} more log lines dropped)"),
             });
         }
-        if result.is_done() {
-            // A refused state write was not reported to the actor (the
-            // 0.1 `state.set` returns nothing), so its `done` cannot be
-            // trusted to mean what it says: retry it, effects dropped.
-            if let Some(reason) = call.refusal_reason() {
-                result = CallResult::Returned(Outcome::Retry {
-                    reason,
-                    delay: None,
-                });
-            }
-        }
-
         let effects = if result.is_done() {
             call.effects.into_effects()
         } else {

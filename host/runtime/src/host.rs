@@ -27,6 +27,11 @@
 //!   most 2 × [`MAX_HTTP_BODY_CHUNK`] per body (`http_policy`);
 //! - `wasi:random` byte requests: at most [`MAX_RANDOM_BYTES`] each.
 //!
+//! A record or state write over its limit is refused with an error that
+//! goes back to the actor (`emit.send`, `state.set`/`delete` return
+//! `result<_, string>`) and names the limit; it changes nothing the call
+//! has staged, and the call goes on.
+//!
 //! Values an actor passes in (a state value, a log message, a record) are
 //! copied out of its linear memory before the host can look at them, so a
 //! refused value costs, briefly, at most the actor's memory limit. Config
@@ -127,12 +132,6 @@ pub(crate) struct CallState {
     pub(crate) log_bytes: usize,
     /// Log lines that did not fit.
     pub(crate) dropped_logs: usize,
-    /// Why the first refused state write was refused, and how many were.
-    /// The `state` import cannot report an error to the actor yet
-    /// (`wactor:actor@0.1.0`'s `set` returns nothing), so a refusal is
-    /// remembered here and a `done` outcome becomes a retry with this
-    /// reason: the actor never sees its writes half applied.
-    pub(crate) refused_writes: Option<(String, usize)>,
     /// When the call must end; checked on each epoch tick.
     pub(crate) deadline: Instant,
     /// Limits for this call.
@@ -149,7 +148,6 @@ impl CallState {
             logs: Vec::new(),
             log_bytes: 0,
             dropped_logs: 0,
-            refused_writes: None,
             deadline,
             limits,
             host_error: None,
@@ -179,7 +177,8 @@ impl CallState {
 
     /// Stages a state write of this call, or says why it is refused (the
     /// limits [`Limits::max_state_writes`], [`Limits::max_state_bytes`] and
-    /// [`MAX_STATE_KEY_BYTES`]). A refused write changes nothing.
+    /// [`MAX_STATE_KEY_BYTES`]). A refused write changes nothing; the
+    /// reason goes back to the actor as the error of `state.set`/`delete`.
     pub(crate) fn stage_state_write(
         &mut self,
         key: String,
@@ -220,25 +219,6 @@ impl CallState {
         effects.state_bytes = total;
         effects.state_writes.insert(key, write);
         Ok(())
-    }
-
-    /// Remembers a refused state write (see [`CallState::refused_writes`]).
-    fn refuse_write(&mut self, reason: String) {
-        match &mut self.refused_writes {
-            Some((_, count)) => *count += 1,
-            None => self.refused_writes = Some((reason, 1)),
-        }
-    }
-
-    /// The retry reason of a call that was refused a state write, if it was.
-    pub(crate) fn refusal_reason(&self) -> Option<String> {
-        self.refused_writes.as_ref().map(|(first, count)| {
-            if *count == 1 {
-                format!("a state write was refused: {first}")
-            } else {
-                format!("{count} state writes were refused; the first: {first}")
-            }
-        })
     }
 
     /// Turns captured stdout/stderr bytes into log lines.
@@ -463,21 +443,15 @@ impl state::Host for HostState {
         }
     }
 
-    // With `wactor:actor@0.2.0` (`set`/`delete` returning
-    // `result<_, string>`) these return `Ok(self.call.stage_state_write(..))`
-    // and the refusal reaches the actor, as emit refusals do.
-    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        if let Err(reason) = self.call.stage_state_write(key, StateWrite::Set(value)) {
-            self.call.refuse_write(reason);
-        }
-        Ok(())
+    // A refused write is the actor's to handle, as a refused emit is: the
+    // reason goes back as the import's error and the call goes on. The
+    // outer `Ok` means "no trap" (the interface is trappable for `get`).
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.call.stage_state_write(key, StateWrite::Set(value)))
     }
 
-    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        if let Err(reason) = self.call.stage_state_write(key, StateWrite::Delete) {
-            self.call.refuse_write(reason);
-        }
-        Ok(())
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.call.stage_state_write(key, StateWrite::Delete))
     }
 }
 
@@ -568,18 +542,56 @@ mod tests {
         assert!(call.effects.state_writes.is_empty());
     }
 
+    fn host_state(limits: Limits) -> HostState {
+        HostState::new(
+            Arc::new(BTreeMap::new()),
+            HostAllowList::default(),
+            64 * 1024 * 1024,
+            call(limits),
+        )
+    }
+
     #[test]
-    fn refusals_are_counted_and_the_first_reason_is_kept() {
-        let mut call = call(Limits::default());
-        assert_eq!(call.refusal_reason(), None);
-        call.refuse_write("first".into());
-        call.refuse_write("second".into());
-        let reason = call.refusal_reason().unwrap();
-        assert!(
-            reason.starts_with("2 state writes were refused"),
-            "{reason}"
+    fn a_refused_state_set_is_an_error_for_the_actor_not_a_trap() {
+        let mut host = host_state(Limits {
+            max_state_bytes: 10,
+            ..Limits::default()
+        });
+        let set = |host: &mut HostState, key: &str, value: &[u8]| {
+            state::Host::set(host, key.into(), value.to_vec()).unwrap()
+        };
+        assert_eq!(set(&mut host, "k", b"old"), Ok(()));
+        let err = set(&mut host, "k", b"much too long").unwrap_err();
+        assert!(err.contains("limits.max_state_bytes"), "{err}");
+        // The refused write changed nothing: the earlier one stands, and
+        // reads see it.
+        assert_eq!(
+            state::Host::get(&mut host, "k".into()).unwrap(),
+            Some(b"old".to_vec())
         );
-        assert!(reason.ends_with("first"), "{reason}");
+        assert_eq!(host.call.effects.state_bytes, 4);
+    }
+
+    #[test]
+    fn a_refused_state_delete_is_an_error_for_the_actor_not_a_trap() {
+        let mut host = host_state(Limits {
+            max_state_writes: 1,
+            ..Limits::default()
+        });
+        assert_eq!(state::Host::delete(&mut host, "a".into()).unwrap(), Ok(()));
+        let err = state::Host::delete(&mut host, "b".into())
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("limits.max_state_writes"), "{err}");
+        let key = "k".repeat(MAX_STATE_KEY_BYTES + 1);
+        let err = state::Host::set(&mut host, key, b"v".to_vec())
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("the limit is 4096"), "{err}");
+        assert_eq!(
+            host.call.effects.state_writes.keys().collect::<Vec<_>>(),
+            ["a"]
+        );
     }
 
     #[test]

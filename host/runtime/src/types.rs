@@ -295,8 +295,8 @@ pub struct Limits {
     /// Maximum bytes (keys plus values) of one call's pending state writes;
     /// a write that replaces an earlier one of the same key gives back the
     /// earlier one's bytes. A write beyond it is refused: it is not kept,
-    /// and a call that then returns `done` is reported as a `retry` whose
-    /// reason names the limit, so that no partial set of writes is applied.
+    /// and `state.set`/`delete` returns an error naming the limit to the
+    /// actor, which decides what to do (the SDK's `?` makes it a retry).
     pub max_state_bytes: usize,
     /// Maximum log lines kept per call, stdout/stderr lines included (later
     /// lines are counted, not kept).
