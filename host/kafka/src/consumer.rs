@@ -111,6 +111,9 @@ pub(crate) struct WactorConsumerContext {
     /// Where a partition without a usable position starts (the user's
     /// `auto.offset.reset`), to count what a reset skipped.
     reset_policy: ResetPolicy,
+    /// Partition queues split at the start of an assignment, before
+    /// librdkafka fetches the partitions, taken by their workers.
+    early_feeds: Mutex<HashMap<(String, i32), PartitionFeed>>,
     /// Offset resets librdkafka logged, for the consumer thread to report
     /// (`recovery::report_reset`); the log callback must not block.
     resets: Mutex<Vec<recovery::LoggedReset>>,
@@ -204,12 +207,16 @@ impl WactorConsumerContext {
             if by_partition.contains_key(partition) {
                 continue;
             }
-            // Its own queue when librdkafka gives one; otherwise its events
-            // come through the consumer thread.
-            let feed = consumer
-                .as_ref()
-                .and_then(|c| c.split_partition_queue(topic, *partition))
-                .map(PartitionFeed::new);
+            // Its own queue (split before the assignment took effect, or
+            // now for a restart) when librdkafka gives one; otherwise its
+            // events come through the consumer thread.
+            let early = lock_feeds(&self.early_feeds).remove(&(topic.clone(), *partition));
+            let feed = early.or_else(|| {
+                consumer
+                    .as_ref()
+                    .and_then(|c| c.split_partition_queue(topic, *partition))
+                    .map(PartitionFeed::new)
+            });
             if feed.is_none() {
                 tracing::warn!(actor = %self.ctx.name, %topic, partition, "no partition queue; events go through the consumer thread");
             }
@@ -279,6 +286,22 @@ impl ClientContext for WactorConsumerContext {
 
 impl ConsumerContext for WactorConsumerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // Split each new partition's queue *before* librdkafka starts
+            // fetching it: a record fetched between the assignment and the
+            // split would land in the consumer's main queue and reach the
+            // worker through the consumer thread, after later records that
+            // came through its own queue (the fault suite saw 584..604 arrive
+            // after 605..624, and they were skipped).
+            if let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) {
+                let mut early = lock_feeds(&self.early_feeds);
+                for (topic, partition) in list(tpl) {
+                    if let Some(queue) = consumer.split_partition_queue(&topic, partition) {
+                        early.insert((topic, partition), PartitionFeed::new(queue));
+                    }
+                }
+            }
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = list(tpl);
             self.ctx
@@ -318,6 +341,15 @@ fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .iter()
         .map(|e| (e.topic().to_string(), e.partition()))
         .collect()
+}
+
+fn lock_feeds(
+    feeds: &Mutex<HashMap<(String, i32), PartitionFeed>>,
+) -> MutexGuard<'_, HashMap<(String, i32), PartitionFeed>> {
+    match feeds.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 fn lock_workers(workers: &Mutex<Workers>) -> MutexGuard<'_, Workers> {
@@ -396,6 +428,7 @@ impl ActorConsumer {
             status: status.clone(),
             consumer: OnceLock::new(),
             reset_policy,
+            early_feeds: Mutex::default(),
             resets: Mutex::default(),
         };
         let mut config = ctx.settings.consumer_config(&ctx.group);

@@ -525,7 +525,10 @@ impl Worker {
     fn accept(&mut self, event: Event) {
         let offset = event.offset;
         if let Err(err) = self.offsets.track(offset) {
-            tracing::warn!(error = %err, "event skipped: offsets must increase");
+            // A record arriving after a later one: a redelivery of one this
+            // worker has seen (harmless), or records out of order from
+            // librdkafka (a bug to report: the event is not handled here).
+            tracing::error!(error = %err, "record out of order skipped");
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             return;
         }
