@@ -8,6 +8,16 @@
 //! dead-lettered like any event. The dead letter leaves the set once its
 //! re-drive record is acknowledged; if it dies again it comes back with
 //! the same id, its earlier attempts, and one more re-drive counted.
+//!
+//! Races, and how they end:
+//! - the re-driven event dies again before the re-drive removes the letter
+//!   it sent: the removal is a compare-and-delete against what was sent,
+//!   so the new letter stays (none is ever lost);
+//! - two re-drives of one letter at once on one host: the second skips it
+//!   (reported as failed, "already being re-driven"), so it runs once;
+//! - a discard while the letter's re-drive is being sent: the letter is
+//!   gone, the re-driven event still runs once, and if it dies again it is
+//!   a dead letter again.
 
 use std::time::Duration;
 
@@ -196,13 +206,45 @@ impl Registry {
                 ));
                 continue;
             }
-            match self.parts().producer.send(&record).await {
+            if !self.claim_redrive(&dead.id) {
+                report
+                    .failed
+                    .push((dead.id.clone(), "already being re-driven".into()));
+                continue;
+            }
+            // Under the claim: still the letter that was selected? (Another
+            // re-drive may have sent and removed it since, or it died again.)
+            let unchanged = match dead_letters.get(&dead.id) {
+                Ok(current) => current.as_ref() == Some(&dead),
+                Err(err) => {
+                    self.release_redrive(&dead.id);
+                    return Err(err.into());
+                }
+            };
+            if !unchanged {
+                self.release_redrive(&dead.id);
+                report.failed.push((
+                    dead.id.clone(),
+                    "changed or gone since it was selected (re-driven or discarded meanwhile)"
+                        .into(),
+                ));
+                continue;
+            }
+            let sent = self.parts().producer.send(&record).await;
+            // Compare-and-delete: if the re-driven event already died again,
+            // its new letter stays.
+            let removed = match &sent {
+                Ok(_) => dead_letters.remove_if_unchanged(&dead).map(Some),
+                Err(_) => Ok(None),
+            };
+            self.release_redrive(&dead.id);
+            removed?;
+            match sent {
+                Err(err) => report.failed.push((dead.id.clone(), err.to_string())),
                 Ok(_) => {
-                    dead_letters.remove(&dead.id)?;
                     report.redriven += 1;
                     tracing::info!(id = %dead.id, actor = %dead.actor, by = %request.by, "dead letter re-driven");
                 }
-                Err(err) => report.failed.push((dead.id.clone(), err.to_string())),
             }
             if let Some(pause) = pause {
                 tokio::time::sleep(pause).await;
@@ -250,6 +292,21 @@ impl Registry {
             out.push((actor, evicted));
         }
         Ok(out)
+    }
+
+    /// Marks `id` as being re-driven; false when it already is.
+    fn claim_redrive(&self, id: &str) -> bool {
+        match self.redriving.lock() {
+            Ok(mut set) => set.insert(id.to_string()),
+            Err(poisoned) => poisoned.into_inner().insert(id.to_string()),
+        }
+    }
+
+    fn release_redrive(&self, id: &str) {
+        match self.redriving.lock() {
+            Ok(mut set) => set.remove(id),
+            Err(poisoned) => poisoned.into_inner().remove(id),
+        };
     }
 
     /// Removes dead letters for good (one by id, or those matching).

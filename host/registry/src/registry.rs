@@ -217,6 +217,9 @@ pub struct Registry {
     views: std::sync::RwLock<BTreeMap<String, View>>,
     /// `wactor_loaded_versions{actor}`: versions of each actor in memory.
     loaded_versions: Option<prometheus::IntGaugeVec>,
+    /// Dead letters a re-drive is sending right now: a second re-drive of
+    /// the same letter skips it rather than run the event twice.
+    pub(crate) redriving: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Name of the gauge of loaded versions per actor.
@@ -232,6 +235,7 @@ impl Registry {
             live: Mutex::new(BTreeMap::new()),
             views: std::sync::RwLock::new(BTreeMap::new()),
             loaded_versions,
+            redriving: std::sync::Mutex::default(),
         }
     }
 

@@ -358,6 +358,32 @@ impl DeadLetters {
             .transpose()
     }
 
+    /// Removes the dead letter `dead.id` only if it is still exactly
+    /// `dead` (compare-and-delete): a re-drive removes the letter it sent,
+    /// never a newer one that the re-driven event wrote when it died again.
+    /// Returns whether it removed it.
+    pub fn remove_if_unchanged(&self, dead: &DeadLetter) -> Result<bool> {
+        (&self.records, &self.by_time, &self.by_actor)
+            .transaction(|(records, by_time, by_actor)| {
+                let Some(current) = records.get(dead.id.as_bytes())? else {
+                    return Ok(false);
+                };
+                // Compared decoded: a letter stored by an earlier version is
+                // JSON, not the bytes this version would write.
+                if decode(&current).map_err(abort)? != *dead {
+                    return Ok(false);
+                }
+                records.remove(dead.id.as_bytes())?;
+                by_time.remove(codec::dead_letter_time_key(dead.dead_at_ms, &dead.id))?;
+                by_actor.remove(
+                    codec::dead_letter_actor_key(&dead.actor, dead.dead_at_ms, &dead.id)
+                        .map_err(abort)?,
+                )?;
+                Ok(true)
+            })
+            .map_err(from_tx)
+    }
+
     /// Removes (discards) the dead letter with this id, returning it.
     pub fn remove(&self, id: &str) -> Result<Option<DeadLetter>> {
         (&self.records, &self.by_time, &self.by_actor)
