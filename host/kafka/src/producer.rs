@@ -20,7 +20,7 @@ use crate::error::{KafkaError, Result};
 use crate::settings::KafkaSettings;
 
 /// How long an enqueue waits for room in librdkafka's queue.
-const QUEUE_WAIT: Duration = Duration::from_secs(5);
+pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// One record to produce.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -87,6 +87,13 @@ pub fn is_too_large(error: &KafkaError) -> bool {
     text.contains("too large")
         || text.contains("msgsizetoolarge")
         || text.contains("message_too_large")
+}
+
+fn is_queue_full(err: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        err,
+        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
+    )
 }
 
 /// Where a record landed.
@@ -159,9 +166,10 @@ impl Producer {
     }
 
     /// Hands `record` to librdkafka now; await the result for the broker's
-    /// acknowledgement. Waits up to a few seconds for queue room when
-    /// librdkafka's queue is full, then reports the failure through the
-    /// returned [`Delivery`].
+    /// acknowledgement. When librdkafka's queue is full it waits up to
+    /// [`QUEUE_WAIT`] (5 s) for room, in order (on a multi-threaded tokio
+    /// runtime through `block_in_place`, so no other task waits with it),
+    /// then reports the failure through the returned [`Delivery`].
     pub fn enqueue(&self, record: &OutRecord) -> Delivery {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (name, value) in &record.headers {
@@ -181,8 +189,46 @@ impl Producer {
         if let Some(payload) = &record.payload {
             future = future.payload(payload.as_slice());
         }
+        match self.inner.send_result(future) {
+            Ok(inner) => Delivery {
+                topic: record.topic.clone(),
+                inner: Some(inner),
+                failed: None,
+            },
+            Err((err, back)) if is_queue_full(&err) => {
+                // Waiting for room keeps the records' order (a later record
+                // must not overtake this one), so it blocks; on a tokio worker
+                // it does so through `block_in_place`, so that the worker's
+                // other tasks (every partition's timers and ticks) move to
+                // another thread meanwhile.
+                let wait = || self.wait_for_room(record, back);
+                match tokio::runtime::Handle::try_current() {
+                    Ok(handle)
+                        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+                    {
+                        tokio::task::block_in_place(wait)
+                    }
+                    _ => wait(),
+                }
+            }
+            Err((err, _)) => Delivery {
+                topic: record.topic.clone(),
+                inner: None,
+                failed: Some(err.to_string()),
+            },
+        }
+    }
+
+    /// Retries a record refused with a full queue, up to [`QUEUE_WAIT`].
+    fn wait_for_room<'a>(
+        &self,
+        record: &'a OutRecord,
+        mut future: FutureRecord<'a, [u8], [u8]>,
+    ) -> Delivery {
         let started = std::time::Instant::now();
         loop {
+            // The queue drains in librdkafka's own threads.
+            self.inner.poll(Timeout::After(Duration::from_millis(10)));
             match self.inner.send_result(future) {
                 Ok(inner) => {
                     return Delivery {
@@ -192,15 +238,7 @@ impl Producer {
                     }
                 }
                 Err((err, back)) => {
-                    let full = matches!(
-                        err,
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull
-                        )
-                    );
-                    if full && started.elapsed() < QUEUE_WAIT {
-                        // The queue drains in librdkafka's own threads.
-                        self.inner.poll(Timeout::After(Duration::from_millis(10)));
+                    if is_queue_full(&err) && started.elapsed() < QUEUE_WAIT {
                         future = back;
                         continue;
                     }
