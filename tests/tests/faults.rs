@@ -359,7 +359,7 @@ async fn a_broker_unreachable_for_thirty_seconds_loses_nothing() {
         r.len() >= total
     })
     .await;
-    check(&out, total, &[dir.clone()], &input);
+    check(&out, total, std::slice::from_ref(&dir), &input);
     let committed = committed_offsets(&kafka.brokers, "wactor.faulty", TOPIC, PARTITIONS).await;
     assert_eq!(committed.iter().sum::<i64>(), i64::try_from(total).unwrap());
 }
