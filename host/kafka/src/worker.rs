@@ -301,7 +301,9 @@ enum Next {
 
 impl Worker {
     async fn run(mut self) {
-        self.restore().await;
+        if !self.restore().await {
+            return;
+        }
         let mut commit_tick = tokio::time::interval(self.ctx.settings.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -386,9 +388,25 @@ impl Worker {
     /// Loads the held events of this partition (from the changelog when
     /// there is one) and rebuilds the held lanes. Retries until it works:
     /// handling events before would break the order of held keys.
-    async fn restore(&mut self) {
+    ///
+    /// Honours a stop while it waits (a slow changelog, a leader down): it
+    /// answers at once and returns false, and the restore it gave up may not
+    /// write to the store any more (`cancel`), so a worker that lost its
+    /// partition never runs on as a zombie beside the partition's next
+    /// worker on this host.
+    async fn restore(&mut self) -> bool {
+        let cancel = Arc::new(AtomicBool::new(false));
         let records = loop {
-            match self.load_held().await {
+            let load = self.load_held(cancel.clone());
+            let result = tokio::select! {
+                result = load => result,
+                control = self.control.recv() => {
+                    cancel.store(true, Ordering::Relaxed);
+                    self.stopped_while_restoring(control);
+                    return false;
+                }
+            };
+            match result {
                 Ok(records) => break records,
                 Err(err) => {
                     tracing::error!(
@@ -396,7 +414,14 @@ impl Worker {
                         error = %err,
                         "cannot restore held events; retrying"
                     );
-                    tokio::time::sleep(RESTORE_RETRY).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(RESTORE_RETRY) => {}
+                        control = self.control.recv() => {
+                            cancel.store(true, Ordering::Relaxed);
+                            self.stopped_while_restoring(control);
+                            return false;
+                        }
+                    }
                 }
             }
         };
@@ -423,12 +448,34 @@ impl Worker {
             self.held.insert(lane, held);
         }
         self.update_hold();
+        true
+    }
+
+    /// A request that came while restoring: a stop (or the consumer gone)
+    /// ends the worker before it took anything, so there is no offset to
+    /// commit; a retry-now finds nothing held yet.
+    fn stopped_while_restoring(&mut self, control: Option<Control>) {
+        self.feed = None;
+        match control {
+            Some(Control::Stop { reply }) => {
+                let _ = reply.send(None);
+            }
+            Some(Control::RetryNow { reply, .. }) => {
+                let _ = reply.send(false);
+            }
+            None => {}
+        }
+        tracing::info!(
+            actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+            "partition worker stopped while restoring its held events"
+        );
     }
 
     /// What `load_held` needs, taken before awaiting (the worker is not
     /// `Sync`).
     fn load_held(
         &self,
+        cancel: Arc<AtomicBool>,
     ) -> impl std::future::Future<Output = Result<Vec<HeldEvent>, String>> + Send + 'static {
         load_held(
             self.ctx.held.clone(),
@@ -436,6 +483,7 @@ impl Worker {
             self.partition,
             self.changelog.clone(),
             self.ctx.settings.clone(),
+            cancel,
         )
     }
 
@@ -1466,20 +1514,28 @@ fn to_system_time(ms: i64) -> SystemTime {
 
 /// Loads the held events of a partition: from the changelog (replacing the
 /// local copy) when there is one, else from the store.
+/// `cancel` set means the worker gave up waiting (its partition was
+/// revoked): the restore then leaves the store alone.
 async fn load_held(
     held: wactor_store::HeldEvents,
     topic: String,
     partition: i32,
     changelog: Option<Arc<Changelog>>,
     settings: crate::settings::KafkaSettings,
+    cancel: Arc<AtomicBool>,
 ) -> Result<Vec<HeldEvent>, String> {
     match &changelog {
         Some(changelog) => {
             let changelog = changelog.clone();
             tokio::task::spawn_blocking(move || {
+                // Fault tests make the changelog slow here.
+                fail::fail_point!("wactor-restore-read");
                 let mut records = changelog
                     .restore(&settings, &topic, partition)
                     .map_err(|e| e.to_string())?;
+                if cancel.load(Ordering::Relaxed) {
+                    return Err("restore abandoned: the partition was revoked".to_string());
+                }
                 held.replace_partition(&topic, partition, &records)
                     .map_err(|e| e.to_string())?;
                 records.sort_by_key(|r| r.event.offset);
