@@ -99,12 +99,18 @@ impl Changelog {
 
     /// Reads the held events of `(topic, partition)` from the changelog,
     /// to its end. Blocking: run it on a blocking thread.
+    ///
+    /// Also says whether the changelog has *any* record of that source
+    /// partition (a tombstone counts): when it has none, it never knew the
+    /// partition (the changelog was just switched on, or is a new group's),
+    /// and the caller keeps the local held events instead of replacing them
+    /// with nothing.
     pub fn restore(
         &self,
         settings: &KafkaSettings,
         topic: &str,
         partition: i32,
-    ) -> Result<Vec<HeldEvent>> {
+    ) -> Result<Restored> {
         let source = self.partition_of(topic, partition);
         let consumer: BaseConsumer = settings.reader_config().create()?;
         let (low, high) =
@@ -118,12 +124,13 @@ impl Changelog {
                 }
             };
         if high <= low {
-            return Ok(Vec::new());
+            return Ok(Restored::default());
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, source, Offset::Beginning)?;
         consumer.assign(&tpl)?;
         let mut latest: HashMap<String, Option<HeldEvent>> = HashMap::new();
+        let mut seen = false;
         let started = Instant::now();
         loop {
             if started.elapsed() > RESTORE_TIMEOUT {
@@ -142,20 +149,17 @@ impl Changelog {
             };
             let message = message?;
             let offset = message.offset();
-            if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                if let Ok(id) = HeldId::from_str(key) {
-                    if id.topic == topic && id.partition == partition {
-                        let value = message
-                            .payload()
-                            .and_then(|bytes| match value::decode("held event", bytes) {
-                                Ok(record) => Some(record),
-                                Err(err) => {
-                                    tracing::warn!(error = %err, key, "unreadable changelog record skipped");
-                                    None
-                                }
-                            });
-                        latest.insert(key.to_string(), value);
-                    }
+            if let Some((key, id)) = decode_key(message.key()) {
+                if id.topic == topic && id.partition == partition {
+                    seen = true;
+                    let value = match decode_value(message.payload()) {
+                        Ok(value) => value,
+                        Err(err) => {
+                            tracing::warn!(error = %err, key, "unreadable changelog record skipped");
+                            None
+                        }
+                    };
+                    latest.insert(key.to_string(), value);
                 }
             }
             if offset >= high - 1 {
@@ -164,7 +168,40 @@ impl Changelog {
         }
         let mut records: Vec<HeldEvent> = latest.into_values().flatten().collect();
         records.sort_by_key(|r| r.event.offset);
-        Ok(records)
+        Ok(Restored { records, seen })
+    }
+}
+
+/// What a restore read of one source partition.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The held events, in offset order.
+    pub records: Vec<HeldEvent>,
+    /// Whether the changelog had any record of the source partition, a
+    /// tombstone included.
+    pub seen: bool,
+}
+
+/// Reads a changelog record's key: the held event's id as text, and
+/// parsed. `None` for a key that is not one (null, not UTF-8, not an id):
+/// such a record is not this changelog's and is skipped.
+pub fn decode_key(key: Option<&[u8]>) -> Option<(&str, HeldId)> {
+    let text = std::str::from_utf8(key?).ok()?;
+    let id = HeldId::from_str(text).ok()?;
+    Some((text, id))
+}
+
+/// Reads a changelog record's value: the held event (`None` for a
+/// tombstone, the event is finished), in the store's binary format or the
+/// JSON of earlier versions.
+///
+/// # Errors
+/// [`KafkaError::Store`] when the value is not a held event; restore skips
+/// such a record with a warning.
+pub fn decode_value(payload: Option<&[u8]>) -> Result<Option<HeldEvent>> {
+    match payload {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(value::decode("held event", bytes)?)),
     }
 }
 

@@ -396,7 +396,7 @@ impl Worker {
     /// worker on this host.
     async fn restore(&mut self) -> bool {
         let cancel = Arc::new(AtomicBool::new(false));
-        let records = loop {
+        let Loaded { records, migrate } = loop {
             let load = self.load_held(cancel.clone());
             let result = tokio::select! {
                 result = load => result,
@@ -407,7 +407,7 @@ impl Worker {
                 }
             };
             match result {
-                Ok(records) => break records,
+                Ok(loaded) => break loaded,
                 Err(err) => {
                     tracing::error!(
                         actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
@@ -447,6 +447,16 @@ impl Worker {
         for (lane, held) in lanes {
             self.held.insert(lane, held);
         }
+        if migrate && !records.is_empty() {
+            tracing::info!(
+                actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                held = records.len(),
+                "the changelog has no record of this partition: keeping its local held events and writing them to the changelog"
+            );
+            for record in &records {
+                self.write_changelog(&record.id(), Some(record));
+            }
+        }
         self.update_hold();
         true
     }
@@ -476,7 +486,7 @@ impl Worker {
     fn load_held(
         &self,
         cancel: Arc<AtomicBool>,
-    ) -> impl std::future::Future<Output = Result<Vec<HeldEvent>, String>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<Loaded, String>> + Send + 'static {
         load_held(
             self.ctx.held.clone(),
             self.topic.clone(),
@@ -1523,23 +1533,40 @@ async fn load_held(
     changelog: Option<Arc<Changelog>>,
     settings: crate::settings::KafkaSettings,
     cancel: Arc<AtomicBool>,
-) -> Result<Vec<HeldEvent>, String> {
+) -> Result<Loaded, String> {
     match &changelog {
         Some(changelog) => {
             let changelog = changelog.clone();
             tokio::task::spawn_blocking(move || {
                 // Fault tests make the changelog slow here.
                 fail::fail_point!("wactor-restore-read");
-                let mut records = changelog
+                let restored = changelog
                     .restore(&settings, &topic, partition)
                     .map_err(|e| e.to_string())?;
                 if cancel.load(Ordering::Relaxed) {
                     return Err("restore abandoned: the partition was revoked".to_string());
                 }
+                if !restored.seen {
+                    // The changelog never knew this partition (just switched
+                    // on, or a new group's): the local held events are the
+                    // truth; they are written to the changelog by the worker.
+                    let mut records = held
+                        .partition(&topic, partition)
+                        .map_err(|e| e.to_string())?;
+                    records.sort_by_key(|r| r.event.offset);
+                    return Ok(Loaded {
+                        records,
+                        migrate: true,
+                    });
+                }
+                let mut records = restored.records;
                 held.replace_partition(&topic, partition, &records)
                     .map_err(|e| e.to_string())?;
                 records.sort_by_key(|r| r.event.offset);
-                Ok(records)
+                Ok(Loaded {
+                    records,
+                    migrate: false,
+                })
             })
             .await
             .map_err(|e| e.to_string())?
@@ -1549,7 +1576,19 @@ async fn load_held(
                 .partition(&topic, partition)
                 .map_err(|e| e.to_string())?;
             records.sort_by_key(|r| r.event.offset);
-            Ok(records)
+            Ok(Loaded {
+                records,
+                migrate: false,
+            })
         }
     }
+}
+
+/// The held events a worker starts with.
+struct Loaded {
+    /// In offset order.
+    records: Vec<HeldEvent>,
+    /// They come from the local store because the changelog never knew the
+    /// partition: write them to the changelog.
+    migrate: bool,
 }
