@@ -663,7 +663,8 @@ fn recover(
     for (topic, partition, handle) in ended {
         let shared = handle.shared.clone();
         let error = match context.runtime.block_on(handle.task) {
-            Ok(()) => "the worker returned without being told to stop".to_string(),
+            Ok(Ok(())) => "the worker returned without being told to stop".to_string(),
+            Ok(Err(reason)) => reason,
             Err(err) if err.is_panic() => panic_message(err.into_panic()),
             Err(err) => err.to_string(),
         };

@@ -2,7 +2,9 @@
 //! end unexpectedly, and offset resets.
 //!
 //! - **Workers that end.** A worker ends only when the consumer tells it to
-//!   (revoke, shutdown); one that ends otherwise (a panic: a bug) is found
+//!   (revoke, shutdown); one that ends otherwise (a panic: a bug; or a
+//!   store write that failed, which stops the partition rather than let it
+//!   go on past an event it could not record) is found
 //!   here within a pressure tick, logged at ERROR with the panic message,
 //!   shown as failed (`ConsumerStatus::failures`, the actor's state
 //!   `failed`, `wactor_partition_workers_failed`) and restarted from the

@@ -109,8 +109,9 @@ pub struct WorkerHandle {
     /// Shared counters.
     pub shared: Arc<WorkerShared>,
     /// The worker's task: finished while the handle is still registered
-    /// means it ended unexpectedly (see `recovery`).
-    pub task: tokio::task::JoinHandle<()>,
+    /// means it ended unexpectedly (see `recovery`): a panic, or
+    /// `Err(reason)` (a store write failed).
+    pub task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 /// Starts the worker of `topic[partition]` on `runtime`.
@@ -155,6 +156,7 @@ pub fn spawn(
         tick_rx,
         accepting: true,
         is_redrive: false,
+        failed: None,
         rng: StdRng::from_entropy(),
         max_record_bytes: 0,
     };
@@ -274,6 +276,11 @@ struct Worker {
     accepting: bool,
     /// This partition belongs to the actor's re-drive topic.
     is_redrive: bool,
+    /// Set when a store write failed: the worker ends (its partition is
+    /// restarted from its published offset by `recovery`, with backoff and
+    /// shown failed meanwhile) rather than go on past an event whose state
+    /// it could not record.
+    failed: Option<String>,
     rng: StdRng,
     /// The largest changelog record this worker writes: the producer's
     /// `message.max.bytes`, lowered if the broker refuses a smaller record.
@@ -300,13 +307,24 @@ enum Next {
 }
 
 impl Worker {
-    async fn run(mut self) {
+    /// Ends with `Err(reason)` when the worker must stop on its own (a
+    /// store write failed); `recovery` restarts it.
+    async fn run(mut self) -> Result<(), String> {
         if !self.restore().await {
-            return;
+            return Ok(());
         }
         let mut commit_tick = tokio::time::interval(self.ctx.settings.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if let Some(reason) = self.failed.take() {
+                // Nothing more is taken or published: the partition starts
+                // again from the offset published last, which never passed
+                // the event whose write failed.
+                self.accepting = false;
+                self.feed = None;
+                self.running = FuturesUnordered::new();
+                return Err(reason);
+            }
             self.pull();
             self.start_ready();
             let due = self.held.next_due();
@@ -325,14 +343,14 @@ impl Worker {
                     Some(Control::Stop { reply }) => {
                         let offset = self.stop().await;
                         let _ = reply.send(offset);
-                        return;
+                        return Ok(());
                     }
                     Some(Control::RetryNow { id, reply }) => {
                         let _ = reply.send(self.retry_now(&id));
                     }
                     None => {
                         self.stop().await;
-                        return;
+                        return Ok(());
                     }
                 },
                 Some((job, report)) = self.running.next(), if !self.running.is_empty() => {
@@ -361,7 +379,7 @@ impl Worker {
                     }
                     None => {
                         self.stop().await;
-                        return;
+                        return Ok(());
                     }
                 },
                 () = async {
@@ -459,6 +477,19 @@ impl Worker {
         }
         self.update_hold();
         true
+    }
+
+    /// A store write failed: logged at ERROR, and the worker ends at the top
+    /// of its next round (see `failed`).
+    fn store_failed(&mut self, what: &str, err: impl std::fmt::Display) {
+        tracing::error!(
+            actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+            error = %err,
+            "cannot write {what} to the store: stopping the partition; it restarts from its last committed offset"
+        );
+        if self.failed.is_none() {
+            self.failed = Some(format!("store write failed ({what}): {err}"));
+        }
     }
 
     /// A request that came while restoring: a stop (or the consumer gone)
@@ -572,10 +603,7 @@ impl Worker {
                 self.after_death(&dead);
                 self.durable.offsets.push(offset);
             }
-            Err(err) => {
-                // The offset stays unfinished: a restart reads it again.
-                tracing::error!(offset, error = %err, "cannot store the dead letter of an undecodable record");
-            }
+            Err(err) => self.store_failed("the dead letter of an undecodable record", err),
         }
     }
 
@@ -803,9 +831,7 @@ impl Worker {
                 let id = record.id();
                 match self.ctx.held.remove(&id) {
                     Ok(_) => self.write_changelog(&id, None),
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot remove a finished held event")
-                    }
+                    Err(err) => self.store_failed("the removal of a finished held event", err),
                 }
                 self.advance(&lane);
             }
@@ -944,15 +970,14 @@ impl Worker {
             }
             Next::Dead(kind) => {
                 let dead = self.death(&failed, vec![attempt], kind, detail, first_at, now);
-                match self.ctx.dead_letters.put(&dead) {
+                match store_write_fault()
+                    .and_then(|()| self.ctx.dead_letters.put(&dead).map_err(|e| e.to_string()))
+                {
                     Ok(()) => {
                         self.after_death(&dead);
                         self.durable.offsets.push(failed.raw.offset);
                     }
-                    Err(err) => {
-                        // The offset stays unfinished: a restart retries.
-                        tracing::error!(error = %err, "cannot store a dead letter");
-                    }
+                    Err(err) => self.store_failed("a dead letter", err),
                 }
                 self.complete_lane(lane);
             }
@@ -1162,8 +1187,10 @@ impl Worker {
             },
             None => None,
         };
-        if let Err(err) = self.ctx.held.put(record) {
-            tracing::error!(error = %err, offset = record.event.offset, "cannot hold an event");
+        if let Err(err) =
+            store_write_fault().and_then(|()| self.ctx.held.put(record).map_err(|e| e.to_string()))
+        {
+            self.store_failed("a held event", err);
             return Hold::Failed;
         }
         if let Some((_, out)) = out {
@@ -1209,7 +1236,7 @@ impl Worker {
                 self.after_death(&dead);
                 self.durable.offsets.push(event.offset);
             }
-            Err(err) => tracing::error!(error = %err, "cannot store a dead letter"),
+            Err(err) => self.store_failed("a dead letter", err),
         }
     }
 
@@ -1449,6 +1476,12 @@ impl Worker {
 }
 
 /// Flushes the store and awaits the changelog writes of `batch`.
+/// The fault point of store writes (fault tests make them fail).
+fn store_write_fault() -> Result<(), String> {
+    fail::fail_point!("wactor-store-write", |_| Err("fail point".to_string()));
+    Ok(())
+}
+
 /// Flushes the store, then produces the changelog records of `batch` and
 /// awaits them: in that order, so that nothing reaches the changelog before
 /// the local writes it depends on are on disk. When the flush fails nothing
