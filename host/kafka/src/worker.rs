@@ -443,6 +443,7 @@ impl Worker {
                 }
             }
         };
+        let records = self.relane(records);
         let now = self.ctx.clock.now_ms();
         let mut lanes: HashMap<LaneKey, HeldLane> = HashMap::new();
         // Records come sorted by offset, so the first of a lane is its head.
@@ -477,6 +478,46 @@ impl Worker {
         }
         self.update_hold();
         true
+    }
+
+    /// Moves held events recorded under another ordering mode (the actor's
+    /// `ordering` changed, e.g. `partition` to `key`) to the lane the
+    /// current mode gives them, in the store and the changelog, so that a
+    /// key's new events wait behind its held ones whatever the change.
+    /// Returns the records, in offset order.
+    fn relane(&mut self, records: Vec<HeldEvent>) -> Vec<HeldEvent> {
+        let mut out = Vec::with_capacity(records.len());
+        let mut moved = 0usize;
+        for mut record in records {
+            let lane = lane_key(self.ctx.ordering, &from_stored(&record.event, 1));
+            if lane == record.lane {
+                out.push(record);
+                continue;
+            }
+            let old = record.id();
+            record.lane = lane;
+            let written = self
+                .ctx
+                .held
+                .remove(&old)
+                .and_then(|_| self.ctx.held.put(&record));
+            if let Err(err) = written {
+                self.store_failed("a held event moved to its new lane", err);
+            }
+            self.write_changelog(&old, None);
+            self.write_changelog(&record.id(), Some(&record));
+            moved += 1;
+            out.push(record);
+        }
+        if moved > 0 {
+            tracing::info!(
+                actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                moved, ordering = ?self.ctx.ordering,
+                "held events moved to the lanes of the actor's new ordering"
+            );
+        }
+        out.sort_by_key(|r| r.event.offset);
+        out
     }
 
     /// A store write failed: logged at ERROR, and the worker ends at the top
