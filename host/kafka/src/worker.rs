@@ -353,6 +353,17 @@ impl Worker {
                         return Ok(());
                     }
                 },
+                // The timers and the durability results come before the
+                // work, which under a steady backlog is always ready: a
+                // biased select would otherwise starve the commit tick, its
+                // result and due retries until the backlog is gone. Each is
+                // ready once per period, so they starve nothing in turn.
+                _ = commit_tick.tick() => self.tick(),
+                Some(tick) = self.tick_rx.recv() => self.on_tick(tick),
+                () = async { if let Some(sleep) = sleep { sleep.await } }, if due.is_some() => {
+                    let now = self.ctx.clock.now_ms();
+                    self.ready_held.extend(self.held.take_due(now));
+                }
                 Some((job, report)) = self.running.next(), if !self.running.is_empty() => {
                     self.finish(job, report);
                     // Collect the other calls that are done too, before the
@@ -364,7 +375,6 @@ impl Worker {
                         }
                     }
                 }
-                Some(tick) = self.tick_rx.recv() => self.on_tick(tick),
                 event = self.inbox.recv(), if self.accepting => match event {
                     Some(intake) => {
                         self.intake(intake);
@@ -393,12 +403,12 @@ impl Worker {
                         }
                     }
                 }, if ready.is_some() => {}
-                () = std::future::ready(()), if self.feed_more => {}
-                () = async { if let Some(sleep) = sleep { sleep.await } }, if due.is_some() => {
-                    let now = self.ctx.clock.now_ms();
-                    self.ready_held.extend(self.held.take_due(now));
-                }
-                _ = commit_tick.tick() => self.tick(),
+                // More may wait in the queue: come back at once, but through
+                // the scheduler. An always-ready branch would keep this task
+                // in one endless poll, and once its tokio budget is spent
+                // every tokio branch above (the commit tick, due retries)
+                // answers "pending" until the backlog is gone.
+                () = tokio::task::yield_now(), if self.feed_more => {}
             }
         }
     }
