@@ -385,6 +385,46 @@ fn commit(
     }
 }
 
+/// Reaches the partition workers of a consumer to run a held event's retry
+/// now; see [`ActorConsumer::retry_handle`].
+#[derive(Clone)]
+pub struct RetryHandle {
+    workers: Arc<Mutex<Workers>>,
+}
+
+impl RetryHandle {
+    /// How long the worker may take to answer.
+    const ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+    /// Asks the worker owning a held event to retry it now. False when this
+    /// host does not own its partition, the event does not wait for a
+    /// retry, or the worker does not answer within 5 s.
+    pub async fn retry_now(&self, id: &HeldId) -> bool {
+        let rx = {
+            let workers = lock_workers(&self.workers);
+            let Some(handle) = workers.get(&id.topic).and_then(|w| w.get(&id.partition)) else {
+                return false;
+            };
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            if handle
+                .control
+                .send(Control::RetryNow {
+                    id: id.clone(),
+                    reply,
+                })
+                .is_err()
+            {
+                return false;
+            }
+            rx
+        };
+        matches!(
+            tokio::time::timeout(Self::ANSWER_WAIT, rx).await,
+            Ok(Ok(true))
+        )
+    }
+}
+
 /// A running actor consumer. Stop it with [`ActorConsumer::stop`]; dropping
 /// it stops it too, without waiting.
 pub struct ActorConsumer {
@@ -492,25 +532,16 @@ impl ActorConsumer {
     /// host does not own its partition or the event does not wait for a
     /// retry.
     pub async fn retry_now(&self, id: &HeldId) -> bool {
-        let rx = {
-            let workers = lock_workers(&self.workers);
-            let Some(handle) = workers.get(&id.topic).and_then(|w| w.get(&id.partition)) else {
-                return false;
-            };
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            if handle
-                .control
-                .send(Control::RetryNow {
-                    id: id.clone(),
-                    reply,
-                })
-                .is_err()
-            {
-                return false;
-            }
-            rx
-        };
-        rx.await.unwrap_or(false)
+        self.retry_handle().retry_now(id).await
+    }
+
+    /// A handle for [`retry_now`](Self::retry_now) that outlives a borrow
+    /// of the consumer (callers need not hold their own locks while the
+    /// worker answers).
+    pub fn retry_handle(&self) -> RetryHandle {
+        RetryHandle {
+            workers: self.workers.clone(),
+        }
     }
 
     /// Drains every partition (running calls finish within the drain

@@ -50,7 +50,7 @@ mod worker;
 
 pub use actor::{ActiveVersion, ActorContext, VersionSlot, VersionSource};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use consumer::{ActorConsumer, ConsumerStatus};
+pub use consumer::{ActorConsumer, ConsumerStatus, RetryHandle};
 pub use dev_cluster::DevCluster;
 pub use error::{KafkaError, Result};
 pub use producer::{OutRecord, Producer};

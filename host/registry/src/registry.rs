@@ -615,9 +615,16 @@ impl Registry {
     /// Asks this host's worker of the held event's partition to retry it
     /// now; false when this host does not run it.
     pub(crate) async fn consumer_retry_now(&self, actor: &str, id: &wactor_store::HeldId) -> bool {
-        let live = self.live.lock().await;
-        match live.get(actor).and_then(|e| e.consumer.as_ref()) {
-            Some(consumer) => consumer.retry_now(id).await,
+        // The lifecycle lock is held only to find the consumer, not while
+        // its worker answers.
+        let handle = {
+            let live = self.live.lock().await;
+            live.get(actor)
+                .and_then(|e| e.consumer.as_ref())
+                .map(ActorConsumer::retry_handle)
+        };
+        match handle {
+            Some(handle) => handle.retry_now(id).await,
             None => false,
         }
     }
