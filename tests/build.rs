@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "fixture-trap",
     "fixture-loop",
     "fixture-memory-hog",
+    "fixture-recurse",
     "fixture-emit-then-retry",
     "fixture-flaky",
     "fixture-noop",

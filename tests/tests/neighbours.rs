@@ -1,9 +1,9 @@
 //! Hostile actors with a neighbour (issue 9): while actors on the same host
-//! spin until their deadline, bomb their memory, trap on every event and
-//! push every per-call limit, a well-behaved actor on the same host still
-//! handles every one of its events, and the host stays up. How much of its
-//! throughput the neighbour keeps is measured in the bench
-//! (`wactor-bench neighbours`), not asserted here.
+//! spin until their deadline, bomb their memory, overflow their stack, trap
+//! on every event and push every per-call limit, a well-behaved actor on
+//! the same host still handles every one of its events, and the host stays
+//! up. How much of its throughput the neighbour keeps is measured in the
+//! bench (`wactor-bench neighbours`), not asserted here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,7 +25,7 @@ fn hostile(name: &str, topic: &str, limits: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_well_behaved_actor_handles_all_its_events_beside_hostile_ones() {
     let kafka = Kafka::start();
-    for topic in ["good", "good.out", "spin", "hog", "crash", "abuse"] {
+    for topic in ["good", "good.out", "spin", "hog", "deep", "crash", "abuse"] {
         kafka.topic(topic, 2);
     }
     let dir = tempfile::tempdir().unwrap();
@@ -40,6 +40,7 @@ async fn a_well_behaved_actor_handles_all_its_events_beside_hostile_ones() {
             "fixture-memory-hog",
             hostile("hog", "hog", "memory = \"16MiB\""),
         ),
+        ("fixture-recurse", hostile("diver", "deep", "")),
         ("fixture-trap", hostile("crasher", "crash", "")),
         ("fixture-hostile", hostile("abuser", "abuse", "")),
     ] {
@@ -59,6 +60,7 @@ async fn a_well_behaved_actor_handles_all_its_events_beside_hostile_ones() {
     for (topic, payload) in [
         ("spin", "{}"),
         ("hog", "{}"),
+        ("deep", "{}"),
         ("crash", "{}"),
         ("abuse", abuse),
     ] {
@@ -83,7 +85,7 @@ async fn a_well_behaved_actor_handles_all_its_events_beside_hostile_ones() {
     // The hostile actors' events all end in the dead-letter set (two
     // attempts each), and the host is still up and serving.
     let dead_letters = host.store.dead_letters();
-    let all_dead = eventually(WAIT, || dead_letters.len() == 4 * bad_events).await;
+    let all_dead = eventually(WAIT, || dead_letters.len() == 5 * bad_events).await;
     assert!(
         all_dead,
         "hostile events dead-lettered: {}",

@@ -387,6 +387,35 @@ async fn an_endless_loop_is_stopped_at_its_deadline_and_the_host_goes_on() {
 }
 
 #[tokio::test]
+async fn unbounded_recursion_is_a_trap_of_its_own_call_and_the_host_goes_on() {
+    let actor = load("fixture-recurse", settings("recurse", InstanceMode::Warm));
+    let started = Instant::now();
+    let inv = actor.invoke(&event("t", "k", ""), MapState::new()).await;
+    match &inv.result {
+        // A stack overflow is neither a panic nor a deadline nor the
+        // memory limit: wasmtime's "call stack exhausted" (or, should the
+        // guest's own stack run out first, an out-of-bounds access).
+        CallResult::Trapped(trap) => assert_eq!(trap.kind, TrapKind::Other, "{}", trap.message),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(actor.idle_instances(), 0, "a trapped instance is not kept");
+    // Again: a second overflow on a new instance, then a neighbour runs.
+    let again = actor.invoke(&event("t", "k", ""), MapState::new()).await;
+    assert!(
+        matches!(again.result, CallResult::Trapped(_)),
+        "{:?}",
+        again.result
+    );
+    let noop = load("fixture-noop", settings("noop", InstanceMode::Fresh));
+    assert_done(&noop.invoke(&event("t", "k", ""), MapState::new()).await);
+}
+
+#[tokio::test]
 async fn unbounded_allocation_is_stopped_at_the_memory_limit() {
     let mut hog_settings = settings("hog", InstanceMode::Warm);
     hog_settings.limits = Limits {

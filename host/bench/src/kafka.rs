@@ -146,7 +146,7 @@ impl Broker {
 }
 
 /// Produces `n` small records with 1000 keys, waiting for all acks.
-async fn fill(brokers: &str, topic: &str, n: usize, payload: &str) -> Result<()> {
+pub(crate) async fn fill(brokers: &str, topic: &str, n: usize, payload: &str) -> Result<()> {
     let producer = Producer::new(&KafkaSettings::new(brokers))?;
     let mut pending = Vec::with_capacity(10_000);
     for i in 0..n {
@@ -245,7 +245,7 @@ async fn throughput(n: usize, external: Option<&str>) -> Result<serde_json::Valu
 /// Watches a done counter from an OS thread (a tokio task could be
 /// starved by the very work it times) and returns how many events were
 /// done and the time from the first to the `n`th (or to the 300 s limit).
-async fn watch(done: prometheus::IntCounter, n: usize) -> Result<(usize, Duration)> {
+pub(crate) async fn watch(done: prometheus::IntCounter, n: usize) -> Result<(usize, Duration)> {
     tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut first = None;

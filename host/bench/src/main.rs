@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p wactor-bench -- runtime [--iterations N] [--json out.json]
 //! cargo run --release -p wactor-bench -- kafka [throughput|overhead|ordering|swap|all]
+//! cargo run --release -p wactor-bench -- neighbours [--events N] [--quick]
 //! ```
 //!
 //! # Layout
@@ -14,6 +15,8 @@
 //!   instances) and the artifact cache's effect on load time.
 //! - `kafka`: throughput against a bare rdkafka consumer, host overhead per
 //!   event, key vs partition ordering, hot swap and rollback.
+//! - `neighbours`: a well-behaved actor's throughput alone and beside
+//!   hostile actors on the same host (issue 9).
 //! - `stats`: samples → median / p99, machine description, JSON output.
 //!
 //! # Adding a benchmark suite
@@ -25,6 +28,7 @@
 //! description are shared.
 
 mod kafka;
+mod neighbours;
 mod runtime;
 mod stats;
 
@@ -53,6 +57,9 @@ enum Command {
     /// partition ordering, hot swap and rollback times, on an in-process
     /// Kafka-protocol broker.
     Kafka(kafka::KafkaArgs),
+    /// A well-behaved actor's throughput alone and beside hostile actors
+    /// (loop, memory hog, recursion, traps, limit floods) on the same host.
+    Neighbours(neighbours::NeighboursArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runtime(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        Command::Kafka(_) => tokio::runtime::Builder::new_multi_thread()
+        Command::Kafka(_) | Command::Neighbours(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
     }
@@ -84,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Runtime(args) => runtime::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
+            Command::Neighbours(args) => neighbours::run(args).await,
         }
     })?;
     if let Some(path) = cli.json {

@@ -240,7 +240,7 @@ async fn send_samples(kafka: &KafkaSettings, parsed: &[(PathBuf, ActorManifest)]
         let Ok(text) = std::fs::read_to_string(&sample) else {
             continue;
         };
-        let event = match crate::event_file::parse(&text) {
+        let event = match wactor_runtime::event_file::parse(&text) {
             Ok(event) => event,
             Err(err) => {
                 tracing::warn!(file = %sample.display(), error = %err, "sample event not sent");

@@ -14,8 +14,8 @@ use wactor_runtime::{
 };
 use wactor_store::Store;
 
-use crate::event_file::{bytes_for_humans, bytes_to_json};
 use wactor_kafka::call::{apply_state_writes, StoreStateReader};
+use wactor_runtime::event_file::{bytes_for_humans, bytes_to_json};
 
 /// Exit code of `invoke` when the actor asked for a retry.
 pub const EXIT_RETRY: u8 = 10;
@@ -78,7 +78,7 @@ pub async fn run(args: InvokeArgs) -> Result<u8> {
         .with_context(|| format!("cannot read the component {}", args.component.display()))?;
     let event_text = std::fs::read_to_string(&args.event)
         .with_context(|| format!("cannot read the event file {}", args.event.display()))?;
-    let event = crate::event_file::parse(&event_text)
+    let event = wactor_runtime::event_file::parse(&event_text)
         .with_context(|| format!("in {}", args.event.display()))?;
 
     let name = match &args.actor {

@@ -13,7 +13,6 @@
 //! - `dev`: `wactor dev` (with `fake_wallet`, the stand-in wallet service).
 //! - `broker`: `wactor broker`, only a mock Kafka broker in its own process.
 //! - `produce`: `wactor produce`.
-//! - `event_file`: the JSON form of an event for `invoke`.
 //! - `invoke`: `wactor invoke`.
 //! - `admin`: the admin verbs (`deploy`, `actors`, `dlq`, ...), clients of
 //!   a host's admin API.
@@ -22,7 +21,6 @@ mod admin;
 mod broker;
 mod config;
 mod dev;
-mod event_file;
 mod fake_wallet;
 mod host;
 mod invoke;

@@ -204,7 +204,8 @@ impl Producer {
                 let wait = || self.wait_for_room(record, back);
                 match tokio::runtime::Handle::try_current() {
                     Ok(handle)
-                        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+                        if handle.runtime_flavor()
+                            == tokio::runtime::RuntimeFlavor::MultiThread =>
                     {
                         tokio::task::block_in_place(wait)
                     }

@@ -19,6 +19,8 @@
 //! - `actor`: validation, `InstancePre`, warm pools and fresh instances,
 //!   the call itself and the classification of traps.
 //! - [`types`]: the plain data types callers see (`Event`, `Invocation`...).
+//! - [`event_file`]: the hand-written JSON form of one event (`wactor
+//!   invoke`, the sample events of `wactor dev`).
 //!
 //! What it deliberately does not do: apply effects (the caller does, from
 //! the outcome), open the store (state comes in through [`StateReader`]),
@@ -29,6 +31,7 @@ mod bindings;
 mod cache;
 pub mod engine;
 mod error;
+pub mod event_file;
 mod host;
 mod http_policy;
 mod output;

@@ -19,13 +19,47 @@
 //! is an empty value. The key likewise: `key` (text) or `key_base64`.
 //! Headers are an object or a list of `[name, value]` pairs; a `null`
 //! value is a null header value (`""` is an empty one).
+//!
+//! It lives here, beside [`Event`], rather than in the CLI so that it can
+//! be tested and fuzzed as a library (`host/fuzz`, target `event_file`):
+//! the text is whatever a developer or a sample file holds, so no input
+//! may make it panic. Printing events back (`invoke`'s output) is the
+//! CLI's; [`bytes_for_humans`] and [`bytes_to_json`] are here so that both
+//! directions of the format stay in one place.
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::Deserialize;
-use wactor_runtime::Event;
+
+use crate::Event;
+
+/// Why an event file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EventFileError {
+    /// Not JSON, or JSON of the wrong shape (an unknown field, a wrong type).
+    #[error("the event is not valid event JSON")]
+    Json(#[source] serde_json::Error),
+    /// Two ways of giving the same thing (`key` and `key_base64`; more than
+    /// one of the payload fields).
+    #[error("{0}")]
+    Ambiguous(&'static str),
+    /// A `*_base64` field that is not base64.
+    #[error("`{field}` is not valid base64")]
+    Base64 {
+        /// The field.
+        field: &'static str,
+        /// What the decoder said.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// `attempt` is 0.
+    #[error("`attempt` starts at 1")]
+    ZeroAttempt,
+}
+
+/// The result of parsing an event file.
+pub type Result<T> = std::result::Result<T, EventFileError>;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -81,28 +115,36 @@ fn default_attempt() -> u32 {
 }
 
 /// Parses an event file's text into an [`Event`].
+///
+/// # Errors
+/// [`EventFileError`] says what is wrong with the text.
 pub fn parse(text: &str) -> Result<Event> {
-    let file: EventFile =
-        serde_json::from_str(text).context("the event is not valid event JSON")?;
+    let file: EventFile = serde_json::from_str(text).map_err(EventFileError::Json)?;
+    let base64 = |field: &'static str, text: String| {
+        B64.decode(text)
+            .map_err(|source| EventFileError::Base64 { field, source })
+    };
     let key = match (file.key, file.key_base64) {
-        (Some(_), Some(_)) => bail!("give either `key` or `key_base64`, not both"),
+        (Some(_), Some(_)) => {
+            return Err(EventFileError::Ambiguous(
+                "give either `key` or `key_base64`, not both",
+            ))
+        }
         (Some(key), None) => Some(key.into_bytes()),
-        (None, Some(b64)) => Some(
-            B64.decode(b64)
-                .context("`key_base64` is not valid base64")?,
-        ),
+        (None, Some(b64)) => Some(base64("key_base64", b64)?),
         (None, None) => None,
     };
     let payload = match (file.payload, file.payload_text, file.payload_base64) {
         (Some(serde_json::Value::Null), None, None) => None,
-        (Some(json), None, None) => Some(serde_json::to_vec(&json)?),
+        (Some(json), None, None) => Some(serde_json::to_vec(&json).map_err(EventFileError::Json)?),
         (None, Some(text), None) => Some(text.into_bytes()),
-        (None, None, Some(b64)) => Some(
-            B64.decode(b64)
-                .context("`payload_base64` is not valid base64")?,
-        ),
+        (None, None, Some(b64)) => Some(base64("payload_base64", b64)?),
         (None, None, None) => Some(Vec::new()),
-        _ => bail!("give only one of `payload`, `payload_text` and `payload_base64`"),
+        _ => {
+            return Err(EventFileError::Ambiguous(
+                "give only one of `payload`, `payload_text` and `payload_base64`",
+            ))
+        }
     };
     let value = |v: Option<String>| v.map(String::into_bytes);
     let headers = match file.headers {
@@ -111,7 +153,7 @@ pub fn parse(text: &str) -> Result<Event> {
         Some(Headers::List(list)) => list.into_iter().map(|(k, v)| (k, value(v))).collect(),
     };
     if file.attempt == 0 {
-        bail!("`attempt` starts at 1");
+        return Err(EventFileError::ZeroAttempt);
     }
     Ok(Event {
         topic: file.topic,
