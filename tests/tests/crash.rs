@@ -51,17 +51,27 @@ async fn a_host_killed_mid_stream_loses_nothing_after_a_restart() {
     // First run: killed while retries are pending.
     let host = ServeProcess::start(dir.path(), &kafka.brokers);
     read_at_least(&kafka.brokers, "crash.out", 120, WAIT).await;
+    // The kill must land after the first commits (so the restart resumes
+    // from a committed offset, not from the start): wait for one, as a
+    // fast machine can hand out 120 results before the first commit tick.
+    let started = std::time::Instant::now();
+    let committed = loop {
+        let committed = committed_offsets(&kafka.brokers, "wactor.crashy", "crash", 2).await;
+        if committed.iter().sum::<i64>() > 0 || started.elapsed() > WAIT {
+            break committed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     host.kill();
+    assert!(
+        committed.iter().sum::<i64>() > 0,
+        "offsets were committed while events were handled, before the kill: {committed:?}"
+    );
     let after_first = read_at_least(&kafka.brokers, "crash.out", 0, Duration::from_secs(1)).await;
     assert!(
         after_first.len() < total,
         "killed mid-stream ({} of {total} done)",
         after_first.len()
-    );
-    let committed = committed_offsets(&kafka.brokers, "wactor.crashy", "crash", 2).await;
-    assert!(
-        committed.iter().sum::<i64>() > 0,
-        "offsets were committed while events were handled, before the kill: {committed:?}"
     );
 
     // Second run: killed again, later in the stream.
