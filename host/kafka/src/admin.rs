@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -115,6 +115,31 @@ fn names(topics: &[TopicSpec]) -> String {
         .map(|t| t.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `cleanup.policy` of `topic` as the brokers report it (DescribeConfigs),
+/// or `None` when they report no value for it.
+///
+/// # Errors
+/// [`KafkaError::Topics`] when the brokers cannot be asked or do not answer
+/// for the topic (librdkafka's mock cluster has no DescribeConfigs).
+pub async fn cleanup_policy(settings: &KafkaSettings, topic: &str) -> Result<Option<String>> {
+    let admin: AdminClient<DefaultClientContext> = settings.admin_config().create()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let resources = [ResourceSpecifier::Topic(topic)];
+    let results = admin
+        .describe_configs(resources.iter(), &options)
+        .await
+        .map_err(|err| KafkaError::Topics(format!("cannot describe {topic}: {err}")))?;
+    match results.into_iter().next() {
+        Some(Ok(resource)) => Ok(resource
+            .get("cleanup.policy")
+            .and_then(|entry| entry.value.clone())),
+        Some(Err(code)) => Err(KafkaError::Topics(format!(
+            "cannot describe {topic}: {code}"
+        ))),
+        None => Err(KafkaError::Topics(format!("no description of {topic}"))),
+    }
 }
 
 /// The number of partitions of `topic`, or `None` when it does not exist.

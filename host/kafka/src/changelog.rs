@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use wactor_store::{value, HeldEvent, HeldId};
+use wactor_store::{value, HeldEvent, HeldEvents, HeldId, Store};
 
 use crate::admin::{self, TopicSpec};
 use crate::error::{KafkaError, Result};
@@ -46,9 +46,33 @@ pub struct Changelog {
 }
 
 impl Changelog {
-    /// Makes sure the topic exists (compacted) and reads its partition
-    /// count.
-    pub async fn open(settings: &KafkaSettings, topic: String) -> Result<Self> {
+    /// Makes sure the topic exists (compacted), reads its partition count
+    /// and checks that restores can trust it:
+    ///
+    /// - its `cleanup.policy` must include `compact` (where the broker
+    ///   answers DescribeConfigs; librdkafka's mock cluster does not, and is
+    ///   then trusted): a delete-policy changelog drops held events after
+    ///   its retention, and the next owner would never run them;
+    /// - its partition count must be the one this host last used with it
+    ///   (`store`'s changelog layout) while this host holds events of
+    ///   `held`'s actor: a held event's changelog partition is
+    ///   `hash(source) mod count`, so after a change restores would read
+    ///   the wrong partitions. With nothing held, a new count is taken.
+    ///
+    /// The setting `changelog_partitions` is only the count of a topic
+    /// wactor creates; an existing topic's own count is used (with a
+    /// warning when they differ).
+    ///
+    /// # Errors
+    /// [`KafkaError::Topics`] when the topic cannot be created or found, or
+    /// fails a check (the message says how to fix it); [`KafkaError::Store`]
+    /// when the layout cannot be read or written.
+    pub async fn open(
+        settings: &KafkaSettings,
+        topic: String,
+        store: &Store,
+        held: &HeldEvents,
+    ) -> Result<Self> {
         admin::ensure_topics(
             settings,
             &[TopicSpec::compacted(&topic, settings.changelog_partitions)],
@@ -64,6 +88,29 @@ impl Changelog {
         let partitions = partitions.ok_or_else(|| {
             KafkaError::Topics(format!("the changelog topic {topic} does not exist"))
         })?;
+        if settings.manage_topics {
+            match admin::cleanup_policy(settings, &topic).await {
+                Ok(Some(policy)) => check_compacted(&topic, &policy)?,
+                Ok(None) => {}
+                Err(err) => tracing::warn!(
+                    %topic, error = %err,
+                    "cannot read the changelog topic's cleanup.policy; make sure it is compact"
+                ),
+            }
+        }
+        if partitions != settings.changelog_partitions {
+            tracing::warn!(
+                %topic, partitions, setting = settings.changelog_partitions,
+                "the changelog topic exists with another partition count than \
+                 kafka.changelog_partitions; the topic's count is used"
+            );
+        }
+        let layout = store.changelog_layout(&topic)?;
+        check_layout(&topic, partitions, layout, held.len())?;
+        if layout != Some(partitions) {
+            store.set_changelog_layout(&topic, partitions)?;
+            store.flush_async().await?;
+        }
         Ok(Changelog { topic, partitions })
     }
 
@@ -236,7 +283,36 @@ pub fn changelog_partition(topic: &str, partition: i32, partitions: i32) -> i32 
     i32::try_from(hash % n).unwrap_or(0)
 }
 
+/// Refuses a changelog topic whose `cleanup.policy` does not compact.
+fn check_compacted(topic: &str, policy: &str) -> Result<()> {
+    if policy.split(',').any(|p| p.trim() == "compact") {
+        return Ok(());
+    }
+    Err(KafkaError::Topics(format!(
+        "the changelog topic {topic} has cleanup.policy={policy}: its retention would delete \
+         held events before they run, and the partition's next owner would never see them. \
+         Make it compacted (kafka-configs --alter --entity-type topics --entity-name {topic} \
+         --add-config cleanup.policy=compact) or delete it so that wactor creates it compacted"
+    )))
+}
+
+/// Refuses a changelog whose partition count changed while this host holds
+/// events mirrored under the old count (`remembered`).
+fn check_layout(topic: &str, partitions: i32, remembered: Option<i32>, held: usize) -> Result<()> {
+    match remembered {
+        Some(before) if before != partitions && held > 0 => Err(KafkaError::Topics(format!(
+            "the changelog topic {topic} has {partitions} partitions, but this host's {held} \
+             held event(s) were written to it when it had {before}: a held event's changelog \
+             partition depends on the count, so restores would read the wrong partitions and \
+             lose them. Give the topic back {before} partitions (recreate it), or change the \
+             count only once no event is held (`wactor retries list` is empty on every host)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -259,5 +335,38 @@ mod tests {
             "partitions spread over the changelog: {spread:?}"
         );
         assert_eq!(changelog_partition("t", 3, 1), 0);
+    }
+
+    #[test]
+    fn only_a_compacting_cleanup_policy_is_accepted() {
+        assert!(check_compacted("g.retries", "compact").is_ok());
+        assert!(check_compacted("g.retries", "compact,delete").is_ok());
+        assert!(check_compacted("g.retries", "delete, compact").is_ok());
+        let err = check_compacted("g.retries", "delete")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cleanup.policy=delete"), "{err}");
+        assert!(
+            err.contains("cleanup.policy=compact"),
+            "says how to fix it: {err}"
+        );
+    }
+
+    #[test]
+    fn a_changed_partition_count_is_refused_only_while_events_are_held() {
+        assert!(check_layout("g.retries", 4, None, 10).is_ok(), "first open");
+        assert!(
+            check_layout("g.retries", 4, Some(4), 10).is_ok(),
+            "unchanged"
+        );
+        assert!(
+            check_layout("g.retries", 8, Some(4), 0).is_ok(),
+            "nothing held"
+        );
+        let err = check_layout("g.retries", 8, Some(4), 3)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has 8 partitions"), "{err}");
+        assert!(err.contains("when it had 4"), "{err}");
     }
 }

@@ -111,10 +111,18 @@ pub struct WorkerHandle {
     /// The worker's task: finished while the handle is still registered
     /// means it ended unexpectedly (see `recovery`): a panic, or
     /// `Err(reason)` (a store write failed).
-    pub task: tokio::task::JoinHandle<Result<(), String>>,
+    pub task: WorkerTask,
 }
 
+/// The task of a partition worker.
+pub type WorkerTask = tokio::task::JoinHandle<Result<(), String>>;
+
 /// Starts the worker of `topic[partition]` on `runtime`.
+///
+/// `previous` is the task of this partition's last worker on this host,
+/// if it may still be running (one the consumer gave up on is aborted):
+/// the new worker awaits its end before it restores anything, so two
+/// workers of one partition never run at once on one host.
 pub fn spawn(
     runtime: &tokio::runtime::Handle,
     ctx: Arc<ActorContext>,
@@ -122,6 +130,7 @@ pub fn spawn(
     topic: String,
     partition: i32,
     feed: Option<PartitionFeed>,
+    previous: Option<WorkerTask>,
 ) -> WorkerHandle {
     let has_feed = feed.is_some();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -168,7 +177,15 @@ pub fn spawn(
         topic = %worker.topic,
         partition = worker.partition
     );
-    let task = runtime.spawn(tracing::Instrument::instrument(worker.run(), span));
+    let run = async move {
+        if let Some(previous) = previous {
+            // Aborted or about to return: either way it ends soon, and
+            // nothing it does after that can touch this partition.
+            let _ = previous.await;
+        }
+        worker.run().await
+    };
+    let task = runtime.spawn(tracing::Instrument::instrument(run, span));
     WorkerHandle {
         inbox: inbox_tx,
         has_feed,
@@ -1470,6 +1487,14 @@ impl Worker {
     /// Stops: no new calls; running ones get the drain bound; everything is
     /// made durable; returns the offset to commit.
     async fn stop(&mut self) -> Option<i64> {
+        // The fault point of a worker slow to stop (a durability wait, a
+        // leader down): `return(MS)` delays the stop by MS milliseconds.
+        #[cfg(feature = "failpoints")]
+        if let Some(ms) = fail::eval("wactor-worker-stop", |arg| {
+            arg.and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0)
+        }) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         self.accepting = false;
         // The queue holds a reference to the consumer: let it go before the
         // consumer thread is told the partition is released.

@@ -20,6 +20,7 @@
 //! | `registry/versions` | (actor, version) | [`VersionRecord`] | [`registry`] |
 //! | `registry/components` | sha256 (lowercase hex) | component bytes | [`registry`] |
 //! | `registry/activations` | (actor, seq) | [`ActivationRecord`] | [`registry`] |
+//! | `changelog_layouts` | changelog topic name | partition count (i32 BE) | this file |
 //!
 //! Per-actor trees (`state/`, `held/`) keep actors apart: no actor can
 //! read or clobber another's records, and forgetting an actor is dropping
@@ -218,6 +219,40 @@ impl Store {
         self.registry.clone()
     }
 
+    /// The partition count this host last saw its changelog `topic` with
+    /// (tree `changelog_layouts`), or `None` if it never opened it. A held
+    /// event's changelog partition is `hash(source) mod count`, so records
+    /// written under one count are not found under another.
+    ///
+    /// # Errors
+    /// [`StoreError::Sled`] on a storage error; [`StoreError::Corrupt`] when
+    /// the stored value is not 4 bytes.
+    pub fn changelog_layout(&self, topic: &str) -> Result<Option<i32>> {
+        let tree = self.db.open_tree(CHANGELOG_LAYOUTS)?;
+        match tree.get(topic.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => {
+                let bytes: [u8; 4] =
+                    bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                        what: format!("changelog layout of {topic}"),
+                    })?;
+                Ok(Some(i32::from_be_bytes(bytes)))
+            }
+        }
+    }
+
+    /// Remembers the partition count of changelog `topic` (see
+    /// [`changelog_layout`](Self::changelog_layout)); durable at the next
+    /// flush.
+    ///
+    /// # Errors
+    /// [`StoreError::Sled`] on a storage error.
+    pub fn set_changelog_layout(&self, topic: &str, partitions: i32) -> Result<()> {
+        let tree = self.db.open_tree(CHANGELOG_LAYOUTS)?;
+        tree.insert(topic.as_bytes(), &partitions.to_be_bytes())?;
+        Ok(())
+    }
+
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
@@ -231,6 +266,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// The tree of changelog partition counts.
+const CHANGELOG_LAYOUTS: &str = "changelog_layouts";
 
 /// Prefix of the per-actor held-events trees.
 const HELD_TREE_PREFIX: &str = "held/";
