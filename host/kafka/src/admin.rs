@@ -117,15 +117,20 @@ fn names(topics: &[TopicSpec]) -> String {
         .join(", ")
 }
 
+/// How long [`cleanup_policy`] waits for the brokers' answer: 2 s.
+pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The `cleanup.policy` of `topic` as the brokers report it (DescribeConfigs),
-/// or `None` when they report no value for it.
+/// or `None` when they report no value for it. Waits at most
+/// [`DESCRIBE_TIMEOUT`] (this runs at every actor start).
 ///
 /// # Errors
 /// [`KafkaError::Topics`] when the brokers cannot be asked or do not answer
-/// for the topic (librdkafka's mock cluster has no DescribeConfigs).
+/// for the topic in time (librdkafka's mock cluster has no DescribeConfigs
+/// and never answers).
 pub async fn cleanup_policy(settings: &KafkaSettings, topic: &str) -> Result<Option<String>> {
     let admin: AdminClient<DefaultClientContext> = settings.admin_config().create()?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let options = AdminOptions::new().request_timeout(Some(DESCRIBE_TIMEOUT));
     let resources = [ResourceSpecifier::Topic(topic)];
     let results = admin
         .describe_configs(resources.iter(), &options)

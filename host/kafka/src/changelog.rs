@@ -49,15 +49,18 @@ impl Changelog {
     /// Makes sure the topic exists (compacted), reads its partition count
     /// and checks that restores can trust it:
     ///
-    /// - its `cleanup.policy` must include `compact` (where the broker
+    /// - its `cleanup.policy` must be `compact` alone (where the broker
     ///   answers DescribeConfigs; librdkafka's mock cluster does not, and is
-    ///   then trusted): a delete-policy changelog drops held events after
-    ///   its retention, and the next owner would never run them;
-    /// - its partition count must be the one this host last used with it
-    ///   (`store`'s changelog layout) while this host holds events of
-    ///   `held`'s actor: a held event's changelog partition is
-    ///   `hash(source) mod count`, so after a change restores would read
-    ///   the wrong partitions. With nothing held, a new count is taken.
+    ///   then trusted; a failed read is a warning): `delete` (alone or with
+    ///   `compact`) drops held events after the topic's retention, whatever
+    ///   their key, and the next owner would never run them;
+    /// - a partition count other than the one this host last used with it
+    ///   (`store`'s changelog layout) is logged at ERROR, with how many
+    ///   events `held` holds here: a held event's changelog partition is
+    ///   `hash(source) mod count`. On this host nothing is lost (a restore
+    ///   that finds no record of a partition keeps the local held events
+    ///   and writes them under the new count), but a host that restores a
+    ///   partition another host held under the old count finds nothing.
     ///
     /// The setting `changelog_partitions` is only the count of a topic
     /// wactor creates; an existing topic's own count is used (with a
@@ -88,15 +91,13 @@ impl Changelog {
         let partitions = partitions.ok_or_else(|| {
             KafkaError::Topics(format!("the changelog topic {topic} does not exist"))
         })?;
-        if settings.manage_topics {
-            match admin::cleanup_policy(settings, &topic).await {
-                Ok(Some(policy)) => check_compacted(&topic, &policy)?,
-                Ok(None) => {}
-                Err(err) => tracing::warn!(
-                    %topic, error = %err,
-                    "cannot read the changelog topic's cleanup.policy; make sure it is compact"
-                ),
-            }
+        match admin::cleanup_policy(settings, &topic).await {
+            Ok(Some(policy)) => check_compacted(&topic, &policy)?,
+            Ok(None) => {}
+            Err(err) => tracing::warn!(
+                %topic, error = %err,
+                "cannot read the changelog topic's cleanup.policy; make sure it is compact"
+            ),
         }
         if partitions != settings.changelog_partitions {
             tracing::warn!(
@@ -106,7 +107,9 @@ impl Changelog {
             );
         }
         let layout = store.changelog_layout(&topic)?;
-        check_layout(&topic, partitions, layout, held.len())?;
+        if let Some(warning) = layout_warning(&topic, partitions, layout, held.len()) {
+            tracing::error!(%topic, partitions, before = layout, "{warning}");
+        }
         if layout != Some(partitions) {
             store.set_changelog_layout(&topic, partitions)?;
             store.flush_async().await?;
@@ -283,31 +286,40 @@ pub fn changelog_partition(topic: &str, partition: i32, partitions: i32) -> i32 
     i32::try_from(hash % n).unwrap_or(0)
 }
 
-/// Refuses a changelog topic whose `cleanup.policy` does not compact.
+/// Refuses a changelog topic whose `cleanup.policy` is not `compact`
+/// alone: with `delete` (also as `compact,delete`) retention removes held
+/// events that wait longer than `retention.ms`.
 fn check_compacted(topic: &str, policy: &str) -> Result<()> {
-    if policy.split(',').any(|p| p.trim() == "compact") {
+    let parts: Vec<&str> = policy.split(',').map(str::trim).collect();
+    if parts.contains(&"compact") && !parts.contains(&"delete") {
         return Ok(());
     }
     Err(KafkaError::Topics(format!(
         "the changelog topic {topic} has cleanup.policy={policy}: its retention would delete \
-         held events before they run, and the partition's next owner would never see them. \
-         Make it compacted (kafka-configs --alter --entity-type topics --entity-name {topic} \
-         --add-config cleanup.policy=compact) or delete it so that wactor creates it compacted"
+         held events that wait longer than retention.ms, and the partition's next owner would \
+         never see them. Make it compacted only (kafka-configs --alter --entity-type topics \
+         --entity-name {topic} --add-config cleanup.policy=compact)"
     )))
 }
 
-/// Refuses a changelog whose partition count changed while this host holds
-/// events mirrored under the old count (`remembered`).
-fn check_layout(topic: &str, partitions: i32, remembered: Option<i32>, held: usize) -> Result<()> {
+/// The ERROR to log when the changelog's partition count is not the one
+/// this host last used with it (`remembered`); `held`: events this host
+/// holds for the actor.
+fn layout_warning(
+    topic: &str,
+    partitions: i32,
+    remembered: Option<i32>,
+    held: usize,
+) -> Option<String> {
     match remembered {
-        Some(before) if before != partitions && held > 0 => Err(KafkaError::Topics(format!(
-            "the changelog topic {topic} has {partitions} partitions, but this host's {held} \
-             held event(s) were written to it when it had {before}: a held event's changelog \
-             partition depends on the count, so restores would read the wrong partitions and \
-             lose them. Give the topic back {before} partitions (recreate it), or change the \
-             count only once no event is held (`wactor retries list` is empty on every host)"
-        ))),
-        _ => Ok(()),
+        Some(before) if before != partitions => Some(format!(
+            "the changelog topic {topic} now has {partitions} partitions; this host last used it \
+             with {before}. This host's {held} held event(s) are kept and written under the new \
+             count when their partitions are restored, but held events that another host wrote \
+             under the old count are not found by a host that restores their partition now: \
+             change the count only once `wactor retries list` is empty on every host"
+        )),
+        _ => None,
     }
 }
 
@@ -340,8 +352,10 @@ mod tests {
     #[test]
     fn only_a_compacting_cleanup_policy_is_accepted() {
         assert!(check_compacted("g.retries", "compact").is_ok());
-        assert!(check_compacted("g.retries", "compact,delete").is_ok());
-        assert!(check_compacted("g.retries", "delete, compact").is_ok());
+        assert!(check_compacted("g.retries", " compact ").is_ok());
+        assert!(check_compacted("g.retries", "compact,delete").is_err());
+        assert!(check_compacted("g.retries", "delete, compact").is_err());
+        assert!(check_compacted("g.retries", "").is_err());
         let err = check_compacted("g.retries", "delete")
             .unwrap_err()
             .to_string();
@@ -353,20 +367,18 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_partition_count_is_refused_only_while_events_are_held() {
-        assert!(check_layout("g.retries", 4, None, 10).is_ok(), "first open");
+    fn a_changed_partition_count_is_reported() {
         assert!(
-            check_layout("g.retries", 4, Some(4), 10).is_ok(),
+            layout_warning("g.retries", 4, None, 10).is_none(),
+            "first open"
+        );
+        assert!(
+            layout_warning("g.retries", 4, Some(4), 10).is_none(),
             "unchanged"
         );
-        assert!(
-            check_layout("g.retries", 8, Some(4), 0).is_ok(),
-            "nothing held"
-        );
-        let err = check_layout("g.retries", 8, Some(4), 3)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("has 8 partitions"), "{err}");
-        assert!(err.contains("when it had 4"), "{err}");
+        let warning = layout_warning("g.retries", 8, Some(4), 3).unwrap();
+        assert!(warning.contains("now has 8 partitions"), "{warning}");
+        assert!(warning.contains("with 4"), "{warning}");
+        assert!(warning.contains("3 held event(s)"), "{warning}");
     }
 }

@@ -42,7 +42,7 @@ use crate::changelog::Changelog;
 use crate::error::{KafkaError, Result};
 use crate::event;
 use crate::recovery::{self, Recovery, ResetPolicy, WorkerFailure};
-use crate::worker::{self, Control, WorkerHandle, WorkerTask};
+use crate::worker::{self, Control, WorkerHandle};
 
 /// How long one poll waits for a message.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -117,10 +117,6 @@ pub(crate) struct WactorConsumerContext {
     /// Offset resets librdkafka logged, for the consumer thread to report
     /// (`recovery::report_reset`); the log callback must not block.
     resets: Mutex<Vec<recovery::LoggedReset>>,
-    /// Tasks of workers told to stop that may not have ended yet (one the
-    /// consumer gave up on is aborted), by partition: the partition's next
-    /// worker on this host awaits its end first.
-    retired: Mutex<HashMap<(String, i32), WorkerTask>>,
 }
 
 /// A partition's own librdkafka queue, read by its worker directly: no
@@ -171,8 +167,9 @@ impl WactorConsumerContext {
     /// panic) is fenced: its task is aborted, so it can take no event and
     /// write no held event, dead letter, changelog record or offset from
     /// its next await on, and the next worker of the partition on this
-    /// host waits for its end (`retired`). The offset committed for it is
-    /// the one it last published, which its durable work covers.
+    /// host waits for its end and its tasks' (`fence`). The offset
+    /// committed for it is the one it last published, which its durable
+    /// work covers.
     fn stop_workers(&self, partitions: &[(String, i32)]) -> Vec<(String, i32, i64)> {
         let mut waiting = Vec::new();
         {
@@ -194,7 +191,6 @@ impl WactorConsumerContext {
         let bound = self.ctx.settings.drain_timeout + STOP_MARGIN;
         let deadline = Instant::now() + bound;
         let mut offsets = Vec::new();
-        let mut retired = Vec::new();
         for (topic, partition, rx, handle) in waiting {
             let left = deadline.saturating_duration_since(Instant::now());
             let answer = rx.recv_timeout(left);
@@ -209,32 +205,21 @@ impl WactorConsumerContext {
                     handle.task.abort();
                     let why = match missed {
                         std::sync::mpsc::RecvTimeoutError::Timeout => {
-                            format!("did not answer within {bound:?}")
+                            format!("did not answer within {bound:?}: it is aborted and can write nothing more")
                         }
                         std::sync::mpsc::RecvTimeoutError::Disconnected => {
-                            "ended without answering".to_string()
+                            "had ended without answering".to_string()
                         }
                     };
                     tracing::error!(
                         actor = %self.ctx.name, %topic, partition,
                         published = (published >= 0).then_some(published),
-                        "partition worker {why} when told to stop: it is aborted and can write \
-                         nothing more; the offset it last published is committed and the events \
-                         after it will be redelivered"
+                        "partition worker told to stop {why}; the offset it last published \
+                         is committed and the events after it will be redelivered"
                     );
                     if published >= 0 {
                         offsets.push((topic.clone(), partition, published));
                     }
-                }
-            }
-            retired.push(((topic, partition), handle.task));
-        }
-        {
-            let mut old = lock_retired(&self.retired);
-            old.retain(|_, task| !task.is_finished());
-            for (key, task) in retired {
-                if !task.is_finished() {
-                    old.insert(key, task);
                 }
             }
         }
@@ -267,7 +252,6 @@ impl WactorConsumerContext {
             if feed.is_none() {
                 tracing::warn!(actor = %self.ctx.name, %topic, partition, "no partition queue; events go through the consumer thread");
             }
-            let previous = lock_retired(&self.retired).remove(&(topic.clone(), *partition));
             let handle = worker::spawn(
                 &self.runtime,
                 self.ctx.clone(),
@@ -275,7 +259,6 @@ impl WactorConsumerContext {
                 topic.clone(),
                 *partition,
                 feed,
-                previous,
             );
             by_partition.insert(*partition, handle);
             status.insert((topic.clone(), *partition), -1);
@@ -401,15 +384,6 @@ fn lock_feeds(
     }
 }
 
-fn lock_retired(
-    retired: &Mutex<HashMap<(String, i32), WorkerTask>>,
-) -> MutexGuard<'_, HashMap<(String, i32), WorkerTask>> {
-    match retired.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 fn lock_workers(workers: &Mutex<Workers>) -> MutexGuard<'_, Workers> {
     match workers.lock() {
         Ok(guard) => guard,
@@ -530,7 +504,6 @@ impl ActorConsumer {
             reset_policy,
             early_feeds: Mutex::default(),
             resets: Mutex::default(),
-            retired: Mutex::default(),
         };
         let mut config = ctx.settings.consumer_config(&ctx.group);
         config.set("statistics.interval.ms", STATS_INTERVAL_MS);

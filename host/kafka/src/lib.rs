@@ -41,6 +41,7 @@ pub mod dead_letter;
 pub mod dev_cluster;
 mod error;
 pub mod event;
+mod fence;
 mod held_lanes;
 pub mod producer;
 pub mod recovery;

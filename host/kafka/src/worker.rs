@@ -45,6 +45,7 @@ use crate::changelog::Changelog;
 use crate::consumer::PartitionFeed;
 use crate::dead_letter::{self, Death};
 use crate::event::{from_stored, raw_to_stored, to_stored, Intake, Undecodable};
+use crate::fence::{self, Fence};
 use crate::held_lanes::{lane_key, Head, HeldLane, HeldLanes};
 use crate::producer::{is_too_large, max_message_bytes, Delivery, OutRecord};
 use crate::redrive::RedriveEnvelope;
@@ -119,10 +120,12 @@ pub type WorkerTask = tokio::task::JoinHandle<Result<(), String>>;
 
 /// Starts the worker of `topic[partition]` on `runtime`.
 ///
-/// `previous` is the task of this partition's last worker on this host,
-/// if it may still be running (one the consumer gave up on is aborted):
-/// the new worker awaits its end before it restores anything, so two
-/// workers of one partition never run at once on one host.
+/// The worker first takes the partition's fence (`fence`): a worker of the
+/// partition that still runs on this host (one the consumer gave up on is
+/// aborted) or a task it left (its durability tick, its restore thread)
+/// ends before this one restores anything, so two workers of one
+/// partition never write at once on one host. It answers a stop while it
+/// waits.
 pub fn spawn(
     runtime: &tokio::runtime::Handle,
     ctx: Arc<ActorContext>,
@@ -130,7 +133,6 @@ pub fn spawn(
     topic: String,
     partition: i32,
     feed: Option<PartitionFeed>,
-    previous: Option<WorkerTask>,
 ) -> WorkerHandle {
     let has_feed = feed.is_some();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -168,6 +170,8 @@ pub fn spawn(
         failed: None,
         rng: StdRng::from_entropy(),
         max_record_bytes: 0,
+        fence: None,
+        tick_task: None,
     };
     worker.max_record_bytes = max_message_bytes(&worker.ctx.settings);
     worker.is_redrive = worker.topic == worker.ctx.redrive_topic();
@@ -177,11 +181,31 @@ pub fn spawn(
         topic = %worker.topic,
         partition = worker.partition
     );
+    let fence = fence::of(
+        worker.ctx.store.id(),
+        &worker.ctx.name,
+        &worker.topic,
+        worker.partition,
+    );
     let run = async move {
-        if let Some(previous) = previous {
-            // Aborted or about to return: either way it ends soon, and
-            // nothing it does after that can touch this partition.
-            let _ = previous.await;
+        let taken = fence::take(fence);
+        tokio::pin!(taken);
+        loop {
+            tokio::select! {
+                taken = &mut taken => {
+                    worker.fence = taken;
+                    break;
+                }
+                control = worker.control.recv() => match control {
+                    Some(Control::RetryNow { reply, .. }) => {
+                        let _ = reply.send(false);
+                    }
+                    other => {
+                        worker.stopped_while_restoring(other);
+                        return Ok(());
+                    }
+                },
+            }
         }
         worker.run().await
     };
@@ -303,6 +327,21 @@ struct Worker {
     /// `message.max.bytes`, lowered if the broker refuses a smaller record.
     /// A held event whose record is larger is dead-lettered instead.
     max_record_bytes: usize,
+    /// The partition's fence, held for the worker's life and by every task
+    /// it starts that can still write (see `fence`).
+    fence: Option<Fence>,
+    /// The durability tick in flight: aborted when the worker is dropped
+    /// (it ended, or the consumer aborted it), so a tick cannot produce a
+    /// changelog record after its worker is gone.
+    tick_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(tick) = self.tick_task.take() {
+            tick.abort();
+        }
+    }
 }
 
 /// What became of [`Worker::hold_record`].
@@ -443,12 +482,17 @@ impl Worker {
         let cancel = Arc::new(AtomicBool::new(false));
         let Loaded { records, migrate } = loop {
             let load = self.load_held(cancel.clone());
-            let result = tokio::select! {
-                result = load => result,
-                control = self.control.recv() => {
-                    cancel.store(true, Ordering::Relaxed);
-                    self.stopped_while_restoring(control);
-                    return false;
+            tokio::pin!(load);
+            let result = loop {
+                tokio::select! {
+                    result = &mut load => break result,
+                    control = self.control.recv() => {
+                        if let Some(control) = self.not_a_stop(control) {
+                            cancel.store(true, Ordering::Relaxed);
+                            self.stopped_while_restoring(control);
+                            return false;
+                        }
+                    }
                 }
             };
             match result {
@@ -459,12 +503,18 @@ impl Worker {
                         error = %err,
                         "cannot restore held events; retrying"
                     );
-                    tokio::select! {
-                        () = tokio::time::sleep(RESTORE_RETRY) => {}
-                        control = self.control.recv() => {
-                            cancel.store(true, Ordering::Relaxed);
-                            self.stopped_while_restoring(control);
-                            return false;
+                    let pause = tokio::time::sleep(RESTORE_RETRY);
+                    tokio::pin!(pause);
+                    loop {
+                        tokio::select! {
+                            () = &mut pause => break,
+                            control = self.control.recv() => {
+                                if let Some(control) = self.not_a_stop(control) {
+                                    cancel.store(true, Ordering::Relaxed);
+                                    self.stopped_while_restoring(control);
+                                    return false;
+                                }
+                            }
                         }
                     }
                 }
@@ -560,6 +610,20 @@ impl Worker {
         }
     }
 
+    /// A request that came while restoring: a retry-now is answered at once
+    /// (nothing is held yet) and `None` returned, so the restore goes on;
+    /// anything else (a stop, the consumer gone) is given back to end it.
+    #[allow(clippy::option_option)]
+    fn not_a_stop(&mut self, control: Option<Control>) -> Option<Option<Control>> {
+        match control {
+            Some(Control::RetryNow { reply, .. }) => {
+                let _ = reply.send(false);
+                None
+            }
+            other => Some(other),
+        }
+    }
+
     /// A request that came while restoring: a stop (or the consumer gone)
     /// ends the worker before it took anything, so there is no offset to
     /// commit; a retry-now finds nothing held yet.
@@ -593,6 +657,7 @@ impl Worker {
             self.changelog.clone(),
             self.ctx.settings.clone(),
             cancel,
+            self.fence.clone(),
         )
     }
 
@@ -1357,10 +1422,12 @@ impl Worker {
         let store = self.ctx.store.clone();
         let producer = self.ctx.producer.clone();
         let tx = self.tick_tx.clone();
-        tokio::spawn(async move {
+        let fence = self.fence.clone();
+        self.tick_task = Some(tokio::spawn(async move {
+            let _fence = fence;
             let tick = make_durable(store, &producer, candidate, batch).await;
             let _ = tx.send(tick);
-        });
+        }));
     }
 
     /// Applies a durability point. Offsets whose own writes are durable
@@ -1642,11 +1709,15 @@ async fn load_held(
     changelog: Option<Arc<Changelog>>,
     settings: crate::settings::KafkaSettings,
     cancel: Arc<AtomicBool>,
+    fence: Option<Fence>,
 ) -> Result<Loaded, String> {
     match &changelog {
         Some(changelog) => {
             let changelog = changelog.clone();
             tokio::task::spawn_blocking(move || {
+                // Held until the thread ends, abandoned or not: the
+                // partition's next worker waits for it (see `fence`).
+                let _fence = fence;
                 // Fault tests make the changelog slow here.
                 fail::fail_point!("wactor-restore-read");
                 let restored = changelog

@@ -148,6 +148,8 @@ pub struct Store {
     dead_letters: DeadLetters,
     /// The cluster-wide registry (its trees are opened once).
     registry: Registry,
+    /// This open store's number in the process (see [`Store::id`]).
+    id: u64,
 }
 
 impl Store {
@@ -174,11 +176,20 @@ impl Store {
     fn from_db(db: sled::Db) -> Result<Self> {
         let dead_letters = DeadLetters::open(&db)?;
         let registry = Registry::open(&db)?;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Store {
             db,
             dead_letters,
             registry,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// A number that tells this open store (and its clones) from every
+    /// other store opened in this process: for process-wide state that
+    /// belongs to one host's store (`wactor-kafka`'s partition fences).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The state namespace of one actor (tree `state/<actor>`).
