@@ -9,7 +9,12 @@
 //!
 //! Phases: the neighbour alone; beside each hostile behaviour on its own;
 //! beside all of them at once with the manifest defaults; beside all of
-//! them with `max_in_flight = 1`. The hostile actors:
+//! them with `max_in_flight = 1`. A discarded warm-up phase (the neighbour
+//! alone) comes first; then every phase runs `--rounds` times (3 by
+//! default), in turn, and each phase's rate is the median of its rounds; a
+//! ratio is a phase's median over the median of the neighbour alone. (One
+//! round of 100,000 events lasts under a second on 2 cores, and single
+//! rounds varied by more than the effect measured.) The hostile actors:
 //!
 //! - `loop`: `fixture-loop`, spins until its `call_timeout` (50 ms);
 //! - `memory-hog`: `fixture-memory-hog`, allocates 1 MiB at a time until
@@ -49,6 +54,9 @@ pub struct NeighboursArgs {
     /// settings), not each behaviour on its own.
     #[arg(long)]
     pub quick: bool,
+    /// Times each phase runs; its rate is the median.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// One hostile behaviour.
@@ -146,29 +154,37 @@ pub async fn run(args: NeighboursArgs) -> Result<serde_json::Value> {
         "neighbours ({} events of the neighbour {} per phase, in-process mock broker):",
         bench.events, bench.neighbour
     );
-    let mut phases = Vec::new();
-    phases.push(bench.phase(0, "alone", &[], None).await?);
+    let all: Vec<&Hostile> = HOSTILE.iter().collect();
+    let mut plan: Vec<(String, Vec<&Hostile>, Option<usize>)> =
+        vec![("alone".to_string(), Vec::new(), None)];
     if !args.quick {
-        for (i, hostile) in HOSTILE.iter().enumerate() {
-            let label = format!("beside {}", hostile.kind);
-            phases.push(bench.phase(1 + i, &label, &[hostile], None).await?);
+        for hostile in HOSTILE {
+            plan.push((format!("beside {}", hostile.kind), vec![hostile], None));
         }
     }
-    let all: Vec<&Hostile> = HOSTILE.iter().collect();
-    let n = HOSTILE.len();
-    phases.push(
-        bench
-            .phase(n + 1, "beside all five, defaults", &all, None)
-            .await?,
-    );
-    phases.push(
-        bench
-            .phase(n + 2, "beside all five, max_in_flight = 1", &all, Some(1))
-            .await?,
-    );
+    plan.push(("beside all five, defaults".to_string(), all.clone(), None));
+    plan.push((
+        "beside all five, max_in_flight = 1".to_string(),
+        all.clone(),
+        Some(1),
+    ));
+
+    println!("  (warm-up, discarded)");
+    bench.phase(0, "warm-up", &[], None).await?;
+    let rounds = args.rounds.max(1);
+    let mut runs: Vec<Vec<Phase>> = plan.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        println!("  round {} of {rounds}:", round + 1);
+        for (i, (label, hostile, max_in_flight)) in plan.iter().enumerate() {
+            let index = 1 + round * plan.len() + i;
+            runs[i].push(bench.phase(index, label, hostile, *max_in_flight).await?);
+        }
+    }
+    let phases: Vec<Phase> = runs.into_iter().map(median).collect();
 
     let alone = phases[0].rate;
     let mut out = Vec::new();
+    println!("medians of {rounds} round(s):");
     println!(
         "  {:<40} {:>12} {:>7} {:>18}",
         "phase", "events/s", "ratio", "hostile calls/s"
@@ -189,8 +205,17 @@ pub async fn run(args: NeighboursArgs) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "neighbour": bench.neighbour,
         "events": bench.events,
+        "rounds": rounds,
         "phases": out,
     }))
+}
+
+/// The run with the median rate (of an odd count; the upper middle of an
+/// even one).
+fn median(mut runs: Vec<Phase>) -> Phase {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
 }
 
 fn hostile_topic(hostile: &Hostile) -> String {
