@@ -3,8 +3,14 @@
 //! read back from `<group>.retries` on restore; anyone who can write to
 //! that topic chooses them.
 //!
-//! Property: decoding never panics; an id prints back to itself; a decoded
+//! Property: decoding never panics; an id prints back to itself; a value
+//! is only taken as the event its key names (`decode_held`), and such an
 //! event written as a changelog record reads back the same.
+//!
+//! Found: a value whose own id differed from its key (one with an empty
+//! topic, whose id cannot even be printed back) was taken into the restore
+//! of the key's partition; `decode_held` now refuses it (unit test
+//! `a_changelog_value_must_be_the_event_its_key_names`).
 //!
 //! Input: a flags byte (bit 0: the key is null, bit 1: the value is null),
 //! the key's length (u16, big-endian), the key, then the value.
@@ -12,7 +18,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wactor_kafka::changelog::{decode_key, decode_value, Changelog};
+use wactor_kafka::changelog::{decode_held, decode_key, decode_value, Changelog};
 use wactor_store::value;
 
 struct Record<'a> {
@@ -39,19 +45,23 @@ fuzz_target!(|bytes: &[u8]| {
         topic: "fuzz.retries".into(),
         partitions: 7,
     };
-    if let Some((text, id)) = decode_key(record.key) {
-        let printed = id.to_string();
-        let (_, back) = decode_key(Some(printed.as_bytes())).expect("a printed id parses");
-        assert_eq!(back, id, "id {text:?} printed as {printed:?}");
-        let partition = changelog.partition_of(&id.topic, id.partition);
-        assert!((0..7).contains(&partition));
-    }
-    if let Ok(Some(held)) = decode_value(record.payload) {
-        let id = held.id();
-        let out = changelog.record(&id, Some(&held)).expect("a held event encodes");
+    let _ = decode_value(record.payload);
+    let Some((text, id)) = decode_key(record.key) else {
+        return;
+    };
+    let printed = id.to_string();
+    let (_, back) = decode_key(Some(printed.as_bytes())).expect("a printed id parses");
+    assert_eq!(back, id, "id {text:?} printed as {printed:?}");
+    let partition = changelog.partition_of(&id.topic, id.partition);
+    assert!((0..7).contains(&partition));
+    if let Ok(Some(held)) = decode_held(&id, record.payload) {
+        assert_eq!(held.id(), id, "a value is the event its key names");
+        let out = changelog
+            .record(&id, Some(&held))
+            .expect("a held event encodes");
         let (_, back_id) = decode_key(out.key.as_deref()).expect("the record's key parses");
         assert_eq!(back_id, id);
-        let back = decode_value(out.payload.as_deref())
+        let back = decode_held(&id, out.payload.as_deref())
             .expect("the record's value decodes")
             .expect("not a tombstone");
         assert_eq!(

@@ -14,7 +14,10 @@ fuzz_target!(|text: &str| {
         return;
     };
     assert!(event.attempt >= 1);
-    for bytes in [event.key.as_deref(), event.payload.as_deref()].into_iter().flatten() {
+    for bytes in [event.key.as_deref(), event.payload.as_deref()]
+        .into_iter()
+        .flatten()
+    {
         let _ = bytes_for_humans(bytes);
         let _ = bytes_to_json(bytes);
     }

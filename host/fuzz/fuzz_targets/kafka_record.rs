@@ -46,7 +46,11 @@ fuzz_target!(|input: Input| {
         }
         Intake::Undecodable(bad) => {
             assert_eq!(bad.record, record);
-            assert!(bad.reason.len() < 256, "a reason of {} bytes", bad.reason.len());
+            assert!(
+                bad.reason.len() < 256,
+                "a reason of {} bytes",
+                bad.reason.len()
+            );
             event::raw_to_stored(&bad.record)
         }
     };

@@ -54,7 +54,13 @@ fuzz_target!(|text: &str| {
                 requested_delay: Some(Duration::MAX),
             },
         ] {
-            let _ = policy.decide(attempt, epoch, epoch + Duration::from_secs(1), failure, &mut Zero);
+            let _ = policy.decide(
+                attempt,
+                epoch,
+                epoch + Duration::from_secs(1),
+                failure,
+                &mut Zero,
+            );
         }
     }
     let printed = manifest.to_toml();

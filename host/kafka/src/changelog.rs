@@ -202,14 +202,16 @@ impl Changelog {
             if let Some((key, id)) = decode_key(message.key()) {
                 if id.topic == topic && id.partition == partition {
                     seen = true;
-                    let value = match decode_value(message.payload()) {
-                        Ok(value) => value,
-                        Err(err) => {
-                            tracing::warn!(error = %err, key, "unreadable changelog record skipped");
-                            None
+                    match decode_held(&id, message.payload()) {
+                        Ok(value) => {
+                            latest.insert(key.to_string(), value);
                         }
-                    };
-                    latest.insert(key.to_string(), value);
+                        Err(err) => tracing::warn!(
+                            changelog = %self.topic, partition = source, offset, key,
+                            error = %err,
+                            "changelog record skipped; the key's earlier record stands"
+                        ),
+                    }
                 }
             }
             if offset >= high - 1 {
@@ -241,13 +243,36 @@ pub fn decode_key(key: Option<&[u8]>) -> Option<(&str, HeldId)> {
     Some((text, id))
 }
 
+/// Reads the value of a changelog record whose key is `id`: the held
+/// event, or `None` for a tombstone. Restore uses this, not
+/// [`decode_value`] alone: a value must be the event its key names, so a
+/// record written by someone else cannot put an event of another
+/// partition, lane or offset into a restore.
+///
+/// # Errors
+/// [`KafkaError::Store`] when the value is not a held event;
+/// [`KafkaError::Topics`] when it is one with another id than `id`.
+/// Restore skips such a record with a warning (the key's earlier record,
+/// if any, stands).
+pub fn decode_held(id: &HeldId, payload: Option<&[u8]>) -> Result<Option<HeldEvent>> {
+    let held = decode_value(payload)?;
+    if let Some(held) = &held {
+        let own = held.id();
+        if &own != id {
+            return Err(KafkaError::Topics(format!(
+                "the record's value is held event {own}, not {id} as its key says"
+            )));
+        }
+    }
+    Ok(held)
+}
+
 /// Reads a changelog record's value: the held event (`None` for a
 /// tombstone, the event is finished), in the store's binary format or the
 /// JSON of earlier versions.
 ///
 /// # Errors
-/// [`KafkaError::Store`] when the value is not a held event; restore skips
-/// such a record with a warning.
+/// [`KafkaError::Store`] when the value is not a held event.
 pub fn decode_value(payload: Option<&[u8]>) -> Result<Option<HeldEvent>> {
     match payload {
         None => Ok(None),
@@ -364,6 +389,43 @@ mod tests {
             err.contains("cleanup.policy=compact"),
             "says how to fix it: {err}"
         );
+    }
+
+    fn held(topic: &str, offset: i64) -> HeldEvent {
+        HeldEvent {
+            event: wactor_store::StoredEvent {
+                topic: topic.into(),
+                partition: 3,
+                offset,
+                timestamp_ms: None,
+                key: Some(b"k".to_vec()),
+                payload: Some(b"{}".to_vec()),
+                headers: Vec::new(),
+            },
+            lane: wactor_store::LaneKey::Key(b"k".to_vec()),
+            attempts: Vec::new(),
+            first_attempt_at_ms: None,
+            next_attempt_at_ms: None,
+            version_override: None,
+        }
+    }
+
+    #[test]
+    fn a_changelog_value_must_be_the_event_its_key_names() {
+        // Found by the changelog_record fuzz target: a value whose own id
+        // (here an empty topic, which no key can name) differs from its key
+        // was taken into the restore of the key's partition.
+        let event = held("orders", 9);
+        let bytes = value::encode("held event", &event).unwrap();
+        let id = event.id();
+        assert_eq!(decode_held(&id, Some(&bytes)).unwrap(), Some(event.clone()));
+        assert_eq!(decode_held(&id, None).unwrap(), None, "a tombstone");
+        let other = held("orders", 10).id();
+        let err = decode_held(&other, Some(&bytes)).unwrap_err().to_string();
+        assert!(err.contains("not orders:3:key.6b:10"), "{err}");
+        let nameless = value::encode("held event", &held("", 9)).unwrap();
+        assert!(decode_held(&id, Some(&nameless)).is_err());
+        assert!(decode_held(&id, Some(b"\x01garbage")).is_err());
     }
 
     #[test]
