@@ -363,3 +363,43 @@ async fn a_broker_unreachable_for_thirty_seconds_loses_nothing() {
     let committed = committed_offsets(&kafka.brokers, "wactor.faulty", TOPIC, PARTITIONS).await;
     assert_eq!(committed.iter().sum::<i64>(), i64::try_from(total).unwrap());
 }
+
+/// A host that starts while the broker is unreachable cannot start its
+/// actor's consumer (the changelog and topic checks fail); the registry
+/// retries the start every 5 s, so once the broker is back every event is
+/// handled. (Before, the failed start was final until the next deploy.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_started_while_the_broker_is_down_consumes_once_it_is_back() {
+    let kafka = Kafka::start();
+    kafka.topic(TOPIC, PARTITIONS);
+    kafka.topic("faults.out", PARTITIONS);
+    kafka.topic("wactor.faulty.retries", 2);
+    kafka.topic("wactor.faulty.redrive", 2);
+    let total = 200;
+    let records: Vec<_> = (0..total).map(|s| (Some(key_of(s)), script(s))).collect();
+    produce(&kafka.brokers, TOPIC, &records).await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = host_dir(root.path(), "a", &kafka.brokers);
+
+    kafka.cluster.mock().broker_down(1).unwrap();
+    let host = ServeProcess::start(&dir, &kafka.brokers);
+    // Long enough for the start to fail: the topic checks time out.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    kafka.cluster.mock().broker_up(1).unwrap();
+
+    let out = wait_all_done(&kafka, total).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = std::fs::read_to_string(dir.join("host.log")).unwrap_or_default();
+    assert!(
+        log.contains("cannot start the actor's consumer")
+            && log.contains("actor's consumer started after an earlier failure"),
+        "the first start failed and a later one succeeded:\n{}",
+        log_tail(&dir)
+    );
+    assert!(host.terminate(), "stops cleanly:\n{}", log_tail(&dir));
+    let input = read_until(&kafka.brokers, TOPIC, Duration::from_secs(5), move |r| {
+        r.len() >= total
+    })
+    .await;
+    check(&out, total, std::slice::from_ref(&dir), &input);
+}

@@ -81,6 +81,7 @@ impl Host {
 
         tokio::spawn(refresh_gauges(registry.clone()));
         tokio::spawn(sweep_dead_letters(Arc::downgrade(&registry)));
+        tokio::spawn(restart_failed(Arc::downgrade(&registry)));
 
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -146,6 +147,22 @@ async fn refresh_gauges(registry: Arc<Registry>) {
         if let Ok(Err(err)) = result {
             tracing::warn!(error = %err, "cannot refresh the store gauges");
         }
+    }
+}
+
+/// Retries the start of actors whose consumer failed to start, every
+/// [`RESTART_FAILED_INTERVAL`](wactor_registry::registry::RESTART_FAILED_INTERVAL),
+/// for as long as the registry lives (a weak reference).
+async fn restart_failed(registry: std::sync::Weak<Registry>) {
+    let mut tick = tokio::time::interval(wactor_registry::registry::RESTART_FAILED_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        registry.restart_failed().await;
     }
 }
 
@@ -239,24 +256,61 @@ pub fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    ShutdownSignal::install().recv().await;
+}
+
+/// Ctrl-C and SIGTERM, listened for from [`ShutdownSignal::install`] on: a
+/// signal that comes while the host is still starting (compiling actors,
+/// checking topics) is kept and ends the host once it has started, instead
+/// of killing the process with the signal's default action.
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    /// Replaces the default actions of SIGTERM and SIGINT (Ctrl-C) from now
+    /// on. A signal that cannot be listened for keeps its default action.
+    /// Call it inside the tokio runtime.
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            ShutdownSignal {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        #[cfg(not(unix))]
+        {
+            ShutdownSignal {}
+        }
+    }
+
+    /// Resolves on the first SIGTERM or Ctrl-C since [`install`](Self::install).
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.term) => {}
+                () = next(self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }

@@ -100,9 +100,12 @@ fn init_tracing(default: &str) {
 
 async fn serve(args: ServeArgs) -> Result<u8> {
     let config = config::HostConfig::load(&args.config)?;
+    // Listened for before the start: SIGTERM while actors start ends the
+    // host cleanly once they have, not with the signal's default action.
+    let signal = host::ShutdownSignal::install();
     let host = host::Host::start(&config).await?;
     println!("wactor is serving; admin API on http://{}", host.api_addr);
-    host::shutdown_signal().await;
+    signal.recv().await;
     tracing::info!("shutting down");
     host.stop().await?;
     Ok(0)

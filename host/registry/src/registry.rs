@@ -184,6 +184,10 @@ pub struct Started {
     pub error: Option<String>,
 }
 
+/// How often the host retries the start of actors whose consumer failed to
+/// start ([`Registry::restart_failed`]): 5 s.
+pub const RESTART_FAILED_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One actor running on this host.
 struct Live {
     slot: Arc<LoadedVersions>,
@@ -213,6 +217,9 @@ pub struct Registry {
     /// Running actors; held across lifecycle operations (they can wait for
     /// a drain), never by event handling.
     live: Mutex<BTreeMap<String, Live>>,
+    /// Set by [`shutdown`](Registry::shutdown): failed starts are no longer
+    /// retried.
+    shut_down: std::sync::atomic::AtomicBool,
     /// Snapshots of `live` for the views.
     views: std::sync::RwLock<BTreeMap<String, View>>,
     /// `wactor_loaded_versions{actor}`: versions of each actor in memory.
@@ -236,6 +243,7 @@ impl Registry {
             views: std::sync::RwLock::new(BTreeMap::new()),
             loaded_versions,
             redriving: std::sync::Mutex::default(),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -438,6 +446,58 @@ impl Registry {
         }
         tracing::info!(actor, "actor paused");
         Ok(record)
+    }
+
+    /// Starts again the consumer of every actor whose start failed (the
+    /// brokers were unreachable, a topic check failed) and that is neither
+    /// paused nor removed since; returns how many started. A start that
+    /// fails again keeps its new reason (shown as `failed` in `wactor
+    /// actors`). The host calls this every
+    /// [`RESTART_FAILED_INTERVAL`]; without it an actor that could not
+    /// start once, say because the host came up during a broker outage,
+    /// would never consume until it was deployed again.
+    pub async fn restart_failed(&self) -> usize {
+        let mut live = self.live.lock().await;
+        if self.shut_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return 0;
+        }
+        let failed: Vec<String> = live
+            .iter()
+            .filter(|(_, entry)| entry.consumer.is_none() && entry.failure.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut started = 0;
+        for actor in failed {
+            let paused = match self.parts.store.registry().actor(&actor) {
+                Ok(Some(record)) => record.paused,
+                Ok(None) => true,
+                Err(err) => {
+                    tracing::warn!(actor, error = %err, "cannot read the actor's record");
+                    continue;
+                }
+            };
+            let Some(entry) = live.get_mut(&actor) else {
+                continue;
+            };
+            if paused {
+                continue;
+            }
+            let manifest = entry.manifest.clone();
+            match self.start_consumer(&manifest, entry.slot.clone()).await {
+                Ok(consumer) => {
+                    tracing::info!(actor, "actor's consumer started after an earlier failure");
+                    entry.consumer = Some(consumer);
+                    entry.failure = None;
+                    started += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(actor, error = %err, "cannot start the actor's consumer yet");
+                    entry.failure = Some(err.to_string());
+                }
+            }
+            self.publish(&actor, Some(entry));
+        }
+        started
     }
 
     /// Resumes a paused actor.
@@ -653,6 +713,8 @@ impl Registry {
     /// shutdown.
     pub async fn shutdown(&self) {
         let mut live = self.live.lock().await;
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let consumers: Vec<ActorConsumer> = live
             .values_mut()
             .filter_map(|entry| entry.consumer.take())
