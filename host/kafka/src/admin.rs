@@ -121,7 +121,7 @@ fn names(topics: &[TopicSpec]) -> String {
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The `cleanup.policy` of `topic` as the brokers report it (DescribeConfigs),
-/// or `None` when they report no value for it. Waits at most
+/// or `None` when they report no value for it (or an empty one). Waits at most
 /// [`DESCRIBE_TIMEOUT`] (this runs at every actor start).
 ///
 /// # Errors
@@ -139,7 +139,8 @@ pub async fn cleanup_policy(settings: &KafkaSettings, topic: &str) -> Result<Opt
     match results.into_iter().next() {
         Some(Ok(resource)) => Ok(resource
             .get("cleanup.policy")
-            .and_then(|entry| entry.value.clone())),
+            .and_then(|entry| entry.value.clone())
+            .filter(|value| !value.trim().is_empty())),
         Some(Err(code)) => Err(KafkaError::Topics(format!(
             "cannot describe {topic}: {code}"
         ))),
