@@ -29,8 +29,21 @@ pub struct Kafka {
     pub brokers: String,
 }
 
+/// Logs the host's tracing events to stderr when `WACTOR_TEST_LOG` holds a
+/// filter (e.g. `WACTOR_TEST_LOG=wactor_kafka=debug,librdkafka=debug`): for
+/// reading a failing test. Once per process; off by default.
+pub fn init_test_log() {
+    if let Ok(filter) = std::env::var("WACTOR_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 impl Kafka {
     pub fn start() -> Self {
+        init_test_log();
         let cluster = DevCluster::start(1).expect("mock cluster");
         let brokers = cluster.bootstrap_servers();
         Kafka { cluster, brokers }
@@ -114,11 +127,11 @@ impl Host {
         Arc::new(ActiveVersion::new(version, actor, manifest))
     }
 
-    /// Starts a consumer for `slot`'s actor.
-    pub async fn consume(&self, slot: Arc<VersionSlot>) -> ActorConsumer {
-        let manifest = slot.current().expect("active version").manifest.clone();
-        let versions: Arc<dyn VersionSource> = slot;
-        let ctx = ActorContext::new(
+    /// The context of the actor of `versions` (its active version's
+    /// manifest) on this host.
+    pub fn context(&self, versions: Arc<dyn VersionSource>) -> ActorContext {
+        let manifest = versions.current().expect("active version").manifest.clone();
+        ActorContext::new(
             &manifest,
             versions,
             self.store.clone(),
@@ -127,7 +140,12 @@ impl Host {
             self.settings.clone(),
             self.clock.clone(),
         )
-        .expect("context");
+        .expect("context")
+    }
+
+    /// Starts a consumer for `slot`'s actor.
+    pub async fn consume(&self, slot: Arc<VersionSlot>) -> ActorConsumer {
+        let ctx = self.context(slot);
         ActorConsumer::start(Arc::new(ctx)).await.expect("consumer")
     }
 
@@ -191,12 +209,14 @@ impl Record {
 }
 
 /// Reads `topic` from the beginning until `done` says so or `timeout`
-/// passes; returns what was read.
+/// passes; returns what was read. `done` is called after every poll (a
+/// record or 50 ms without one) with everything read so far: keep it
+/// incremental (remember how far it looked) when the topic is large.
 pub async fn read_until(
     brokers: &str,
     topic: &str,
     timeout: Duration,
-    done: impl Fn(&[Record]) -> bool + Send + 'static,
+    mut done: impl FnMut(&[Record]) -> bool + Send + 'static,
 ) -> Vec<Record> {
     let brokers = brokers.to_string();
     let topic = topic.to_string();

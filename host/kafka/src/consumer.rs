@@ -623,10 +623,9 @@ fn poll_loop(
                     continue;
                 };
                 let shared = &handle.shared;
-                let pending = shared.pending.fetch_add(1, Ordering::Relaxed) + 1;
-                if handle.inbox.send(intake).is_err() {
+                let Some(pending) = handle.offer(intake) else {
                     continue;
-                }
+                };
                 if pending > max_buffered
                     && !shared.paused.load(Ordering::Relaxed)
                     && pause(&consumer, &topic, partition, true)

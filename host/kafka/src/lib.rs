@@ -12,8 +12,9 @@
 //!   [`ActorContext`] an actor's consumer and workers share.
 //! - [`consumer`]: [`ActorConsumer`]: the poll thread, rebalances,
 //!   backpressure, offset storing.
-//! - `worker`: the partition worker: lanes, calls, retries, held lanes,
-//!   offsets and durability, drain.
+//! - [`worker`]: the partition worker: intake and calls, retry decisions,
+//!   held lanes and restore, durability and drain. Public so that its
+//!   state machine can be driven through its inbox (tests).
 //! - `held_lanes`: the in-memory index of a partition's held lanes.
 //! - [`call`]: one attempt: invoke, then produce emits and apply state.
 //! - [`changelog`]: held events mirrored to a compacted topic, restored on
@@ -47,7 +48,7 @@ pub mod producer;
 pub mod recovery;
 pub mod redrive;
 pub mod settings;
-mod worker;
+pub mod worker;
 
 pub use actor::{ActiveVersion, ActorContext, VersionSlot, VersionSource};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,0 +1,459 @@
+//! Held lanes and restore: the events that wait in the store (and the
+//! retry changelog) behind a lane's failed head. Restoring them when the
+//! worker starts (from the changelog when there is one, honouring a stop
+//! meanwhile), moving them when the ordering mode changed, holding new
+//! ones, starting a due head and moving on to the next when it finishes.
+//!
+//! It does not decide retries (`decide`) or wait for durability
+//! (`durability`): a held record's changelog write is queued there.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use wactor_delivery::{DeadReason, OrderingMode};
+use wactor_store::{HeldEvent, HeldId, LaneKey};
+
+use crate::changelog::Changelog;
+use crate::dead_letter::{self, Death};
+use crate::event::from_stored;
+use crate::fence::Fence;
+use crate::held_lanes::{lane_key, Head, HeldLane};
+
+use super::durability::store_write_fault;
+use super::{Control, Job, JobKind, Worker, RESTORE_RETRY};
+
+/// What became of [`Worker::hold_record`].
+pub(super) enum Hold {
+    /// In the store, its changelog record on its way.
+    Held,
+    /// Not written: its changelog record would be too large (says how).
+    TooLarge(String),
+    /// The store refused it (logged).
+    Failed,
+}
+
+impl Worker {
+    /// Loads the held events of this partition (from the changelog when
+    /// there is one) and rebuilds the held lanes. Retries until it works:
+    /// handling events before would break the order of held keys.
+    ///
+    /// Honours a stop while it waits (a slow changelog, a leader down): it
+    /// answers at once and returns false, and the restore it gave up may not
+    /// write to the store any more (`cancel`), so a worker that lost its
+    /// partition never runs on as a zombie beside the partition's next
+    /// worker on this host.
+    pub(super) async fn restore(&mut self) -> bool {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let Loaded { records, migrate } = loop {
+            let load = self.load_held(cancel.clone());
+            tokio::pin!(load);
+            let result = loop {
+                tokio::select! {
+                    result = &mut load => break result,
+                    control = self.control.recv() => {
+                        if let Some(control) = self.not_a_stop(control) {
+                            cancel.store(true, Ordering::Relaxed);
+                            self.stopped_while_restoring(control);
+                            return false;
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(loaded) => break loaded,
+                Err(err) => {
+                    tracing::error!(
+                        actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                        error = %err,
+                        "cannot restore held events; retrying"
+                    );
+                    let pause = tokio::time::sleep(RESTORE_RETRY);
+                    tokio::pin!(pause);
+                    loop {
+                        tokio::select! {
+                            () = &mut pause => break,
+                            control = self.control.recv() => {
+                                if let Some(control) = self.not_a_stop(control) {
+                                    cancel.store(true, Ordering::Relaxed);
+                                    self.stopped_while_restoring(control);
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let records = self.relane(records);
+        let now = self.ctx.clock.now_ms();
+        let mut lanes: HashMap<LaneKey, HeldLane> = HashMap::new();
+        // Records come sorted by offset, so the first of a lane is its head.
+        for record in &records {
+            let entry = lanes.entry(record.lane.clone()).or_insert(HeldLane {
+                len: 0,
+                max_offset: record.event.offset,
+                head: Head::Due(record.next_attempt_at_ms.unwrap_or(now)),
+            });
+            entry.len += 1;
+            entry.max_offset = entry.max_offset.max(record.event.offset);
+        }
+        if !lanes.is_empty() {
+            tracing::info!(
+                actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                held = records.len(), lanes = lanes.len(),
+                "restored held events"
+            );
+        }
+        for (lane, held) in lanes {
+            self.held.insert(lane, held);
+        }
+        if migrate && !records.is_empty() {
+            tracing::info!(
+                actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                held = records.len(),
+                "the changelog has no record of this partition: keeping its local held events and writing them to the changelog"
+            );
+            for record in &records {
+                self.write_changelog(&record.id(), Some(record));
+            }
+        }
+        self.update_hold();
+        true
+    }
+
+    /// Moves held events recorded under another ordering mode (the actor's
+    /// `ordering` changed, e.g. `partition` to `key`) to the lane the
+    /// current mode gives them, in the store and the changelog, so that a
+    /// key's new events wait behind its held ones whatever the change.
+    /// Returns the records, in offset order.
+    fn relane(&mut self, records: Vec<HeldEvent>) -> Vec<HeldEvent> {
+        let mut out = Vec::with_capacity(records.len());
+        let mut moved = 0usize;
+        for mut record in records {
+            let lane = lane_key(self.ctx.ordering, &from_stored(&record.event, 1));
+            if lane == record.lane {
+                out.push(record);
+                continue;
+            }
+            let old = record.id();
+            record.lane = lane;
+            let written = self
+                .ctx
+                .held
+                .remove(&old)
+                .and_then(|_| self.ctx.held.put(&record));
+            if let Err(err) = written {
+                self.store_failed("a held event moved to its new lane", err);
+            }
+            self.write_changelog(&old, None);
+            self.write_changelog(&record.id(), Some(&record));
+            moved += 1;
+            out.push(record);
+        }
+        if moved > 0 {
+            tracing::info!(
+                actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                moved, ordering = ?self.ctx.ordering,
+                "held events moved to the lanes of the actor's new ordering"
+            );
+        }
+        out.sort_by_key(|r| r.event.offset);
+        out
+    }
+
+    /// A request that came while restoring: a retry-now is answered at once
+    /// (nothing is held yet) and `None` returned, so the restore goes on;
+    /// anything else (a stop, the consumer gone) is given back to end it.
+    #[allow(clippy::option_option)]
+    fn not_a_stop(&mut self, control: Option<Control>) -> Option<Option<Control>> {
+        match control {
+            Some(Control::RetryNow { reply, .. }) => {
+                let _ = reply.send(false);
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// A request that came while restoring: a stop (or the consumer gone)
+    /// ends the worker before it took anything, so there is no offset to
+    /// commit; a retry-now finds nothing held yet.
+    pub(super) fn stopped_while_restoring(&mut self, control: Option<Control>) {
+        self.feed = None;
+        match control {
+            Some(Control::Stop { reply }) => {
+                let _ = reply.send(None);
+            }
+            Some(Control::RetryNow { reply, .. }) => {
+                let _ = reply.send(false);
+            }
+            None => {}
+        }
+        tracing::info!(
+            actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+            "partition worker stopped while restoring its held events"
+        );
+    }
+
+    /// What `load_held` needs, taken before awaiting (the worker is not
+    /// `Sync`).
+    fn load_held(
+        &self,
+        cancel: Arc<AtomicBool>,
+    ) -> impl std::future::Future<Output = Result<Loaded, String>> + Send + 'static {
+        load_held(
+            self.ctx.held.clone(),
+            self.topic.clone(),
+            self.partition,
+            self.changelog.clone(),
+            self.ctx.settings.clone(),
+            cancel,
+            self.fence.clone(),
+        )
+    }
+
+    pub(super) fn start_held(&mut self, lane: LaneKey) {
+        let record = match self.ctx.held.lane_first(&self.topic, self.partition, &lane) {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                self.held.remove(&lane);
+                self.update_hold();
+                return;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read a held event; retrying in a while");
+                let at = self.ctx.clock.now_ms() + 1_000;
+                self.held.set_head(&lane, Head::Due(at));
+                return;
+            }
+        };
+        let attempt = u32::try_from(record.attempts.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let raw = Arc::new(from_stored(&record.event, 1));
+        match self.present(&raw, attempt) {
+            Ok((presented, redrive)) => {
+                self.ctx.counters.retries_fired.inc();
+                self.spawn_call(Job {
+                    kind: JobKind::Held {
+                        lane,
+                        record: Box::new(record),
+                    },
+                    raw,
+                    presented,
+                    redrive,
+                    attempt,
+                });
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "unreadable held re-drive record dropped");
+                let id = record.id();
+                if self.ctx.held.remove(&id).is_ok() {
+                    self.write_changelog(&id, None);
+                }
+                self.advance(&lane);
+            }
+        }
+    }
+
+    /// The head of held `lane` is finished: the next held event of the lane
+    /// runs now, or the lane is ordinary again.
+    pub(super) fn advance(&mut self, lane: &LaneKey) {
+        match self.ctx.held.lane_first(&self.topic, self.partition, lane) {
+            Ok(Some(next)) => {
+                let now = self.ctx.clock.now_ms();
+                let due = next.next_attempt_at_ms.unwrap_or(now);
+                if let Some(held) = self.held.get_mut(lane) {
+                    held.len = held.len.saturating_sub(1);
+                }
+                self.held.set_head(lane, Head::Due(due));
+            }
+            Ok(None) => {
+                self.held.remove(lane);
+                self.update_hold();
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read a held lane; retrying in a while");
+                let at = self.ctx.clock.now_ms() + 1_000;
+                self.held.set_head(lane, Head::Due(at));
+            }
+        }
+    }
+
+    /// Puts a held record into the store and the changelog.
+    ///
+    /// [`Hold::TooLarge`] (nothing written) when its changelog record
+    /// would exceed the message size limit: the caller dead-letters the
+    /// event instead, so one record can never stall the partition's
+    /// commits. [`Hold::Failed`] when the store refused it (logged): the
+    /// caller then leaves its offset unfinished, so the event is read again
+    /// after a restart.
+    pub(super) fn hold_record(&mut self, record: &HeldEvent) -> Hold {
+        let id = record.id();
+        let out = match &self.changelog {
+            Some(changelog) => match changelog.record(&id, Some(record)) {
+                Ok(out) => {
+                    let size = out.wire_size();
+                    if size > self.max_record_bytes {
+                        return Hold::TooLarge(format!(
+                            "its retry changelog record is {size} bytes, over the limit of {} bytes \
+                             (kafka message.max.bytes)",
+                            self.max_record_bytes
+                        ));
+                    }
+                    Some((changelog.clone(), out))
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, offset = record.event.offset, "cannot encode a held event");
+                    return Hold::Failed;
+                }
+            },
+            None => None,
+        };
+        if let Err(err) =
+            store_write_fault().and_then(|()| self.ctx.held.put(record).map_err(|e| e.to_string()))
+        {
+            self.store_failed("a held event", err);
+            return Hold::Failed;
+        }
+        if let Some((_, out)) = out {
+            self.durable.writes.push((id, out.wire_size(), out));
+        }
+        Hold::Held
+    }
+
+    /// Dead-letters an event that had to be held behind its lane's head but
+    /// cannot be (its record is too large): it was never attempted. Its
+    /// offset finishes once the dead letter is durable.
+    pub(super) fn dead_unheld(&mut self, event: &wactor_store::StoredEvent, why: String) {
+        let now = self.ctx.clock.now_ms();
+        let version = self.ctx.versions.current().map_or(0, |v| v.version);
+        let dead = dead_letter::build(
+            &self.ctx,
+            Death {
+                event,
+                attempts: Vec::new(),
+                kind: DeadReason::TooLargeToHold,
+                version,
+                first_attempt_at_ms: now,
+                now_ms: now,
+                redrives: 0,
+                detail: Some(why),
+            },
+        );
+        match self.ctx.dead_letters.put(&dead) {
+            Ok(()) => {
+                self.after_death(&dead);
+                self.durable.offsets.push(event.offset);
+            }
+            Err(err) => self.store_failed("a dead letter", err),
+        }
+    }
+
+    /// In `partition` mode the consumer stops reading while the partition's
+    /// lane is held.
+    pub(super) fn update_hold(&self) {
+        let hold = self.ctx.ordering == OrderingMode::Partition && !self.held.is_empty();
+        self.shared.hold.store(hold, Ordering::Relaxed);
+    }
+
+    pub(super) fn retry_now(&mut self, id: &HeldId) -> bool {
+        if id.topic != self.topic || id.partition != self.partition {
+            return false;
+        }
+        let Some(held) = self.held.get(&id.lane) else {
+            return false;
+        };
+        if !matches!(held.head, Head::Due(_)) {
+            return false;
+        }
+        match self
+            .ctx
+            .held
+            .lane_first(&self.topic, self.partition, &id.lane)
+        {
+            Ok(Some(head)) if head.id() == *id => {
+                let now = self.ctx.clock.now_ms();
+                self.held.set_head(&id.lane, Head::Due(now));
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Loads the held events of a partition: from the changelog (replacing the
+/// local copy) when there is one, else from the store.
+/// `cancel` set means the worker gave up waiting (its partition was
+/// revoked): the restore then leaves the store alone.
+async fn load_held(
+    held: wactor_store::HeldEvents,
+    topic: String,
+    partition: i32,
+    changelog: Option<Arc<Changelog>>,
+    settings: crate::settings::KafkaSettings,
+    cancel: Arc<AtomicBool>,
+    fence: Option<Fence>,
+) -> Result<Loaded, String> {
+    match &changelog {
+        Some(changelog) => {
+            let changelog = changelog.clone();
+            tokio::task::spawn_blocking(move || {
+                // Held until the thread ends, abandoned or not: the
+                // partition's next worker waits for it (see `fence`).
+                let _fence = fence;
+                // Fault tests make the changelog slow here.
+                fail::fail_point!("wactor-restore-read");
+                let restored = changelog
+                    .restore(&settings, &topic, partition)
+                    .map_err(|e| e.to_string())?;
+                if cancel.load(Ordering::Relaxed) {
+                    return Err("restore abandoned: the partition was revoked".to_string());
+                }
+                if !restored.seen {
+                    // The changelog never knew this partition (just switched
+                    // on, or a new group's): the local held events are the
+                    // truth; they are written to the changelog by the worker.
+                    let mut records = held
+                        .partition(&topic, partition)
+                        .map_err(|e| e.to_string())?;
+                    records.sort_by_key(|r| r.event.offset);
+                    return Ok(Loaded {
+                        records,
+                        migrate: true,
+                    });
+                }
+                let mut records = restored.records;
+                held.replace_partition(&topic, partition, &records)
+                    .map_err(|e| e.to_string())?;
+                records.sort_by_key(|r| r.event.offset);
+                Ok(Loaded {
+                    records,
+                    migrate: false,
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+        None => {
+            let mut records = held
+                .partition(&topic, partition)
+                .map_err(|e| e.to_string())?;
+            records.sort_by_key(|r| r.event.offset);
+            Ok(Loaded {
+                records,
+                migrate: false,
+            })
+        }
+    }
+}
+
+/// The held events a worker starts with.
+struct Loaded {
+    /// In offset order.
+    records: Vec<HeldEvent>,
+    /// They come from the local store because the changelog never knew the
+    /// partition: write them to the changelog.
+    migrate: bool,
+}

@@ -1,0 +1,253 @@
+//! Intake: taking the partition's records (from its own librdkafka queue
+//! or the consumer thread's inbox) into lanes, dead-lettering records the
+//! contract cannot carry, and starting the calls that may run, up to
+//! `max_in_flight`.
+//!
+//! It does not decide what a failed call does (`decide`), keep held lanes
+//! (`held`) or make anything durable (`durability`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use wactor_delivery::LaneId;
+use wactor_runtime::Event;
+use wactor_store::HeldEvent;
+
+use crate::call::{self, CallOutcome, CallReport};
+use crate::dead_letter::{self, Death};
+use crate::event::{raw_to_stored, to_stored, Intake, Undecodable};
+use crate::held_lanes::lane_key;
+use crate::redrive::RedriveEnvelope;
+
+use super::held::Hold;
+use super::{Job, JobKind, Worker, INBOX_BATCH};
+
+impl Worker {
+    /// Reads the partition's own queue, as far as the buffer bound allows
+    /// (and not while the partition is held).
+    pub(super) fn pull(&mut self) {
+        if !self.accepting || self.holding() {
+            return;
+        }
+        let Some(feed) = self.feed.take() else {
+            return;
+        };
+        let bound = self.ctx.settings.max_buffered_per_partition;
+        let room = bound.saturating_sub(self.scheduler.buffered());
+        let limit = room.min(INBOX_BATCH);
+        let taken = feed.take(limit, |intake| {
+            self.shared.pending.fetch_add(1, Ordering::Relaxed);
+            self.intake(intake);
+        });
+        self.feed = Some(feed);
+        // A full batch may have left more in the queue, and librdkafka only
+        // signals a queue that *becomes* non-empty: come back at once.
+        self.feed_more = taken > 0 && taken == limit;
+        let full = taken == room;
+        if full && !self.feed_full {
+            self.ctx.counters.partition_pauses.inc();
+        }
+        self.feed_full = full;
+    }
+
+    /// Whether the partition waits for a held lane (`partition` mode).
+    pub(super) fn holding(&self) -> bool {
+        self.shared.hold.load(Ordering::Relaxed)
+    }
+
+    /// Takes one record from the consumer.
+    pub(super) fn intake(&mut self, intake: Intake) {
+        // Fault tests make a worker end here (`recovery`'s restart path).
+        fail::fail_point!("wactor-worker-intake");
+        match intake {
+            Intake::Event(event) => self.accept(event),
+            Intake::Undecodable(bad) => self.reject(*bad),
+        }
+    }
+
+    /// Dead-letters a record the contract cannot carry, at once: no attempt
+    /// could ever succeed. Its offset finishes when the dead letter is
+    /// durable, like any other.
+    fn reject(&mut self, bad: Undecodable) {
+        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+        let offset = bad.record.offset;
+        if let Err(err) = self.offsets.track(offset) {
+            tracing::warn!(error = %err, "record skipped: offsets must increase");
+            return;
+        }
+        let now = self.ctx.clock.now_ms();
+        let stored = raw_to_stored(&bad.record);
+        let version = self.ctx.versions.current().map_or(0, |v| v.version);
+        let mut dead = dead_letter::build(
+            &self.ctx,
+            Death {
+                event: &stored,
+                attempts: Vec::new(),
+                kind: wactor_delivery::DeadReason::Undecodable,
+                version,
+                first_attempt_at_ms: now,
+                now_ms: now,
+                redrives: 0,
+                detail: None,
+            },
+        );
+        // The reason says it all (`undecodable header: ...`).
+        dead.reason = bad.reason;
+        match self.ctx.dead_letters.put(&dead) {
+            Ok(()) => {
+                self.after_death(&dead);
+                self.durable.offsets.push(offset);
+            }
+            Err(err) => self.store_failed("the dead letter of an undecodable record", err),
+        }
+    }
+
+    /// Takes one event from the consumer.
+    fn accept(&mut self, event: Event) {
+        let offset = event.offset;
+        if let Err(err) = self.offsets.track(offset) {
+            // A record arriving after a later one: a redelivery of one this
+            // worker has seen (harmless), or records out of order from
+            // librdkafka (a bug to report: the event is not handled here).
+            tracing::error!(error = %err, "record out of order skipped");
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.held.is_empty() {
+            let lane = lane_key(self.ctx.ordering, &event);
+            if let Some(held) = self.held.get(&lane).copied() {
+                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                if offset <= held.max_offset {
+                    // A re-read copy of an event handled or held already.
+                    self.offsets.finish(offset);
+                    return;
+                }
+                let record = HeldEvent {
+                    event: to_stored(&event),
+                    lane: lane.clone(),
+                    attempts: Vec::new(),
+                    first_attempt_at_ms: None,
+                    next_attempt_at_ms: None,
+                    version_override: None,
+                };
+                match self.hold_record(&record) {
+                    Hold::Held => {
+                        self.durable.offsets.push(offset);
+                        if let Some(held) = self.held.get_mut(&lane) {
+                            held.len += 1;
+                            held.max_offset = offset;
+                        }
+                    }
+                    Hold::TooLarge(why) => {
+                        self.dead_unheld(&record.event, why);
+                        if let Some(held) = self.held.get_mut(&lane) {
+                            held.max_offset = offset;
+                        }
+                    }
+                    Hold::Failed => {}
+                }
+                return;
+            }
+        }
+        let key = event.key.clone();
+        self.scheduler.push(key.as_deref(), Arc::new(event));
+    }
+
+    /// Starts what may run: due held heads first (they are older), then
+    /// ready Kafka events, up to `max_in_flight`.
+    pub(super) fn start_ready(&mut self) {
+        if !self.accepting {
+            return;
+        }
+        while self.running.len() < self.ctx.max_in_flight {
+            if let Some(lane) = self.ready_held.pop_front() {
+                self.start_held(lane);
+                continue;
+            }
+            let Some((lane, raw)) = self.scheduler.next_ready() else {
+                break;
+            };
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            match self.present(&raw, 1) {
+                Ok((presented, redrive)) => self.spawn_call(Job {
+                    kind: JobKind::Kafka { lane },
+                    raw,
+                    presented,
+                    redrive,
+                    attempt: 1,
+                }),
+                Err(err) => {
+                    tracing::error!(offset = raw.offset, error = %err, "unreadable re-drive record skipped");
+                    self.complete_lane(lane);
+                    self.offsets.finish(raw.offset);
+                }
+            }
+        }
+    }
+
+    /// The event the actor sees for `raw` at policy attempt `attempt`, and
+    /// the re-drive it is if it came through the re-drive topic.
+    pub(super) fn present(
+        &self,
+        raw: &Arc<Event>,
+        attempt: u32,
+    ) -> Result<(Arc<Event>, Option<Arc<RedriveEnvelope>>), String> {
+        if !self.is_redrive {
+            if raw.attempt == attempt {
+                return Ok((raw.clone(), None));
+            }
+            let mut event = (**raw).clone();
+            event.attempt = attempt;
+            return Ok((Arc::new(event), None));
+        }
+        let envelope = RedriveEnvelope::decode(raw.payload.as_deref())?;
+        let presented = Arc::new(envelope.presented(attempt));
+        Ok((presented, Some(Arc::new(envelope))))
+    }
+
+    pub(super) fn spawn_call(&mut self, job: Job) {
+        let wanted = job
+            .redrive
+            .as_ref()
+            .and_then(|r| r.version)
+            .or(match &job.kind {
+                JobKind::Held { record, .. } => record.version_override,
+                JobKind::Kafka { .. } => None,
+            });
+        let version = match wanted {
+            Some(n) => self.ctx.versions.get(n),
+            None => self.ctx.versions.current(),
+        };
+        let ctx = self.ctx.clone();
+        let event = job.presented.clone();
+        let clock = self.ctx.clock.clone();
+        self.running.push(Box::pin(async move {
+            let call = std::panic::AssertUnwindSafe(call::run(ctx, version, event));
+            let report = match call.catch_unwind().await {
+                Ok(report) => report,
+                Err(_) => {
+                    // A panic in host code while handling the event: a bug.
+                    // The attempt counts as failed, so the event is not lost.
+                    tracing::error!("an actor call panicked in the host");
+                    CallReport {
+                        outcome: CallOutcome::Failed {
+                            reason: "host error: the call panicked".into(),
+                        },
+                        version: 0,
+                        started_at_ms: clock.now_ms(),
+                        duration: Duration::ZERO,
+                    }
+                }
+            };
+            (job, report)
+        }));
+    }
+
+    pub(super) fn complete_lane(&mut self, lane: LaneId) {
+        if let Err(err) = self.scheduler.complete(lane) {
+            tracing::error!(error = %err, "scheduler out of step");
+        }
+    }
+}
