@@ -4,12 +4,13 @@
 //! a crash mid-backlog redoes at most a few commit intervals, not the
 //! backlog.
 //!
-//! One partition, 1,000,000 events already in it when the actor starts
-//! (the noop fixture: the worker's own loop is what is measured). Every
-//! few commit intervals the test reads the group's committed offset and
-//! the count of events handled; whatever was handled at one sample must be
-//! committed by the next (less what was still in flight). A worker whose
-//! backlog starved its commit tick fails that at the first sample.
+//! 1,000,000 events already in four partitions when the actor starts (the
+//! noop fixture: the worker's own loop is what is measured). Every second
+//! (ten commit intervals of the test settings) the test reads the group's
+//! committed offsets and the count of events handled; whatever was handled
+//! at one sample must be committed by the next (less what was still in
+//! flight). A worker whose backlog starved its commit tick fails that at
+//! the second sample.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,9 +27,11 @@ const MAX_IN_FLIGHT: i64 = 4;
 /// of each partition (older records are deleted), and a million records do
 /// not fit in one.
 const PARTITIONS: i32 = 4;
-/// Between samples: several commit intervals (1 s, the default), so that a
-/// sample never falls between a tick and its publication by chance.
-const SAMPLE_EVERY: Duration = Duration::from_secs(4);
+/// Between samples: ten commit intervals (100 ms in the test settings), so
+/// that a sample never falls between a tick and its publication by chance.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// The test gives up when nothing new was handled or committed this long.
+const STALL: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn commits_advance_every_tick_while_a_million_event_backlog_is_worked_through() {
@@ -70,6 +73,7 @@ async fn commits_advance_every_tick_while_a_million_event_backlog_is_worked_thro
         .events_total
         .with_label_values(&["backlogged", "1", "done"]);
     let started = Instant::now();
+    let mut progress = Instant::now();
     // (seconds, handled, committed)
     let mut samples: Vec<(u64, i64, i64)> = Vec::new();
     loop {
@@ -80,8 +84,14 @@ async fn commits_advance_every_tick_while_a_million_event_backlog_is_worked_thro
                 .iter()
                 .map(|c| (*c).max(0))
                 .sum();
+        if samples
+            .last()
+            .is_none_or(|(_, d, c)| (*d, *c) != (done, committed))
+        {
+            progress = Instant::now();
+        }
         samples.push((started.elapsed().as_secs(), done, committed));
-        if (committed >= TOTAL && done >= TOTAL) || started.elapsed() > Duration::from_secs(60) {
+        if (committed >= TOTAL && done >= TOTAL) || progress.elapsed() > STALL {
             break;
         }
         tokio::time::sleep(SAMPLE_EVERY).await;

@@ -188,6 +188,23 @@ async fn a_failed_head_holds_its_key_and_the_keys_later_events_while_other_keys_
     assert_eq!(m.outputs(4).await, vec![3, 1, 2, 4]);
     assert!(m.committed(4).await);
     assert_eq!(m.stop().await, Some(4));
+    // A stopped worker takes nothing more, and nothing is left counted.
+    assert!(
+        eventually(WAIT, || m.handle.task.is_finished()).await,
+        "the worker ended"
+    );
+    let late = Event {
+        topic: m.topic.clone(),
+        partition: 0,
+        offset: 4,
+        timestamp_ms: None,
+        key: None,
+        payload: None,
+        headers: Vec::new(),
+        attempt: 1,
+    };
+    assert_eq!(m.handle.offer(Intake::Event(late)), None);
+    assert_eq!(m.handle.shared.pending.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +226,10 @@ async fn an_event_out_of_attempts_is_dead_lettered_with_its_history_and_its_key_
     assert!(eventually(WAIT, || dead(&m).len() == 1).await);
     assert_eq!(dead(&m)[0].event.offset, 2);
     assert_eq!(dead(&m)[0].kind, "actor_dead");
+    // k0's head waits for its retry, its next event behind it.
+    assert!(eventually(WAIT, || m.held().len() == 2).await);
+    let held: Vec<i64> = m.held().iter().map(|h| h.event.offset).collect();
+    assert_eq!(held, vec![0, 1], "seq 2 waits behind its key's head");
     // k0's head: attempt 1 now, 2 after 1 s, 3 after 2 s more, then dead.
     assert!(
         eventually(WAIT, || {
@@ -311,13 +332,22 @@ async fn the_next_worker_restores_held_lanes_and_skips_redelivered_copies() {
         vec![(4, 1), (1, 2), (2, 1), (3, 1)],
         "each once, in key order"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A last event on another key: once it is out, anything the copies
+    // ran would be out too (one partition, in order).
+    m.send("k2", r#"{"seq": 5}"#);
+    let all = m.outputs(5).await;
+    assert_eq!(all.last(), Some(&5));
+    let out = read_until(&m.brokers, "wm-restore.out", Duration::from_secs(1), |_| {
+        false
+    })
+    .await;
+    assert_eq!(out.len(), 5, "the redelivered copies did not run: {all:?}");
+    assert!(m.committed(5).await);
     assert_eq!(
-        m.outputs(4).await.len(),
-        4,
-        "the redelivered copies did not run"
+        m.handle.shared.pending.load(Ordering::Relaxed),
+        0,
+        "nothing pending"
     );
-    assert!(m.committed(4).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,10 @@
 //! retry changelog) behind a lane's failed head. Restoring them when the
 //! worker starts (from the changelog when there is one, honouring a stop
 //! meanwhile), moving them when the ordering mode changed, holding new
-//! ones, starting a due head and moving on to the next when it finishes.
+//! ones (or dead-lettering one too large to hold), starting a due head or
+//! one an operator asked to retry now, moving on to the next when it
+//! finishes, and telling the consumer when a `partition`-mode partition is
+//! held.
 //!
 //! It does not decide retries (`decide`) or wait for durability
 //! (`durability`): a held record's changelog write is queued there.

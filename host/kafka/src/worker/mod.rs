@@ -2,8 +2,9 @@
 //! owning everything about that partition's events.
 //!
 //! - It takes owned events from the consumer thread ([`WorkerHandle`]),
-//!   puts them into lanes ([`LaneScheduler`]) and runs what may run, each
-//!   call in a task of its own, up to the actor's `max_in_flight`.
+//!   puts them into lanes ([`LaneScheduler`]) and runs what may run, up to
+//!   the actor's `max_in_flight`: each call a future polled by the worker's
+//!   own task (no task and no channel hop per call).
 //! - A failed attempt is decided by the retry policy. A retry *holds* the
 //!   lane: the event and the lane's queued events move to the store (and
 //!   the changelog), later events of the lane follow them there, and other
@@ -22,12 +23,12 @@
 //!   whoever owns the partition next; it restores them before it starts.
 //!
 //! The parts: this module owns the worker's state, its start (the fence)
-//! and its event loop; [`intake`] takes records into lanes and starts
-//! calls; [`held`] keeps held lanes and restores them; [`decide`] applies a
-//! finished call (done, held for a retry, dead-lettered); [`durability`]
+//! and its event loop; `intake` takes records into lanes and starts
+//! calls; `held` keeps held lanes and restores them; `decide` applies a
+//! finished call (done, held for a retry, dead-lettered); `durability`
 //! makes it all durable and stops. The state machine can be driven without
-//! a librdkafka queue: a worker spawned with no feed takes its records from
-//! [`WorkerHandle::inbox`] (the tests drive it that way).
+//! a librdkafka queue: a worker spawned by [`spawn_with_inbox`] takes its
+//! records from [`WorkerHandle::offer`] (the tests drive it that way).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -114,7 +115,7 @@ pub enum Control {
 pub struct WorkerHandle {
     /// Events of the partition, in offset order, when the worker has no
     /// queue of its own.
-    pub inbox: mpsc::UnboundedSender<Intake>,
+    pub(crate) inbox: mpsc::UnboundedSender<Intake>,
     /// Whether the worker reads its partition's own queue.
     pub has_feed: bool,
     /// Requests.
