@@ -20,7 +20,7 @@ use crate::held_lanes::{lane_key, Head, HeldLane};
 use crate::redrive::RedriveEnvelope;
 
 use super::durability::store_write_fault;
-use super::held::Hold;
+use super::held::{waiting_record, Hold};
 use super::{Job, JobKind, Worker};
 
 /// A failed attempt, for the retry decision.
@@ -174,14 +174,7 @@ impl Worker {
                 let mut max_offset = failed.raw.offset;
                 for waiting in queued {
                     self.shared.pending.fetch_sub(1, Ordering::Relaxed);
-                    let record = HeldEvent {
-                        event: to_stored(&waiting),
-                        lane: lane_key.clone(),
-                        attempts: Vec::new(),
-                        first_attempt_at_ms: None,
-                        next_attempt_at_ms: None,
-                        version_override: None,
-                    };
+                    let record = waiting_record(&waiting, lane_key.clone());
                     match self.hold_record(&record) {
                         Hold::Held => {
                             self.durable.offsets.push(waiting.offset);

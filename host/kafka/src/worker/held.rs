@@ -19,9 +19,10 @@ use wactor_store::{HeldEvent, HeldId, LaneKey};
 
 use crate::changelog::Changelog;
 use crate::dead_letter::{self, Death};
-use crate::event::from_stored;
+use crate::event::{from_stored, to_stored};
 use crate::fence::Fence;
 use crate::held_lanes::{lane_key, Head, HeldLane};
+use wactor_runtime::Event;
 
 use super::durability::store_write_fault;
 use super::{Control, Job, JobKind, Worker, RESTORE_RETRY};
@@ -34,6 +35,19 @@ pub(super) enum Hold {
     TooLarge(String),
     /// The store refused it (logged).
     Failed,
+}
+
+/// The held record of an event that waits behind its lane's head: not
+/// attempted yet, so no history and no due time of its own.
+pub(super) fn waiting_record(event: &Event, lane: LaneKey) -> HeldEvent {
+    HeldEvent {
+        event: to_stored(event),
+        lane,
+        attempts: Vec::new(),
+        first_attempt_at_ms: None,
+        next_attempt_at_ms: None,
+        version_override: None,
+    }
 }
 
 impl Worker {

@@ -13,15 +13,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use wactor_delivery::LaneId;
 use wactor_runtime::Event;
-use wactor_store::HeldEvent;
 
 use crate::call::{self, CallOutcome, CallReport};
 use crate::dead_letter::{self, Death};
-use crate::event::{raw_to_stored, to_stored, Intake, Undecodable};
+use crate::event::{raw_to_stored, Intake, Undecodable};
 use crate::held_lanes::lane_key;
 use crate::redrive::RedriveEnvelope;
 
-use super::held::Hold;
+use super::held::{waiting_record, Hold};
 use super::{Job, JobKind, Worker, INBOX_BATCH};
 
 impl Worker {
@@ -124,14 +123,7 @@ impl Worker {
                     self.offsets.finish(offset);
                     return;
                 }
-                let record = HeldEvent {
-                    event: to_stored(&event),
-                    lane: lane.clone(),
-                    attempts: Vec::new(),
-                    first_attempt_at_ms: None,
-                    next_attempt_at_ms: None,
-                    version_override: None,
-                };
+                let record = waiting_record(&event, lane.clone());
                 match self.hold_record(&record) {
                     Hold::Held => {
                         self.durable.offsets.push(offset);
