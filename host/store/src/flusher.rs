@@ -122,7 +122,7 @@ mod tests {
                     flusher.flush().await
                 }));
             }
-            let all = futures_join_all(tasks);
+            let all = await_in_order(tasks);
             let results = tokio::time::timeout(std::time::Duration::from_secs(60), all)
                 .await
                 .expect("every flush returns");
@@ -130,7 +130,7 @@ mod tests {
         });
     }
 
-    async fn futures_join_all<T>(
+    async fn await_in_order<T>(
         tasks: Vec<tokio::task::JoinHandle<T>>,
     ) -> Vec<Result<T, tokio::task::JoinError>> {
         let mut out = Vec::with_capacity(tasks.len());
