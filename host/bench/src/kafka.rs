@@ -11,6 +11,11 @@
 //!   `partition` ordering.
 //! - `swap`: upload of a new component to its first event, and rollback to
 //!   the first event on the old version, while events flow.
+//! - `state`: the state changelog: events/s of an actor that writes one
+//!   state key per event (`fixture-checker`) with `kafka.state_changelog`
+//!   on and off (the overhead per event is the difference of the inverse
+//!   rates), and the time to restore a partition's state of 100,000 keys
+//!   into an empty store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,8 +36,8 @@ use crate::stats::Summary;
 /// Arguments of `wactor-bench kafka`.
 #[derive(Debug, Args)]
 pub struct KafkaArgs {
-    /// Which measurement: `throughput`, `overhead`, `ordering`, `swap` or
-    /// `all`.
+    /// Which measurement: `throughput`, `overhead`, `ordering`, `swap`,
+    /// `state` or `all`.
     #[arg(default_value = "all")]
     pub what: String,
     /// Records for the throughput run.
@@ -41,7 +46,13 @@ pub struct KafkaArgs {
     /// Calls per overhead sample set.
     #[arg(long, default_value_t = 20_000)]
     pub iterations: usize,
-    /// Run `throughput` and `ordering` against this broker instead of the
+    /// Events per mode of the `state` run.
+    #[arg(long, default_value_t = 20_000)]
+    pub state_events: usize,
+    /// Keys of the partition restored in the `state` run.
+    #[arg(long, default_value_t = 100_000)]
+    pub state_keys: usize,
+    /// Run `throughput`, `ordering` and `state` against this broker instead of the
     /// in-process mock (e.g. a Tansu broker, see ../shared/KAFKA.md).
     #[arg(long)]
     pub brokers: Option<String>,
@@ -51,7 +62,9 @@ pub struct KafkaArgs {
 pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
     let mut results = serde_json::Map::new();
     let all = args.what == "all";
-    if !all && !["throughput", "overhead", "ordering", "swap"].contains(&args.what.as_str()) {
+    if !all
+        && !["throughput", "overhead", "ordering", "swap", "state"].contains(&args.what.as_str())
+    {
         bail!("unknown measurement {:?}", args.what);
     }
     if all || args.what == "overhead" {
@@ -68,6 +81,12 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
     }
     if all || args.what == "swap" {
         results.insert("swap".into(), swap().await?);
+    }
+    if all || args.what == "state" {
+        results.insert(
+            "state".into(),
+            state(args.state_events, args.state_keys, args.brokers.as_deref()).await?,
+        );
     }
     Ok(serde_json::Value::Object(results))
 }
@@ -501,4 +520,120 @@ async fn first_increase(counter: prometheus::IntCounter, since: Instant) -> Opti
     .await
     .ok()
     .flatten()
+}
+
+/// The state changelog's cost per event and a partition's restore time.
+///
+/// On the in-process mock the restore is only honest up to its partition
+/// limits (100,000 records or 5 MiB, oldest dropped first, no compaction):
+/// measure 100,000 keys against a real broker (`--brokers`, e.g. Tansu).
+async fn state(n: usize, keys: usize, external: Option<&str>) -> Result<serde_json::Value> {
+    // The rates on the in-process mock (with Tansu 0.6 the group never
+    // starts consuming here); the restore on `--brokers` when given.
+    let kafka = Broker::new(None);
+    let mut rates = BTreeMap::new();
+    for on in [false, true] {
+        let label = if on { "on" } else { "off" };
+        let topic = kafka.topic(&format!("bench.state.{label}"), 4).await?;
+        let producer = Producer::new(&KafkaSettings::new(&kafka.brokers))?;
+        let mut pending = Vec::with_capacity(n);
+        for i in 0..n {
+            pending.push(producer.enqueue(&OutRecord {
+                topic: topic.clone(),
+                partition: None,
+                key: Some(format!("key-{}", i % 1000).into_bytes()),
+                payload: Some(format!("{{\"seq\": {i}}}").into_bytes()),
+                headers: Vec::new(),
+            }));
+        }
+        for delivery in pending {
+            delivery.await?;
+        }
+        let dir = tempfile::tempdir()?;
+        let mut settings = kafka.settings();
+        settings.state_changelog = on;
+        let host = Host::new(dir.path(), settings);
+        let name = format!("checker-{label}");
+        let (consumer, _slot) = host
+            .run(
+                "fixture-checker",
+                &manifest(&name, &topic, "max_in_flight = 64"),
+            )
+            .await;
+        let done = host
+            .metrics
+            .events_total
+            .with_label_values(&[&name, "1", "done"]);
+        let (handled, elapsed) = watch(done, n).await?;
+        consumer.stop().await;
+        if handled < n {
+            bail!("the actor handled {handled} of {n} events (state changelog {label})");
+        }
+        rates.insert(label, handled as f64 / elapsed.as_secs_f64());
+    }
+    let (off, on) = (rates["off"], rates["on"]);
+    let overhead_us = (1.0 / on - 1.0 / off) * 1e6;
+
+    // Restore: one scope of `keys` keys (values of ~40 bytes) written to
+    // the changelog, read into an empty store.
+    let restore_broker = Broker::new(external);
+    let settings = restore_broker.settings();
+    let changelog = wactor_kafka::state_changelog::StateChangelog::open(
+        &settings,
+        format!("bench.restore{}.state", kafka.suffix),
+    )
+    .await?;
+    let producer = Producer::new(&settings)?;
+    let value = vec![b'v'; 40];
+    let mut pending = Vec::with_capacity(keys);
+    for i in 0..keys {
+        let record =
+            changelog.entry_record("orders", 0, &format!("reversed:b{i}"), Some(&value))?;
+        pending.push(producer.enqueue(&record));
+    }
+    pending.push(producer.enqueue(&changelog.mark_record("orders", 0)));
+    for delivery in pending {
+        delivery.await?;
+    }
+    let dir = tempfile::tempdir()?;
+    let store = wactor_store::Store::open(&dir.path().join("store"))?;
+    let actor_state = store.actor_state("restore")?;
+    let restored = {
+        let producer = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            wactor_kafka::state_changelog::restore_scope(
+                &actor_state,
+                Some(&changelog),
+                &settings,
+                &producer,
+                "orders",
+                0,
+                &std::sync::atomic::AtomicBool::new(false),
+            )
+        })
+        .await?
+        .map_err(anyhow::Error::msg)?
+    };
+    if restored.keys != keys {
+        bail!("restored {} of {keys} keys", restored.keys);
+    }
+    let restore_s = restored.took.as_secs_f64();
+    println!("state changelog ({n} events of an actor writing one key each, 4 partitions, 1000 keys, {}):", kafka.describe());
+    println!("  changelog off                {off:>10.0} events/s");
+    println!("  changelog on                 {on:>10.0} events/s");
+    println!("  overhead per event           {overhead_us:>10.1} us");
+    println!(
+        "  restore of {keys} keys ({})  {restore_s:>10.2} s",
+        restore_broker.describe()
+    );
+    Ok(serde_json::json!({
+        "broker": kafka.describe(),
+        "events": n,
+        "off_events_per_s": off,
+        "on_events_per_s": on,
+        "overhead_per_event_us": overhead_us,
+        "restore_broker": restore_broker.describe(),
+        "restore_keys": keys,
+        "restore_s": restore_s,
+    }))
 }

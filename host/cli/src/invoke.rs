@@ -14,7 +14,8 @@ use wactor_runtime::{
 };
 use wactor_store::Store;
 
-use wactor_kafka::call::{apply_state_writes, StoreStateReader};
+use wactor_kafka::call::apply_state_writes;
+use wactor_kafka::state_changelog::ScopedStateReader;
 use wactor_runtime::event_file::{bytes_for_humans, bytes_to_json};
 
 /// Exit code of `invoke` when the actor asked for a retry.
@@ -110,9 +111,13 @@ pub async fn run(args: InvokeArgs) -> Result<u8> {
         .load(&bytes, settings)
         .with_context(|| format!("cannot load {}", args.component.display()))?;
     let invocation = actor
-        .invoke(&event, Arc::new(StoreStateReader(state.clone())))
+        .invoke(
+            &event,
+            ScopedStateReader::shared(state.clone(), &event.topic, event.partition),
+        )
         .await;
-    apply_state_writes(&state, &invocation.effects).context("cannot save the actor's state")?;
+    apply_state_writes(&state, &event.topic, event.partition, &invocation.effects)
+        .context("cannot save the actor's state")?;
     store.flush()?;
 
     if args.json {

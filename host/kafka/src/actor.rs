@@ -14,7 +14,7 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 use wactor_delivery::OrderingMode;
 use wactor_manifest::ActorManifest;
 use wactor_metrics::Metrics;
-use wactor_runtime::{LoadedActor, StateReader};
+use wactor_runtime::LoadedActor;
 use wactor_store::{ActorState, DeadLetters, HeldEvents, Store};
 
 use crate::clock::Clock;
@@ -192,10 +192,11 @@ pub struct ActorContext {
     pub versions: Arc<dyn VersionSource>,
     /// The host's store.
     pub store: Store,
-    /// The actor's state namespace.
+    /// The actor's state namespace (scoped by source partition).
     pub state: ActorState,
-    /// The same, as the runtime reads it.
-    pub state_reader: Arc<dyn StateReader>,
+    /// The state changelog, once the consumer opened it (never when
+    /// `kafka.state_changelog` is off).
+    pub state_changelog: std::sync::OnceLock<Arc<crate::state_changelog::StateChangelog>>,
     /// Events held for retry, and the ones waiting behind them.
     pub held: HeldEvents,
     /// The dead-letter set.
@@ -229,7 +230,7 @@ impl ActorContext {
         let counters = ActorCounters::new(&metrics, &manifest.name);
         Ok(ActorContext {
             counters,
-            state_reader: Arc::new(crate::call::StoreStateReader(state.clone())),
+            state_changelog: std::sync::OnceLock::new(),
             state,
             name: manifest.name.clone(),
             group: manifest.group(),
@@ -252,6 +253,13 @@ impl ActorContext {
         self.settings
             .retry_changelog
             .then(|| format!("{}.retries", self.group))
+    }
+
+    /// The state changelog topic of this actor's group, when enabled.
+    pub fn state_changelog_topic(&self) -> Option<String> {
+        self.settings
+            .state_changelog
+            .then(|| crate::state_changelog::state_topic(&self.group))
     }
 
     /// The topic re-driven dead letters of this actor are sent through.

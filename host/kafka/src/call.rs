@@ -2,11 +2,17 @@
 //! effects real.
 //!
 //! The order of effects is what keeps at-least-once honest: emitted records
-//! are produced and acknowledged first, then the state writes are applied
-//! in one batch. A crash between the two redelivers the event, which emits
-//! again (a duplicate, allowed) and finds its state as before (no write is
-//! lost or half-applied). Producing first also means an actor's
-//! idempotency marker can never exist without its emits.
+//! are produced and acknowledged first, then the state writes are produced
+//! to the state changelog (`<group>.state`, when on) and acknowledged, then
+//! applied to the local store in one batch, all before the event's offset
+//! may be committed. A crash before the changelog is acknowledged
+//! redelivers the event, which emits again (a duplicate, allowed) and finds
+//! its state as before, on this host or whichever host restores the
+//! partition next (no write is lost or half-applied). Producing first also
+//! means an actor's idempotency marker can never exist without its emits.
+//!
+//! State is read and written in the scope of the event's source partition
+//! (for a re-driven dead letter: its original topic and partition).
 //!
 //! A call runs in a tokio task of its own, inside its span:
 //! `handle{actor, version, topic, partition, offset, key, attempt}`; the
@@ -16,11 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
-use wactor_runtime::{CallResult, Effects, Event, LogLevel, Outcome, StateReader, StateWrite};
+use wactor_runtime::{CallResult, Effects, Event, LogLevel, Outcome, StateWrite};
 use wactor_store::{ActorState, StateChange};
 
 use crate::actor::{ActiveVersion, ActorContext};
 use crate::producer::OutRecord;
+use crate::state_changelog::ScopedStateReader;
 
 /// Header naming the source of an emitted record: `topic/partition/offset`.
 pub const SOURCE_HEADER: &str = "wactor-source";
@@ -107,28 +114,28 @@ pub struct CallReport {
     pub duration: Duration,
 }
 
-/// The actor's committed state, readable by the runtime (also what `wactor
-/// invoke` reads through).
-pub struct StoreStateReader(pub ActorState);
-
-impl StateReader for StoreStateReader {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.0.get(key).map_err(|e| e.to_string())
-    }
-}
-
-/// Applies a done call's state writes atomically.
-pub fn apply_state_writes(state: &ActorState, effects: &Effects) -> wactor_store::Result<()> {
+/// Applies a done call's state writes atomically, in the scope of source
+/// partition `topic[partition]`.
+pub fn apply_state_writes(
+    state: &ActorState,
+    topic: &str,
+    partition: i32,
+    effects: &Effects,
+) -> wactor_store::Result<()> {
     if effects.state_writes.is_empty() {
         return Ok(());
     }
-    state.apply(effects.state_writes.iter().map(|(key, write)| {
-        let change = match write {
-            StateWrite::Set(value) => StateChange::Set(value),
-            StateWrite::Delete => StateChange::Delete,
-        };
-        (key.as_str(), change)
-    }))
+    state.apply(
+        topic,
+        partition,
+        effects.state_writes.iter().map(|(key, write)| {
+            let change = match write {
+                StateWrite::Set(value) => StateChange::Set(value),
+                StateWrite::Delete => StateChange::Delete,
+            };
+            (key.as_str(), change)
+        }),
+    )
 }
 
 /// Runs one attempt of `event` (whose `attempt` field is set) on
@@ -179,7 +186,8 @@ pub async fn run(
 }
 
 async fn attempt(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> CallOutcome {
-    let invocation = version.actor.invoke(event, ctx.state_reader.clone()).await;
+    let reader = ScopedStateReader::shared(ctx.state.clone(), &event.topic, event.partition);
+    let invocation = version.actor.invoke(event, reader).await;
     for line in &invocation.logs {
         log_actor_line(line.level, &line.message);
     }
@@ -189,7 +197,15 @@ async fn attempt(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> 
                 ctx.counters.emit_failures.inc();
                 return CallOutcome::Failed { reason };
             }
-            if let Err(err) = apply_state_writes(&ctx.state, &invocation.effects) {
+            if let Err(reason) = write_state_changelog(ctx, event, &invocation.effects).await {
+                return CallOutcome::Failed { reason };
+            }
+            if let Err(err) = apply_state_writes(
+                &ctx.state,
+                &event.topic,
+                event.partition,
+                &invocation.effects,
+            ) {
                 return CallOutcome::Failed {
                     reason: format!("cannot apply the actor's state writes: {err}"),
                 };
@@ -204,6 +220,38 @@ async fn attempt(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> 
             message: trap.to_string(),
         },
     }
+}
+
+/// Produces a done call's state writes to the state changelog (when it is
+/// on) and waits for every acknowledgement.
+async fn write_state_changelog(
+    ctx: &ActorContext,
+    event: &Event,
+    effects: &Effects,
+) -> Result<(), String> {
+    if effects.state_writes.is_empty() {
+        return Ok(());
+    }
+    let Some(changelog) = ctx.state_changelog.get() else {
+        return Ok(());
+    };
+    let mut deliveries = Vec::with_capacity(effects.state_writes.len());
+    for (key, write) in &effects.state_writes {
+        let value = match write {
+            StateWrite::Set(value) => Some(value.as_slice()),
+            StateWrite::Delete => None,
+        };
+        let record = changelog
+            .entry_record(&event.topic, event.partition, key, value)
+            .map_err(|e| format!("state not written: {e}"))?;
+        deliveries.push(ctx.producer.enqueue(&record));
+    }
+    for result in futures::future::join_all(deliveries).await {
+        if let Err(err) = result {
+            return Err(format!("state changelog record not produced: {err}"));
+        }
+    }
+    Ok(())
 }
 
 /// Produces every emitted record and waits for all acknowledgements.

@@ -76,36 +76,7 @@ impl Changelog {
         store: &Store,
         held: &HeldEvents,
     ) -> Result<Self> {
-        admin::ensure_topics(
-            settings,
-            &[TopicSpec::compacted(&topic, settings.changelog_partitions)],
-        )
-        .await?;
-        let partitions = {
-            let settings = settings.clone();
-            let topic = topic.clone();
-            tokio::task::spawn_blocking(move || admin::partition_count(&settings, &topic))
-                .await
-                .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??
-        };
-        let partitions = partitions.ok_or_else(|| {
-            KafkaError::Topics(format!("the changelog topic {topic} does not exist"))
-        })?;
-        match admin::cleanup_policy(settings, &topic).await {
-            Ok(Some(policy)) => check_compacted(&topic, &policy)?,
-            Ok(None) => {}
-            Err(err) => tracing::warn!(
-                %topic, error = %err,
-                "cannot read the changelog topic's cleanup.policy; make sure it is compact"
-            ),
-        }
-        if partitions != settings.changelog_partitions {
-            tracing::warn!(
-                %topic, partitions, setting = settings.changelog_partitions,
-                "the changelog topic exists with another partition count than \
-                 kafka.changelog_partitions; the topic's count is used"
-            );
-        }
+        let partitions = open_compacted(settings, &topic).await?;
         let layout = store.changelog_layout(&topic)?;
         if let Some(warning) = layout_warning(&topic, partitions, layout, held.len()) {
             tracing::error!(%topic, partitions, before = layout, "{warning}");
@@ -162,47 +133,13 @@ impl Changelog {
         partition: i32,
     ) -> Result<Restored> {
         let source = self.partition_of(topic, partition);
-        let consumer: BaseConsumer = settings.reader_config().create()?;
-        let (low, high) =
-            match consumer.fetch_watermarks(&self.topic, source, Duration::from_secs(10)) {
-                Ok(marks) => marks,
-                Err(err) => {
-                    return Err(KafkaError::Topics(format!(
-                        "cannot read the end of {}[{source}]: {err}",
-                        self.topic
-                    )))
-                }
-            };
-        if high <= low {
-            return Ok(Restored::default());
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, source, Offset::Beginning)?;
-        consumer.assign(&tpl)?;
         let mut latest: HashMap<String, Option<HeldEvent>> = HashMap::new();
         let mut seen = false;
-        let started = Instant::now();
-        loop {
-            if started.elapsed() > RESTORE_TIMEOUT {
-                return Err(KafkaError::Topics(format!(
-                    "restoring {}[{source}] did not reach offset {high} within {RESTORE_TIMEOUT:?}",
-                    self.topic
-                )));
-            }
-            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-                // Compaction may leave no record at `high - 1`; the
-                // position says whether the end was passed.
-                if reached(&consumer, &self.topic, source, high) {
-                    break;
-                }
-                continue;
-            };
-            let message = message?;
-            let offset = message.offset();
-            if let Some((key, id)) = decode_key(message.key()) {
+        read_to_end(settings, &self.topic, source, |key, payload, offset| {
+            if let Some((key, id)) = decode_key(key) {
                 if id.topic == topic && id.partition == partition {
                     seen = true;
-                    match decode_held(&id, message.payload()) {
+                    match decode_held(&id, payload) {
                         Ok(value) => {
                             latest.insert(key.to_string(), value);
                         }
@@ -214,13 +151,104 @@ impl Changelog {
                     }
                 }
             }
-            if offset >= high - 1 {
-                break;
-            }
-        }
+        })?;
         let mut records: Vec<HeldEvent> = latest.into_values().flatten().collect();
         records.sort_by_key(|r| r.event.offset);
         Ok(Restored { records, seen })
+    }
+}
+
+/// Makes sure compacted topic `topic` exists (created with
+/// `changelog_partitions` partitions when wactor manages topics), checks
+/// its `cleanup.policy` where the broker answers DescribeConfigs, and
+/// returns its partition count (warning when it differs from the setting).
+///
+/// # Errors
+/// [`KafkaError::Topics`] when the topic cannot be created or found, or is
+/// not compacted only.
+pub(crate) async fn open_compacted(settings: &KafkaSettings, topic: &str) -> Result<i32> {
+    admin::ensure_topics(
+        settings,
+        &[TopicSpec::compacted(topic, settings.changelog_partitions)],
+    )
+    .await?;
+    let partitions = {
+        let settings = settings.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || admin::partition_count(&settings, &topic))
+            .await
+            .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??
+    };
+    let partitions = partitions
+        .ok_or_else(|| KafkaError::Topics(format!("the changelog topic {topic} does not exist")))?;
+    match admin::cleanup_policy(settings, topic).await {
+        Ok(Some(policy)) => check_compacted(topic, &policy)?,
+        Ok(None) => {}
+        Err(err) => tracing::warn!(
+            %topic, error = %err,
+            "cannot read the changelog topic's cleanup.policy; make sure it is compact"
+        ),
+    }
+    if partitions != settings.changelog_partitions {
+        tracing::warn!(
+            %topic, partitions, setting = settings.changelog_partitions,
+            "the changelog topic exists with another partition count than \
+             kafka.changelog_partitions; the topic's count is used"
+        );
+    }
+    Ok(partitions)
+}
+
+/// Reads `topic[partition]` from its beginning to the end it has now (the
+/// high watermark read first), calling `on_record(key, value, offset)` for
+/// each record. Blocking: run it on a blocking thread. Gives up after
+/// [`RESTORE_TIMEOUT`].
+///
+/// # Errors
+/// [`KafkaError::Topics`] when the end cannot be read or is not reached in
+/// time; the client's error when reading fails.
+pub(crate) fn read_to_end(
+    settings: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    mut on_record: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64),
+) -> Result<()> {
+    let consumer: BaseConsumer = settings.reader_config().create()?;
+    let (low, high) = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+        Ok(marks) => marks,
+        Err(err) => {
+            return Err(KafkaError::Topics(format!(
+                "cannot read the end of {topic}[{partition}]: {err}"
+            )))
+        }
+    };
+    if high <= low {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    loop {
+        if started.elapsed() > RESTORE_TIMEOUT {
+            return Err(KafkaError::Topics(format!(
+                "restoring {topic}[{partition}] did not reach offset {high} within {RESTORE_TIMEOUT:?}"
+            )));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            // Compaction may leave no record at `high - 1`; the position
+            // says whether the end was passed.
+            if reached(&consumer, topic, partition, high) {
+                return Ok(());
+            }
+            continue;
+        };
+        let message = message?;
+        let offset = message.offset();
+        on_record(message.key(), message.payload(), offset);
+        if offset >= high - 1 {
+            return Ok(());
+        }
     }
 }
 
@@ -314,7 +342,7 @@ pub fn changelog_partition(topic: &str, partition: i32, partitions: i32) -> i32 
 /// Refuses a changelog topic whose `cleanup.policy` is not `compact`
 /// alone: with `delete` (also as `compact,delete`) retention removes held
 /// events that wait longer than `retention.ms`.
-fn check_compacted(topic: &str, policy: &str) -> Result<()> {
+pub(crate) fn check_compacted(topic: &str, policy: &str) -> Result<()> {
     let parts: Vec<&str> = policy.split(',').map(str::trim).collect();
     if parts.contains(&"compact") && !parts.contains(&"delete") {
         return Ok(());

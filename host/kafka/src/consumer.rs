@@ -479,6 +479,13 @@ impl ActorConsumer {
             )),
             None => None,
         };
+        if let Some(topic) = ctx.state_changelog_topic() {
+            if ctx.state_changelog.get().is_none() {
+                let opened =
+                    crate::state_changelog::StateChangelog::open(&ctx.settings, topic).await?;
+                let _ = ctx.state_changelog.set(Arc::new(opened));
+            }
+        }
         let redrive = ctx.redrive_topic();
         crate::admin::ensure_topics(
             &ctx.settings,

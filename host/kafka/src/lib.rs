@@ -16,9 +16,12 @@
 //!   held lanes and restore, durability and drain. Public so that its
 //!   state machine can be driven through its inbox (tests).
 //! - `held_lanes`: the in-memory index of a partition's held lanes.
-//! - [`call`]: one attempt: invoke, then produce emits and apply state.
+//! - [`call`]: one attempt: invoke, then produce emits, write the state
+//!   changelog and apply state.
 //! - [`changelog`]: held events mirrored to a compacted topic, restored on
 //!   assignment.
+//! - [`state_changelog`]: actor state mirrored to a compacted topic per
+//!   group, restored with its partition; the scoped state reader.
 //! - [`dead_letter`]: dead-letter records and their Kafka mirror.
 //! - [`producer`]: the host's producer.
 //! - [`admin`]: creating topics, partition counts.
@@ -48,6 +51,7 @@ pub mod producer;
 pub mod recovery;
 pub mod redrive;
 pub mod settings;
+pub mod state_changelog;
 pub mod worker;
 
 pub use actor::{ActiveVersion, ActorContext, VersionSlot, VersionSource};

@@ -72,6 +72,13 @@ pub struct KafkaSettings {
     /// disk is never lost.
     #[serde(default = "default_true")]
     pub retry_changelog: bool,
+    /// Keep actor state in a compacted changelog topic per actor
+    /// (`<group>.state`), so that the state of a partition's keys moves
+    /// with the partition to another host (docs/actors.md, "State");
+    /// default true. Off, state stays on the host that wrote it: turn it
+    /// off only for a single host whose disk is never lost.
+    #[serde(default = "default_true")]
+    pub state_changelog: bool,
     /// Partitions of changelog topics wactor creates; default 12.
     #[serde(default = "default_changelog_partitions")]
     pub changelog_partitions: i32,
@@ -128,6 +135,7 @@ impl KafkaSettings {
             drain_timeout: default_drain_timeout(),
             max_buffered_per_partition: default_max_buffered(),
             retry_changelog: true,
+            state_changelog: true,
             changelog_partitions: default_changelog_partitions(),
             replication_factor: default_replication(),
             manage_topics: true,

@@ -66,6 +66,9 @@ pub struct Metrics {
     /// Records skipped by an offset reset (the partition's position fell
     /// out of the broker's log), by actor, topic and partition.
     pub offsets_skipped_total: IntCounterVec,
+    /// Time to restore one partition's actor state (from the state
+    /// changelog, or seeded locally) before its events run, by actor.
+    pub state_restore_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -190,6 +193,15 @@ impl Metrics {
             ),
             &["actor", "topic", "partition"],
         )?;
+        let state_restore_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "wactor_state_restore_seconds",
+                "Time to restore a partition's actor state before its events run",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 120.0]),
+            &["actor"],
+        )?;
+        registry.register(Box::new(state_restore_seconds.clone()))?;
         registry.register(Box::new(partition_workers_failed.clone()))?;
         registry.register(Box::new(partition_worker_restarts_total.clone()))?;
         registry.register(Box::new(offsets_skipped_total.clone()))?;
@@ -232,6 +244,7 @@ impl Metrics {
             partition_workers_failed,
             partition_worker_restarts_total,
             offsets_skipped_total,
+            state_restore_seconds,
         })
     }
 

@@ -10,7 +10,8 @@
 //!
 //! | tree | key | value | module |
 //! |------|-----|-------|--------|
-//! | `state/<actor>` | state key (UTF-8) | raw bytes | [`state`] |
+//! | `pstate/<actor>` | (topic, partition, tag, state key), see [`state`] | raw bytes | [`state`] |
+//! | `state/<actor>` | state key (UTF-8): the unscoped layout of earlier versions, read only to seed | raw bytes | [`state`] |
 //! | `held/<actor>` | (topic, partition, lane, offset), see [`held`] | [`HeldEvent`] | [`held`] |
 //! | `dead_letters` | dead-letter id | [`DeadLetter`] | [`dead_letters`] |
 //! | `dead_letters_by_time` | (dead_at_ms, id) | empty | [`dead_letters`] |
@@ -22,13 +23,14 @@
 //! | `registry/activations` | (actor, seq) | [`ActivationRecord`] | [`registry`] |
 //! | `changelog_layouts` | changelog topic name | partition count (i32 BE) | this file |
 //!
-//! Per-actor trees (`state/`, `held/`) keep actors apart: no actor can
+//! Per-actor trees (`pstate/`, `held/`) keep actors apart: no actor can
 //! read or clobber another's records, and forgetting an actor is dropping
 //! its trees. The dead-letter set and the registry are cluster-wide (in a
 //! multi-host deployment, other crates materialize them from compacted
 //! Kafka topics into these trees); held events belong to a source
 //! partition and can be restored from a changelog with
-//! [`HeldEvents::replace_partition`].
+//! [`HeldEvents::replace_partition`], and so does actor state
+//! ([`ActorState::replace_partition`]).
 //!
 //! Composite keys are built in the `codec` module so that sled's byte order is the
 //! order callers need (a lane's lowest offset first, newest dead letter
@@ -78,7 +80,7 @@ pub use dead_letters::{
 pub use event::{AttemptOutcome, AttemptRecord, LaneKey, StoredEvent, StoredHeader};
 pub use held::{HeldEvent, HeldEvents, HeldFilter, HeldId};
 pub use registry::{ActivationRecord, ActorRecord, NewVersion, Registry, VersionRecord};
-pub use state::{ActorState, StateChange};
+pub use state::{ActorState, Seeded, StateChange, StateEntry};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -202,11 +204,20 @@ impl Store {
         self.id
     }
 
-    /// The state namespace of one actor (tree `state/<actor>`).
+    /// The state namespace of one actor (tree `pstate/<actor>`, scoped by
+    /// source partition; the unscoped tree `state/<actor>` of earlier
+    /// versions is only read, to seed).
     pub fn actor_state(&self, actor: &str) -> Result<ActorState> {
         validate_actor_name(actor)?;
-        let tree = self.db.open_tree(format!("state/{actor}"))?;
-        Ok(ActorState::new(tree))
+        let tree = self.db.open_tree(format!("pstate/{actor}"))?;
+        let legacy = self.legacy_state_tree(actor)?;
+        Ok(ActorState::new(tree, legacy))
+    }
+
+    /// The unscoped state tree of earlier versions, `state/<actor>`.
+    pub(crate) fn legacy_state_tree(&self, actor: &str) -> Result<sled::Tree> {
+        validate_actor_name(actor)?;
+        Ok(self.db.open_tree(format!("state/{actor}"))?)
     }
 
     /// The held events of one actor (tree `held/<actor>`).
@@ -358,14 +369,16 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let state = store.actor_state("counter").unwrap();
-            state.apply([("a", StateChange::Set(b"1"))]).unwrap();
+            state
+                .apply("t", 0, [("a", StateChange::Set(b"1"))])
+                .unwrap();
             let flush = store.flush_async();
             assert_send(&flush);
             block_on(flush).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let state = store.actor_state("counter").unwrap();
-        assert_eq!(state.get("a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(state.get("t", 0, "a").unwrap(), Some(b"1".to_vec()));
     }
 
     #[test]

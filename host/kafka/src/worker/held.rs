@@ -22,6 +22,7 @@ use crate::dead_letter::{self, Death};
 use crate::event::{from_stored, to_stored};
 use crate::fence::Fence;
 use crate::held_lanes::{lane_key, Head, HeldLane};
+use crate::state_changelog::{restore_scope, StateSource};
 use wactor_runtime::Event;
 
 use super::durability::store_write_fault;
@@ -214,20 +215,66 @@ impl Worker {
     }
 
     /// What `load_held` needs, taken before awaiting (the worker is not
-    /// `Sync`).
+    /// `Sync`): the held events, then (for a source partition, not the
+    /// re-drive topic, whose events are scoped by their original
+    /// partition) the actor's state scope.
     fn load_held(
         &self,
         cancel: Arc<AtomicBool>,
     ) -> impl std::future::Future<Output = Result<Loaded, String>> + Send + 'static {
-        load_held(
+        let held = load_held(
             self.ctx.held.clone(),
             self.topic.clone(),
             self.partition,
             self.changelog.clone(),
             self.ctx.settings.clone(),
-            cancel,
+            cancel.clone(),
             self.fence.clone(),
-        )
+        );
+        let scope = (!self.is_redrive).then(|| {
+            let ctx = self.ctx.clone();
+            let topic = self.topic.clone();
+            let partition = self.partition;
+            let fence = self.fence.clone();
+            move || {
+                // Held until the thread ends, as the held restore's.
+                let _fence = fence;
+                restore_scope(
+                    &ctx.state,
+                    ctx.state_changelog.get().map(|c| &**c),
+                    &ctx.settings,
+                    &ctx.producer,
+                    &topic,
+                    partition,
+                    &cancel,
+                )
+            }
+        });
+        let actor = self.ctx.name.clone();
+        let topic = self.topic.clone();
+        let partition = self.partition;
+        let metrics = self.ctx.metrics.clone();
+        async move {
+            let loaded = held.await?;
+            if let Some(scope) = scope {
+                let restored = tokio::task::spawn_blocking(scope)
+                    .await
+                    .map_err(|e| e.to_string())??;
+                metrics
+                    .state_restore_seconds
+                    .with_label_values(&[&actor])
+                    .observe(restored.took.as_secs_f64());
+                if restored.keys > 0 || restored.source != StateSource::Changelog {
+                    tracing::info!(
+                        %actor, %topic, partition, keys = restored.keys,
+                        source = ?restored.source,
+                        took_ms = u64::try_from(restored.took.as_millis()).unwrap_or(u64::MAX),
+                        "restored the partition's state"
+                    );
+                }
+            }
+            Ok(loaded)
+        }
     }
 
     pub(super) fn start_held(&mut self, lane: LaneKey) {
