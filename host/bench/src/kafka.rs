@@ -591,7 +591,7 @@ async fn state(n: usize, keys: usize, external: Option<&str>) -> Result<serde_js
             changelog.entry_record("orders", 0, &format!("reversed:b{i}"), Some(&value))?;
         pending.push(producer.enqueue(&record));
     }
-    pending.push(producer.enqueue(&changelog.mark_record("orders", 0)));
+    pending.push(producer.enqueue(&changelog.mark_record("orders", 0)?));
     for delivery in pending {
         delivery.await?;
     }

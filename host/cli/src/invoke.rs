@@ -43,7 +43,9 @@ pub struct InvokeArgs {
     #[arg(long, short = 'e')]
     pub event: PathBuf,
     /// Keep the actor's state in this directory between invocations
-    /// (default: a temporary store, empty each time).
+    /// (default: a temporary store, empty each time). State is scoped by
+    /// the event's topic and partition, as on a host: an event of another
+    /// partition does not see it.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// The actor's name (its state namespace); default: the file name.

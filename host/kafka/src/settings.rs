@@ -72,7 +72,7 @@ pub struct KafkaSettings {
     /// disk is never lost.
     #[serde(default = "default_true")]
     pub retry_changelog: bool,
-    /// Keep actor state in a compacted changelog topic per actor
+    /// Keep actor state in a compacted changelog topic per consumer group
     /// (`<group>.state`), so that the state of a partition's keys moves
     /// with the partition to another host (docs/actors.md, "State");
     /// default true. Off, state stays on the host that wrote it: turn it

@@ -15,12 +15,21 @@
 //! it handles the partition's events ([`restore_scope`]).
 //!
 //! Each scope also has a *mark*, key `<topic>:<partition>` with an empty
-//! value, written the first time any host restores the scope and never
-//! deleted (so compaction keeps it): a restore that finds neither the mark
-//! nor any entry knows the changelog never held the scope (a new group, the
-//! changelog just switched on, or an upgrade from unscoped state) and keeps
-//! what the local store has, seeded from the unscoped state of earlier
-//! versions, and writes it to the changelog.
+//! value, written after every entry the first time any host restores the
+//! scope, and never deleted (so compaction keeps it). A restore that reads
+//! the mark takes the changelog as the truth. One that does not (a new
+//! group, the changelog just switched on, an upgrade from unscoped state, a
+//! first restore cut short, or a scope this host wrote while the changelog
+//! was off) merges: the local scope, seeded once from the unscoped state of
+//! earlier versions, overlaid with the changelog's records of the scope
+//! (newer: a re-drive's writes), or for a scope written while the changelog
+//! was off, the local scope alone; it writes the result and then the mark.
+//!
+//! Not atomic across keys: a call's records are acknowledged one by one,
+//! so a call that fails after some were acknowledged (or is dropped at the
+//! drain bound with records still queued) leaves them in the changelog,
+//! and the next restore brings them in (docs/operations.md, "Failure modes
+//! of actor state").
 //!
 //! Keys are UTF-8 (state keys are strings; Kafka topic names cannot contain
 //! `:`), so `kafka-console-consumer --property print.key=true` shows them.
@@ -91,6 +100,7 @@ impl StateChangelog {
         key: &str,
         value: Option<&[u8]>,
     ) -> Result<OutRecord> {
+        check_scope_topic(&self.topic, topic)?;
         let record = OutRecord {
             topic: self.topic.clone(),
             partition: Some(self.partition_of(topic, partition)),
@@ -112,15 +122,20 @@ impl StateChangelog {
         Ok(record)
     }
 
-    /// The mark of scope `topic[partition]`: the changelog knows it.
-    pub fn mark_record(&self, topic: &str, partition: i32) -> OutRecord {
-        OutRecord {
+    /// The mark of scope `topic[partition]`: the changelog holds the whole
+    /// scope (written last, after every entry of a restore or seed).
+    ///
+    /// # Errors
+    /// As [`StateChangelog::entry_record`] for the topic name.
+    pub fn mark_record(&self, topic: &str, partition: i32) -> Result<OutRecord> {
+        check_scope_topic(&self.topic, topic)?;
+        Ok(OutRecord {
             topic: self.topic.clone(),
             partition: Some(self.partition_of(topic, partition)),
             key: Some(format!("{topic}:{partition}").into_bytes()),
             payload: Some(Vec::new()),
             headers: Vec::new(),
-        }
+        })
     }
 
     /// Reads the state of scope `topic[partition]` from the changelog, to
@@ -136,7 +151,7 @@ impl StateChangelog {
     ) -> Result<RestoredState> {
         let source = self.partition_of(topic, partition);
         let mut latest: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-        let mut seen = false;
+        let mut marked = false;
         let mut records = 0u64;
         read_to_end(settings, &self.topic, source, |key, value, _offset| {
             let Some((scope_topic, scope_partition, key)) = decode_key(key) else {
@@ -145,34 +160,56 @@ impl StateChangelog {
             if scope_topic != topic || scope_partition != partition {
                 return;
             }
-            seen = true;
             records += 1;
-            if let Some(key) = key {
-                latest.insert(key.to_string(), value.map(<[u8]>::to_vec));
+            match key {
+                Some(key) => {
+                    latest.insert(key.to_string(), value.map(<[u8]>::to_vec));
+                }
+                None => marked = true,
             }
         })?;
-        let entries = latest
-            .into_iter()
-            .filter_map(|(key, value)| value.map(|value| (key, value)))
-            .collect();
         Ok(RestoredState {
-            entries,
-            seen,
+            latest,
+            marked,
             records,
         })
     }
 }
 
+/// Refuses a scope topic that contains `:` (no Kafka topic does; a forged
+/// re-drive envelope could name one): its keys would read as another
+/// scope's.
+fn check_scope_topic(changelog: &str, topic: &str) -> Result<()> {
+    if topic.is_empty() || topic.contains(':') {
+        return Err(KafkaError::Produce {
+            topic: changelog.to_string(),
+            reason: format!("{topic:?} cannot name a state scope (not a Kafka topic name)"),
+        });
+    }
+    Ok(())
+}
+
 /// What a restore read of one scope.
 #[derive(Debug, Default)]
 pub struct RestoredState {
-    /// The scope's entries, in key order.
-    pub entries: Vec<(String, Vec<u8>)>,
-    /// Whether the changelog had any record of the scope (its mark, an
-    /// entry or a tombstone).
-    pub seen: bool,
+    /// The last record of each key: `Some` value, or `None` for a
+    /// tombstone (a delete).
+    pub latest: BTreeMap<String, Option<Vec<u8>>>,
+    /// Whether the scope's mark was read: a restore (or seed) of the scope
+    /// was written completely before.
+    pub marked: bool,
     /// Records of the scope read (before compaction's dedupe).
     pub records: u64,
+}
+
+impl RestoredState {
+    /// The entries (tombstones left out), in key order.
+    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
+        self.latest
+            .iter()
+            .filter_map(|(key, value)| value.as_ref().map(|v| (key.clone(), v.clone())))
+            .collect()
+    }
 }
 
 /// Reads a state changelog key: `(topic, partition, Some(state key))` for
@@ -242,6 +279,7 @@ pub fn restore_scope(
     let Some(changelog) = changelog else {
         let seeded = state
             .seed_from_legacy(topic, partition)
+            .and_then(|seeded| state.set_local_only(topic, partition).map(|()| seeded))
             .map_err(|e| e.to_string())?;
         return Ok(ScopeRestore {
             keys: seeded.entries.len(),
@@ -262,37 +300,84 @@ pub fn restore_scope(
     if cancel.load(Ordering::Relaxed) {
         return Err("restore abandoned: the partition was revoked".to_string());
     }
-    if restored.seen {
+    let local_only = state
+        .is_local_only(topic, partition)
+        .map_err(|e| e.to_string())?;
+    if restored.marked && !local_only {
+        let entries = restored.entries();
         state
-            .replace_partition(topic, partition, &restored.entries)
+            .replace_partition(topic, partition, &entries)
             .map_err(|e| e.to_string())?;
         return Ok(ScopeRestore {
-            keys: restored.entries.len(),
+            keys: entries.len(),
             source: StateSource::Changelog,
             took: started.elapsed(),
         });
     }
+    // The changelog does not hold the whole scope: it never knew it, a
+    // seed was cut short, or this host wrote it while the changelog was off.
+    // The local scope (seeded once from the unscoped state) is the base;
+    // changelog records of a scope that was never marked are newer than it
+    // (a re-drive's writes, a partial seed's copies) and win, but a
+    // local-only scope is the truth and the changelog's other keys go.
     let seeded = state
         .seed_from_legacy(topic, partition)
         .map_err(|e| e.to_string())?;
-    let mut records = Vec::with_capacity(seeded.entries.len() + 1);
-    for (key, value) in &seeded.entries {
-        match changelog.entry_record(topic, partition, key, Some(value)) {
-            Ok(record) => records.push(record),
-            Err(err) => tracing::error!(
-                %topic, partition, key, error = %err,
-                "a state entry too large for the changelog is kept on this host only"
-            ),
+    let mut merged: BTreeMap<String, Vec<u8>> = seeded.entries.into_iter().collect();
+    if !local_only {
+        for (key, value) in &restored.latest {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
         }
     }
-    // The mark last: a restore that sees it has seen every entry before it.
-    records.push(changelog.mark_record(topic, partition));
+    let mut records = Vec::with_capacity(merged.len() + 1);
+    for key in restored.latest.keys() {
+        if !merged.contains_key(key) {
+            records.push(
+                changelog
+                    .entry_record(topic, partition, key, None)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    let mut dropped = Vec::new();
+    for (key, value) in &merged {
+        // A value too large for a record (possible only for state written
+        // before the changelog, or while it was off) cannot move with the
+        // partition. Stalling the partition would not help: it is dropped,
+        // loudly.
+        match changelog.entry_record(topic, partition, key, Some(value)) {
+            Ok(record) => records.push(record),
+            Err(err) => {
+                tracing::error!(
+                    %topic, partition, key, bytes = value.len(), error = %err,
+                    "a state entry too large for the changelog is dropped from the partition's state"
+                );
+                dropped.push(key.clone());
+            }
+        }
+    }
+    for key in dropped {
+        merged.remove(&key);
+    }
+    // The mark last: a restore that reads it has read every entry before it.
+    records.push(
+        changelog
+            .mark_record(topic, partition)
+            .map_err(|e| e.to_string())?,
+    );
     let deliveries: Vec<_> = records.iter().map(|r| producer.enqueue(r)).collect();
     for result in futures::executor::block_on(futures::future::join_all(deliveries)) {
         result.map_err(|e| format!("cannot write the scope's state to the changelog: {e}"))?;
     }
+    let entries: Vec<(String, Vec<u8>)> = merged.into_iter().collect();
+    state
+        .replace_partition(topic, partition, &entries)
+        .map_err(|e| e.to_string())?;
     Ok(ScopeRestore {
-        keys: seeded.entries.len(),
+        keys: entries.len(),
         source: if seeded.from_legacy {
             StateSource::Legacy
         } else {

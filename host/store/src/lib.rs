@@ -25,7 +25,7 @@
 //!
 //! Per-actor trees (`pstate/`, `held/`) keep actors apart: no actor can
 //! read or clobber another's records, and forgetting an actor is dropping
-//! its trees. The dead-letter set and the registry are cluster-wide (in a
+//! its trees (`state/<actor>` too, where an earlier version left one). The dead-letter set and the registry are cluster-wide (in a
 //! multi-host deployment, other crates materialize them from compacted
 //! Kafka topics into these trees); held events belong to a source
 //! partition and can be restored from a changelog with

@@ -26,6 +26,9 @@ use crate::{Result, StoreError};
 const TAG_SEEDED: u8 = 0;
 /// Tag of a state entry in `pstate/<actor>`.
 const TAG_ENTRY: u8 = 1;
+/// Tag of a scope's local-only mark: restored while the state changelog
+/// was off, so writes since are on this host only.
+const TAG_LOCAL_ONLY: u8 = 2;
 
 /// A change to one state key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,8 +156,32 @@ impl ActorState {
             batch.insert(entry_key(topic, partition, key)?, value.as_slice());
         }
         batch.insert(scope_prefix(topic, partition, TAG_SEEDED)?, &[][..]);
+        batch.remove(scope_prefix(topic, partition, TAG_LOCAL_ONLY)?);
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Marks the scope of `topic[partition]` as written on this host only
+    /// (restored while the state changelog was off): the next restore with
+    /// a changelog takes this host's copy as the truth and writes it there
+    /// ([`ActorState::replace_partition`] clears the mark).
+    ///
+    /// # Errors
+    /// As [`ActorState::get`].
+    pub fn set_local_only(&self, topic: &str, partition: i32) -> Result<()> {
+        self.tree
+            .insert(scope_prefix(topic, partition, TAG_LOCAL_ONLY)?, &[][..])?;
+        Ok(())
+    }
+
+    /// Whether [`ActorState::set_local_only`] marked the scope.
+    ///
+    /// # Errors
+    /// As [`ActorState::get`].
+    pub fn is_local_only(&self, topic: &str, partition: i32) -> Result<bool> {
+        Ok(self
+            .tree
+            .contains_key(scope_prefix(topic, partition, TAG_LOCAL_ONLY)?)?)
     }
 
     /// Whether the scope of `topic[partition]` was restored or seeded on
@@ -408,6 +435,19 @@ mod tests {
         assert!(!own.from_legacy);
         assert_eq!(own.entries, vec![("own".to_string(), b"1".to_vec())]);
         assert!(state.is_seeded("t", 1).unwrap());
+    }
+
+    #[test]
+    fn a_local_only_mark_lasts_until_the_next_replace() {
+        let store = Store::temporary().unwrap();
+        let state = store.actor_state("a").unwrap();
+        assert!(!state.is_local_only("t", 0).unwrap());
+        state.set_local_only("t", 0).unwrap();
+        assert!(state.is_local_only("t", 0).unwrap());
+        assert!(!state.is_local_only("t", 1).unwrap());
+        assert_eq!(state.len(), 0, "marks are not entries");
+        state.replace_partition("t", 0, &[]).unwrap();
+        assert!(!state.is_local_only("t", 0).unwrap());
     }
 
     #[test]
