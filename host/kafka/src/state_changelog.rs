@@ -204,10 +204,10 @@ pub struct RestoredState {
 
 impl RestoredState {
     /// The entries (tombstones left out), in key order.
-    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn into_entries(self) -> Vec<(String, Vec<u8>)> {
         self.latest
-            .iter()
-            .filter_map(|(key, value)| value.as_ref().map(|v| (key.clone(), v.clone())))
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| (key, v)))
             .collect()
     }
 }
@@ -304,7 +304,7 @@ pub fn restore_scope(
         .is_local_only(topic, partition)
         .map_err(|e| e.to_string())?;
     if restored.marked && !local_only {
-        let entries = restored.entries();
+        let entries = restored.into_entries();
         state
             .replace_partition(topic, partition, &entries)
             .map_err(|e| e.to_string())?;
