@@ -2,10 +2,15 @@
 //! mirrors, re-drive topics) and reading their partition counts.
 //!
 //! On a real cluster topics are created with the admin API, with the
-//! settings given (changelogs are compacted). librdkafka's mock cluster
-//! does not implement that API but creates topics on first use: with
+//! settings given (changelogs are compacted); topics that exist already are
+//! not asked for. librdkafka's mock cluster does not implement that API
+//! (CreateTopics goes unanswered) but creates topics on first use: with
 //! `kafka.manage_topics = false` (what `wactor dev` sets) wactor only
-//! looks the topics up, which creates them there.
+//! looks the topics up, which creates them there, and with `manage_topics
+//! = true` a CreateTopics that times out ([`CREATE_TIMEOUT`]) falls back to
+//! that, with a warning. On a real cluster the fallback only finds topics
+//! if the brokers auto-create them, with their defaults: the changelogs'
+//! `cleanup.policy` check then refuses a topic that is not compacted.
 
 use std::time::Duration;
 
@@ -72,6 +77,97 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[TopicSpec]) -> Re
         }
         return Ok(());
     }
+    let existing = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || existing_topics(&settings))
+            .await
+            .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??
+    };
+    let missing: Vec<TopicSpec> = topics
+        .iter()
+        .filter(|spec| !existing.contains(&spec.name))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let known_mute = lock_mute().contains(&settings.brokers);
+    let created = if known_mute {
+        Err(KafkaError::Topics(
+            "CreateTopics timed out before on these brokers".into(),
+        ))
+    } else {
+        create_topics(settings, &missing).await
+    };
+    match created {
+        Err(KafkaError::Topics(reason)) if is_unanswered(&reason) => {
+            lock_mute().insert(settings.brokers.clone());
+            tracing::warn!(
+                topics = %names(&missing), error = %reason,
+                "the brokers do not answer CreateTopics (librdkafka's mock cluster does not \
+                 implement it); asking for the topics by their first use instead"
+            );
+            for spec in &missing {
+                let mut settings = settings.clone();
+                settings.manage_topics = false;
+                let name = spec.name.clone();
+                let found = tokio::task::spawn_blocking(move || partition_count(&settings, &name))
+                    .await
+                    .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??;
+                if found.is_none() {
+                    return Err(KafkaError::Topics(format!(
+                        "cannot create {}: CreateTopics was not answered ({reason}) and the \
+                         brokers do not create topics on first use: create it",
+                        spec.name
+                    )));
+                }
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// How long a CreateTopics request may go unanswered before
+/// [`ensure_topics`] falls back to creating topics by their first use.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bootstrap lists whose brokers left a CreateTopics unanswered: later
+/// topics there go straight to the fallback (one wait per process, not one
+/// per topic).
+fn lock_mute() -> std::sync::MutexGuard<'static, std::collections::HashSet<String>> {
+    static MUTE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let mute = MUTE.get_or_init(Default::default);
+    match mute.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Whether a CreateTopics error says the brokers never answered.
+fn is_unanswered(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    reason.contains("timed out") || reason.contains("timedout") || reason.contains("unsupported")
+}
+
+/// The names of the topics the brokers know, without creating any.
+/// Blocking.
+fn existing_topics(settings: &KafkaSettings) -> Result<std::collections::HashSet<String>> {
+    let mut config = settings.reader_config();
+    config.set("allow.auto.create.topics", "false");
+    let consumer: BaseConsumer = config.create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+/// Creates `topics` with the admin API; one that exists meanwhile is fine.
+async fn create_topics(settings: &KafkaSettings, topics: &[TopicSpec]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = settings.admin_config().create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
@@ -87,7 +183,9 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[TopicSpec]) -> Re
             topic
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(CREATE_TIMEOUT))
+        .request_timeout(Some(CREATE_TIMEOUT));
     let results = match admin.create_topics(new_topics.iter(), &options).await {
         Ok(results) => results,
         Err(err) => {
