@@ -84,7 +84,7 @@ impl Worker {
                     tracing::error!(
                         actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
                         error = %err,
-                        "cannot restore held events; retrying"
+                        "cannot restore the partition (held events, actor state); retrying"
                     );
                     let pause = tokio::time::sleep(RESTORE_RETRY);
                     tokio::pin!(pause);
