@@ -212,6 +212,15 @@ async fn five_thousand_cancellations_with_duplicates_while_hosts_come_and_go_rev
     kafka.topic(TOPIC, PARTITIONS);
     kafka.topic(COMPLETED, PARTITIONS);
     let wallet = TestServer::start().unwrap();
+    // A wallet that takes 50 ms per reversal, so that calls are in flight
+    // when hosts are killed, and the run lasts as long as the faults.
+    for _ in 0..7_000 {
+        wallet.reply(
+            wactor_tests::Reply::status(200)
+                .body("{}")
+                .delay(Duration::from_millis(50)),
+        );
+    }
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = ["a", "b", "c"]
         .iter()
@@ -240,17 +249,28 @@ async fn five_thousand_cancellations_with_duplicates_while_hosts_come_and_go_rev
     let produced = sent.len();
     let brokers = kafka.brokers.clone();
     let producer = tokio::spawn(async move {
-        for batch in sent.chunks(200) {
+        for batch in sent.chunks(100) {
             produce(&brokers, TOPIC, batch).await;
-            tokio::time::sleep(Duration::from_millis(60)).await;
+            tokio::time::sleep(Duration::from_millis(120)).await;
         }
     });
 
-    let mut kills = 0usize;
+    // The faults start once the hosts are reversing (a debug build takes
+    // seconds to compile the actor and join the group): faults before that
+    // would test nothing.
     let started = Instant::now();
+    while wallet.requests().len() < 200 {
+        assert!(
+            started.elapsed() < WAIT,
+            "the hosts never started reversing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut kills = 0usize;
     let faults = ["join", "kill", "leave", "kill", "rejoin", "kill"];
     for fault in faults {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(700..1_800))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..2_500))).await;
+        eprintln!("  wallet requests so far: {}", wallet.requests().len());
         match fault {
             "join" | "rejoin" => {
                 for (i, slot) in hosts.iter_mut().enumerate() {
