@@ -249,6 +249,12 @@ async fn kill_and_restart(seed: u64, total: usize, faults: usize) {
         }
     });
 
+    // The faults start once the hosts handle events (a debug build takes
+    // seconds to compile the actor and join the group): faults before that
+    // would only test starting up.
+    let first =
+        support::read_at_least(&kafka.brokers, "faults.out", 50, Duration::from_secs(120)).await;
+    assert!(first.len() >= 50, "the hosts never started handling events");
     let started = Instant::now();
     for fault in 0..faults {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(500..2_500))).await;
