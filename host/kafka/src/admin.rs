@@ -62,20 +62,10 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[TopicSpec]) -> Re
     if !settings.manage_topics {
         // The brokers create topics on first use; a metadata request for
         // each topic is a use.
-        for spec in topics {
-            let settings = settings.clone();
-            let name = spec.name.clone();
-            let found = tokio::task::spawn_blocking(move || partition_count(&settings, &name))
-                .await
-                .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??;
-            if found.is_none() {
-                return Err(KafkaError::Topics(format!(
-                    "topic {} does not exist and kafka.manage_topics is off: create it",
-                    spec.name
-                )));
-            }
-        }
-        return Ok(());
+        return create_by_first_use(settings, topics, |name| {
+            format!("topic {name} does not exist and kafka.manage_topics is off: create it")
+        })
+        .await;
     }
     let existing = {
         let settings = settings.clone();
@@ -107,25 +97,39 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[TopicSpec]) -> Re
                 "the brokers do not answer CreateTopics (librdkafka's mock cluster does not \
                  implement it); asking for the topics by their first use instead"
             );
-            for spec in &missing {
-                let mut settings = settings.clone();
-                settings.manage_topics = false;
-                let name = spec.name.clone();
-                let found = tokio::task::spawn_blocking(move || partition_count(&settings, &name))
-                    .await
-                    .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??;
-                if found.is_none() {
-                    return Err(KafkaError::Topics(format!(
-                        "cannot create {}: CreateTopics was not answered ({reason}) and the \
-                         brokers do not create topics on first use: create it",
-                        spec.name
-                    )));
-                }
-            }
-            Ok(())
+            create_by_first_use(settings, &missing, |name| {
+                format!(
+                    "cannot create {name}: CreateTopics was not answered ({reason}) and the \
+                     brokers do not create topics on first use: create it"
+                )
+            })
+            .await
         }
         other => other,
     }
+}
+
+/// Asks for each topic by a metadata request that lets the brokers create
+/// it (where they create topics on first use); `missing(name)` is the
+/// error of a topic still not found.
+async fn create_by_first_use(
+    settings: &KafkaSettings,
+    topics: &[TopicSpec],
+    missing: impl Fn(&str) -> String,
+) -> Result<()> {
+    let mut settings = settings.clone();
+    settings.manage_topics = false;
+    for spec in topics {
+        let settings = settings.clone();
+        let name = spec.name.clone();
+        let found = tokio::task::spawn_blocking(move || partition_count(&settings, &name))
+            .await
+            .map_err(|e| KafkaError::Topics(format!("metadata task failed: {e}")))??;
+        if found.is_none() {
+            return Err(KafkaError::Topics(missing(&spec.name)));
+        }
+    }
+    Ok(())
 }
 
 /// How long a CreateTopics request may go unanswered before
