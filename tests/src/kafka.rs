@@ -339,28 +339,7 @@ impl ServeProcess {
     pub fn start_with(dir: &Path, brokers: &str, manage_topics: bool) -> Self {
         let config = dir.join("host.toml");
         if !config.exists() {
-            let text = format!(
-                r#"data_dir = "{data}"
-actors_dir = "{actors}"
-
-[kafka]
-brokers = "{brokers}"
-commit_interval = "200ms"
-drain_timeout = "5s"
-manage_topics = {manage_topics}
-changelog_partitions = 2
-
-[kafka.consumer]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-
-[api]
-listen = "127.0.0.1:0"
-"#,
-                data = dir.join("data").display(),
-                actors = dir.join("actors").display(),
-            );
-            std::fs::write(&config, text).unwrap();
+            Self::write_config(dir, brokers, &format!("manage_topics = {manage_topics}"));
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -377,6 +356,33 @@ listen = "127.0.0.1:0"
             .spawn()
             .expect("start wactor serve");
         ServeProcess { child, config }
+    }
+
+    /// Writes the `host.toml` that [`start`](Self::start) uses into `dir`,
+    /// with `kafka_extra` (lines of the `[kafka]` table) added.
+    pub fn write_config(dir: &Path, brokers: &str, kafka_extra: &str) {
+        let text = format!(
+            r#"data_dir = "{data}"
+actors_dir = "{actors}"
+
+[kafka]
+brokers = "{brokers}"
+commit_interval = "200ms"
+drain_timeout = "5s"
+changelog_partitions = 2
+{kafka_extra}
+
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+
+[api]
+listen = "127.0.0.1:0"
+"#,
+            data = dir.join("data").display(),
+            actors = dir.join("actors").display(),
+        );
+        std::fs::write(dir.join("host.toml"), text).unwrap();
     }
 
     /// SIGKILL: no drain, no commit, no flush.

@@ -33,7 +33,13 @@ const WAIT: Duration = Duration::from_secs(180);
 
 /// One host's directory: its own store, the payment-reversal actor with
 /// the stand-in wallet's address.
-fn host_dir(root: &Path, name: &str, wallet: &TestServer, state_changelog: bool) -> PathBuf {
+fn host_dir(
+    root: &Path,
+    name: &str,
+    brokers: &str,
+    wallet: &TestServer,
+    state_changelog: bool,
+) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     write_actor(
@@ -50,42 +56,13 @@ fn host_dir(root: &Path, name: &str, wallet: &TestServer, state_changelog: bool)
         ),
     );
     if !state_changelog {
-        // The same host.toml ServeProcess writes, with the changelog off.
-        let config = format!(
-            r#"data_dir = "{data}"
-actors_dir = "{actors}"
-
-[kafka]
-brokers = "BROKERS"
-commit_interval = "200ms"
-drain_timeout = "5s"
-manage_topics = false
-changelog_partitions = 2
-state_changelog = false
-
-[kafka.consumer]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-
-[api]
-listen = "127.0.0.1:0"
-"#,
-            data = dir.join("data").display(),
-            actors = dir.join("actors").display(),
+        ServeProcess::write_config(
+            &dir,
+            brokers,
+            "manage_topics = false\nstate_changelog = false",
         );
-        std::fs::write(dir.join("host.toml"), config).unwrap();
     }
     dir
-}
-
-fn start(dir: &Path, brokers: &str) -> ServeProcess {
-    let config = dir.join("host.toml");
-    if let Ok(text) = std::fs::read_to_string(&config) {
-        if text.contains("BROKERS") {
-            std::fs::write(&config, text.replace("BROKERS", brokers)).unwrap();
-        }
-    }
-    ServeProcess::start(dir, brokers)
 }
 
 fn cancellation(booking: usize) -> (Option<String>, String) {
@@ -145,11 +122,11 @@ async fn moved_partitions_scenario(state_changelog: bool, n: usize) -> BTreeMap<
     kafka.topic(COMPLETED, PARTITIONS);
     let wallet = TestServer::start().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let a = host_dir(root.path(), "a", &wallet, state_changelog);
-    let b = host_dir(root.path(), "b", &wallet, state_changelog);
+    let a = host_dir(root.path(), "a", &kafka.brokers, &wallet, state_changelog);
+    let b = host_dir(root.path(), "b", &kafka.brokers, &wallet, state_changelog);
     let dirs = [a.clone(), b.clone()];
 
-    let host_a = start(&a, &kafka.brokers);
+    let host_a = ServeProcess::start(&a, &kafka.brokers);
     let first: Vec<_> = (0..n).map(cancellation).collect();
     produce(&kafka.brokers, TOPIC, &first).await;
     wait_committed(&kafka, i64::try_from(n).unwrap(), &dirs).await;
@@ -162,7 +139,7 @@ async fn moved_partitions_scenario(state_changelog: bool, n: usize) -> BTreeMap<
     // A dies (its disk is never read again); B takes every partition once
     // the group notices (session timeout), then the duplicates arrive.
     host_a.kill();
-    let host_b = start(&b, &kafka.brokers);
+    let host_b = ServeProcess::start(&b, &kafka.brokers);
     produce(&kafka.brokers, TOPIC, &first).await;
     wait_committed(&kafka, i64::try_from(2 * n).unwrap(), &dirs).await;
     assert!(host_b.terminate(), "B stops cleanly:\n{}", log_tail(&b));
@@ -224,12 +201,12 @@ async fn five_thousand_cancellations_with_duplicates_while_hosts_come_and_go_rev
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = ["a", "b", "c"]
         .iter()
-        .map(|n| host_dir(root.path(), n, &wallet, true))
+        .map(|n| host_dir(root.path(), n, &kafka.brokers, &wallet, true))
         .collect();
     // Two hosts at first; the third joins during the run.
     let mut hosts: Vec<Option<ServeProcess>> = vec![
-        Some(start(&dirs[0], &kafka.brokers)),
-        Some(start(&dirs[1], &kafka.brokers)),
+        Some(ServeProcess::start(&dirs[0], &kafka.brokers)),
+        Some(ServeProcess::start(&dirs[1], &kafka.brokers)),
         None,
     ];
 
@@ -276,7 +253,7 @@ async fn five_thousand_cancellations_with_duplicates_while_hosts_come_and_go_rev
                 for (i, slot) in hosts.iter_mut().enumerate() {
                     if slot.is_none() {
                         eprintln!("{fault}: host {i} starts at {:?}", started.elapsed());
-                        *slot = Some(start(&dirs[i], &kafka.brokers));
+                        *slot = Some(ServeProcess::start(&dirs[i], &kafka.brokers));
                         break;
                     }
                 }
@@ -295,7 +272,7 @@ async fn five_thousand_cancellations_with_duplicates_while_hosts_come_and_go_rev
                     kills += 1;
                     // It comes back at once, on the same disk, now and then.
                     if rng.gen_bool(0.5) {
-                        hosts[victim] = Some(start(&dirs[victim], &kafka.brokers));
+                        hosts[victim] = Some(ServeProcess::start(&dirs[victim], &kafka.brokers));
                     }
                 } else {
                     eprintln!("leave: SIGTERM host {victim} at {:?}", started.elapsed());
@@ -311,7 +288,7 @@ async fn five_thousand_cancellations_with_duplicates_while_hosts_come_and_go_rev
     }
     producer.await.unwrap();
     if hosts.iter().all(Option::is_none) {
-        hosts[0] = Some(start(&dirs[0], &kafka.brokers));
+        hosts[0] = Some(ServeProcess::start(&dirs[0], &kafka.brokers));
     }
     wait_committed(&kafka, i64::try_from(produced).unwrap(), &dirs).await;
     for (i, slot) in hosts.iter_mut().enumerate() {
