@@ -106,6 +106,7 @@ fn classify_registry(err: &RegistryError) -> (StatusCode, &'static str, Option<S
         RegistryError::NameMismatch { .. } => (CONFLICT, "name_mismatch", None),
         RegistryError::NothingToRollBack(_) => (CONFLICT, "nothing_to_roll_back", None),
         RegistryError::BadRequest(_) => (BAD, "bad_request", None),
+        RegistryError::Stale(_) => (CONFLICT, "stale", None),
         RegistryError::Store(store) => match store {
             StoreError::NotFound { .. } => (MISSING, "not_found", None),
             StoreError::Invalid { .. } | StoreError::InvalidActorName(_) => {

@@ -269,8 +269,14 @@ fn running() -> String {
 pub struct ActorView {
     /// Name.
     pub name: String,
-    /// The version that handles new events.
+    /// The version that handles new events (the cluster's choice).
     pub active_version: Option<u64>,
+    /// The version this host's consumer hands new events to: the active
+    /// one, except while this host is still applying a change (a few
+    /// milliseconds) or cannot load it (see its log); `None` when the
+    /// actor does not run here.
+    #[serde(default)]
+    pub running_version: Option<u64>,
     /// `running`, `paused`, `stopped` (no active version) or `failed`.
     pub state: String,
     /// Topics read.
@@ -298,6 +304,7 @@ impl From<ActorSummary> for ActorView {
         ActorView {
             name: summary.name,
             active_version: summary.active_version,
+            running_version: summary.running_version,
             state: summary.state,
             topics: summary.topics,
             group: summary.group,

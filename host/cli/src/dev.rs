@@ -124,7 +124,7 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     let host = Host::start(&config).await?;
     let mut lines = Vec::new();
     for (path, manifest) in &parsed {
-        match host::deploy_file(&host.registry, path).await {
+        match host::deploy_file(&host.registry, path, false).await {
             Ok(_) => lines.push(format!(
                 "    {:<18} reads {}",
                 manifest.name,

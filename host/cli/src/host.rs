@@ -71,12 +71,37 @@ impl Host {
             kafka: config.kafka.clone(),
             clock,
         }));
+        if config.kafka.shared_registry {
+            registry
+                .attach_shared(&config.kafka.registry_topic)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot join the shared registry {}",
+                        config.kafka.registry_topic
+                    )
+                })?;
+        }
         registry
             .start_all()
             .await
             .context("cannot start the actors in the store")?;
+        if config.kafka.shared_registry {
+            tokio::spawn(registry.clone().apply_shared());
+        }
         if let Some(dir) = &config.actors_dir {
-            deploy_dir(&registry, dir).await?;
+            if let Err(err) = deploy_dir(&registry, dir).await {
+                if !config.kafka.shared_registry {
+                    return Err(err);
+                }
+                // The registry log is unreachable (brokers down): keep
+                // trying in the background, the host serves meanwhile.
+                tracing::warn!(error = %format!("{err:#}"), "cannot deploy the actors directory yet; retrying every 5s");
+                tokio::spawn(deploy_dir_until_done(
+                    Arc::downgrade(&registry),
+                    dir.clone(),
+                ));
+            }
         }
 
         tokio::spawn(refresh_gauges(registry.clone()));
@@ -127,6 +152,26 @@ impl Host {
         self.store.flush().context("cannot flush the store")?;
         tracing::info!("host stopped");
         Ok(())
+    }
+}
+
+/// Deploys `dir` every 5 s until a deploy of every file in it succeeds
+/// (for as long as the registry lives).
+async fn deploy_dir_until_done(registry: std::sync::Weak<Registry>, dir: std::path::PathBuf) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        match deploy_dir(&registry, &dir).await {
+            Ok(names) => {
+                tracing::info!(actors = ?names, "actors directory deployed");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot deploy the actors directory yet; retrying")
+            }
+        }
     }
 }
 
@@ -192,11 +237,13 @@ async fn sweep_dead_letters(registry: std::sync::Weak<Registry>) {
 }
 
 /// Deploys every manifest of `dir`: `dir/*.toml` and `dir/*/actor.toml`.
-/// An unchanged manifest and component is not deployed again.
+/// An unchanged manifest and component is not deployed again, and a
+/// version that exists already is not activated again (a host started with
+/// an older directory does not undo a deploy made since).
 pub async fn deploy_dir(registry: &Registry, dir: &Path) -> Result<Vec<String>> {
     let mut deployed = Vec::new();
     for path in manifests_in(dir)? {
-        let name = deploy_file(registry, &path)
+        let name = deploy_file(registry, &path, true)
             .await
             .with_context(|| format!("cannot deploy {}", path.display()))?;
         deployed.push(name);
@@ -204,8 +251,10 @@ pub async fn deploy_dir(registry: &Registry, dir: &Path) -> Result<Vec<String>> 
     Ok(deployed)
 }
 
-/// Deploys one manifest file and the component it names.
-pub async fn deploy_file(registry: &Registry, path: &Path) -> Result<String> {
+/// Deploys one manifest file and the component it names, and activates
+/// it; with `only_if_new`, only when the version is new or nothing is
+/// active (a host's start: see [`Registry::deploy_if_new`]).
+pub async fn deploy_file(registry: &Registry, path: &Path, only_if_new: bool) -> Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let manifest = ActorManifest::parse(&text)?;
@@ -215,15 +264,18 @@ pub async fn deploy_file(registry: &Registry, path: &Path) -> Result<String> {
         .with_context(|| format!("{} does not name a `component`", path.display()))?;
     let bytes = std::fs::read(&component)
         .with_context(|| format!("cannot read the component {}", component.display()))?;
-    let deployed = registry
-        .deploy(Upload {
-            manifest_toml: &text,
-            component: &bytes,
-            uploaded_by: "actors_dir",
-            notes: &path.display().to_string(),
-            activate: true,
-        })
-        .await?;
+    let upload = Upload {
+        manifest_toml: &text,
+        component: &bytes,
+        uploaded_by: "actors_dir",
+        notes: &path.display().to_string(),
+        activate: true,
+    };
+    let deployed = if only_if_new {
+        registry.deploy_if_new(upload).await?
+    } else {
+        registry.deploy(upload).await?
+    };
     tracing::info!(
         actor = %manifest.name,
         version = deployed.version.version,

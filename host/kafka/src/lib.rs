@@ -28,6 +28,8 @@
 //! - [`event`]: messages to events and back.
 //! - [`clock`]: wall-clock time for retries ([`ManualClock`] in tests).
 //! - [`dev_cluster`]: the in-process mock broker of `wactor dev`.
+//! - [`registry_log`]: the shared registry's topic: component chunks and
+//!   change records, written by one host and read by all.
 //! - [`recovery`]: partition workers that end unexpectedly (restarted with
 //!   backoff, shown as failed) and offset resets (never silent).
 //!
@@ -50,6 +52,7 @@ mod held_lanes;
 pub mod producer;
 pub mod recovery;
 pub mod redrive;
+pub mod registry_log;
 pub mod settings;
 pub mod state_changelog;
 pub mod worker;

@@ -92,6 +92,22 @@ pub struct KafkaSettings {
     /// cluster does, and has no admin API).
     #[serde(default = "default_true")]
     pub manage_topics: bool,
+    /// Share the registry (actors, versions, activations, pauses, removals
+    /// and component bytes) with every host on the same brokers through
+    /// the compacted topic `registry_topic` (docs/operations.md, "Many
+    /// hosts"); default true. Off, each host keeps its own registry and a
+    /// deploy reaches only the host it was sent to.
+    #[serde(default = "default_true")]
+    pub shared_registry: bool,
+    /// The shared registry's topic; default `wactor.registry`. Hosts that
+    /// name the same topic on the same brokers are one cluster.
+    #[serde(default = "default_registry_topic")]
+    pub registry_topic: String,
+}
+
+/// Default [`KafkaSettings::registry_topic`]: `wactor.registry`.
+pub fn default_registry_topic() -> String {
+    crate::registry_log::DEFAULT_REGISTRY_TOPIC.to_string()
 }
 
 /// Default [`KafkaSettings::commit_interval`]: 1 s.
@@ -139,6 +155,8 @@ impl KafkaSettings {
             changelog_partitions: default_changelog_partitions(),
             replication_factor: default_replication(),
             manage_topics: true,
+            shared_registry: true,
+            registry_topic: default_registry_topic(),
         }
     }
 
@@ -172,6 +190,11 @@ impl KafkaSettings {
         if self.changelog_partitions < 1 || self.replication_factor < 1 {
             return Err(KafkaError::Config(
                 "kafka.changelog_partitions and kafka.replication_factor must be at least 1".into(),
+            ));
+        }
+        if self.shared_registry && self.registry_topic.trim().is_empty() {
+            return Err(KafkaError::Config(
+                "kafka.registry_topic is empty (set kafka.shared_registry = false to keep the registry on this host)".into(),
             ));
         }
         Ok(())

@@ -46,6 +46,11 @@ pub enum RegistryError {
     /// A rollback with no earlier version to go back to.
     #[error("actor {0:?} has no earlier version to roll back to")]
     NothingToRollBack(String),
+    /// A change based on a state of the registry that another change has
+    /// replaced since (a roll back that would undo a deploy its sender
+    /// never saw).
+    #[error("{0}")]
+    Stale(String),
     /// The request is not valid (a bad filter, a bad rate).
     #[error("{0}")]
     BadRequest(String),

@@ -9,6 +9,8 @@
 //! - [`registry`]: [`Registry`]: deploy (validate, store, activate), hot
 //!   swap, rollback, pause/resume, remove, and the views of actors and
 //!   versions; starting the actors found in the store when the host starts.
+//! - [`shared`]: the registry shared by a cluster of hosts: changes
+//!   written to the registry log and applied by every host in its order.
 //! - [`dead_letters`]: listing, showing, re-driving and discarding dead
 //!   letters, and listing and hurrying retries.
 //! - [`versions`]: [`LoadedVersions`], the versions of one actor kept in
@@ -24,6 +26,7 @@
 pub mod dead_letters;
 mod error;
 pub mod registry;
+pub mod shared;
 pub mod versions;
 
 pub use dead_letters::{RedriveReport, RedriveRequest, RedriveTarget};

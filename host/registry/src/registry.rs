@@ -30,9 +30,10 @@ use wactor_kafka::{
 use wactor_manifest::ActorManifest;
 use wactor_metrics::Metrics;
 use wactor_runtime::{sha256_hex, CacheOutcome, Runtime};
-use wactor_store::{ActivationRecord, ActorRecord, NewVersion, Store, VersionRecord};
+use wactor_store::{ActivationRecord, ActorRecord, Store, VersionRecord};
 
 use crate::error::{RegistryError, Result};
+use crate::shared::{Change, Outcome};
 use crate::versions::{LoadedVersions, VersionLoader};
 
 /// The host's shared parts the registry runs actors with.
@@ -109,6 +110,9 @@ pub struct ActorSummary {
     pub name: String,
     /// The active version.
     pub active_version: Option<u64>,
+    /// The version this host's consumer hands new events to (`None`: the
+    /// actor does not run here).
+    pub running_version: Option<u64>,
     /// `running`, `paused`, `stopped` (no active version) or `failed` (the
     /// consumer did not start, or a partition worker failed: see
     /// `partitions`).
@@ -227,6 +231,13 @@ pub struct Registry {
     /// Dead letters a re-drive is sending right now: a second re-drive of
     /// the same letter skips it rather than run the event twice.
     pub(crate) redriving: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The cluster's registry log, once attached
+    /// ([`attach_shared`](Self::attach_shared)); without it changes apply
+    /// to this host only.
+    pub(crate) shared: std::sync::OnceLock<Arc<crate::shared::SharedLog>>,
+    /// Serializes changes applied without a registry log (the log's order
+    /// serializes them otherwise).
+    pub(crate) apply_lock: Mutex<()>,
 }
 
 /// Name of the gauge of loaded versions per actor.
@@ -243,6 +254,8 @@ impl Registry {
             views: std::sync::RwLock::new(BTreeMap::new()),
             loaded_versions,
             redriving: std::sync::Mutex::default(),
+            shared: std::sync::OnceLock::new(),
+            apply_lock: Mutex::new(()),
             shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -305,6 +318,19 @@ impl Registry {
     /// identical upload (same component and manifest) is not stored twice.
     /// Nothing is stored when validation fails.
     pub async fn deploy(&self, upload: Upload<'_>) -> Result<Deployed> {
+        self.deploy_with(upload, false).await
+    }
+
+    /// [`deploy`](Self::deploy) as a host's actors directory does it at
+    /// start: the version is activated (when `upload.activate`) only if it
+    /// is new or the actor has no active version, so that a host started
+    /// with an older directory does not undo a later deploy or roll back
+    /// made through the API (on every host of a cluster).
+    pub async fn deploy_if_new(&self, upload: Upload<'_>) -> Result<Deployed> {
+        self.deploy_with(upload, true).await
+    }
+
+    async fn deploy_with(&self, upload: Upload<'_>, only_if_new: bool) -> Result<Deployed> {
         let started = Instant::now();
         let manifest = ActorManifest::parse(upload.manifest_toml)?;
         let sha256 = sha256_hex(upload.component);
@@ -323,34 +349,30 @@ impl Registry {
                 report.duration.as_secs_f64() * 1000.0,
             )
         };
-        let now = self.parts.clock.now_ms();
-        let (version, created) = self.parts.store.registry().add_version(&NewVersion {
-            actor: &manifest.name,
-            manifest_toml: upload.manifest_toml,
-            component: upload.component,
-            sha256: &sha256,
-            uploaded_by: upload.uploaded_by,
-            notes: upload.notes,
-            now_ms: now,
-        })?;
-        self.parts.store.flush_async().await?;
-        let already_active = self
-            .parts
-            .store
-            .registry()
-            .actor(&manifest.name)?
-            .is_some_and(|a| a.active_version == Some(version.version));
-        let activated = if upload.activate && !already_active {
-            self.activate(
-                &manifest.name,
-                version.version,
+        let outcome = self
+            .submit(
+                Change::Deploy {
+                    actor: manifest.name.clone(),
+                    manifest_toml: upload.manifest_toml.to_string(),
+                    sha256: sha256.clone(),
+                    size: upload.component.len() as u64,
+                    notes: upload.notes.to_string(),
+                    activate: upload.activate,
+                    only_if_new,
+                },
                 upload.uploaded_by,
-                "deploy",
+                Some((&sha256, upload.component)),
             )
             .await?;
-            true
-        } else {
-            already_active
+        let Outcome::Deployed {
+            version,
+            created,
+            activated,
+        } = outcome
+        else {
+            return Err(RegistryError::Internal(
+                "a deploy applied as something else".into(),
+            ));
         };
         tracing::info!(
             actor = %manifest.name,
@@ -369,8 +391,9 @@ impl Registry {
         })
     }
 
-    /// Makes `version` the active version of `actor`: from the next event
-    /// on, it handles the actor's events.
+    /// Makes `version` the active version of `actor` on every host: from
+    /// the next event on, it handles the actor's events. The version is
+    /// loaded here first, so one that cannot load changes nothing.
     pub async fn activate(
         &self,
         actor: &str,
@@ -378,30 +401,56 @@ impl Registry {
         by: &str,
         reason: &str,
     ) -> Result<ActivationRecord> {
+        self.activate_expecting(actor, version, by, reason, None)
+            .await
+    }
+
+    /// [`activate`](Self::activate), refused as
+    /// [`RegistryError::Stale`] unless `expect_active` is still the active
+    /// version when the change applies.
+    async fn activate_expecting(
+        &self,
+        actor: &str,
+        version: u64,
+        by: &str,
+        reason: &str,
+        expect_active: Option<u64>,
+    ) -> Result<ActivationRecord> {
         let registry = self.parts.store.registry();
-        let record = registry
-            .actor(actor)?
-            .ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
+        if registry.actor(actor)?.is_none() {
+            return Err(RegistryError::UnknownActor(actor.into()));
+        }
         if registry.version(actor, version)?.is_none() {
             return Err(RegistryError::UnknownVersion {
                 actor: actor.into(),
                 version,
             });
         }
-        let activation = {
-            let mut live = self.live.lock().await;
+        {
+            let live = self.live.lock().await;
             let loaded = self.load_version(&live, actor, version).await?;
-            let activation =
-                registry.activate(actor, version, by, reason, self.parts.clock.now_ms())?;
-            self.parts.store.flush_async().await?;
-            self.swap(&mut live, actor, loaded, record.paused).await;
-            activation
+            if let Some(entry) = live.get(actor) {
+                // Kept loaded, so that the swap finds it.
+                entry.slot.pin(loaded);
+            }
+        }
+        let outcome = self
+            .submit(
+                Change::Activate {
+                    actor: actor.to_string(),
+                    version,
+                    reason: reason.to_string(),
+                    expect_active,
+                },
+                by,
+                None,
+            )
+            .await?;
+        let Outcome::Activated(activation) = outcome else {
+            return Err(RegistryError::Internal(
+                "an activation applied as something else".into(),
+            ));
         };
-        self.parts
-            .metrics
-            .activations_total
-            .with_label_values(&[actor, reason])
-            .inc();
         tracing::info!(actor, version, reason, by, "version activated");
         Ok(activation)
     }
@@ -415,37 +464,39 @@ impl Registry {
         by: &str,
     ) -> Result<ActivationRecord> {
         let registry = self.parts.store.registry();
-        if registry.actor(actor)?.is_none() {
-            return Err(RegistryError::UnknownActor(actor.into()));
-        }
+        let record = registry
+            .actor(actor)?
+            .ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
         let target = match to {
             Some(version) => version,
             None => registry
                 .previous_active(actor)?
                 .ok_or_else(|| RegistryError::NothingToRollBack(actor.into()))?,
         };
-        self.activate(actor, target, by, "rollback").await
+        self.activate_expecting(actor, target, by, "rollback", record.active_version)
+            .await
     }
 
     /// Pauses an actor: its consumer drains and leaves the group; events
     /// wait in Kafka and retries hold until [`resume`](Self::resume).
     pub async fn pause(&self, actor: &str) -> Result<ActorRecord> {
-        let mut live = self.live.lock().await;
         let record = self
-            .parts
-            .store
-            .registry()
-            .set_paused(actor, true, self.parts.clock.now_ms())
-            .map_err(|e| not_found_as_actor(e, actor))?;
-        self.parts.store.flush_async().await?;
-        if let Some(entry) = live.get_mut(actor) {
-            if let Some(consumer) = entry.consumer.take() {
-                self.publish(actor, Some(entry));
-                consumer.stop().await;
-            }
-        }
+            .change_actor(Change::Pause {
+                actor: actor.into(),
+            })
+            .await?;
         tracing::info!(actor, "actor paused");
         Ok(record)
+    }
+
+    /// Submits a pause, resume or remove and returns the actor's record.
+    async fn change_actor(&self, change: Change) -> Result<ActorRecord> {
+        match self.submit(change, "api", None).await? {
+            Outcome::Actor(record) => Ok(record),
+            _ => Err(RegistryError::Internal(
+                "an actor change applied as something else".into(),
+            )),
+        }
     }
 
     /// Starts again the consumer of every actor whose start failed (the
@@ -497,25 +548,42 @@ impl Registry {
             }
             self.publish(&actor, Some(entry));
         }
+        drop(live);
+        // Actors not running what the store says (a version that could not
+        // load when its change applied).
+        let views = self.views_snapshot();
+        let behind: Vec<String> = match self.parts.store.registry().actors() {
+            Ok(actors) => actors
+                .into_iter()
+                .filter(|a| {
+                    a.active_version.is_some_and(|active| {
+                        views
+                            .get(&a.name)
+                            .and_then(|v| v.slot.as_ref().and_then(|s| s.current()))
+                            .map(|v| v.version)
+                            != Some(active)
+                    })
+                })
+                .map(|a| a.name)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the actors");
+                Vec::new()
+            }
+        };
+        for actor in behind {
+            self.reconcile(&actor).await;
+        }
         started
     }
 
     /// Resumes a paused actor.
     pub async fn resume(&self, actor: &str) -> Result<ActorRecord> {
-        let record = {
-            let _guard = self.live.lock().await;
-            let record = self
-                .parts
-                .store
-                .registry()
-                .set_paused(actor, false, self.parts.clock.now_ms())
-                .map_err(|e| not_found_as_actor(e, actor))?;
-            self.parts.store.flush_async().await?;
-            record
-        };
-        if let Some(version) = record.active_version {
-            self.run_version(actor, version, false).await?;
-        }
+        let record = self
+            .change_actor(Change::Resume {
+                actor: actor.into(),
+            })
+            .await?;
         tracing::info!(actor, "actor resumed");
         Ok(record)
     }
@@ -524,22 +592,78 @@ impl Registry {
     /// consumer group offsets stay, so a later deploy of the same name
     /// continues where it left off.
     pub async fn remove(&self, actor: &str) -> Result<ActorRecord> {
-        let mut live = self.live.lock().await;
-        if let Some(mut entry) = live.remove(actor) {
-            self.publish(actor, None);
-            if let Some(consumer) = entry.consumer.take() {
-                consumer.stop().await;
-            }
-        }
         let removed = self
-            .parts
-            .store
-            .registry()
-            .remove_actor(actor)?
-            .ok_or_else(|| RegistryError::UnknownActor(actor.into()))?;
-        self.parts.store.flush_async().await?;
+            .change_actor(Change::Remove {
+                actor: actor.into(),
+            })
+            .await?;
         tracing::info!(actor, "actor removed");
         Ok(removed)
+    }
+
+    /// Makes what runs here match the store's record of `actor`: stops
+    /// and forgets a removed (or never activated) actor; loads and swaps
+    /// in its active version when another runs; stops the consumer of a
+    /// paused actor and starts that of a running one. Applied after every
+    /// registry change, here and on every host of the cluster. A version
+    /// that cannot load is logged and tried again by
+    /// [`restart_failed`](Self::restart_failed).
+    pub(crate) async fn reconcile(&self, actor: &str) {
+        if self.shut_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let record = match self.parts.store.registry().actor(actor) {
+            Ok(record) => record,
+            Err(err) => {
+                tracing::error!(actor, error = %err, "cannot read the actor's record");
+                return;
+            }
+        };
+        let mut live = self.live.lock().await;
+        let Some((record, active)) = record.and_then(|r| r.active_version.map(|v| (r, v))) else {
+            if let Some(mut entry) = live.remove(actor) {
+                self.publish(actor, None);
+                if let Some(consumer) = entry.consumer.take() {
+                    consumer.stop().await;
+                }
+            }
+            return;
+        };
+        let running = live
+            .get(actor)
+            .and_then(|e| e.slot.current())
+            .map(|v| v.version);
+        if running != Some(active) {
+            match self.load_version(&live, actor, active).await {
+                Ok(loaded) => self.swap(&mut live, actor, loaded, record.paused).await,
+                Err(err) => {
+                    tracing::error!(actor, version = active, error = %err, "cannot load the active version");
+                    return;
+                }
+            }
+        }
+        let Some(entry) = live.get_mut(actor) else {
+            return;
+        };
+        if record.paused {
+            if let Some(consumer) = entry.consumer.take() {
+                self.publish(actor, Some(entry));
+                consumer.stop().await;
+            }
+        } else if entry.consumer.is_none() {
+            let manifest = entry.manifest.clone();
+            match self.start_consumer(&manifest, entry.slot.clone()).await {
+                Ok(consumer) => {
+                    entry.consumer = Some(consumer);
+                    entry.failure = None;
+                }
+                Err(err) => {
+                    tracing::error!(actor, error = %err, "cannot start the actor's consumer");
+                    entry.failure = Some(err.to_string());
+                }
+            }
+            self.publish(actor, Some(entry));
+        }
     }
 
     /// Every actor, with what this host knows of it.
@@ -573,6 +697,9 @@ impl Registry {
                 .unwrap_or(0);
             out.push(ActorSummary {
                 active_version: record.active_version,
+                running_version: view
+                    .and_then(|v| v.slot.as_ref().and_then(|s| s.current()))
+                    .map(|v| v.version),
                 state: state.to_string(),
                 topics: manifest
                     .as_ref()
@@ -715,6 +842,9 @@ impl Registry {
         let mut live = self.live.lock().await;
         self.shut_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(shared) = self.shared.get() {
+            shared.stop();
+        }
         let consumers: Vec<ActorConsumer> = live
             .values_mut()
             .filter_map(|entry| entry.consumer.take())
@@ -891,7 +1021,7 @@ impl Registry {
     }
 }
 
-fn not_found_as_actor(err: wactor_store::StoreError, actor: &str) -> RegistryError {
+pub(crate) fn not_found_as_actor(err: wactor_store::StoreError, actor: &str) -> RegistryError {
     match err {
         wactor_store::StoreError::NotFound { .. } => RegistryError::UnknownActor(actor.into()),
         other => RegistryError::Store(other),

@@ -94,6 +94,12 @@ impl Runtime {
         })
     }
 
+    /// The largest component [`load`](Self::load) accepts, in bytes
+    /// (`runtime.max_component`).
+    pub fn max_component_bytes(&self) -> usize {
+        self.max_component_bytes
+    }
+
     /// True when the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.engine.pooling

@@ -71,6 +71,11 @@ pub(crate) fn u64_value(what: &str, bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(array))
 }
 
+/// Reads a big-endian i64 stored alone as a value (log offsets).
+pub(crate) fn i64_value(what: &str, bytes: &[u8]) -> Result<i64> {
+    u64_value(what, bytes).map(|v| i64::from_be_bytes(v.to_be_bytes()))
+}
+
 /// Reads back what the `put_*` functions wrote, front to back.
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],

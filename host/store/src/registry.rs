@@ -8,7 +8,13 @@
 //! - `registry/versions`: (actor, version BE) -> [`VersionRecord`];
 //! - `registry/components`: sha256 (lowercase hex) -> component bytes,
 //!   shared by every version with the same bytes;
-//! - `registry/activations`: (actor, seq BE) -> [`ActivationRecord`].
+//! - `registry/activations`: (actor, seq BE) -> [`ActivationRecord`];
+//! - `registry/chunks`: (sha256, chunk index BE) -> bytes: pieces of a
+//!   component arriving from the shared registry log, until all are here
+//!   and [`Registry::add_chunk`] assembles them;
+//! - `registry/meta`: `applied` -> the offset of the last record of the
+//!   shared registry log applied here (i64 BE; -1: attached, nothing
+//!   applied yet). Absent: this registry was never built from the log.
 //!
 //! Version numbers and activation sequence numbers are derived from the
 //! last key of the actor's versions / activations (inside the transaction
@@ -96,9 +102,13 @@ pub struct NewVersion<'a> {
     pub actor: &'a str,
     /// The manifest uploaded with it.
     pub manifest_toml: &'a str,
-    /// The component bytes.
-    pub component: &'a [u8],
-    /// sha256 of `component`, hex (computed by the caller).
+    /// The component bytes, stored under `sha256` when given. `None`: the
+    /// version record only (the shared registry log applies deploys this
+    /// way: the bytes arrive as chunks, or are here already).
+    pub component: Option<&'a [u8]>,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// sha256 of the component, hex (computed by the caller).
     pub sha256: &'a str,
     /// Who uploads.
     pub uploaded_by: &'a str,
@@ -119,7 +129,14 @@ pub struct Registry {
     components: sled::Tree,
     /// `registry/activations`.
     activations: sled::Tree,
+    /// `registry/chunks`.
+    chunks: sled::Tree,
+    /// `registry/meta`.
+    meta: sled::Tree,
 }
+
+/// Key of the applied offset in `registry/meta`.
+const APPLIED_KEY: &[u8] = b"applied";
 
 /// How often a write that derives the next number retries after losing a
 /// race before giving up with [`StoreError::Conflict`] (each lost race
@@ -153,6 +170,8 @@ impl Registry {
             versions: db.open_tree("registry/versions")?,
             components: db.open_tree("registry/components")?,
             activations: db.open_tree("registry/activations")?,
+            chunks: db.open_tree("registry/chunks")?,
+            meta: db.open_tree("registry/meta")?,
         })
     }
 
@@ -194,7 +213,7 @@ impl Registry {
                         actor: name.to_string(),
                         version: self.last_number(&self.versions, name)? + 1,
                         sha256: sha256.clone(),
-                        size: new.component.len() as u64,
+                        size: new.size,
                         uploaded_at_ms: new.now_ms,
                         uploaded_by: new.uploaded_by.to_string(),
                         notes: new.notes.to_string(),
@@ -212,17 +231,19 @@ impl Registry {
                             // Another upload took this number: look again.
                             return Ok(false);
                         }
-                        match components.get(sha256.as_bytes())? {
-                            Some(stored) if stored.as_ref() != new.component => {
-                                return Err(abort(StoreError::Conflict {
-                                    what: format!(
+                        if let Some(component) = new.component {
+                            match components.get(sha256.as_bytes())? {
+                                Some(stored) if stored.as_ref() != component => {
+                                    return Err(abort(StoreError::Conflict {
+                                        what: format!(
                                         "sha256 {sha256} already names different component bytes"
                                     ),
-                                }));
-                            }
-                            Some(_) => {}
-                            None => {
-                                components.insert(sha256.as_bytes(), new.component)?;
+                                    }));
+                                }
+                                Some(_) => {}
+                                None => {
+                                    components.insert(sha256.as_bytes(), component)?;
+                                }
                             }
                         }
                         versions.insert(version_key.as_slice(), version_value.as_slice())?;
@@ -405,6 +426,135 @@ impl Registry {
             .transpose()
     }
 
+    /// Stores component bytes under their sha256 (hex, either case), once.
+    /// The caller has checked that `sha256` is the bytes' hash.
+    ///
+    /// Errors: [`StoreError::Invalid`] for a malformed sha256,
+    /// [`StoreError::Conflict`] when it already names different bytes.
+    pub fn put_component(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        let sha256 = normalize_sha256(sha256)?;
+        let previous = self.components.compare_and_swap(
+            sha256.as_bytes(),
+            None as Option<&[u8]>,
+            Some(bytes),
+        )?;
+        match previous {
+            Ok(()) => Ok(()),
+            Err(current) if current.current.as_deref() == Some(bytes) => Ok(()),
+            Err(_) => Err(StoreError::Conflict {
+                what: format!("sha256 {sha256} already names different component bytes"),
+            }),
+        }
+    }
+
+    /// Keeps piece `index` (0-based) of the `count` pieces of the component
+    /// `sha256`; when every piece is here, removes them and returns the
+    /// bytes, joined in order (the caller checks their hash and stores them
+    /// with [`put_component`](Self::put_component)). A piece that arrives
+    /// twice replaces itself. `None` while pieces are missing, or when the
+    /// component is stored already (its pieces are then dropped).
+    ///
+    /// Errors: [`StoreError::Invalid`] for a malformed sha256 or an index
+    /// not below `count`.
+    pub fn add_chunk(
+        &self,
+        sha256: &str,
+        index: u32,
+        count: u32,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let sha256 = normalize_sha256(sha256)?;
+        if index >= count {
+            return Err(StoreError::Invalid {
+                what: format!("chunk {index} of {count} of component {sha256}"),
+            });
+        }
+        if self.components.contains_key(sha256.as_bytes())? {
+            self.clear_chunks(&sha256)?;
+            return Ok(None);
+        }
+        let mut key = sha256.as_bytes().to_vec();
+        key.extend_from_slice(&index.to_be_bytes());
+        self.chunks.insert(key, bytes)?;
+        let mut pieces = Vec::new();
+        for (position, entry) in self.chunks.scan_prefix(sha256.as_bytes()).enumerate() {
+            let (key, value) = entry?;
+            let expected = u32::try_from(position).unwrap_or(u32::MAX).to_be_bytes();
+            if key.get(64..) != Some(&expected[..]) {
+                // A gap: an earlier piece is still missing.
+                return Ok(None);
+            }
+            pieces.push(value);
+        }
+        if pieces.len() != count as usize {
+            return Ok(None);
+        }
+        let mut joined = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
+        for piece in &pieces {
+            joined.extend_from_slice(piece);
+        }
+        self.clear_chunks(&sha256)?;
+        Ok(Some(joined))
+    }
+
+    fn clear_chunks(&self, sha256: &str) -> Result<()> {
+        let keys: Vec<sled::IVec> = self
+            .chunks
+            .scan_prefix(sha256.as_bytes())
+            .keys()
+            .collect::<std::result::Result<_, _>>()?;
+        for key in keys {
+            self.chunks.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// The offset of the last shared-registry-log record applied here
+    /// (-1: attached, nothing applied yet); `None` when this registry was
+    /// never built from the log.
+    pub fn applied_offset(&self) -> Result<Option<i64>> {
+        self.meta
+            .get(APPLIED_KEY)?
+            .map(|v| codec::i64_value("applied offset", &v))
+            .transpose()
+    }
+
+    /// Records that the log record at `offset` is applied.
+    pub fn set_applied_offset(&self, offset: i64) -> Result<()> {
+        self.meta.insert(APPLIED_KEY, &offset.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Records that the registry log holds the chunks of component
+    /// `sha256` (read from it, or written to it and acknowledged), so that
+    /// later deploys of the same bytes do not send them again.
+    pub fn mark_logged(&self, sha256: &str) -> Result<()> {
+        let sha256 = normalize_sha256(sha256)?;
+        self.meta
+            .insert(format!("logged/{sha256}").as_bytes(), &[][..])?;
+        Ok(())
+    }
+
+    /// Whether [`mark_logged`](Self::mark_logged) was called for `sha256`.
+    pub fn is_logged(&self, sha256: &str) -> Result<bool> {
+        let sha256 = normalize_sha256(sha256)?;
+        Ok(self
+            .meta
+            .contains_key(format!("logged/{sha256}").as_bytes())?)
+    }
+
+    /// Empties the actors, versions and history (component bytes stay: they
+    /// are content-addressed) and marks the registry as built from the
+    /// shared log with nothing applied yet: the log is the truth from here
+    /// on, replayed from its start.
+    pub fn reset_for_log(&self) -> Result<()> {
+        self.actors.clear()?;
+        self.versions.clear()?;
+        self.activations.clear()?;
+        self.chunks.clear()?;
+        self.set_applied_offset(-1)
+    }
+
     /// The highest number used in an actor's part of a numbered tree
     /// (versions, activations); 0 when none.
     fn last_number(&self, tree: &sled::Tree, name: &str) -> Result<u64> {
@@ -440,7 +590,8 @@ mod tests {
         NewVersion {
             actor,
             manifest_toml: manifest,
-            component,
+            component: Some(component),
+            size: component.len() as u64,
             sha256,
             uploaded_by: "ci",
             notes: "",
@@ -711,5 +862,73 @@ mod tests {
             Some(b"v2".to_vec())
         );
         assert_eq!(add(&registry, "billing", b"v3", "m3", 4), (3, true));
+    }
+
+    #[test]
+    fn chunks_are_joined_in_order_once_all_arrived_whatever_their_order() {
+        let registry = Store::temporary().unwrap().registry();
+        let sha256 = sha(b"whole");
+        assert_eq!(registry.add_chunk(&sha256, 2, 3, b"c").unwrap(), None);
+        assert_eq!(registry.add_chunk(&sha256, 0, 3, b"a").unwrap(), None);
+        // A piece sent twice (a retried produce) replaces itself.
+        assert_eq!(registry.add_chunk(&sha256, 0, 3, b"a").unwrap(), None);
+        assert_eq!(
+            registry.add_chunk(&sha256, 1, 3, b"b").unwrap(),
+            Some(b"abc".to_vec())
+        );
+        // The pieces are gone once joined.
+        assert_eq!(registry.add_chunk(&sha256, 1, 3, b"b").unwrap(), None);
+        assert!(registry.add_chunk(&sha256, 3, 3, b"x").is_err());
+        assert!(registry.add_chunk("nothex", 0, 1, b"x").is_err());
+        // Pieces of a stored component are dropped.
+        registry.put_component(&sha256, b"abc").unwrap();
+        assert_eq!(registry.add_chunk(&sha256, 0, 1, b"abc").unwrap(), None);
+    }
+
+    #[test]
+    fn put_component_is_idempotent_and_refuses_other_bytes_under_a_known_sha() {
+        let registry = Store::temporary().unwrap().registry();
+        let sha256 = sha(b"one");
+        registry.put_component(&sha256, b"one").unwrap();
+        registry.put_component(&sha256, b"one").unwrap();
+        assert!(matches!(
+            registry.put_component(&sha256, b"two"),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(registry.component(&sha256).unwrap(), Some(b"one".to_vec()));
+    }
+
+    #[test]
+    fn a_version_without_bytes_is_recorded_and_numbered_like_any_other() {
+        let registry = Store::temporary().unwrap().registry();
+        let sha256 = sha(b"later");
+        let new = NewVersion {
+            component: None,
+            size: 5,
+            ..upload("billing", b"", &sha256, "m", 1)
+        };
+        let (record, created) = registry.add_version(&new).unwrap();
+        assert_eq!((record.version, record.size, created), (1, 5, true));
+        assert_eq!(registry.component(&sha256).unwrap(), None);
+        assert!(!registry.add_version(&new).unwrap().1);
+    }
+
+    #[test]
+    fn reset_for_log_empties_the_registry_but_keeps_components_and_marks_it() {
+        let registry = Store::temporary().unwrap().registry();
+        assert_eq!(registry.applied_offset().unwrap(), None);
+        add(&registry, "billing", b"v1", "m1", 1);
+        registry.activate("billing", 1, "a", "deploy", 2).unwrap();
+        registry.reset_for_log().unwrap();
+        assert_eq!(registry.applied_offset().unwrap(), Some(-1));
+        assert!(registry.actors().unwrap().is_empty());
+        assert!(registry.versions("billing").unwrap().is_empty());
+        assert!(registry.history("billing").unwrap().is_empty());
+        assert!(registry.component(&sha(b"v1")).unwrap().is_some());
+        assert!(!registry.is_logged(&sha(b"v1")).unwrap());
+        registry.mark_logged(&sha(b"v1")).unwrap();
+        assert!(registry.is_logged(&sha(b"v1")).unwrap());
+        registry.set_applied_offset(41).unwrap();
+        assert_eq!(registry.applied_offset().unwrap(), Some(41));
     }
 }

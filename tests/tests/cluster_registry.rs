@@ -1,0 +1,308 @@
+//! One registry for a cluster of hosts (issue 11, part 1), as operators
+//! run it: a `wactor broker` process (librdkafka's mock cluster in a
+//! process of its own) and three `wactor serve` processes, each with its
+//! own empty disk and no actors directory entry; changes go through the
+//! `wactor` CLI to one host's API.
+//!
+//! - A deploy sent to host A reaches B and C: each runs the new version
+//!   (measured: the time from A's answer to B and C running it), and every
+//!   partition's events run it.
+//! - A roll back sent to C: A and B follow, and events run the old
+//!   version again.
+//! - A fourth host started on an empty disk runs the actor with no deploy
+//!   of its own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{produce, read_until, ServeProcess};
+
+const TOPIC: &str = "cluster.in";
+const OUT: &str = "cluster.in.out";
+const PARTITIONS: i32 = 6;
+const WAIT: Duration = Duration::from_secs(120);
+/// What the test allows a change to take to reach every host; the
+/// measured time is printed (docs/benchmarks.md reports it).
+const PROPAGATION_BOUND: Duration = Duration::from_secs(10);
+
+/// `wactor broker` in a process of its own.
+struct BrokerProcess {
+    child: Child,
+    brokers: String,
+}
+
+impl BrokerProcess {
+    fn start(dir: &Path, topics: &[&str]) -> Self {
+        let address = dir.join("broker.addr");
+        let mut command = Command::new(wactor_tests::wactor_bin());
+        command.arg("broker").arg("--address-file").arg(&address);
+        for topic in topics {
+            command.arg("--topic").arg(topic);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wactor broker");
+        // Dropped (killed and waited for) if it does not start.
+        let mut broker = BrokerProcess {
+            child,
+            brokers: String::new(),
+        };
+        let started = Instant::now();
+        while broker.brokers.is_empty() {
+            assert!(started.elapsed() < WAIT, "wactor broker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+            broker.brokers = std::fs::read_to_string(&address)
+                .map(|text| text.trim().to_string())
+                .unwrap_or_default();
+        }
+        broker
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `wactor serve` host with an empty disk and an empty actors directory.
+struct ClusterHost {
+    dir: PathBuf,
+    process: ServeProcess,
+    api: String,
+}
+
+impl ClusterHost {
+    fn start(root: &Path, name: &str, brokers: &str) -> Self {
+        let dir = root.join(name);
+        std::fs::create_dir_all(dir.join("actors")).unwrap();
+        ServeProcess::write_config(&dir, brokers, "manage_topics = false");
+        let process = ServeProcess::start(&dir, brokers);
+        let started = Instant::now();
+        let api = loop {
+            let log = std::fs::read_to_string(dir.join("host.log")).unwrap_or_default();
+            if let Some(line) = log.lines().find(|l| l.contains("host started")) {
+                let at = line.find("api=").expect("api= in the start line") + 4;
+                let addr: String = line[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                break format!("http://{addr}");
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "host {name} did not start:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ClusterHost { dir, process, api }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("host.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// `GET path` on this host's API, as JSON (`Null` when it fails).
+    fn get(&self, path: &str) -> serde_json::Value {
+        let addr = self.api.trim_start_matches("http://");
+        let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+            return serde_json::Value::Null;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
+            return serde_json::Value::Null;
+        }
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// (active version, version running here, partitions of [`TOPIC`]
+    /// owned here).
+    fn actor(&self, name: &str) -> (Option<u64>, Option<u64>, usize) {
+        let view = self.get(&format!("/v1/actors/{name}"));
+        (
+            view["active_version"].as_u64(),
+            view["running_version"].as_u64(),
+            view["partitions"].as_array().map_or(0, |parts| {
+                parts.iter().filter(|p| p["topic"] == TOPIC).count()
+            }),
+        )
+    }
+
+    /// Runs `wactor ARGS --api <this host>`; panics unless it exits 0.
+    fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new(wactor_tests::wactor_bin())
+            .args(args)
+            .arg("--api")
+            .arg(&self.api)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wactor");
+        assert!(
+            output.status.success(),
+            "wactor {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// Writes the manifest of version `label` of the `scripted` actor.
+fn manifest_file(root: &Path, label: &str) -> PathBuf {
+    let path = root.join(format!("scripted-{label}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"scripted\"\ncomponent = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
+             max_in_flight = 4\n[config]\nlabel = \"{label}\"\n",
+            wactor_tests::guest("fixture-scripted").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Waits until every host runs `version`; returns how long it took.
+fn wait_running(hosts: &[&ClusterHost], version: u64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let states: Vec<_> = hosts.iter().map(|h| h.actor("scripted")).collect();
+        if states
+            .iter()
+            .all(|(active, running, _)| *active == Some(version) && *running == Some(version))
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "not every host runs v{version}: {states:?}\n{}",
+            hosts
+                .iter()
+                .map(|h| h.log_tail())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until each host owns at least one partition and all are owned.
+fn wait_spread(hosts: &[&ClusterHost]) {
+    let started = Instant::now();
+    loop {
+        let owned: Vec<usize> = hosts.iter().map(|h| h.actor("scripted").2).collect();
+        if owned.iter().all(|n| *n > 0) && owned.iter().sum::<usize>() == PARTITIONS as usize {
+            return;
+        }
+        assert!(started.elapsed() < WAIT, "partitions not spread: {owned:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Produces `n` events numbered from `from` on keys over every partition
+/// and returns the labels of their outputs.
+async fn labels_of_new_events(brokers: &str, from: usize, n: usize) -> Vec<String> {
+    let records: Vec<_> = (from..from + n)
+        .map(|i| (Some(format!("k{i}")), format!(r#"{{"seq":{i}}}"#)))
+        .collect();
+    produce(brokers, TOPIC, &records).await;
+    let out = read_until(brokers, OUT, WAIT, move |r| {
+        r.iter()
+            .filter(|r| r.json()["seq"].as_u64().is_some_and(|s| s as usize >= from))
+            .count()
+            >= n
+    })
+    .await;
+    out.iter()
+        .filter(|r| r.json()["seq"].as_u64().is_some_and(|s| s as usize >= from))
+        .map(|r| r.json()["label"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_sent_to_one_host_reaches_every_host_of_the_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        root.path(),
+        &[
+            &format!("{TOPIC}:{PARTITIONS}"),
+            &format!("{OUT}:{PARTITIONS}"),
+        ],
+    );
+    let brokers = broker.brokers.clone();
+    let a = ClusterHost::start(root.path(), "a", &brokers);
+    let b = ClusterHost::start(root.path(), "b", &brokers);
+    let c = ClusterHost::start(root.path(), "c", &brokers);
+    let all = [&a, &b, &c];
+
+    // v1, deployed to A only.
+    let v1 = manifest_file(root.path(), "v1");
+    a.cli(&["deploy", v1.to_str().unwrap()]);
+    wait_running(&all, 1);
+    wait_spread(&all);
+
+    // v2 to A: B and C run it within the bound.
+    let v2 = manifest_file(root.path(), "v2");
+    let asked = Instant::now();
+    let deployed = a.cli(&["deploy", v2.to_str().unwrap()]);
+    let answered = asked.elapsed();
+    assert!(deployed.contains("\"version\""), "{deployed}");
+    let took = wait_running(&all, 2);
+    eprintln!(
+        "deploy: A answered after {} ms (CLI run included); every host ran v2 {} ms after that",
+        answered.as_millis(),
+        took.as_millis()
+    );
+    assert!(
+        took < PROPAGATION_BOUND,
+        "a deploy took {took:?} to reach every host"
+    );
+    let labels = labels_of_new_events(&brokers, 0, 60).await;
+    assert!(
+        labels.iter().all(|l| l == "v2"),
+        "every partition runs v2: {labels:?}"
+    );
+
+    // Roll back on C: A and B follow.
+    c.cli(&["rollback", "scripted"]);
+    let took = wait_running(&all, 1);
+    eprintln!(
+        "rollback propagation to every host: {} ms",
+        took.as_millis()
+    );
+    let labels = labels_of_new_events(&brokers, 1000, 60).await;
+    assert!(
+        labels.iter().all(|l| l == "v1"),
+        "every partition runs v1 again: {labels:?}"
+    );
+
+    // A host on an empty disk joins and runs v1 with no deploy.
+    let d = ClusterHost::start(root.path(), "d", &brokers);
+    wait_running(&[&d], 1);
+    let versions = d.get("/v1/actors/scripted/versions");
+    assert_eq!(
+        versions["items"].as_array().map(Vec::len),
+        Some(2),
+        "d knows both versions: {versions}"
+    );
+
+    for host in [a, b, c, d] {
+        assert!(host.process.terminate(), "stops cleanly");
+    }
+}
