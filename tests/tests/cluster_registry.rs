@@ -9,6 +9,8 @@
 //!   partition's events run it.
 //! - A roll back sent to C: A and B follow, and events run the old
 //!   version again.
+//! - A dead letter made by one host is listed, shown, re-driven and
+//!   discarded from another; every host sees each change.
 //! - A fourth host started on an empty disk runs the actor with no deploy
 //!   of its own.
 
@@ -215,6 +217,65 @@ fn wait_spread(hosts: &[&ClusterHost]) {
     }
 }
 
+/// The partition of a dead-letter id (`<actor>:<topic>:<partition>:<offset>`).
+fn id_partition(id: &str) -> Option<i64> {
+    id.rsplit(':').nth(1).and_then(|p| p.parse().ok())
+}
+
+/// Waits until every host lists exactly one dead letter, re-driven
+/// `redrives` times; returns its id.
+fn wait_letter_everywhere(hosts: &[&ClusterHost], redrives: u64) -> String {
+    let started = Instant::now();
+    loop {
+        let seen: Vec<Vec<(String, u64)>> = hosts
+            .iter()
+            .map(|h| {
+                h.get("/v1/dead-letters")["items"]
+                    .as_array()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .map(|d| {
+                                (
+                                    d["id"].as_str().unwrap_or_default().to_string(),
+                                    d["redrives"].as_u64().unwrap_or(u64::MAX),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        if seen
+            .iter()
+            .all(|s| s.len() == 1 && s[0].1 == redrives && s[0].0 == seen[0][0].0)
+        {
+            return seen[0][0].0.clone();
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "hosts do not list one letter re-driven {redrives} times: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until no host lists a dead letter.
+fn wait_no_letters(hosts: &[&ClusterHost]) {
+    let started = Instant::now();
+    while !hosts.iter().all(|h| {
+        h.get("/v1/dead-letters")["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    }) {
+        assert!(
+            started.elapsed() < WAIT,
+            "a discarded letter is still listed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Produces `n` events numbered from `from` on keys over every partition
 /// and returns the labels of their outputs.
 async fn labels_of_new_events(brokers: &str, from: usize, n: usize) -> Vec<String> {
@@ -291,6 +352,39 @@ async fn a_change_sent_to_one_host_reaches_every_host_of_the_cluster() {
         labels.iter().all(|l| l == "v1"),
         "every partition runs v1 again: {labels:?}"
     );
+
+    // A dead letter made by the owner of its partition is listed, shown
+    // and re-driven from every other host.
+    produce(
+        &brokers,
+        TOPIC,
+        &[(Some("doomed".into()), r#"{"seq":5000,"dead":true}"#.into())],
+    )
+    .await;
+    let id = wait_letter_everywhere(&all, 0);
+    let maker = all
+        .iter()
+        .position(|h| {
+            h.get("/v1/actors/scripted")["partitions"]
+                .as_array()
+                .is_some_and(|parts| {
+                    parts.iter().any(|p| {
+                        p["topic"] == TOPIC && p["partition"].as_i64() == id_partition(&id)
+                    })
+                })
+        })
+        .expect("a host owns the letter's partition");
+    let other = all[(maker + 1) % all.len()];
+    let shown = other.cli(&["dlq", "show", &id]);
+    assert!(
+        shown.contains("\"seq\":5000") || shown.contains("5000"),
+        "{shown}"
+    );
+    other.cli(&["dlq", "redrive", &id]);
+    // It dies again on the owner: every host lists its second death.
+    wait_letter_everywhere(&all, 1);
+    other.cli(&["dlq", "discard", &id]);
+    wait_no_letters(&all);
 
     // A host on an empty disk joins and runs v1 with no deploy.
     let d = ClusterHost::start(root.path(), "d", &brokers);

@@ -215,12 +215,12 @@ async fn restart_failed(registry: std::sync::Weak<Registry>) {
 /// [`DEAD_LETTER_SWEEP_INTERVAL`](wactor_registry::dead_letters::DEAD_LETTER_SWEEP_INTERVAL),
 /// the first time at start, for as long as the registry lives (a weak
 /// reference: the sweep does not keep the host alive).
-async fn sweep_dead_letters(registry: std::sync::Weak<Registry>) {
+async fn sweep_dead_letters(registry_weak: std::sync::Weak<Registry>) {
     let mut tick = tokio::time::interval(wactor_registry::dead_letters::DEAD_LETTER_SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(registry) = registry.upgrade() else {
+        let Some(registry) = registry_weak.upgrade() else {
             return;
         };
         let result = tokio::task::spawn_blocking(move || {
@@ -232,6 +232,12 @@ async fn sweep_dead_letters(registry: std::sync::Weak<Registry>) {
         .await;
         if let Ok(Err(err)) = result {
             tracing::warn!(error = %err, "cannot apply dead-letter retention");
+        }
+        let Some(registry) = registry_weak.upgrade() else {
+            return;
+        };
+        if let Err(err) = registry.republish_dead_letters().await {
+            tracing::warn!(error = %err, "cannot publish dead letters to the cluster");
         }
     }
 }

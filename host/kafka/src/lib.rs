@@ -23,6 +23,8 @@
 //! - [`state_changelog`]: actor state mirrored to a compacted topic per
 //!   group, restored with its partition; the scoped state reader.
 //! - [`dead_letter`]: dead-letter records and their Kafka mirror.
+//! - [`dead_letter_log`]: the cluster's dead-letter set, one compacted
+//!   topic per group that every host reads into its store.
 //! - [`producer`]: the host's producer.
 //! - [`admin`]: creating topics, partition counts.
 //! - [`event`]: messages to events and back.
@@ -44,6 +46,7 @@ pub mod changelog;
 pub mod clock;
 pub mod consumer;
 pub mod dead_letter;
+pub mod dead_letter_log;
 pub mod dev_cluster;
 mod error;
 pub mod event;

@@ -103,6 +103,12 @@ pub struct KafkaSettings {
     /// name the same topic on the same brokers are one cluster.
     #[serde(default = "default_registry_topic")]
     pub registry_topic: String,
+    /// Share each group's dead letters with every host through the
+    /// compacted topic `<group>.dead-letters`, so that any host lists,
+    /// re-drives and discards all of them; default true. Off, each host
+    /// keeps the dead letters of the partitions it handled.
+    #[serde(default = "default_true")]
+    pub shared_dead_letters: bool,
 }
 
 /// Default [`KafkaSettings::registry_topic`]: `wactor.registry`.
@@ -157,6 +163,7 @@ impl KafkaSettings {
             manage_topics: true,
             shared_registry: true,
             registry_topic: default_registry_topic(),
+            shared_dead_letters: true,
         }
     }
 

@@ -231,6 +231,12 @@ impl Registry {
                 continue;
             }
             let sent = self.parts().producer.send(&record).await;
+            // Every host forgets this death of the letter (never a later
+            // one: see dead_letter_sharing).
+            let shared = match &sent {
+                Ok(_) => self.share_removal(&dead).await.err(),
+                Err(_) => None,
+            };
             // Compare-and-delete: if the re-driven event already died again,
             // its new letter stays.
             let removed = match &sent {
@@ -239,9 +245,19 @@ impl Registry {
             };
             self.release_redrive(&dead.id);
             removed?;
-            match sent {
-                Err(err) => report.failed.push((dead.id.clone(), err.to_string())),
-                Ok(_) => {
+            match (sent, shared) {
+                (Err(err), _) => report.failed.push((dead.id.clone(), err.to_string())),
+                (Ok(_), Some(err)) => {
+                    report.redriven += 1;
+                    report.failed.push((
+                        dead.id.clone(),
+                        format!(
+                            "re-driven, but its removal did not reach the other hosts ({err}): \
+                             they still list it; discard it there"
+                        ),
+                    ));
+                }
+                (Ok(_), None) => {
                     report.redriven += 1;
                     tracing::info!(id = %dead.id, actor = %dead.actor, by = %request.by, "dead letter re-driven");
                 }
@@ -328,7 +344,13 @@ impl Registry {
         }
         let dead_letters = self.parts().store.dead_letters();
         for dead in selected {
-            if dead_letters.remove(&dead.id)?.is_some() {
+            // Every host forgets it first: a discard that did not reach
+            // them is reported and changes nothing here.
+            if let Err(err) = self.share_removal(&dead).await {
+                report.failed.push((dead.id.clone(), err.to_string()));
+                continue;
+            }
+            if dead_letters.remove_if_unchanged(&dead)? {
                 report.redriven += 1;
             }
         }

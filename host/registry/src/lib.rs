@@ -11,6 +11,9 @@
 //!   versions; starting the actors found in the store when the host starts.
 //! - [`shared`]: the registry shared by a cluster of hosts: changes
 //!   written to the registry log and applied by every host in its order.
+//! - `dead_letter_sharing`: the dead-letter set shared through each
+//!   group's `<group>.dead-letters` topic: following, removals, publishing
+//!   again.
 //! - [`dead_letters`]: listing, showing, re-driving and discarding dead
 //!   letters, and listing and hurrying retries.
 //! - [`versions`]: [`LoadedVersions`], the versions of one actor kept in
@@ -23,6 +26,7 @@
 //! (wactor), poll Kafka or call actors (wactor-kafka), or open sled
 //! (wactor-store).
 
+mod dead_letter_sharing;
 pub mod dead_letters;
 mod error;
 pub mod registry;

@@ -238,6 +238,8 @@ pub struct Registry {
     /// Serializes changes applied without a registry log (the log's order
     /// serializes them otherwise).
     pub(crate) apply_lock: Mutex<()>,
+    /// The groups whose shared dead letters this host reads.
+    pub(crate) followed: Arc<crate::dead_letter_sharing::Followed>,
 }
 
 /// Name of the gauge of loaded versions per actor.
@@ -256,6 +258,7 @@ impl Registry {
             redriving: std::sync::Mutex::default(),
             shared: std::sync::OnceLock::new(),
             apply_lock: Mutex::new(()),
+            followed: Arc::default(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -845,6 +848,7 @@ impl Registry {
         if let Some(shared) = self.shared.get() {
             shared.stop();
         }
+        self.followed.stop_all();
         let consumers: Vec<ActorConsumer> = live
             .values_mut()
             .filter_map(|entry| entry.consumer.take())
@@ -905,6 +909,7 @@ impl Registry {
         paused: bool,
     ) {
         let manifest = loaded.manifest.clone();
+        self.follow_dead_letters(&manifest.group());
         let loader: Arc<dyn VersionLoader> = Arc::new(self.loader(actor));
         let entry = live.entry(actor.to_string()).or_insert_with(|| Live {
             slot: Arc::new(LoadedVersions::new(Some(loader))),
@@ -949,13 +954,16 @@ impl Registry {
     ) -> Result<ActorConsumer> {
         let parts = &self.parts;
         let versions: Arc<dyn VersionSource> = slot;
+        let mut settings = parts.kafka.clone();
+        // Workers publish dead letters only where hosts read them.
+        settings.shared_dead_letters = self.shares_dead_letters();
         let ctx = ActorContext::new(
             manifest,
             versions,
             parts.store.clone(),
             parts.producer.clone(),
             parts.metrics.clone(),
-            parts.kafka.clone(),
+            settings,
             parts.clock.clone(),
         )?;
         Ok(ActorConsumer::start(Arc::new(ctx)).await?)

@@ -20,7 +20,9 @@
 //!   `_confluent-*`);
 //! - names starting with `wactor.` (the default consumer groups and
 //!   anything the host adds later);
-//! - names ending with `.retries`, `.redrive` or `.dlq`.
+//! - names ending with `.retries`, `.redrive`, `.state`, `.dead-letters`
+//!   or `.dlq` (the host's changelogs, re-drive and dead-letter topics of
+//!   a group with a name of the manifest's choosing).
 //!
 //! The manifest holds custom dead-letter mirror topics to the same rule
 //! (they must end in `.dlq`), which is what makes the suffix complete.
@@ -33,7 +35,8 @@ pub const RESERVED_TOPIC_PREFIXES: &[&str] = &["_", "wactor."];
 
 /// Topic-name suffixes reserved for the host's retry changelogs, re-drive
 /// topics and dead-letter mirrors.
-pub const RESERVED_TOPIC_SUFFIXES: &[&str] = &[".retries", ".redrive", ".dlq"];
+pub const RESERVED_TOPIC_SUFFIXES: &[&str] =
+    &[".retries", ".redrive", ".state", ".dead-letters", ".dlq"];
 
 /// Checks that an actor may emit to `topic`.
 ///
@@ -66,6 +69,12 @@ pub fn reserved_topic(topic: &str) -> Option<&'static str> {
     }
     if lower.ends_with(".redrive") {
         return Some("names ending in '.redrive' are the host's re-drive topics");
+    }
+    if lower.ends_with(".state") {
+        return Some("names ending in '.state' are the host's actor-state changelogs");
+    }
+    if lower.ends_with(".dead-letters") {
+        return Some("names ending in '.dead-letters' are the host's shared dead-letter sets");
     }
     if lower.ends_with(".dlq") {
         return Some("names ending in '.dlq' are the host's dead-letter mirrors");
@@ -116,6 +125,8 @@ mod tests {
             "dlq",
             "wactor",
             "wactor-events",
+            "state",
+            "order.state.changed",
         ] {
             assert_eq!(check_emit_topic(topic), Ok(()), "{topic}");
         }
@@ -135,6 +146,9 @@ mod tests {
             "Group.RETRIES",
             "x.Redrive",
             "x.DLQ",
+            "custom-group.state",
+            "custom-group.dead-letters",
+            "X.State",
         ] {
             let err = check_emit_topic(topic).expect_err(topic);
             assert!(err.contains("reserved"), "{topic}: {err}");

@@ -71,6 +71,11 @@ pub(crate) fn u64_value(what: &str, bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(array))
 }
 
+/// A big-endian u32 stored alone as a value; `None` if it is not 4 bytes.
+pub(crate) fn u32_be(bytes: &[u8]) -> Option<u32> {
+    bytes.try_into().ok().map(u32::from_be_bytes)
+}
+
 /// Reads a big-endian i64 stored alone as a value (log offsets).
 pub(crate) fn i64_value(what: &str, bytes: &[u8]) -> Result<i64> {
     u64_value(what, bytes).map(|v| i64::from_be_bytes(v.to_be_bytes()))

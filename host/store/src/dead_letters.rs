@@ -13,6 +13,14 @@
 //! A fourth, `dead_letters_evicted`, counts per actor and reason the dead
 //! letters that retention removed ([`DeadLetters::enforce_retention`]).
 //!
+//! Two more serve the cluster's dead-letter topics (`<group>.dead-letters`,
+//! wactor-kafka's `dead_letter_log`), which every host reads into this set:
+//! - `dead_letters_seen`: id -> the re-drive count (u32 BE) of the last
+//!   record of that letter read from its topic: a letter of this set whose
+//!   count is not there was never read back, so it must be published;
+//! - `dead_letters_log`: (topic, 0, partition i32 BE) -> the next offset
+//!   to read (i64 BE).
+//!
 //! Ids are deterministic ([`DeadLetter::make_id`]), so an event that is
 //! delivered twice and dies twice is one entry.
 //!
@@ -208,6 +216,10 @@ pub struct DeadLetters {
     by_actor: sled::Tree,
     /// `dead_letters_evicted`: (actor, reason byte) -> u64 BE.
     evicted: sled::Tree,
+    /// `dead_letters_seen`: id -> re-drive count read from the topic.
+    seen: sled::Tree,
+    /// `dead_letters_log`: (topic, partition) -> next offset.
+    log: sled::Tree,
 }
 
 const WHAT: &str = "dead letter";
@@ -253,6 +265,14 @@ pub(crate) fn put_in(
     )?;
     by_actor.insert(actor_key, sled::IVec::default())?;
     Ok(())
+}
+
+/// Key of a read position in `dead_letters_log`.
+fn log_key(topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = topic.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
 }
 
 /// Key of an actor's eviction counter for one reason.
@@ -308,6 +328,8 @@ impl DeadLetters {
             by_time: db.open_tree("dead_letters_by_time")?,
             by_actor: db.open_tree("dead_letters_by_actor")?,
             evicted: db.open_tree("dead_letters_evicted")?,
+            seen: db.open_tree("dead_letters_seen")?,
+            log: db.open_tree("dead_letters_log")?,
         };
         if set.by_actor.is_empty() && !set.records.is_empty() {
             set.rebuild_actor_index()?;
@@ -382,6 +404,74 @@ impl DeadLetters {
                 Ok(true)
             })
             .map_err(from_tx)
+    }
+
+    /// Applies a dead letter read from the cluster's topic: stored unless
+    /// this set has the same letter from a later death (more re-drives),
+    /// and marked as seen. Returns whether it was stored.
+    pub fn put_from_log(&self, dead: &DeadLetter) -> Result<bool> {
+        let newer_here = self
+            .get(&dead.id)?
+            .is_some_and(|d| d.redrives > dead.redrives);
+        if !newer_here {
+            self.put(dead)?;
+        }
+        self.seen
+            .insert(dead.id.as_bytes(), &dead.redrives.to_be_bytes())?;
+        Ok(!newer_here)
+    }
+
+    /// Applies a removal read from the cluster's topic (a re-drive or a
+    /// discard of the letter `id` after `redrives` re-drives): removes the
+    /// letter unless it is from a later death. Returns whether it removed
+    /// one.
+    pub fn remove_from_log(&self, id: &str, redrives: u32) -> Result<bool> {
+        let seen_later = self
+            .seen
+            .get(id.as_bytes())?
+            .is_some_and(|v| codec::u32_be(&v).is_some_and(|n| n > redrives));
+        if !seen_later {
+            self.seen.remove(id.as_bytes())?;
+        }
+        match self.get(id)? {
+            Some(current) if current.redrives <= redrives => {
+                Ok(self.remove_if_unchanged(&current)?)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The letters of this set whose current death was never read back
+    /// from the cluster's topic (written here, and their record not
+    /// acknowledged, or not read back yet), oldest first.
+    pub fn unseen(&self) -> Result<Vec<DeadLetter>> {
+        let mut out = Vec::new();
+        for entry in self.records.iter() {
+            let (id, value) = entry?;
+            let seen = self.seen.get(&id)?.and_then(|v| codec::u32_be(&v));
+            let dead = decode(&value)?;
+            if seen != Some(dead.redrives) {
+                out.push(dead);
+            }
+        }
+        out.sort_by_key(|d| d.dead_at_ms);
+        Ok(out)
+    }
+
+    /// Where reading `topic[partition]` goes on (the next offset), if it
+    /// was read before.
+    pub fn log_position(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        self.log
+            .get(log_key(topic, partition))?
+            .map(|v| codec::i64_value("dead-letter log position", &v))
+            .transpose()
+    }
+
+    /// Records that `topic[partition]` was read up to `next` (exclusive).
+    pub fn set_log_position(&self, topic: &str, partition: i32, next: i64) -> Result<()> {
+        self.log
+            .insert(log_key(topic, partition), &next.to_be_bytes())?;
+        Ok(())
     }
 
     /// Removes (discards) the dead letter with this id, returning it.
@@ -1129,5 +1219,58 @@ mod tests {
                 .items,
             vec![entry]
         );
+    }
+
+    #[test]
+    fn letters_from_the_log_never_replace_a_later_death_and_are_marked_seen() {
+        let set = Store::temporary().unwrap().dead_letters();
+        let first = dead("billing", "t", 1, 100);
+        set.put(&first).unwrap();
+        assert_eq!(ids(&set.unseen().unwrap()), [first.id.as_str()]);
+        assert!(set.put_from_log(&first).unwrap());
+        assert!(set.unseen().unwrap().is_empty());
+        // It died again here after a re-drive: not seen until read back.
+        let again = DeadLetter {
+            redrives: 1,
+            dead_at_ms: 200,
+            ..first.clone()
+        };
+        set.put(&again).unwrap();
+        assert_eq!(set.unseen().unwrap().len(), 1);
+        // An older record of it arriving late does not bring it back.
+        assert!(!set.put_from_log(&first).unwrap());
+        assert_eq!(set.get(&first.id).unwrap(), Some(again.clone()));
+        assert!(set.put_from_log(&again).unwrap());
+        assert!(set.unseen().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_removal_from_the_log_removes_that_death_or_an_earlier_one_only() {
+        let set = Store::temporary().unwrap().dead_letters();
+        let first = dead("billing", "t", 1, 100);
+        let again = DeadLetter {
+            redrives: 1,
+            ..first.clone()
+        };
+        set.put_from_log(&again).unwrap();
+        // The removal of the first death (its re-drive) comes after.
+        assert!(!set.remove_from_log(&first.id, 0).unwrap());
+        assert_eq!(set.get(&first.id).unwrap(), Some(again.clone()));
+        assert!(set.unseen().unwrap().is_empty(), "still seen");
+        assert!(set.remove_from_log(&first.id, 1).unwrap());
+        assert_eq!(set.get(&first.id).unwrap(), None);
+        assert!(!set.remove_from_log("unknown", 3).unwrap());
+    }
+
+    #[test]
+    fn log_positions_are_kept_per_topic_and_partition() {
+        let set = Store::temporary().unwrap().dead_letters();
+        assert_eq!(set.log_position("g.dead-letters", 0).unwrap(), None);
+        set.set_log_position("g.dead-letters", 0, 7).unwrap();
+        set.set_log_position("g.dead-letters", 1, 9).unwrap();
+        set.set_log_position("g2.dead-letters", 0, 1).unwrap();
+        assert_eq!(set.log_position("g.dead-letters", 0).unwrap(), Some(7));
+        assert_eq!(set.log_position("g.dead-letters", 1).unwrap(), Some(9));
+        assert_eq!(set.log_position("g2.dead-letters", 0).unwrap(), Some(1));
     }
 }

@@ -347,6 +347,9 @@ impl Worker {
             .dead_letters_total
             .with_label_values(&[&self.ctx.name, &dead.kind])
             .inc();
+        if self.ctx.settings.shared_dead_letters {
+            crate::dead_letter_log::publish(&self.ctx.settings, &self.ctx.producer, dead);
+        }
         if let Some(manifest) = self.manifest() {
             if let Some(delivery) = dead_letter::mirror(&self.ctx, &manifest, dead) {
                 let metrics = self.ctx.metrics.clone();
