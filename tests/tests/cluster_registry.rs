@@ -9,6 +9,8 @@
 //!   partition's events run it.
 //! - A roll back sent to C: A and B follow, and events run the old
 //!   version again.
+//! - Any host's cluster view (`GET /v1/cluster`, `wactor cluster`) lists
+//!   every host alive with the partitions it owns.
 //! - A dead letter made by one host is listed, shown, re-driven and
 //!   discarded from another; every host sees each change.
 //! - A fourth host started on an empty disk runs the actor with no deploy
@@ -145,13 +147,20 @@ impl ClusterHost {
         )
     }
 
-    /// Runs `wactor ARGS --api <this host>`; panics unless it exits 0.
+    /// Runs `wactor ARGS --api <this host> --json`; panics unless it exits
+    /// 0.
     fn cli(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.push("--json");
+        self.cli_text(&all)
+    }
+
+    /// Runs `wactor ARGS --api <this host>`; panics unless it exits 0.
+    fn cli_text(&self, args: &[&str]) -> String {
         let output = Command::new(wactor_tests::wactor_bin())
             .args(args)
             .arg("--api")
             .arg(&self.api)
-            .arg("--json")
             .stdin(Stdio::null())
             .output()
             .expect("run wactor");
@@ -214,6 +223,55 @@ fn wait_spread(hosts: &[&ClusterHost]) {
         }
         assert!(started.elapsed() < WAIT, "partitions not spread: {owned:?}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `asked`'s `GET /v1/cluster` lists every host of `hosts`
+/// alive, each owning the partitions of [`TOPIC`] its own API reports.
+fn wait_cluster_view(asked: &ClusterHost, hosts: &[&ClusterHost]) {
+    let started = Instant::now();
+    loop {
+        let view = asked.get("/v1/cluster");
+        let owned_in_view = |api: &str| -> Option<Vec<i64>> {
+            let host = view["items"]
+                .as_array()?
+                .iter()
+                .find(|h| format!("http://{}", h["api"].as_str().unwrap_or("")) == api)?;
+            if host["alive"] != true {
+                return None;
+            }
+            let mut parts: Vec<i64> = host["actors"]
+                .as_array()?
+                .iter()
+                .flat_map(|a| a["partitions"].as_array().cloned().unwrap_or_default())
+                .filter(|p| p["topic"] == TOPIC)
+                .filter_map(|p| p["partition"].as_i64())
+                .collect();
+            parts.sort_unstable();
+            Some(parts)
+        };
+        let matches = hosts.iter().all(|h| {
+            let own = h.get("/v1/actors/scripted")["partitions"]
+                .as_array()
+                .map(|parts| {
+                    let mut own: Vec<i64> = parts
+                        .iter()
+                        .filter(|p| p["topic"] == TOPIC)
+                        .filter_map(|p| p["partition"].as_i64())
+                        .collect();
+                    own.sort_unstable();
+                    own
+                });
+            own.is_some() && owned_in_view(&h.api) == own
+        });
+        if matches {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the cluster view does not match the hosts: {view}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -317,6 +375,13 @@ async fn a_change_sent_to_one_host_reaches_every_host_of_the_cluster() {
     a.cli(&["deploy", v1.to_str().unwrap()]);
     wait_running(&all, 1);
     wait_spread(&all);
+    // Any host's cluster view shows the three hosts and who owns what.
+    wait_cluster_view(&c, &all);
+    let table = c.cli_text(&["cluster"]);
+    assert!(
+        table.contains("(this host)") && table.contains(TOPIC),
+        "{table}"
+    );
 
     // v2 to A: B and C run it within the bound.
     let v2 = manifest_file(root.path(), "v2");

@@ -18,6 +18,7 @@
 //! - [`actors`]: actors, versions (upload), history, activate, rollback,
 //!   pause, resume, remove.
 //! - [`dead_letters`]: list, show, re-drive, discard.
+//! - [`cluster`]: the hosts of the cluster and the partitions they own.
 //! - [`retries`]: held events of an actor, retry-now.
 //! - [`system`]: `/health`, `/metrics`, unknown routes.
 //! - [`dashboard`]: `GET /` and `/ui/*`.
@@ -29,6 +30,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod cluster;
 pub mod dashboard;
 pub mod dead_letters;
 pub mod error;
@@ -78,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
     // `route_layer`s run last-added first: the token check, then the limit.
     let v1 = Router::new()
         .merge(actors::routes())
+        .merge(cluster::routes())
         .merge(dead_letters::routes())
         .merge(retries::routes())
         .route_layer(from_fn_with_state(limit, extract::limit_body))

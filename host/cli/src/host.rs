@@ -11,6 +11,7 @@ use wactor_api::{ApiState, Auth};
 use wactor_kafka::{Clock, Producer, SystemClock};
 use wactor_manifest::ActorManifest;
 use wactor_metrics::Metrics;
+use wactor_registry::cluster::HostIdentity;
 use wactor_registry::{HostParts, Registry, Upload};
 use wactor_runtime::{EngineSettings, Runtime, RuntimeSettings};
 use wactor_store::Store;
@@ -112,6 +113,17 @@ impl Host {
             .await
             .with_context(|| format!("cannot listen on {}", config.api.listen))?;
         let api_addr = listener.local_addr()?;
+        if config.kafka.shared_registry {
+            let identity = HostIdentity {
+                name: host_name(api_addr),
+                api: api_addr.to_string(),
+            };
+            registry
+                .attach_cluster_view(&config.kafka.registry_topic, identity)
+                .await
+                .context("cannot join the cluster view")?;
+            tokio::spawn(heartbeat(Arc::downgrade(&registry)));
+        }
         let state = ApiState {
             registry: registry.clone(),
             metrics,
@@ -140,6 +152,7 @@ impl Host {
     /// store.
     pub async fn stop(self) -> Result<()> {
         let _ = self.api_stop.send(());
+        self.registry.leave_cluster_view().await;
         self.registry.shutdown().await;
         match self.api_task.await {
             Ok(Ok(())) => {}
@@ -152,6 +165,39 @@ impl Host {
         self.store.flush().context("cannot flush the store")?;
         tracing::info!("host stopped");
         Ok(())
+    }
+}
+
+/// The name this host shows in the cluster view: `$HOSTNAME:<API port>`,
+/// or the API address when `HOSTNAME` is not set.
+fn host_name(api: std::net::SocketAddr) -> String {
+    match std::env::var("HOSTNAME") {
+        Ok(name) if !name.trim().is_empty() => format!("{}:{}", name.trim(), api.port()),
+        _ => api.to_string(),
+    }
+}
+
+/// Writes this host's heartbeat every
+/// [`HEARTBEAT_INTERVAL`](wactor_registry::cluster::HEARTBEAT_INTERVAL),
+/// for as long as the registry lives.
+async fn heartbeat(registry: std::sync::Weak<Registry>) {
+    let mut tick = tokio::time::interval(wactor_registry::cluster::HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        match registry.heartbeat().await {
+            Ok(()) => failing = false,
+            Err(err) => {
+                if !failing {
+                    tracing::warn!(error = %err, "cannot write this host's heartbeat; retrying");
+                }
+                failing = true;
+            }
+        }
     }
 }
 

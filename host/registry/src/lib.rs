@@ -14,6 +14,8 @@
 //! - `dead_letter_sharing`: the dead-letter set shared through each
 //!   group's `<group>.dead-letters` topic: following, removals, publishing
 //!   again.
+//! - [`cluster`]: the cluster view: every host's heartbeat (what it runs,
+//!   which partitions it owns, their lag) through `<registry topic>.hosts`.
 //! - [`dead_letters`]: listing, showing, re-driving and discarding dead
 //!   letters, and listing and hurrying retries.
 //! - [`versions`]: [`LoadedVersions`], the versions of one actor kept in
@@ -26,6 +28,7 @@
 //! (wactor), poll Kafka or call actors (wactor-kafka), or open sled
 //! (wactor-store).
 
+pub mod cluster;
 mod dead_letter_sharing;
 pub mod dead_letters;
 mod error;

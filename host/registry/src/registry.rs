@@ -238,6 +238,8 @@ pub struct Registry {
     /// Serializes changes applied without a registry log (the log's order
     /// serializes them otherwise).
     pub(crate) apply_lock: Mutex<()>,
+    /// The cluster view, once attached.
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterView>>,
     /// The groups whose shared dead letters this host reads.
     pub(crate) followed: Arc<crate::dead_letter_sharing::Followed>,
 }
@@ -259,6 +261,7 @@ impl Registry {
             shared: std::sync::OnceLock::new(),
             apply_lock: Mutex::new(()),
             followed: Arc::default(),
+            cluster: std::sync::OnceLock::new(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }

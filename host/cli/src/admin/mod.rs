@@ -1,5 +1,5 @@
 //! The admin verbs of `wactor`: `deploy`, `actors`, `versions`,
-//! `activate`, `rollback`, `pause`, `resume`, `remove`, `dlq ...` and
+//! `activate`, `rollback`, `pause`, `resume`, `remove`, `dlq ...`, `cluster` and
 //! `retries ...`. Each is a client of a host's admin API (docs/api.md);
 //! none touches a store or Kafka itself, so they work the same against
 //! `wactor dev` on this machine and a host across the network.
@@ -10,7 +10,7 @@
 //!   with progress, and the mapping of answers to [`Failure`]s.
 //! - `output`: tables, times, sizes and bytes for people; JSON for
 //!   scripts.
-//! - `deploy`, `actors`, `dlq`, `retries`: the verbs.
+//! - `deploy`, `actors`, `dlq`, `retries`, `cluster`: the verbs.
 //!
 //! # Exit codes
 //!
@@ -26,6 +26,7 @@
 
 mod actors;
 mod client;
+mod cluster;
 mod deploy;
 mod dlq;
 mod output;
@@ -141,6 +142,8 @@ pub enum AdminCommand {
     Remove(actors::NameArgs),
     /// Dead letters: list, show, re-drive, discard.
     Dlq(dlq::DlqArgs),
+    /// The hosts of the cluster and the partitions each owns, with lag.
+    Cluster(cluster::ClusterArgs),
     /// Events waiting for a retry: list, retry now.
     Retries(retries::RetriesArgs),
 }
@@ -158,6 +161,7 @@ pub async fn run(command: AdminCommand) -> u8 {
         AdminCommand::Resume(args) => (args.conn.clone(), actors::resume(args).await),
         AdminCommand::Remove(args) => (args.conn.clone(), actors::remove(args).await),
         AdminCommand::Dlq(args) => (args.conn.clone(), dlq::run(args).await),
+        AdminCommand::Cluster(args) => (args.conn.clone(), cluster::run(args).await),
         AdminCommand::Retries(args) => (args.conn.clone(), retries::run(args).await),
     };
     match outcome {
