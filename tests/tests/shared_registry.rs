@@ -275,3 +275,95 @@ async fn a_single_host_registry_is_published_when_the_host_joins_a_cluster() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A host whose topic was recreated while it was away (here: it comes
+/// back to a topic that holds other changes, more of them than it had
+/// applied) notices, publishes its registry and rebuilds from the topic,
+/// instead of skipping the changes it believes it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_coming_back_to_a_recreated_topic_rebuilds_instead_of_skipping() {
+    let kafka = Kafka::start();
+    kafka.topic("shared", 2);
+    kafka.topic("shared.out", 2);
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let host_b = Host::new(dir_b.path(), kafka.settings());
+    {
+        let b = Arc::new(host_b.registry());
+        b.attach_shared("old.registry").await.unwrap();
+        b.start_all().await.unwrap();
+        tokio::spawn(b.clone().apply_shared());
+        let m = labelled("only-b", "b");
+        b.deploy(upload(&m, &component)).await.unwrap();
+        b.shutdown().await;
+    }
+    // The "recreated" topic: other changes, more records than b applied.
+    let host_a = Host::new(dir_a.path(), kafka.settings());
+    let a = Arc::new(host_a.registry());
+    a.attach_shared("new.registry").await.unwrap();
+    a.start_all().await.unwrap();
+    tokio::spawn(a.clone().apply_shared());
+    let m = labelled("only-a", "a");
+    a.deploy(upload(&m, &component)).await.unwrap();
+    for _ in 0..5 {
+        a.pause("only-a").await.unwrap();
+        a.resume("only-a").await.unwrap();
+    }
+    let b = Arc::new(host_b.registry());
+    b.attach_shared("new.registry").await.unwrap();
+    b.start_all().await.unwrap();
+    tokio::spawn(b.clone().apply_shared());
+    // b has a's actor, and a has b's (published again).
+    assert!(
+        support::eventually(WAIT, || b.actor("only-a").is_ok() && a.actor("only-b").is_ok()).await,
+        "both registries hold both actors: a {:?}, b {:?}",
+        a.actor("only-b").map(|r| r.active_version),
+        b.actor("only-a").map(|r| r.active_version)
+    );
+    wait_same(&a, &b, "only-a").await;
+    wait_same(&a, &b, "only-b").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A stray piece of a component in the topic (a forged record, or a
+/// writer that cuts components otherwise) does not keep that component
+/// from being assembled; and a removed actor is not brought back by a
+/// host's actors directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stray_chunks_do_not_block_a_deploy_and_removed_actors_stay_removed() {
+    let kafka = Kafka::start();
+    kafka.topic("shared", 2);
+    kafka.topic("shared.out", 2);
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    let sha256 = wactor_runtime::sha256_hex(&component);
+    let mut settings = kafka.settings();
+    settings.manage_topics = false;
+    support::produce_raw(
+        &settings,
+        &[OutRecord {
+            topic: DEFAULT_REGISTRY_TOPIC.into(),
+            partition: Some(0),
+            key: Some(format!("chunk/{sha256}/1/2").into_bytes()),
+            payload: Some(b"not the component".to_vec()),
+            headers: Vec::new(),
+        }],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new(dir.path(), kafka.settings());
+    let a = join(&host).await;
+    let m = labelled("gone", "v1");
+    let deployed = a.deploy(upload(&m, &component)).await.unwrap();
+    assert!(deployed.activated);
+    assert!(a.wait_active("gone", 1, WAIT).await, "runs in spite of the stray piece");
+
+    a.remove("gone").await.unwrap();
+    let again = a.deploy_if_new(upload(&m, &component)).await.unwrap();
+    assert!(!again.activated && !again.created, "{again:?}");
+    assert!(
+        matches!(a.actor("gone"), Err(RegistryError::UnknownActor(_))),
+        "the removed actor stays removed"
+    );
+    a.shutdown().await;
+}

@@ -91,7 +91,21 @@ impl Host {
             tokio::spawn(registry.clone().apply_shared());
         }
         if let Some(dir) = &config.actors_dir {
-            if let Err(err) = deploy_dir(&registry, dir).await {
+            let deployed = if config.kafka.shared_registry {
+                // Bounded: with the brokers down a deploy would wait for the
+                // producer's message timeout (5 minutes) before the API
+                // listens.
+                tokio::time::timeout(ACTORS_DIR_WAIT, deploy_dir(&registry, dir))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!(
+                            "the registry log did not take the deploy within {ACTORS_DIR_WAIT:?}"
+                        ))
+                    })
+            } else {
+                deploy_dir(&registry, dir).await
+            };
+            if let Err(err) = deployed {
                 if !config.kafka.shared_registry {
                     return Err(err);
                 }
@@ -200,6 +214,11 @@ async fn heartbeat(registry: std::sync::Weak<Registry>) {
         }
     }
 }
+
+/// How long a host's start waits for its actors directory to be deployed
+/// through the registry log before it goes on and retries in the
+/// background: 15 s.
+const ACTORS_DIR_WAIT: Duration = Duration::from_secs(15);
 
 /// Deploys `dir` every 5 s until a deploy of every file in it succeeds
 /// (for as long as the registry lives).

@@ -145,6 +145,32 @@ impl RegistryLog {
             })
     }
 
+    /// The key of the record at `offset`: `None` when the log has no
+    /// record there (compacted away, or a log recreated since). Blocking
+    /// (up to 10 s).
+    ///
+    /// # Errors
+    /// [`KafkaError`] when the client fails, or nothing is read in time.
+    pub fn key_at(&self, offset: i64) -> Result<Option<Vec<u8>>> {
+        let consumer: BaseConsumer = self.settings.reader_config().create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, REGISTRY_PARTITION, Offset::Offset(offset))?;
+        consumer.assign(&tpl)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message?;
+                return Ok((message.offset() == offset)
+                    .then(|| message.key().map(<[u8]>::to_vec))
+                    .flatten());
+            }
+        }
+        Err(KafkaError::Topics(format!(
+            "nothing read at offset {offset} of the registry log {} within 10 s",
+            self.topic
+        )))
+    }
+
     /// Reads the log from offset `from` on, for as long as `sink` takes
     /// records and `stop` is unset, on a thread of its own; each record is
     /// handed to `sink` in offset order (it blocks the reader while it

@@ -41,6 +41,9 @@ pub const MAX_BATCH: usize = 100_000;
 /// ([`Registry::sweep_dead_letters`]): every minute.
 pub const DEAD_LETTER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// What a retention sweep evicted, per actor (only actors that lost some).
+pub type Swept = Vec<(String, Evicted)>;
+
 /// Which version a re-drive runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "version")]
@@ -278,6 +281,25 @@ impl Registry {
     /// (sled reads and writes): run it on a blocking thread. The host runs
     /// it every [`DEAD_LETTER_SWEEP_INTERVAL`].
     pub fn sweep_dead_letters(&self) -> Result<Vec<(String, Evicted)>> {
+        let (evicted, removed) = self.sweep_dead_letters_listing()?;
+        if self.shares_dead_letters() {
+            for letter in removed {
+                // Retention is each host's; the topic forgets the letter
+                // too, so that it does not grow without bound (every host
+                // sends the same tombstones: harmless).
+                let record = wactor_kafka::dead_letter_log::tombstone(
+                    &letter.group,
+                    &letter.id,
+                    letter.redrives,
+                );
+                // Acknowledged or not, nothing waits for it.
+                drop(self.parts().producer.enqueue(&record));
+            }
+        }
+        Ok(evicted)
+    }
+
+    fn sweep_dead_letters_listing(&self) -> Result<(Swept, Vec<wactor_store::RemovedLetter>)> {
         let store = &self.parts().store;
         let set = store.dead_letters();
         let now = self.parts().clock.now_ms();
@@ -288,9 +310,11 @@ impl Registry {
             }
         }
         let mut out = Vec::new();
+        let mut removed = Vec::new();
         for actor in set.actors()? {
             let policy = retention.get(&actor).copied().unwrap_or_default();
-            let evicted = set.enforce_retention(&actor, &policy, now)?;
+            let (evicted, letters) = set.enforce_retention_listing(&actor, &policy, now)?;
+            removed.extend(letters);
             if evicted.total() == 0 {
                 continue;
             }
@@ -307,7 +331,7 @@ impl Registry {
             );
             out.push((actor, evicted));
         }
-        Ok(out)
+        Ok((out, removed))
     }
 
     /// Marks `id` as being re-driven; false when it already is.

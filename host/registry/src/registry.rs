@@ -284,6 +284,11 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The host's parts.
     pub fn parts(&self) -> &HostParts {
         &self.parts

@@ -61,6 +61,17 @@ pub const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// before it starts its actors from what it has.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long the host that took a change waits for its own actors to run
+/// it before it answers (the change is applied in the store already).
+const RECONCILE_WAIT: Duration = Duration::from_secs(10);
+
+/// A change applied to the store: the actor it concerns, and the caller
+/// on this host waiting for it, with what applying it did.
+struct Applied {
+    actor: String,
+    answer: Option<(oneshot::Sender<Result<Outcome>>, Result<Outcome>)>,
+}
+
 /// Records read ahead of the applier.
 const READ_AHEAD: usize = 16;
 
@@ -239,6 +250,19 @@ fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// Refuses a change whose manifest does not parse or names another actor
+/// (a forged record: the API checks both before it writes).
+fn check_manifest(actor: &str, manifest_toml: &str) -> Result<()> {
+    let manifest = wactor_manifest::ActorManifest::parse(manifest_toml)?;
+    if manifest.name != actor {
+        return Err(RegistryError::NameMismatch {
+            requested: actor.to_string(),
+            manifest: manifest.name,
+        });
+    }
+    Ok(())
+}
+
 fn stale(actor: &str, expected: u64, active: Option<u64>) -> RegistryError {
     RegistryError::Stale(format!(
         "actor {actor:?}: the change expected version {expected} to be active, but {} is \
@@ -264,7 +288,32 @@ impl Registry {
         let store = self.parts().store.registry();
         let log = RegistryLog::open(settings, topic).await?;
         let mut marks = watermarks(&log).await?;
+        let recreated = match (store.last_op()?, &marks) {
+            (Some((offset, id)), Ok((low, high))) if offset >= *low && offset < *high => {
+                let log = log.clone();
+                let key = tokio::task::spawn_blocking(move || log.key_at(offset))
+                    .await
+                    .map_err(|e| RegistryError::Internal(format!("read task failed: {e}")))?;
+                match key {
+                    Ok(Some(key)) => key != format!("op/{id}").into_bytes(),
+                    Ok(None) => true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot check the registry log's last change");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        if recreated {
+            tracing::error!(
+                %topic,
+                "the registry log no longer holds the last change this host applied where it \
+                 was (was the topic recreated?); publishing this host's registry to it again"
+            );
+        }
         let rebuild = match (store.applied_offset()?, &marks) {
+            _ if recreated => true,
             (None, _) => true,
             (Some(applied), Ok((_, high))) if applied >= *high => {
                 // The log ends before what this host applied: the topic was
@@ -332,7 +381,11 @@ impl Registry {
         let mut records = shared.records.lock().await;
         while store.applied_offset()?.unwrap_or(-1) < end - 1 {
             match tokio::time::timeout(CATCH_UP_TIMEOUT, records.recv()).await {
-                Ok(Some(record)) => self.apply_record(shared, record, false).await?,
+                Ok(Some(record)) => {
+                    // No actor runs yet: nothing to bring in line; a caller
+                    // cannot be waiting either.
+                    self.apply_record(shared, record).await?;
+                }
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
@@ -355,31 +408,65 @@ impl Registry {
 
     /// Applies the log's records as they arrive, for as long as the
     /// registry lives: the host spawns it after
-    /// [`start_all`](Self::start_all).
+    /// [`start_all`](Self::start_all). A record that cannot be applied (the
+    /// store failed) is applied again until it is, never skipped. Running
+    /// actors are brought in line on tasks of their own, so that an actor
+    /// that takes long to stop (its drain) never holds up the changes of
+    /// others.
     pub async fn apply_shared(self: Arc<Self>) {
         let Some(shared) = self.shared.get().cloned() else {
             return;
         };
         let mut records = shared.records.lock().await;
         while let Some(record) = records.recv().await {
-            let offset = record.offset;
-            if let Err(err) = self.apply_record(&shared, record, true).await {
-                // Only the store can fail here; the record is read again
-                // after a restart.
-                tracing::error!(offset, error = %err, "cannot apply a registry log record");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            let applied = loop {
+                match self.apply_record(&shared, record.clone()).await {
+                    Ok(applied) => break applied,
+                    Err(err) => {
+                        tracing::error!(offset = record.offset, error = %err, "cannot apply a registry log record; trying again");
+                        if self.is_shut_down() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            let Some(Applied { actor, answer }) = applied else {
+                continue;
+            };
+            let registry = self.clone();
+            let reconciled = tokio::spawn(async move { registry.reconcile(&actor).await });
+            if let Some((waiter, result)) = answer {
+                tokio::spawn(async move {
+                    // The caller hears once this host runs the change (or
+                    // after a while: the change is applied either way).
+                    let _ = tokio::time::timeout(RECONCILE_WAIT, reconciled).await;
+                    let _ = waiter.send(result);
+                });
             }
         }
     }
 
-    /// Applies one log record: a chunk is kept (and a complete component
-    /// stored), a change is applied to the store and, when `live`, to the
-    /// running actors; then the record's offset is recorded as applied.
-    /// A record that is not understood is logged and skipped.
-    async fn apply_record(&self, shared: &SharedLog, record: LogRecord, live: bool) -> Result<()> {
+    /// Applies one log record to the store: a chunk is kept (and a
+    /// complete component stored), a change is applied; then the record's
+    /// offset is recorded as applied. Returns the actor a change concerns
+    /// (and the caller waiting for it on this host), for the running side
+    /// to follow. A record that is not understood is logged and skipped. A
+    /// record at or before the applied offset means the log went back (the
+    /// topic was deleted and created again): this host publishes its
+    /// registry and rebuilds it from the log, as a new host would.
+    async fn apply_record(&self, shared: &SharedLog, record: LogRecord) -> Result<Option<Applied>> {
         let store = self.parts().store.registry();
         if store.applied_offset()?.is_some_and(|a| record.offset <= a) {
-            return Ok(());
+            tracing::error!(
+                topic = shared.log.topic(),
+                offset = record.offset,
+                applied = store.applied_offset()?.unwrap_or(-1),
+                "the registry log went back before what this host applied (was the topic \
+                 recreated?); publishing this host's registry to it again and rebuilding"
+            );
+            self.publish_local(&shared.log).await?;
+            store.reset_for_log()?;
         }
         let key = record
             .key
@@ -395,15 +482,11 @@ impl Registry {
                 Some(Ok(op)) if op.id == id => {
                     let result = self.apply_op(&op);
                     if matches!(&result, Err(RegistryError::Store(StoreError::Sled(_)))) {
-                        // The disk failed: not applied; the record is read
-                        // again after a restart.
-                        return result.map(|_| ());
+                        // The disk failed: not applied; applied again.
+                        return result.map(|_| None);
                     }
-                    store.set_applied_offset(record.offset)?;
+                    store.set_applied_op(record.offset, &op.id)?;
                     self.parts().store.flush_async().await?;
-                    if live {
-                        self.reconcile(op.change.actor()).await;
-                    }
                     match &result {
                         Ok(_) => tracing::info!(
                             offset = record.offset, actor = op.change.actor(), by = %op.by,
@@ -414,10 +497,14 @@ impl Registry {
                             "registry change refused"
                         ),
                     }
-                    if let Some(waiter) = shared.waiters().remove(&op.id) {
-                        let _ = waiter.send(result);
-                    }
-                    return Ok(());
+                    let answer = shared
+                        .waiters()
+                        .remove(&op.id)
+                        .map(|waiter| (waiter, result));
+                    return Ok(Some(Applied {
+                        actor: op.change.actor().to_string(),
+                        answer,
+                    }));
                 }
                 _ => tracing::warn!(
                     offset = record.offset,
@@ -433,7 +520,7 @@ impl Registry {
             );
         }
         store.set_applied_offset(record.offset)?;
-        Ok(())
+        Ok(None)
     }
 
     /// Keeps one chunk `<sha256>/<index>/<count>`; stores the component
@@ -494,6 +581,22 @@ impl Registry {
                 activate,
                 only_if_new,
             } => {
+                check_manifest(actor, manifest_toml)?;
+                if *only_if_new && store.actor(actor)?.is_none() {
+                    // Removed: an actors directory's known version does
+                    // not bring it back.
+                    let known = store
+                        .versions(actor)?
+                        .into_iter()
+                        .find(|v| v.sha256 == *sha256 && v.manifest_toml == *manifest_toml);
+                    if let Some(version) = known {
+                        return Ok(Outcome::Deployed {
+                            version,
+                            created: false,
+                            activated: false,
+                        });
+                    }
+                }
                 let (version, created) = store.add_version(&NewVersion {
                     actor,
                     manifest_toml,
@@ -505,7 +608,10 @@ impl Registry {
                     now_ms: op.at_ms,
                 })?;
                 let active = store.actor(actor)?.and_then(|a| a.active_version);
-                let wanted = *activate && (!*only_if_new || created || active.is_none());
+                // An actors directory activates only what is new, or an
+                // actor never activated (not one removed since).
+                let wanted =
+                    *activate && (!*only_if_new || created || store.history(actor)?.is_empty());
                 let activated = if wanted && active != Some(version.version) {
                     store.activate(actor, version.version, &op.by, "deploy", op.at_ms)?;
                     self.count_activation(actor, "deploy");
@@ -568,6 +674,10 @@ impl Registry {
                 let known = store.actor(actor)?.is_some() || !store.versions(actor)?.is_empty();
                 let mut numbers = HashMap::new();
                 for imported in versions {
+                    if let Err(err) = check_manifest(actor, &imported.manifest_toml) {
+                        tracing::warn!(actor, version = imported.version, error = %err, "skipping an imported version");
+                        continue;
+                    }
                     let (record, _) = store.add_version(&NewVersion {
                         actor,
                         manifest_toml: &imported.manifest_toml,
@@ -623,12 +733,24 @@ impl Registry {
         let producer = &self.parts().producer;
         if let Some((sha256, bytes)) = component {
             let registry = self.parts().store.registry();
-            // Bytes the log holds already are not sent again.
+            // Bytes this host read back from the log are not sent again.
             if !registry.is_logged(sha256)? {
                 for record in shared.log.chunk_records(sha256, bytes) {
                     producer.send(&record).await?;
                 }
-                registry.mark_logged(sha256)?;
+                // The change goes out only once the bytes came back whole
+                // from the log: then every host can read them too.
+                let deadline = Instant::now() + APPLY_TIMEOUT;
+                while !registry.is_logged(sha256)? {
+                    if Instant::now() >= deadline {
+                        return Err(RegistryError::Internal(format!(
+                            "the component {sha256} was written to the registry log {} but did \
+                             not come back whole within {APPLY_TIMEOUT:?}; nothing was changed",
+                            shared.log.topic()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         }
         let payload = serde_json::to_vec(&op).map_err(|e| {

@@ -138,6 +138,9 @@ pub struct Registry {
 /// Key of the applied offset in `registry/meta`.
 const APPLIED_KEY: &[u8] = b"applied";
 
+/// Key of the last applied change (offset BE, id) in `registry/meta`.
+const LAST_OP_KEY: &[u8] = b"last_op";
+
 /// How often a write that derives the next number retries after losing a
 /// race before giving up with [`StoreError::Conflict`] (each lost race
 /// means another writer made progress, so this is never reached in
@@ -448,11 +451,12 @@ impl Registry {
     }
 
     /// Keeps piece `index` (0-based) of the `count` pieces of the component
-    /// `sha256`; when every piece is here, removes them and returns the
-    /// bytes, joined in order (the caller checks their hash and stores them
-    /// with [`put_component`](Self::put_component)). A piece that arrives
-    /// twice replaces itself. `None` while pieces are missing, or when the
-    /// component is stored already (its pieces are then dropped).
+    /// `sha256`; when every piece of that count is here, removes every
+    /// piece of the component and returns the bytes, joined in order (the
+    /// caller checks their hash and stores them with
+    /// [`put_component`](Self::put_component)). A piece that arrives twice
+    /// replaces itself; pieces of another count (a stray or forged piece,
+    /// another chunk size) never mix in. `None` while pieces are missing.
     ///
     /// Errors: [`StoreError::Invalid`] for a malformed sha256 or an index
     /// not below `count`.
@@ -469,18 +473,18 @@ impl Registry {
                 what: format!("chunk {index} of {count} of component {sha256}"),
             });
         }
-        if self.components.contains_key(sha256.as_bytes())? {
-            self.clear_chunks(&sha256)?;
-            return Ok(None);
-        }
-        let mut key = sha256.as_bytes().to_vec();
+        // Pieces of one cutting (count) are kept apart from pieces of
+        // another, so a stray piece never blocks the assembly.
+        let mut prefix = sha256.as_bytes().to_vec();
+        prefix.extend_from_slice(&count.to_be_bytes());
+        let mut key = prefix.clone();
         key.extend_from_slice(&index.to_be_bytes());
         self.chunks.insert(key, bytes)?;
         let mut pieces = Vec::new();
-        for (position, entry) in self.chunks.scan_prefix(sha256.as_bytes()).enumerate() {
+        for (position, entry) in self.chunks.scan_prefix(&prefix).enumerate() {
             let (key, value) = entry?;
             let expected = u32::try_from(position).unwrap_or(u32::MAX).to_be_bytes();
-            if key.get(64..) != Some(&expected[..]) {
+            if key.get(68..) != Some(&expected[..]) {
                 // A gap: an earlier piece is still missing.
                 return Ok(None);
             }
@@ -525,6 +529,26 @@ impl Registry {
         Ok(())
     }
 
+    /// Records that the change `id` at `offset` is applied: the applied
+    /// offset, and the last change applied, which identifies the log (a
+    /// log that no longer has `op/<id>` at `offset` was recreated).
+    pub fn set_applied_op(&self, offset: i64, id: &str) -> Result<()> {
+        let mut value = offset.to_be_bytes().to_vec();
+        value.extend_from_slice(id.as_bytes());
+        self.meta.insert(LAST_OP_KEY, value)?;
+        self.set_applied_offset(offset)
+    }
+
+    /// The last change applied from the log: (offset, id).
+    pub fn last_op(&self) -> Result<Option<(i64, String)>> {
+        let Some(value) = self.meta.get(LAST_OP_KEY)? else {
+            return Ok(None);
+        };
+        let offset = codec::i64_value("last applied change", value.get(..8).unwrap_or(&[]))?;
+        let id = String::from_utf8_lossy(value.get(8..).unwrap_or(&[])).into_owned();
+        Ok(Some((offset, id)))
+    }
+
     /// Records that the registry log holds the chunks of component
     /// `sha256` (read from it, or written to it and acknowledged), so that
     /// later deploys of the same bytes do not send them again.
@@ -552,6 +576,7 @@ impl Registry {
         self.versions.clear()?;
         self.activations.clear()?;
         self.chunks.clear()?;
+        self.meta.remove(LAST_OP_KEY)?;
         self.set_applied_offset(-1)
     }
 
@@ -880,9 +905,13 @@ mod tests {
         assert_eq!(registry.add_chunk(&sha256, 1, 3, b"b").unwrap(), None);
         assert!(registry.add_chunk(&sha256, 3, 3, b"x").is_err());
         assert!(registry.add_chunk("nothex", 0, 1, b"x").is_err());
-        // Pieces of a stored component are dropped.
-        registry.put_component(&sha256, b"abc").unwrap();
-        assert_eq!(registry.add_chunk(&sha256, 0, 1, b"abc").unwrap(), None);
+        // A stray piece of another count does not block the assembly.
+        let other = sha(b"other");
+        assert_eq!(registry.add_chunk(&other, 1, 2, b"stray").unwrap(), None);
+        assert_eq!(
+            registry.add_chunk(&other, 0, 1, b"whole").unwrap(),
+            Some(b"whole".to_vec())
+        );
     }
 
     #[test]
