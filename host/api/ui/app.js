@@ -138,6 +138,36 @@ async function loadActors() {
   $('actors-updated').textContent = 'updated ' + new Date().toLocaleTimeString();
 }
 
+// ---- cluster ------------------------------------------------------------------
+
+async function loadCluster() {
+  const data = await api('GET', '/v1/cluster');
+  const section = $('cluster-section');
+  // No cluster view: the host does not share its registry.
+  section.hidden = data.items.length === 0;
+  const body = $('cluster').tBodies[0];
+  body.replaceChildren();
+  const alive = data.items.filter((host) => host.alive).length;
+  $('cluster-summary').textContent = `${alive} of ${data.items.length} hosts alive`;
+  for (const host of data.items) {
+    const name = host.this_host ? `${host.name} (this host)` : host.name;
+    const rows = host.actors.length ? host.actors : [null];
+    for (const actor of rows) {
+      body.append(el('tr', { className: host.alive ? '' : 'muted' },
+        el('td', {}, name),
+        el('td', {}, host.api),
+        el('td', { className: host.alive ? 'state-running' : 'state-failed' }, host.alive ? 'yes' : 'no'),
+        el('td', {}, time(host.heartbeat_at_ms)),
+        el('td', {}, actor ? actor.actor : '—'),
+        el('td', {}, actor && actor.running_version != null ? 'v' + actor.running_version : '—'),
+        el('td', {}, actor && actor.partitions.length
+          ? actor.partitions.map((p) => `${p.topic}[${p.partition}] ${p.lag < 0 ? '?' : p.lag}`).join(', ')
+          : '—'),
+      ));
+    }
+  }
+}
+
 // ---- dead letters -------------------------------------------------------------
 
 function query(extra) {
@@ -260,6 +290,7 @@ async function detailAction(action) {
 
 async function refreshAll() {
   await loadActors();
+  await loadCluster();
   await loadDeadLetters(false);
 }
 
@@ -297,7 +328,9 @@ function start() {
     await refreshAll();
   });
   setInterval(() => {
-    if (document.visibilityState === 'visible' && $('token-panel').hidden) attempt(loadActors);
+    if (document.visibilityState === 'visible' && $('token-panel').hidden) {
+      attempt(async () => { await loadActors(); await loadCluster(); });
+    }
   }, 5000);
 }
 
