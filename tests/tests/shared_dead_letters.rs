@@ -166,3 +166,79 @@ async fn any_host_lists_shows_redrives_and_discards_every_dead_letter_of_the_gro
         host.shutdown().await;
     }
 }
+
+/// The same dead letter re-driven from two hosts at once (two operators,
+/// or a client retrying through a load balancer) runs once: the owner of
+/// the re-drive partition skips a second re-drive of the same death.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_letter_redriven_from_two_hosts_at_once_runs_once() {
+    let kafka = Kafka::start();
+    kafka.topic("doomed", 1);
+    kafka.topic("doomed.out", 1);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts: Vec<Host> = dirs
+        .iter()
+        .map(|d| Host::new(d.path(), kafka.settings()))
+        .collect();
+    let a = join(&hosts[0]).await;
+    let b = join(&hosts[1]).await;
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    // One attempt, then dead; a re-drive's attempt 2 succeeds and emits.
+    let spec = manifest(
+        "doomed",
+        "doomed",
+        "max_in_flight = 4\n[retry]\nmax_attempts = 1\njitter = \"none\"",
+    );
+    a.deploy(Upload {
+        manifest_toml: &spec,
+        component: &component,
+        uploaded_by: "test",
+        notes: "",
+        activate: true,
+    })
+    .await
+    .unwrap();
+    assert!(b.wait_active("doomed", 1, WAIT).await);
+    produce(
+        &kafka.brokers,
+        "doomed",
+        &[(
+            Some("k".into()),
+            r#"{"seq":7,"fail_until_attempt":1}"#.into(),
+        )],
+    )
+    .await;
+    assert!(
+        eventually(WAIT, || letters(&a).len() == 1 && letters(&b).len() == 1).await,
+        "both hosts list the letter"
+    );
+    let id = letters(&a)[0].id.clone();
+    let request = || RedriveRequest {
+        id: Some(id.clone()),
+        by: "test".into(),
+        ..RedriveRequest::default()
+    };
+    let (from_a, from_b) = tokio::join!(a.redrive(request()), b.redrive(request()));
+    let sent = from_a.unwrap().redriven + from_b.unwrap().redriven;
+    assert!(sent >= 1, "at least one re-drive was sent");
+    let out = support::read_until(&kafka.brokers, "doomed.out", WAIT, |r| !r.is_empty()).await;
+    // Give a second run every chance to show up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let out_later =
+        support::read_until(&kafka.brokers, "doomed.out", Duration::from_secs(5), |_| {
+            false
+        })
+        .await;
+    assert_eq!(
+        (out.len(), out_later.len()),
+        (1, 1),
+        "the event ran once though {sent} re-drives were sent"
+    );
+    assert!(
+        eventually(WAIT, || letters(&a).is_empty() && letters(&b).is_empty()).await,
+        "the letter is gone everywhere"
+    );
+    for host in [a, b] {
+        host.shutdown().await;
+    }
+}

@@ -32,7 +32,10 @@ function el(tag, attrs, ...children) {
 
 function time(ms) {
   if (ms == null) return '';
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const date = new Date(ms);
+  // Out of the Date range (a forged record): shown, not thrown.
+  if (Number.isNaN(date.getTime())) return '?';
+  return date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
 function bytes(view) {
@@ -289,9 +292,11 @@ async function detailAction(action) {
 // ---- wiring -------------------------------------------------------------------
 
 async function refreshAll() {
-  await loadActors();
-  await loadCluster();
-  await loadDeadLetters(false);
+  // Each section on its own: one that fails does not keep the others
+  // from loading; the first failure is shown.
+  const results = await Promise.allSettled([loadActors(), loadCluster(), loadDeadLetters(false)]);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function start() {

@@ -166,6 +166,10 @@ pub fn tail(
     }
     consumer.assign(&tpl)?;
     let topic = topic.to_string();
+    let group = topic
+        .strip_suffix(DEAD_LETTER_TOPIC_SUFFIX)
+        .unwrap_or(&topic)
+        .to_string();
     std::thread::Builder::new()
         .name("wactor-dead-letter-log".into())
         .spawn(move || {
@@ -188,7 +192,7 @@ pub fn tail(
                 failing = false;
                 // A store failure: apply the same record again until it
                 // works (or the host stops), never skip it.
-                while let Err(err) = apply(&set, message.key(), message.payload()) {
+                while let Err(err) = apply(&set, &group, message.key(), message.payload()) {
                     tracing::error!(%topic, offset = message.offset(), error = %err, "cannot apply a dead-letter record; trying again");
                     if stop.load(Ordering::SeqCst) {
                         return;
@@ -205,9 +209,13 @@ pub fn tail(
         .map_err(|e| KafkaError::Topics(format!("cannot start the dead-letter reader: {e}")))
 }
 
-/// Applies one record to `set`.
+/// Applies one record of `group`'s topic to `set`. A letter must be the
+/// group's and its id the one its event and actor make (a record written
+/// to one group's topic cannot touch another group's letters); a removal
+/// must name a letter of the group.
 fn apply(
     set: &DeadLetters,
+    group: &str,
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
 ) -> std::result::Result<(), wactor_store::StoreError> {
@@ -217,11 +225,32 @@ fn apply(
     };
     match payload {
         None => {
-            set.remove_from_log(id, redrives)?;
+            let ours = set.get(id)?.is_none_or(|current| current.group == group);
+            if ours {
+                set.remove_from_log(id, redrives)?;
+            } else {
+                tracing::warn!(
+                    id,
+                    group,
+                    "skipping a removal of another group's dead letter"
+                );
+            }
         }
         Some(bytes) => match value::decode::<DeadLetter>("dead letter", bytes) {
+            Ok(dead) if !belongs(&dead, group) => tracing::warn!(
+                id, group, letter_group = %dead.group,
+                "skipping a dead-letter record that is not this group's"
+            ),
             Ok(dead) if dead.id == id && dead.redrives == redrives => {
-                set.put_from_log(&dead)?;
+                if set.get(id)?.is_some_and(|current| current.group != group) {
+                    tracing::warn!(
+                        id,
+                        group,
+                        "skipping a dead-letter record for another group's letter"
+                    );
+                } else {
+                    set.put_from_log(&dead)?;
+                }
             }
             Ok(_) => tracing::warn!(
                 id,
@@ -233,6 +262,19 @@ fn apply(
         },
     }
     Ok(())
+}
+
+/// Whether `dead` is a letter of `group` whose id is the one its actor and
+/// event make.
+fn belongs(dead: &DeadLetter, group: &str) -> bool {
+    dead.group == group
+        && dead.id
+            == DeadLetter::make_id(
+                &dead.actor,
+                &dead.event.topic,
+                dead.event.partition,
+                dead.event.offset,
+            )
 }
 
 #[cfg(test)]
@@ -252,5 +294,62 @@ mod tests {
             dead_letter_topic("wactor.billing"),
             "wactor.billing.dead-letters"
         );
+    }
+
+    fn letter(group: &str, actor: &str, offset: i64, redrives: u32) -> DeadLetter {
+        DeadLetter {
+            id: DeadLetter::make_id(actor, "in", 0, offset),
+            actor: actor.into(),
+            version: 1,
+            group: group.into(),
+            event: wactor_store::StoredEvent {
+                topic: "in".into(),
+                partition: 0,
+                offset,
+                timestamp_ms: None,
+                key: None,
+                payload: None,
+                headers: Vec::new(),
+            },
+            attempts: Vec::new(),
+            reason: "dead".into(),
+            kind: "actor_dead".into(),
+            first_attempt_at_ms: 1,
+            dead_at_ms: 2,
+            redrives,
+        }
+    }
+
+    fn put(set: &DeadLetters, group: &str, dead: &DeadLetter) {
+        let key = key_of(&dead.id, dead.redrives);
+        let value = value::encode("dead letter", dead).unwrap();
+        apply(set, group, Some(key.as_bytes()), Some(&value)).unwrap();
+    }
+
+    #[test]
+    fn one_groups_topic_cannot_touch_another_groups_letters() {
+        let set = wactor_store::Store::temporary().unwrap().dead_letters();
+        let real = letter("wactor.billing", "billing", 1, 0);
+        put(&set, "wactor.billing", &real);
+        assert_eq!(set.get(&real.id).unwrap(), Some(real.clone()));
+        // The same id, written to another group's topic: skipped.
+        let forged = DeadLetter {
+            redrives: u32::MAX,
+            group: "wactor.other".into(),
+            ..real.clone()
+        };
+        put(&set, "wactor.other", &forged);
+        assert_eq!(set.get(&real.id).unwrap(), Some(real.clone()));
+        // A letter whose id is not its event's: skipped.
+        let mut lying = letter("wactor.billing", "billing", 2, 0);
+        lying.id = DeadLetter::make_id("billing", "in", 0, 1);
+        put(&set, "wactor.billing", &lying);
+        assert_eq!(set.get(&real.id).unwrap(), Some(real.clone()));
+        // A removal in another group's topic: skipped; in its own: applied.
+        let key = key_of(&real.id, 0);
+        apply(&set, "wactor.other", Some(key.as_bytes()), None).unwrap();
+        assert!(set.get(&real.id).unwrap().is_some());
+        apply(&set, "wactor.billing", Some(key.as_bytes()), None).unwrap();
+        assert_eq!(set.get(&real.id).unwrap(), None);
     }
 }

@@ -44,6 +44,10 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// full of forged keys cannot grow a host's memory without bound.
 pub const MAX_HOSTS: usize = 1000;
 
+/// Largest heartbeat kept, in bytes (its JSON): 64 KiB, room for a few
+/// hundred partitions; a larger one is skipped.
+pub const MAX_BEAT_BYTES: usize = 64 * 1024;
+
 /// The topic of the heartbeats of the cluster whose registry topic is
 /// `registry_topic`: `<registry_topic>.hosts`.
 pub fn hosts_topic(registry_topic: &str) -> String {
@@ -123,6 +127,8 @@ pub(crate) struct ClusterView {
     started_at_ms: i64,
     hosts: RwLock<BTreeMap<String, HostBeat>>,
     stop: Arc<AtomicBool>,
+    /// Set when this host left: no heartbeat is written after.
+    left: AtomicBool,
 }
 
 impl Drop for ClusterView {
@@ -132,6 +138,11 @@ impl Drop for ClusterView {
 }
 
 impl ClusterView {
+    /// Applies one heartbeat record read at `now_ms`. A beat's time is
+    /// taken as no later than when it was read (a beat dated in the future,
+    /// by a wrong clock or a forger, cannot stay alive); beats larger than
+    /// [`MAX_BEAT_BYTES`] are skipped; this host's own entry is never the
+    /// one evicted for room.
     fn apply(&self, record: LogRecord, now_ms: i64) {
         let Some(id) = record.key.and_then(|k| String::from_utf8(k).ok()) else {
             return;
@@ -140,23 +151,28 @@ impl ClusterView {
             Ok(hosts) => hosts,
             Err(poisoned) => poisoned.into_inner(),
         };
-        match record
-            .payload
-            .map(|p| serde_json::from_slice::<HostBeat>(&p))
-        {
+        match record.payload {
             None => {
                 hosts.remove(&id);
             }
-            Some(Ok(beat)) if beat.id == id => {
-                hosts.insert(id, beat);
+            Some(payload) if payload.len() > MAX_BEAT_BYTES => {
+                tracing::debug!(%id, size = payload.len(), "skipping an oversized heartbeat");
             }
-            Some(_) => tracing::debug!(%id, "skipping a heartbeat that is not one"),
+            Some(payload) => match serde_json::from_slice::<HostBeat>(&payload) {
+                Ok(mut beat) if beat.id == id => {
+                    beat.heartbeat_at_ms = beat.heartbeat_at_ms.min(now_ms);
+                    hosts.insert(id, beat);
+                }
+                _ => tracing::debug!(%id, "skipping a heartbeat that is not one"),
+            },
         }
         let forget = now_ms - FORGET_AFTER.as_millis() as i64;
-        hosts.retain(|_, beat| beat.heartbeat_at_ms >= forget);
+        let me = self.id.clone();
+        hosts.retain(|id, beat| *id == me || beat.heartbeat_at_ms >= forget);
         while hosts.len() > MAX_HOSTS {
             let oldest = hosts
                 .iter()
+                .filter(|(id, _)| **id != me)
                 .min_by_key(|(_, b)| b.heartbeat_at_ms)
                 .map(|(id, _)| id.clone());
             match oldest {
@@ -195,6 +211,7 @@ impl Registry {
             started_at_ms: self.parts().clock.now_ms(),
             hosts: RwLock::default(),
             stop,
+            left: AtomicBool::new(false),
         });
         if self.cluster.set(view.clone()).is_err() {
             return Err(RegistryError::Internal(
@@ -223,6 +240,9 @@ impl Registry {
         let Some(view) = self.cluster.get() else {
             return Ok(());
         };
+        if view.left.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let actors = self
             .actors()
             .await?
@@ -266,6 +286,7 @@ impl Registry {
         let Some(view) = self.cluster.get() else {
             return;
         };
+        view.left.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut record = view.log.record(view.id.clone(), Vec::new());
         record.payload = None;
         if let Err(err) = self.parts().producer.send(&record).await {

@@ -170,6 +170,19 @@ impl Registry {
                     continue;
                 }
             };
+            if dead.group != group {
+                // A letter of another group (the actor moved to a new
+                // group since, or a record forged in another group's
+                // dead-letter topic): not run by this actor.
+                report.failed.push((
+                    dead.id.clone(),
+                    format!(
+                        "the letter belongs to group {:?}, the actor's group is {group:?}: not re-driven",
+                        dead.group
+                    ),
+                ));
+                continue;
+            }
             let envelope = RedriveEnvelope {
                 version: match request.target {
                     RedriveTarget::Active => None,
@@ -281,22 +294,10 @@ impl Registry {
     /// (sled reads and writes): run it on a blocking thread. The host runs
     /// it every [`DEAD_LETTER_SWEEP_INTERVAL`].
     pub fn sweep_dead_letters(&self) -> Result<Vec<(String, Evicted)>> {
-        let (evicted, removed) = self.sweep_dead_letters_listing()?;
-        if self.shares_dead_letters() {
-            for letter in removed {
-                // Retention is each host's; the topic forgets the letter
-                // too, so that it does not grow without bound (every host
-                // sends the same tombstones: harmless).
-                let record = wactor_kafka::dead_letter_log::tombstone(
-                    &letter.group,
-                    &letter.id,
-                    letter.redrives,
-                );
-                // Acknowledged or not, nothing waits for it.
-                drop(self.parts().producer.enqueue(&record));
-            }
-        }
-        Ok(evicted)
+        // Retention is each host's, over its copy: evicted letters stay in
+        // `<group>.dead-letters` (a host whose clock or registry is off
+        // must not delete them for the whole cluster).
+        Ok(self.sweep_dead_letters_listing()?.0)
     }
 
     fn sweep_dead_letters_listing(&self) -> Result<(Swept, Vec<wactor_store::RemovedLetter>)> {

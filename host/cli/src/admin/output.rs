@@ -19,9 +19,12 @@ impl Table {
         }
     }
 
-    /// Adds a row (missing cells are empty).
+    /// Adds a row (missing cells are empty). Control characters (a
+    /// terminal's escape sequences, newlines) in cells come from names and
+    /// texts other programs wrote: each is printed as `?`.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows
+            .push(cells.into_iter().map(|cell| printable(&cell)).collect());
     }
 
     /// The table as text, one line per row, ending with a newline.
@@ -58,6 +61,13 @@ impl Table {
     }
 }
 
+/// `text` with every control character replaced by `?`.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 fn width(text: &str) -> usize {
     text.chars().count()
 }
@@ -72,7 +82,7 @@ pub fn print_json(value: &Value) {
 
 /// A time (ms since the epoch) as RFC 3339 UTC, to the second.
 pub fn time(ms: i64) -> String {
-    wactor_api::time::format_ms(ms - ms.rem_euclid(1000)).replacen('T', " ", 1)
+    wactor_api::time::format_ms(ms.saturating_sub(ms.rem_euclid(1000))).replacen('T', " ", 1)
 }
 
 /// An optional time, or `-`.
@@ -155,6 +165,21 @@ mod tests {
              payment-reversal  v12      running\n\
              echo              v1       paused\n"
         );
+    }
+
+    #[test]
+    fn cells_cannot_send_escape_sequences_to_the_terminal() {
+        let mut table = Table::new(&["HOST"]);
+        table.row(vec!["evil\u{1b}]0;pwned\u{7}\u{1b}[2J\nfake row".into()]);
+        let text = table.render();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 2, "{text:?}");
+        // Times at the ends of the range print without overflowing.
+        let _ = time(i64::MIN);
+        let _ = time(i64::MAX);
     }
 
     #[test]

@@ -163,6 +163,19 @@ impl Worker {
             };
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             match self.present(&raw, 1) {
+                Ok((_, Some(envelope)))
+                    if !self
+                        .redriven
+                        .first_time(&envelope.dead_letter.id, envelope.dead_letter.redrives) =>
+                {
+                    tracing::info!(
+                        offset = raw.offset, id = %envelope.dead_letter.id,
+                        redrives = envelope.dead_letter.redrives,
+                        "a second re-drive of the same death skipped"
+                    );
+                    self.complete_lane(lane);
+                    self.offsets.finish(raw.offset);
+                }
                 Ok((presented, redrive)) => self.spawn_call(Job {
                     kind: JobKind::Kafka { lane },
                     raw,

@@ -211,6 +211,7 @@ pub(crate) fn spawn(
         tick_rx,
         accepting: true,
         is_redrive: false,
+        redriven: RecentDeaths::default(),
         failed: None,
         rng: StdRng::from_entropy(),
         max_record_bytes: 0,
@@ -323,6 +324,10 @@ struct Worker {
     accepting: bool,
     /// This partition belongs to the actor's re-drive topic.
     is_redrive: bool,
+    /// Deaths (dead-letter id, re-drives) this re-drive partition started
+    /// lately: a second re-drive of the same death (sent by two hosts at
+    /// once, or retried by a client) is skipped, not run twice.
+    redriven: RecentDeaths,
     /// Set when a store write failed: the worker ends (its partition is
     /// restarted from its published offset by `recovery`, with backoff and
     /// shown failed meanwhile) rather than go on past an event whose state
@@ -482,5 +487,35 @@ impl Worker {
     /// The manifest that decides retries: the active version's.
     fn manifest(&self) -> Option<Arc<ActorManifest>> {
         self.ctx.versions.current().map(|v| v.manifest.clone())
+    }
+}
+
+/// How many re-driven deaths a re-drive partition remembers.
+const RECENT_DEATHS: usize = 100_000;
+
+/// The deaths (dead-letter id, re-drives) a re-drive partition started
+/// lately, at most [`RECENT_DEATHS`] (the oldest are forgotten). In
+/// memory: a re-drive sent twice on either side of a rebalance or restart
+/// of this partition can still run twice.
+#[derive(Default)]
+pub(crate) struct RecentDeaths {
+    seen: std::collections::HashSet<(String, u32)>,
+    order: VecDeque<(String, u32)>,
+}
+
+impl RecentDeaths {
+    /// Records a death; false when it was recorded already.
+    pub(crate) fn first_time(&mut self, id: &str, redrives: u32) -> bool {
+        let entry = (id.to_string(), redrives);
+        if !self.seen.insert(entry.clone()) {
+            return false;
+        }
+        self.order.push_back(entry);
+        while self.order.len() > RECENT_DEATHS {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
     }
 }
