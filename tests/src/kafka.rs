@@ -116,6 +116,17 @@ impl Host {
         })
     }
 
+    /// A registry of this host in the cluster of the registry topic
+    /// `topic`, as `wactor serve` runs it: attached to the topic (caught
+    /// up), its actors started, applying the topic's changes.
+    pub async fn join_cluster(&self, topic: &str) -> Arc<wactor_registry::Registry> {
+        let registry = Arc::new(self.registry());
+        registry.attach_shared(topic).await.expect("attach");
+        registry.start_all().await.expect("start");
+        tokio::spawn(registry.clone().apply_shared());
+        registry
+    }
+
     /// Loads `guest` as version `version` of the actor of `manifest`.
     pub fn load(&self, guest: &str, manifest: &str, version: u64) -> Arc<ActiveVersion> {
         let manifest = Arc::new(ActorManifest::parse(manifest).expect("manifest"));

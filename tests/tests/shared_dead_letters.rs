@@ -25,14 +25,7 @@ use wactor_store::{DeadLetter, DeadLetterFilter};
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn join(host: &Host) -> Arc<Registry> {
-    let registry = Arc::new(host.registry());
-    registry
-        .attach_shared(DEFAULT_REGISTRY_TOPIC)
-        .await
-        .expect("attach");
-    registry.start_all().await.expect("start");
-    tokio::spawn(registry.clone().apply_shared());
-    registry
+    host.join_cluster(DEFAULT_REGISTRY_TOPIC).await
 }
 
 fn letters(registry: &Registry) -> Vec<DeadLetter> {

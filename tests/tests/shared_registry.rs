@@ -48,14 +48,7 @@ fn upload<'a>(manifest: &'a str, component: &'a [u8]) -> Upload<'a> {
 
 /// A host of the cluster: attached to the registry log, applying it.
 async fn join(host: &Host) -> Arc<Registry> {
-    let registry = Arc::new(host.registry());
-    registry
-        .attach_shared(DEFAULT_REGISTRY_TOPIC)
-        .await
-        .expect("attach");
-    registry.start_all().await.expect("start");
-    tokio::spawn(registry.clone().apply_shared());
-    registry
+    host.join_cluster(DEFAULT_REGISTRY_TOPIC).await
 }
 
 /// (version, sha256, uploaded_at_ms, active) of each version of `actor`.
@@ -296,30 +289,21 @@ async fn a_host_coming_back_to_a_recreated_topic_rebuilds_instead_of_skipping() 
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let host_b = Host::new(dir_b.path(), kafka.settings());
     {
-        let b = Arc::new(host_b.registry());
-        b.attach_shared("old.registry").await.unwrap();
-        b.start_all().await.unwrap();
-        tokio::spawn(b.clone().apply_shared());
+        let b = host_b.join_cluster("old.registry").await;
         let m = labelled("only-b", "b");
         b.deploy(upload(&m, &component)).await.unwrap();
         b.shutdown().await;
     }
     // The "recreated" topic: other changes, more records than b applied.
     let host_a = Host::new(dir_a.path(), kafka.settings());
-    let a = Arc::new(host_a.registry());
-    a.attach_shared("new.registry").await.unwrap();
-    a.start_all().await.unwrap();
-    tokio::spawn(a.clone().apply_shared());
+    let a = host_a.join_cluster("new.registry").await;
     let m = labelled("only-a", "a");
     a.deploy(upload(&m, &component)).await.unwrap();
     for _ in 0..5 {
         a.pause("only-a").await.unwrap();
         a.resume("only-a").await.unwrap();
     }
-    let b = Arc::new(host_b.registry());
-    b.attach_shared("new.registry").await.unwrap();
-    b.start_all().await.unwrap();
-    tokio::spawn(b.clone().apply_shared());
+    let b = host_b.join_cluster("new.registry").await;
     // b has a's actor, and a has b's (published again).
     assert!(
         support::eventually(WAIT, || b.actor("only-a").is_ok()

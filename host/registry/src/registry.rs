@@ -662,18 +662,28 @@ impl Registry {
                 consumer.stop().await;
             }
         } else if entry.consumer.is_none() {
-            let manifest = entry.manifest.clone();
-            match self.start_consumer(&manifest, entry.slot.clone()).await {
-                Ok(consumer) => {
-                    entry.consumer = Some(consumer);
-                    entry.failure = None;
-                }
-                Err(err) => {
-                    tracing::error!(actor, error = %err, "cannot start the actor's consumer");
-                    entry.failure = Some(err.to_string());
-                }
-            }
+            self.start_entry_consumer(actor, entry).await;
             self.publish(actor, Some(entry));
+        }
+    }
+
+    /// Starts `entry`'s consumer when it has none; a start that fails is
+    /// logged and kept as the entry's failure (retried by
+    /// [`restart_failed`](Self::restart_failed)).
+    async fn start_entry_consumer(&self, actor: &str, entry: &mut Live) {
+        if entry.consumer.is_some() {
+            return;
+        }
+        let manifest = entry.manifest.clone();
+        match self.start_consumer(&manifest, entry.slot.clone()).await {
+            Ok(consumer) => {
+                entry.consumer = Some(consumer);
+                entry.failure = None;
+            }
+            Err(err) => {
+                tracing::error!(actor, error = %err, "cannot start the actor's consumer");
+                entry.failure = Some(err.to_string());
+            }
         }
     }
 
@@ -939,18 +949,7 @@ impl Registry {
                     consumer.stop().await;
                 }
             }
-            if entry.consumer.is_none() {
-                match self.start_consumer(&manifest, entry.slot.clone()).await {
-                    Ok(consumer) => {
-                        entry.consumer = Some(consumer);
-                        entry.failure = None;
-                    }
-                    Err(err) => {
-                        tracing::error!(actor, error = %err, "cannot start the actor's consumer");
-                        entry.failure = Some(err.to_string());
-                    }
-                }
-            }
+            self.start_entry_consumer(actor, entry).await;
         }
         self.publish(actor, Some(entry));
     }
