@@ -28,6 +28,19 @@ async fn join(host: &Host) -> Arc<Registry> {
     host.join_cluster(DEFAULT_REGISTRY_TOPIC).await
 }
 
+async fn deploy(registry: &Registry, manifest: &str, component: &[u8]) {
+    registry
+        .deploy(Upload {
+            manifest_toml: manifest,
+            component,
+            uploaded_by: "test",
+            notes: "",
+            activate: true,
+        })
+        .await
+        .unwrap();
+}
+
 fn letters(registry: &Registry) -> Vec<DeadLetter> {
     registry
         .dead_letters(&DeadLetterFilter::default(), 100, None)
@@ -69,15 +82,7 @@ async fn any_host_lists_shows_redrives_and_discards_every_dead_letter_of_the_gro
     let b = join(&hosts[1]).await;
     let component = wactor_tests::guest_bytes("fixture-scripted");
     let spec = manifest("doomed", "doomed", "max_in_flight = 4");
-    a.deploy(Upload {
-        manifest_toml: &spec,
-        component: &component,
-        uploaded_by: "test",
-        notes: "",
-        activate: true,
-    })
-    .await
-    .unwrap();
+    deploy(&a, &spec, &component).await;
     assert!(b.wait_active("doomed", 1, WAIT).await);
     let both = [&a, &b];
     let made_on = owner(&both).await;
@@ -182,15 +187,7 @@ async fn a_dead_letter_redriven_from_two_hosts_at_once_runs_once() {
         "doomed",
         "max_in_flight = 4\n[retry]\nmax_attempts = 1\njitter = \"none\"",
     );
-    a.deploy(Upload {
-        manifest_toml: &spec,
-        component: &component,
-        uploaded_by: "test",
-        notes: "",
-        activate: true,
-    })
-    .await
-    .unwrap();
+    deploy(&a, &spec, &component).await;
     assert!(b.wait_active("doomed", 1, WAIT).await);
     produce(
         &kafka.brokers,

@@ -46,6 +46,14 @@ fn upload<'a>(manifest: &'a str, component: &'a [u8]) -> Upload<'a> {
     }
 }
 
+/// A mock broker with the actors' topic and its output topic.
+fn broker() -> Kafka {
+    let kafka = Kafka::start();
+    kafka.topic("shared", 2);
+    kafka.topic("shared.out", 2);
+    kafka
+}
+
 /// A host of the cluster: attached to the registry log, applying it.
 async fn join(host: &Host) -> Arc<Registry> {
     host.join_cluster(DEFAULT_REGISTRY_TOPIC).await
@@ -88,9 +96,7 @@ async fn wait_same(a: &Registry, b: &Registry, actor: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_deploys_are_numbered_in_the_logs_order_and_every_host_agrees() {
-    let kafka = Kafka::start();
-    kafka.topic("shared", 2);
-    kafka.topic("shared.out", 2);
+    let kafka = broker();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (host_a, host_b) = (
         Host::new(dir_a.path(), kafka.settings()),
@@ -181,9 +187,7 @@ async fn concurrent_deploys_are_numbered_in_the_logs_order_and_every_host_agrees
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_host_with_an_empty_disk_joins_and_runs_the_clusters_actors() {
-    let kafka = Kafka::start();
-    kafka.topic("shared", 2);
-    kafka.topic("shared.out", 2);
+    let kafka = broker();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let host_a = Host::new(dir_a.path(), kafka.settings());
     let a = join(&host_a).await;
@@ -229,9 +233,7 @@ async fn a_host_with_an_empty_disk_joins_and_runs_the_clusters_actors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_single_host_registry_is_published_when_the_host_joins_a_cluster() {
-    let kafka = Kafka::start();
-    kafka.topic("shared", 2);
-    kafka.topic("shared.out", 2);
+    let kafka = broker();
     let component = wactor_tests::guest_bytes("fixture-scripted");
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let host_a = Host::new(dir_a.path(), kafka.settings());
@@ -282,9 +284,7 @@ async fn a_single_host_registry_is_published_when_the_host_joins_a_cluster() {
 /// instead of skipping the changes it believes it applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_host_coming_back_to_a_recreated_topic_rebuilds_instead_of_skipping() {
-    let kafka = Kafka::start();
-    kafka.topic("shared", 2);
-    kafka.topic("shared.out", 2);
+    let kafka = broker();
     let component = wactor_tests::guest_bytes("fixture-scripted");
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let host_b = Host::new(dir_b.path(), kafka.settings());
@@ -325,9 +325,7 @@ async fn a_host_coming_back_to_a_recreated_topic_rebuilds_instead_of_skipping() 
 /// host's actors directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stray_chunks_do_not_block_a_deploy_and_removed_actors_stay_removed() {
-    let kafka = Kafka::start();
-    kafka.topic("shared", 2);
-    kafka.topic("shared.out", 2);
+    let kafka = broker();
     let component = wactor_tests::guest_bytes("fixture-scripted");
     let sha256 = wactor_runtime::sha256_hex(&component);
     let mut settings = kafka.settings();

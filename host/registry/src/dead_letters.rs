@@ -293,14 +293,10 @@ impl Registry {
     /// and returns them per actor (only actors that lost some). Blocking
     /// (sled reads and writes): run it on a blocking thread. The host runs
     /// it every [`DEAD_LETTER_SWEEP_INTERVAL`].
-    pub fn sweep_dead_letters(&self) -> Result<Vec<(String, Evicted)>> {
+    pub fn sweep_dead_letters(&self) -> Result<Swept> {
         // Retention is each host's, over its copy: evicted letters stay in
         // `<group>.dead-letters` (a host whose clock or registry is off
         // must not delete them for the whole cluster).
-        Ok(self.sweep_dead_letters_listing()?.0)
-    }
-
-    fn sweep_dead_letters_listing(&self) -> Result<(Swept, Vec<wactor_store::RemovedLetter>)> {
         let store = &self.parts().store;
         let set = store.dead_letters();
         let now = self.parts().clock.now_ms();
@@ -311,11 +307,9 @@ impl Registry {
             }
         }
         let mut out = Vec::new();
-        let mut removed = Vec::new();
         for actor in set.actors()? {
             let policy = retention.get(&actor).copied().unwrap_or_default();
-            let (evicted, letters) = set.enforce_retention_listing(&actor, &policy, now)?;
-            removed.extend(letters);
+            let evicted = set.enforce_retention(&actor, &policy, now)?;
             if evicted.total() == 0 {
                 continue;
             }
@@ -332,7 +326,7 @@ impl Registry {
             );
             out.push((actor, evicted));
         }
-        Ok((out, removed))
+        Ok(out)
     }
 
     /// Marks `id` as being re-driven; false when it already is.

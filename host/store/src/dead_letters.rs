@@ -179,17 +179,6 @@ impl Default for Retention {
     }
 }
 
-/// One dead letter that retention removed: which death of which letter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemovedLetter {
-    /// Its consumer group.
-    pub group: String,
-    /// Its id.
-    pub id: String,
-    /// Its re-drives before this death.
-    pub redrives: u32,
-}
-
 /// Dead letters removed by retention, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evicted {
@@ -516,19 +505,6 @@ impl DeadLetters {
         retention: &Retention,
         now_ms: i64,
     ) -> Result<Evicted> {
-        self.enforce_retention_listing(actor, retention, now_ms)
-            .map(|(evicted, _)| evicted)
-    }
-
-    /// [`enforce_retention`](Self::enforce_retention), also returning each
-    /// letter it removed ([`RemovedLetter`]): what the cluster's
-    /// dead-letter topic needs to forget them too.
-    pub fn enforce_retention_listing(
-        &self,
-        actor: &str,
-        retention: &Retention,
-        now_ms: i64,
-    ) -> Result<(Evicted, Vec<RemovedLetter>)> {
         let prefix = codec::dead_letter_actor_prefix(actor)?;
         let mut total: u64 = 0;
         for key in self.by_actor.scan_prefix(&prefix).keys() {
@@ -561,23 +537,17 @@ impl DeadLetters {
             remaining -= 1;
         }
         let mut evicted = Evicted::default();
-        let mut removed = Vec::new();
         for batch in chosen.chunks(EVICT_BATCH) {
-            let (done, letters) = self.evict(actor, batch)?;
+            let done = self.evict(actor, batch)?;
             evicted.by_age += done.by_age;
             evicted.by_count += done.by_count;
-            removed.extend(letters);
         }
-        Ok((evicted, removed))
+        Ok(evicted)
     }
 
     /// Removes one batch of dead letters of `actor` chosen by retention
     /// and counts them, in one transaction.
-    fn evict(
-        &self,
-        actor: &str,
-        batch: &[(i64, String, EvictReason)],
-    ) -> Result<(Evicted, Vec<RemovedLetter>)> {
+    fn evict(&self, actor: &str, batch: &[(i64, String, EvictReason)]) -> Result<Evicted> {
         let age_key = evicted_key(actor, EvictReason::Age)?;
         let count_key = evicted_key(actor, EvictReason::Count)?;
         let mut keys = Vec::with_capacity(batch.len());
@@ -592,22 +562,13 @@ impl DeadLetters {
         (&self.records, &self.by_time, &self.by_actor, &self.evicted)
             .transaction(|(records, by_time, by_actor, evicted)| {
                 let mut done = Evicted::default();
-                let mut letters = Vec::new();
                 for (actor_key, time_key, id, reason) in &keys {
                     // Gone or replaced since the scan: not ours to remove.
                     if by_actor.remove(actor_key.as_slice())?.is_none() {
                         continue;
                     }
                     by_time.remove(time_key.as_slice())?;
-                    if let Some(old) = records.remove(id.as_slice())? {
-                        if let Ok(old) = decode(&old) {
-                            letters.push(RemovedLetter {
-                                group: old.group,
-                                id: old.id,
-                                redrives: old.redrives,
-                            });
-                        }
-                    }
+                    records.remove(id.as_slice())?;
                     match reason {
                         EvictReason::Age => done.by_age += 1,
                         EvictReason::Count => done.by_count += 1,
@@ -623,7 +584,7 @@ impl DeadLetters {
                     };
                     evicted.insert(key.as_slice(), &before.saturating_add(n).to_be_bytes())?;
                 }
-                Ok((done, letters))
+                Ok(done)
             })
             .map_err(from_tx)
     }

@@ -75,7 +75,7 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 pub use dead_letters::{
-    DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetters, Evicted, RemovedLetter, Retention,
+    DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetters, Evicted, Retention,
 };
 pub use event::{AttemptOutcome, AttemptRecord, LaneKey, StoredEvent, StoredHeader};
 pub use held::{HeldEvent, HeldEvents, HeldFilter, HeldId};
