@@ -465,3 +465,168 @@ async fn a_change_sent_to_one_host_reaches_every_host_of_the_cluster() {
         assert!(host.process.terminate(), "stops cleanly");
     }
 }
+
+/// Runs `wactor ARGS --api <host>` and returns its exit code and stdout.
+fn cli_status(host: &ClusterHost, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(wactor_tests::wactor_bin())
+        .args(args)
+        .arg("--api")
+        .arg(&host.api)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wactor");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// Issue 11, part 2: `wactor retries list` and `wactor retries now` asked
+/// of one host answer for the events the other host holds (through
+/// `wactor.registry.requests`), and a held event run now from the host
+/// that does not hold it runs on its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_held_by_another_host_are_listed_and_run_now_from_any_host() {
+    let root = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        root.path(),
+        &[
+            &format!("{TOPIC}:{PARTITIONS}"),
+            &format!("{OUT}:{PARTITIONS}"),
+        ],
+    );
+    let brokers = broker.brokers.clone();
+    let a = ClusterHost::start(root.path(), "a", &brokers);
+    let b = ClusterHost::start(root.path(), "b", &brokers);
+    let all = [&a, &b];
+    // A retry 10 minutes away: the events stay held for the whole test
+    // unless someone runs them now.
+    let manifest = root.path().join("scripted-retry.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"scripted\"\ncomponent = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
+             [retry]\nmax_attempts = 5\ninitial_backoff = \"10m\"\nmax_backoff = \"10m\"\njitter = \"none\"\n",
+            wactor_tests::guest("fixture-scripted").display()
+        ),
+    )
+    .unwrap();
+    a.cli(&["deploy", manifest.to_str().unwrap()]);
+    wait_running(&all, 1);
+    wait_spread(&all);
+    // Both hosts see each other alive (the asker waits for the hosts its
+    // cluster view shows).
+    wait_cluster_view(&a, &all);
+    wait_cluster_view(&b, &all);
+
+    let n = 24usize;
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            (
+                Some(format!("r{i}")),
+                format!(r#"{{"seq":{i},"fail_until_attempt":1}}"#),
+            )
+        })
+        .collect();
+    produce(&brokers, TOPIC, &records).await;
+
+    // Every event is held (retrying), wherever it is: A lists all of them,
+    // each with the host that holds it, and both hosts appear.
+    let started = Instant::now();
+    let items = loop {
+        let listing: serde_json::Value =
+            serde_json::from_str(&a.cli(&["retries", "list", "scripted"])).unwrap();
+        let items = listing["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == n {
+            assert_eq!(
+                listing["unanswered_hosts"],
+                serde_json::json!([]),
+                "{listing}"
+            );
+            break items;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "A does not list the {n} held events: {listing}\n{}\n---\n{}",
+            a.log_tail(),
+            b.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let hosts: std::collections::BTreeSet<String> = items
+        .iter()
+        .map(|i| i["host"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(hosts.len(), 2, "the events of both hosts: {hosts:?}");
+    assert!(items.iter().all(|i| i["retrying"] == true), "{items:?}");
+
+    // B lists the same set.
+    let from_b: serde_json::Value =
+        serde_json::from_str(&b.cli(&["retries", "list", "scripted"])).unwrap();
+    let ids = |items: &[serde_json::Value]| -> Vec<String> {
+        items
+            .iter()
+            .map(|i| i["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(from_b["items"].as_array().unwrap()),
+        ids(&items),
+        "both hosts list the same held events"
+    );
+
+    // An event held by B, run now from A: it runs (attempt 2) on B.
+    let b_name = b.get("/v1/cluster")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["this_host"] == true)
+        .map(|h| h["name"].as_str().unwrap().to_string())
+        .unwrap();
+    let on_b = items
+        .iter()
+        .find(|i| i["host"] == b_name.as_str())
+        .expect("an event held by B");
+    let id = on_b["id"].as_str().unwrap().to_string();
+    let seq = on_b["event"]["payload"]["text"]
+        .as_str()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .and_then(|p| p["seq"].as_u64());
+    a.cli(&["retries", "now", "scripted", &id]);
+    let out = read_until(&brokers, OUT, WAIT, |r| !r.is_empty()).await;
+    assert_eq!(out.len(), 1, "only the event run now is done");
+    assert_eq!(out[0].json()["attempt"], 2);
+    assert_eq!(out[0].json()["seq"].as_u64(), seq);
+    let started = Instant::now();
+    loop {
+        let listing: serde_json::Value =
+            serde_json::from_str(&a.cli(&["retries", "list", "scripted"])).unwrap();
+        let left = ids(listing["items"].as_array().unwrap());
+        if left.len() == n - 1 {
+            assert!(!left.contains(&id), "{left:?}");
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "still listed: {listing}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // An id nobody holds: every host answered no, exit code 3 (not found).
+    let (code, _) = cli_status(
+        &a,
+        &[
+            "retries",
+            "now",
+            "scripted",
+            &format!("{TOPIC}:0:shared:999999"),
+        ],
+    );
+    assert_eq!(code, Some(3));
+
+    // The table names the hosts.
+    let table = b.cli_text(&["retries", "list", "scripted"]);
+    assert!(table.contains("HOST") && table.contains(&b_name), "{table}");
+
+    for host in [a, b] {
+        assert!(host.process.terminate(), "stops cleanly");
+    }
+}

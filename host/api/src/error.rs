@@ -107,6 +107,7 @@ fn classify_registry(err: &RegistryError) -> (StatusCode, &'static str, Option<S
         RegistryError::NothingToRollBack(_) => (CONFLICT, "nothing_to_roll_back", None),
         RegistryError::BadRequest(_) => (BAD, "bad_request", None),
         RegistryError::Stale(_) => (CONFLICT, "stale", None),
+        RegistryError::NoAnswer(_) => (StatusCode::GATEWAY_TIMEOUT, "no_answer", None),
         RegistryError::Store(store) => match store {
             StoreError::NotFound { .. } => (MISSING, "not_found", None),
             StoreError::Invalid { .. } | StoreError::InvalidActorName(_) => {
@@ -233,6 +234,11 @@ mod tests {
                 RegistryError::BadRequest("x".into()),
                 S::BAD_REQUEST,
                 "bad_request",
+            ),
+            (
+                RegistryError::NoAnswer("x".into()),
+                S::GATEWAY_TIMEOUT,
+                "no_answer",
             ),
             (
                 RegistryError::Store(StoreError::Invalid {

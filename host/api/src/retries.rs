@@ -1,10 +1,10 @@
-//! `/v1/actors/{name}/retries`: the events an actor holds on this host
-//! because they wait for a retry (or wait behind one of their lane), and
-//! running one of them now.
+//! `/v1/actors/{name}/retries`: the events an actor holds because they
+//! wait for a retry (or wait behind one of their lane), and running one of
+//! them now.
 //!
-//! Held events are per host (each host holds the partitions it owns), so
-//! in a cluster each host's API shows its own; dead letters, by contrast,
-//! are cluster-wide.
+//! Held events live with their partition's owner; with a shared registry
+//! any host answers for the whole cluster by asking the owners through
+//! Kafka (wactor-registry's `owner_requests`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,10 +13,9 @@ use axum::{Json, Router};
 use wactor_store::HeldFilter;
 
 use crate::auth::Caller;
-use crate::dead_letters::blocking;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{non_empty, PathParams, Query};
-use crate::wire::{parse_key, HeldView, Items, RetriesQuery, RetryingNow};
+use crate::wire::{parse_key, HeldListingView, HeldView, RetriesQuery, RetryingNow};
 use crate::ApiState;
 
 /// How many held events a listing returns when the request gives no limit.
@@ -35,7 +34,7 @@ async fn list(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
     Query(query): Query<RetriesQuery>,
-) -> ApiResult<Json<Items<HeldView>>> {
+) -> ApiResult<Json<HeldListingView>> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::BadRequest(format!(
@@ -51,12 +50,18 @@ async fn list(
             .map_err(ApiError::BadRequest)?,
         only_retrying: query.only_retrying.unwrap_or(false),
     };
-    let held = blocking(&state.registry, move |registry| {
-        registry.retries(&name, &filter, limit)
-    })
-    .await?;
-    Ok(Json(Items {
-        items: held.iter().map(HeldView::from).collect(),
+    let listing = state.registry.held_listing(&name, &filter, limit).await?;
+    Ok(Json(HeldListingView {
+        items: listing
+            .held
+            .iter()
+            .map(|h| HeldView {
+                host: (!h.host.is_empty()).then(|| h.host.clone()),
+                ..HeldView::from(&h.held)
+            })
+            .collect(),
+        unanswered_hosts: listing.unanswered,
+        truncated_hosts: listing.truncated,
     }))
 }
 

@@ -217,6 +217,26 @@ pub struct HeldView {
     /// True for an event waiting for its retry; false for one waiting
     /// behind it.
     pub retrying: bool,
+    /// The host whose store holds it (cluster listings; absent for a
+    /// single host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// The held events of an actor (`GET /v1/actors/{name}/retries`): every
+/// host's when the registry is shared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldListingView {
+    /// The events, in id order.
+    pub items: Vec<HeldView>,
+    /// Live hosts that did not answer in time: their partitions' events
+    /// are missing from `items`.
+    #[serde(default)]
+    pub unanswered_hosts: Vec<String>,
+    /// Hosts with more matching events than one answer holds (512 KiB):
+    /// ask them directly (their API) or narrow the filter.
+    #[serde(default)]
+    pub truncated_hosts: Vec<String>,
 }
 
 impl From<&HeldEvent> for HeldView {
@@ -235,6 +255,7 @@ impl From<&HeldEvent> for HeldView {
             next_attempt_at_ms: held.next_attempt_at_ms,
             version_override: held.version_override,
             retrying: !held.attempts.is_empty(),
+            host: None,
         }
     }
 }

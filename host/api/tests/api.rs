@@ -890,7 +890,13 @@ async fn retries_are_listed_and_an_unknown_one_cannot_be_hurried() {
     let (status, body) = host
         .get("/v1/actors/noop/retries?only_retrying=true&limit=10")
         .await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"items": []})));
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"items": [], "unanswered_hosts": [], "truncated_hosts": []})
+        )
+    );
     let (status, body) = host
         .post(
             "/v1/actors/noop/retries/orders:0:key.6b:5/retry-now",

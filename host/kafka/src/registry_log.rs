@@ -94,6 +94,23 @@ impl RegistryLog {
         })
     }
 
+    /// Makes sure `topic`, a log of short-lived messages (one partition,
+    /// `cleanup.policy = delete`, records kept `retention_ms`), exists:
+    /// the cluster's requests to partition owners. Brokers that cannot be
+    /// reached are a warning, as for [`open`](Self::open).
+    pub async fn open_transient(settings: &KafkaSettings, topic: &str, retention_ms: u64) -> Self {
+        let mut spec = TopicSpec::plain(topic, 1);
+        spec.configs
+            .push(("retention.ms".into(), retention_ms.to_string()));
+        if let Err(err) = admin::ensure_topics(settings, &[spec]).await {
+            tracing::warn!(%topic, error = %err, "cannot make sure the topic exists; going on");
+        }
+        RegistryLog {
+            topic: topic.to_string(),
+            settings: settings.clone(),
+        }
+    }
+
     /// The topic's name.
     pub fn topic(&self) -> &str {
         &self.topic
@@ -187,11 +204,33 @@ impl RegistryLog {
         sink: impl Fn(LogRecord) -> bool + Send + 'static,
         stop: Arc<AtomicBool>,
     ) -> Result<std::thread::JoinHandle<()>> {
+        self.tail_at(Offset::Offset(from), sink, stop)
+    }
+
+    /// As [`tail`](Self::tail), from the records written after the reader
+    /// starts (the end of the log when it first reaches the broker).
+    ///
+    /// # Errors
+    /// [`KafkaError`] when the client cannot be created or assigned.
+    pub fn tail_new(
+        &self,
+        sink: impl Fn(LogRecord) -> bool + Send + 'static,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        self.tail_at(Offset::End, sink, stop)
+    }
+
+    fn tail_at(
+        &self,
+        from: Offset,
+        sink: impl Fn(LogRecord) -> bool + Send + 'static,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>> {
         let mut config = self.settings.reader_config();
         config.set("fetch.wait.max.ms", TAIL_FETCH_WAIT_MS);
         let consumer: BaseConsumer = config.create()?;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, REGISTRY_PARTITION, Offset::Offset(from))?;
+        tpl.add_partition_offset(&self.topic, REGISTRY_PARTITION, from)?;
         consumer.assign(&tpl)?;
         let topic = self.topic.clone();
         std::thread::Builder::new()

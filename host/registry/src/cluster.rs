@@ -185,14 +185,16 @@ impl ClusterView {
 
 impl Registry {
     /// Starts the cluster view: reads the heartbeat topic next to the
-    /// registry topic `registry_topic` into memory. Call
+    /// registry topic `registry_topic` into memory, and starts answering
+    /// the other hosts' requests to partition owners (`owner_requests`).
+    /// Call
     /// [`heartbeat`](Self::heartbeat) every [`HEARTBEAT_INTERVAL`].
     ///
     /// # Errors
     /// [`RegistryError::Kafka`] when the topic is refused (not compacted)
     /// or cannot be read.
     pub async fn attach_cluster_view(
-        &self,
+        self: &Arc<Self>,
         registry_topic: &str,
         identity: HostIdentity,
     ) -> Result<()> {
@@ -218,6 +220,8 @@ impl Registry {
                 "the cluster view is attached already".into(),
             ));
         }
+        self.attach_owner_requests(registry_topic, view.id.clone(), view.identity.name.clone())
+            .await?;
         let clock = self.parts().clock.clone();
         let weak = Arc::downgrade(&view);
         drop(view);

@@ -28,7 +28,7 @@ use wactor_kafka::redrive::RedriveEnvelope;
 use wactor_kafka::OutRecord;
 use wactor_manifest::ActorManifest;
 use wactor_store::{
-    DeadLetter, DeadLetterFilter, DeadLetterPage, Evicted, HeldEvent, HeldFilter, HeldId, Retention,
+    DeadLetter, DeadLetterFilter, DeadLetterPage, Evicted, HeldEvent, HeldFilter, Retention,
 };
 
 use crate::error::{RegistryError, Result};
@@ -413,23 +413,6 @@ impl Registry {
             .store
             .held(actor)?
             .list(filter, limit.clamp(1, 10_000))?)
-    }
-
-    /// Runs a retrying event now instead of at its due time. Fails with
-    /// `NotFound` when this host does not hold it waiting for a retry.
-    pub async fn retry_now(&self, actor: &str, id: &str) -> Result<()> {
-        let held_id: HeldId = id.parse().map_err(|_| RegistryError::NotFound {
-            what: "retrying event",
-            id: id.into(),
-        })?;
-        if self.consumer_retry_now(actor, &held_id).await {
-            Ok(())
-        } else {
-            Err(RegistryError::NotFound {
-                what: "retrying event",
-                id: id.into(),
-            })
-        }
     }
 }
 

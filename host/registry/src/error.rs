@@ -54,6 +54,10 @@ pub enum RegistryError {
     /// The request is not valid (a bad filter, a bad rate).
     #[error("{0}")]
     BadRequest(String),
+    /// Hosts of the cluster that had to answer did not, in time (a
+    /// request to a partition's owner through Kafka).
+    #[error("{0}")]
+    NoAnswer(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

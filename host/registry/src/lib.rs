@@ -16,8 +16,11 @@
 //!   again.
 //! - [`cluster`]: the cluster view: every host's heartbeat (what it runs,
 //!   which partitions it owns, their lag) through `<registry topic>.hosts`.
+//! - [`owner_requests`]: `retries list` and `retries now` for the whole
+//!   cluster: requests to partition owners through `<registry
+//!   topic>.requests`.
 //! - [`dead_letters`]: listing, showing, re-driving and discarding dead
-//!   letters, and listing and hurrying retries.
+//!   letters, and listing this host's retries.
 //! - [`versions`]: [`LoadedVersions`], the versions of one actor kept in
 //!   memory (active, previous, pinned for a re-drive, finishing calls) and
 //!   loaded on demand; everything else is unloaded.
@@ -32,6 +35,7 @@ pub mod cluster;
 mod dead_letter_sharing;
 pub mod dead_letters;
 mod error;
+pub mod owner_requests;
 pub mod registry;
 pub mod shared;
 pub mod versions;

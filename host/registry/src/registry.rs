@@ -240,6 +240,8 @@ pub struct Registry {
     pub(crate) apply_lock: Mutex<()>,
     /// The cluster view, once attached.
     pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterView>>,
+    /// The requests to partition owners, once the cluster view is attached.
+    pub(crate) owner_requests: std::sync::OnceLock<Arc<crate::owner_requests::OwnerRequests>>,
     /// The groups whose shared dead letters this host reads.
     pub(crate) followed: Arc<crate::dead_letter_sharing::Followed>,
 }
@@ -262,6 +264,7 @@ impl Registry {
             apply_lock: Mutex::new(()),
             followed: Arc::default(),
             cluster: std::sync::OnceLock::new(),
+            owner_requests: std::sync::OnceLock::new(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -759,6 +762,21 @@ impl Registry {
         self.views_snapshot()
             .get(actor)
             .and_then(|v| v.failure.clone())
+    }
+
+    /// The actor's partitions this host's consumer owns now.
+    pub(crate) fn owned_partitions(&self, actor: &str) -> Vec<(String, i32)> {
+        self.views_snapshot()
+            .get(actor)
+            .and_then(|v| v.status.as_ref())
+            .map(|status| {
+                status
+                    .partitions()
+                    .into_iter()
+                    .map(|(topic, partition, _)| (topic, partition))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn views_snapshot(&self) -> BTreeMap<String, View> {

@@ -1,9 +1,10 @@
-//! `wactor retries list|now`: the events an actor holds on a host because
-//! they wait for a retry (or wait behind one of their key), and running
-//! one of them now instead of at its due time.
+//! `wactor retries list|now`: the events an actor holds because they wait
+//! for a retry (or wait behind one of their key), and running one of them
+//! now instead of at its due time. With a shared registry the host asked
+//! answers for every host of the cluster.
 
 use clap::{Args, Subcommand};
-use wactor_api::wire::{HeldView, Items, RetriesQuery};
+use wactor_api::wire::{HeldListingView, RetriesQuery};
 
 use super::client::{parse, segment, Client};
 use super::output::{bytes_arg, clip, maybe_time, print_json, Table};
@@ -34,7 +35,10 @@ Examples:
   wactor retries list payment-reversal
   wactor retries list payment-reversal --only-retrying --key booking-42
 
-Held events are per host: each host shows the partitions it owns.")]
+Held events live with their partition's owner. With a shared registry
+(kafka.shared_registry, the default) any host lists the whole cluster's,
+asking the other live hosts through Kafka (up to 5 s); HOST names the host
+holding each, and hosts that did not answer are named on stderr.")]
 struct ListArgs {
     /// The actor.
     actor: String,
@@ -58,8 +62,9 @@ struct ListArgs {
 Example:
   wactor retries now payment-reversal bookings:3:key.626f6f6b696e672d3432:1017
 
-The id is the ID column of `wactor retries list`.
-Exit codes: 3 when this host holds no such event waiting for a retry.")]
+The id is the ID column of `wactor retries list`. Any host of the cluster
+runs it: the host asked, or through Kafka the one that holds it.
+Exit codes: 3 when no host holds such an event waiting for a retry.")]
 struct NowArgs {
     /// The actor.
     actor: String,
@@ -91,14 +96,27 @@ pub async fn run(args: RetriesArgs) -> Result<u8> {
                 print_json(&value);
                 return Ok(EXIT_OK);
             }
-            let held: Items<HeldView> = parse(&value)?;
+            let held: HeldListingView = parse(&value)?;
+            for host in &held.unanswered_hosts {
+                eprintln!(
+                    "warning: host {host} did not answer: its partitions' events are missing"
+                );
+            }
+            for host in &held.truncated_hosts {
+                eprintln!("warning: host {host} holds more than one answer carries: narrow the filter or ask its API");
+            }
             if held.items.is_empty() {
                 println!("no events held for {}", list.actor);
                 return Ok(EXIT_OK);
             }
-            let mut table = Table::new(&["ID", "ATTEMPTS", "NEXT ATTEMPT", "KEY", "LAST ERROR"]);
+            let with_hosts = held.items.iter().any(|e| e.host.is_some());
+            let mut columns = vec!["ID", "ATTEMPTS", "NEXT ATTEMPT", "KEY", "LAST ERROR"];
+            if with_hosts {
+                columns.insert(1, "HOST");
+            }
+            let mut table = Table::new(&columns);
             for event in held.items {
-                table.row(vec![
+                let mut row = vec![
                     event.id,
                     if event.retrying {
                         event.attempts.len().to_string()
@@ -108,7 +126,11 @@ pub async fn run(args: RetriesArgs) -> Result<u8> {
                     maybe_time(event.next_attempt_at_ms),
                     clip(&bytes_arg(event.event.key.as_ref()), 24),
                     clip(event.attempts.last().map_or("", |a| a.error.as_str()), 70),
-                ]);
+                ];
+                if with_hosts {
+                    row.insert(1, event.host.unwrap_or_default());
+                }
+                table.row(row);
             }
             table.print();
             Ok(EXIT_OK)
