@@ -630,3 +630,259 @@ async fn retries_held_by_another_host_are_listed_and_run_now_from_any_host() {
         assert!(host.process.terminate(), "stops cleanly");
     }
 }
+
+/// Writes a manifest of the `scripted` actor with `on_dead = "block"` and
+/// `max_attempts` attempts, 200 ms apart.
+fn blocking_manifest(root: &Path, label: &str, max_attempts: u32) -> PathBuf {
+    let path = root.join(format!("scripted-block-{label}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"scripted\"\ncomponent = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
+             [retry]\nmax_attempts = {max_attempts}\ninitial_backoff = \"200ms\"\njitter = \"none\"\n\
+             [dead_letter]\non_dead = \"block\"\n[config]\nlabel = \"{label}\"\n",
+            wactor_tests::guest("fixture-scripted").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The seqs of the outputs of key `key`, in output order.
+fn seqs_of(out: &[support::Record], key: &str) -> Vec<u64> {
+    out.iter()
+        .filter(|r| r.json()["key"] == key)
+        .filter_map(|r| r.json()["seq"].as_u64())
+        .collect()
+}
+
+/// Issue 11, part 2: with `on_dead = "block"` a dead event's key waits
+/// behind its dead letter (later events of the key are held, other keys
+/// go on) until an operator re-drives it (it runs first, then the key's
+/// held events, in order) or discards it (the held events run), and both
+/// work from a host that does not own the partition (through
+/// `wactor.registry.requests`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_event_blocks_its_key_until_its_letter_is_redriven_or_discarded_from_any_host() {
+    let root = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        root.path(),
+        &[
+            &format!("{TOPIC}:{PARTITIONS}"),
+            &format!("{OUT}:{PARTITIONS}"),
+        ],
+    );
+    let brokers = broker.brokers.clone();
+    let a = ClusterHost::start(root.path(), "a", &brokers);
+    let b = ClusterHost::start(root.path(), "b", &brokers);
+    let all = [&a, &b];
+    // One attempt: an event that asks for a retry is dead at once.
+    let v1 = blocking_manifest(root.path(), "v1", 1);
+    a.cli(&["deploy", v1.to_str().unwrap()]);
+    wait_running(&all, 1);
+    wait_spread(&all);
+    wait_cluster_view(&a, &all);
+    wait_cluster_view(&b, &all);
+
+    let key = "blocked";
+    produce(
+        &brokers,
+        TOPIC,
+        &[
+            (
+                Some(key.into()),
+                r#"{"seq":1,"fail_until_attempt":1}"#.into(),
+            ),
+            (Some(key.into()), r#"{"seq":2}"#.into()),
+            (Some(key.into()), r#"{"seq":3}"#.into()),
+            (Some("free".into()), r#"{"seq":4}"#.into()),
+        ],
+    )
+    .await;
+    let id = wait_letter_everywhere(&all, 0);
+    // The other key went on.
+    read_until(&brokers, OUT, WAIT, |r| !seqs_of(r, "free").is_empty()).await;
+    let owner = all
+        .iter()
+        .position(|h| {
+            h.get("/v1/actors/scripted")["partitions"]
+                .as_array()
+                .is_some_and(|parts| {
+                    parts.iter().any(|p| {
+                        p["topic"] == TOPIC && p["partition"].as_i64() == id_partition(&id)
+                    })
+                })
+        })
+        .expect("a host owns the letter's partition");
+    let other = all[(owner + 1) % all.len()];
+
+    // The key is blocked: the dead event heads its lane, the two later
+    // events wait behind it, as the other host lists them.
+    let started = Instant::now();
+    loop {
+        let listing: serde_json::Value =
+            serde_json::from_str(&other.cli(&["retries", "list", "scripted", "--key", key]))
+                .unwrap();
+        let items = listing["items"].as_array().cloned().unwrap_or_default();
+        let shape: Vec<(Option<String>, bool)> = items
+            .iter()
+            .map(|i| {
+                (
+                    i["blocked_by"].as_str().map(str::to_string),
+                    i["retrying"] == true,
+                )
+            })
+            .collect();
+        if shape == [(Some(id.clone()), false), (None, false), (None, false)] {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the key is not blocked behind {id}: {listing}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = read_until(&brokers, OUT, Duration::from_secs(1), |_| false).await;
+    assert_eq!(
+        seqs_of(&out, key),
+        Vec::<u64>::new(),
+        "nothing of the key ran"
+    );
+    let table = other.cli_text(&["retries", "list", "scripted"]);
+    assert!(table.contains("blocked by dead letter"), "{table}");
+
+    // Fixed (three attempts now), re-driven from the host that does not
+    // own the partition: the dead event runs first, then the two others.
+    let v2 = blocking_manifest(root.path(), "v2", 3);
+    other.cli(&["deploy", v2.to_str().unwrap()]);
+    wait_running(&all, 2);
+    let report: serde_json::Value =
+        serde_json::from_str(&other.cli(&["dlq", "redrive", &id])).unwrap();
+    assert_eq!(report["redriven"], 1, "{report}");
+    let out = read_until(&brokers, OUT, WAIT, |r| seqs_of(r, key).len() >= 3).await;
+    assert_eq!(seqs_of(&out, key), [1, 2, 3], "the key's events, in order");
+    wait_no_letters(&all);
+
+    // Dead again (a dead answer is final), discarded from the other host:
+    // the held event behind it runs, the dead one never does.
+    produce(
+        &brokers,
+        TOPIC,
+        &[
+            (Some(key.into()), r#"{"seq":5,"dead":true}"#.into()),
+            (Some(key.into()), r#"{"seq":6}"#.into()),
+        ],
+    )
+    .await;
+    let id = wait_letter_everywhere(&all, 0);
+    let out = read_until(&brokers, OUT, Duration::from_secs(1), |_| false).await;
+    assert_eq!(seqs_of(&out, key), [1, 2, 3], "6 waits behind 5");
+    let report: serde_json::Value =
+        serde_json::from_str(&other.cli(&["dlq", "discard", &id])).unwrap();
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    let out = read_until(&brokers, OUT, WAIT, |r| seqs_of(r, key).len() >= 4).await;
+    assert_eq!(seqs_of(&out, key), [1, 2, 3, 6]);
+    wait_no_letters(&all);
+    let listing: serde_json::Value =
+        serde_json::from_str(&other.cli(&["retries", "list", "scripted"])).unwrap();
+    assert_eq!(listing["items"], serde_json::json!([]), "{listing}");
+
+    for host in [a, b] {
+        assert!(host.process.terminate(), "stops cleanly");
+    }
+}
+
+/// A blocked key moves with its partition: the owner is SIGKILLed, the
+/// other host restores the partition (the blocked head and the events
+/// behind it, from `<group>.retries`), keeps the key blocked (a new event
+/// of the key waits too), and a discard releases it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_blocked_key_stays_blocked_when_its_partition_moves_to_another_host() {
+    let root = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        root.path(),
+        &[
+            &format!("{TOPIC}:{PARTITIONS}"),
+            &format!("{OUT}:{PARTITIONS}"),
+        ],
+    );
+    let brokers = broker.brokers.clone();
+    let a = ClusterHost::start(root.path(), "a", &brokers);
+    let b = ClusterHost::start(root.path(), "b", &brokers);
+    let v1 = blocking_manifest(root.path(), "v1", 1);
+    a.cli(&["deploy", v1.to_str().unwrap()]);
+    wait_running(&[&a, &b], 1);
+    wait_spread(&[&a, &b]);
+
+    let key = "moving";
+    produce(
+        &brokers,
+        TOPIC,
+        &[
+            (Some(key.into()), r#"{"seq":1,"dead":true}"#.into()),
+            (Some(key.into()), r#"{"seq":2}"#.into()),
+        ],
+    )
+    .await;
+    let id = wait_letter_everywhere(&[&a, &b], 0);
+    let a_owns = a.get("/v1/actors/scripted")["partitions"]
+        .as_array()
+        .is_some_and(|parts| {
+            parts.iter().any(|p| {
+                p["topic"] == TOPIC && p["partition"].as_i64() == id_partition(&id)
+            })
+        });
+    let (owner, survivor) = if a_owns { (a, b) } else { (b, a) };
+    // The key is blocked on its owner (the held event is in the
+    // changelog once listed).
+    let blocked_listing = |host: &ClusterHost| -> Vec<(Option<String>, u64)> {
+        let listing: serde_json::Value = serde_json::from_str(
+            &host.cli(&["retries", "list", "scripted", "--key", key]),
+        )
+        .unwrap_or_default();
+        listing["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| {
+                (
+                    i["blocked_by"].as_str().map(str::to_string),
+                    i["event"]["offset"].as_u64().unwrap_or(u64::MAX),
+                )
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    while blocked_listing(&owner).len() != 2 {
+        assert!(started.elapsed() < WAIT, "the key is not blocked");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    owner.process.kill();
+
+    // The survivor takes every partition and restores the block.
+    wait_spread(&[&survivor]);
+    produce(&brokers, TOPIC, &[(Some(key.into()), r#"{"seq":3}"#.into())]).await;
+    let started = Instant::now();
+    loop {
+        let listing = blocked_listing(&survivor);
+        if listing.len() == 3 {
+            assert_eq!(listing[0].0.as_deref(), Some(id.as_str()), "{listing:?}");
+            assert!(listing[1..].iter().all(|(b, _)| b.is_none()), "{listing:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the survivor does not hold the key blocked: {listing:?}\n{}",
+            survivor.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = read_until(&brokers, OUT, Duration::from_secs(1), |_| false).await;
+    assert_eq!(seqs_of(&out, key), Vec::<u64>::new(), "nothing of the key ran");
+
+    survivor.cli(&["dlq", "discard", &id]);
+    let out = read_until(&brokers, OUT, WAIT, |r| seqs_of(r, key).len() >= 2).await;
+    assert_eq!(seqs_of(&out, key), [2, 3]);
+    assert!(survivor.process.terminate(), "stops cleanly");
+}

@@ -217,6 +217,10 @@ pub struct HeldView {
     /// True for an event waiting for its retry; false for one waiting
     /// behind it.
     pub retrying: bool,
+    /// The dead letter it became, when it blocks its lane (`on_dead =
+    /// "block"`): re-drive or discard that letter to release the lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
     /// The host whose store holds it (cluster listings; absent for a
     /// single host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,7 +258,8 @@ impl From<&HeldEvent> for HeldView {
             first_attempt_at_ms: held.first_attempt_at_ms,
             next_attempt_at_ms: held.next_attempt_at_ms,
             version_override: held.version_override,
-            retrying: !held.attempts.is_empty(),
+            retrying: !held.attempts.is_empty() && held.blocked_by.is_none(),
+            blocked_by: held.blocked_by.clone(),
             host: None,
         }
     }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use wactor_store::{value, HeldEvent, HeldEvents, HeldId, Store};
+use wactor_store::{HeldEvent, HeldEvents, HeldId, Store};
 
 use crate::admin::{self, TopicSpec};
 use crate::error::{KafkaError, Result};
@@ -101,7 +101,7 @@ impl Changelog {
     /// [`KafkaError::Store`] when the held event cannot be encoded.
     pub fn record(&self, id: &HeldId, record: Option<&HeldEvent>) -> Result<OutRecord> {
         let payload = match record {
-            Some(record) => Some(value::encode("held event", record)?),
+            Some(record) => Some(wactor_store::held::encode_held(record)?),
             None => None,
         };
         Ok(OutRecord {
@@ -304,7 +304,7 @@ pub fn decode_held(id: &HeldId, payload: Option<&[u8]>) -> Result<Option<HeldEve
 pub fn decode_value(payload: Option<&[u8]>) -> Result<Option<HeldEvent>> {
     match payload {
         None => Ok(None),
-        Some(bytes) => Ok(Some(value::decode("held event", bytes)?)),
+        Some(bytes) => Ok(Some(wactor_store::held::decode_held(bytes)?)),
     }
 }
 
@@ -435,6 +435,7 @@ mod tests {
             first_attempt_at_ms: None,
             next_attempt_at_ms: None,
             version_override: None,
+            blocked_by: None,
         }
     }
 
@@ -444,14 +445,14 @@ mod tests {
         // (here an empty topic, which no key can name) differs from its key
         // was taken into the restore of the key's partition.
         let event = held("orders", 9);
-        let bytes = value::encode("held event", &event).unwrap();
+        let bytes = wactor_store::held::encode_held(&event).unwrap();
         let id = event.id();
         assert_eq!(decode_held(&id, Some(&bytes)).unwrap(), Some(event.clone()));
         assert_eq!(decode_held(&id, None).unwrap(), None, "a tombstone");
         let other = held("orders", 10).id();
         let err = decode_held(&other, Some(&bytes)).unwrap_err().to_string();
         assert!(err.contains("not orders:3:key.6b:10"), "{err}");
-        let nameless = value::encode("held event", &held("", 9)).unwrap();
+        let nameless = wactor_store::held::encode_held(&held("", 9)).unwrap();
         assert!(decode_held(&id, Some(&nameless)).is_err());
         assert!(decode_held(&id, Some(b"\x01garbage")).is_err());
     }

@@ -455,6 +455,42 @@ impl RetryHandle {
             Ok(Ok(true))
         )
     }
+
+    /// Asks the worker of `(topic, partition)` to act on the lane blocked
+    /// by `dead_letter` (`on_dead = "block"`). False when this host does
+    /// not own the partition, no lane there is blocked by that letter, or
+    /// the worker does not answer within 5 s.
+    pub async fn unblock(
+        &self,
+        topic: &str,
+        partition: i32,
+        dead_letter: &str,
+        action: crate::worker::Unblock,
+    ) -> bool {
+        let rx = {
+            let workers = lock_workers(&self.workers);
+            let Some(handle) = workers.get(topic).and_then(|w| w.get(&partition)) else {
+                return false;
+            };
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            if handle
+                .control
+                .send(Control::Unblock {
+                    dead_letter: dead_letter.to_string(),
+                    action,
+                    reply,
+                })
+                .is_err()
+            {
+                return false;
+            }
+            rx
+        };
+        matches!(
+            tokio::time::timeout(Self::ANSWER_WAIT, rx).await,
+            Ok(Ok(true))
+        )
+    }
 }
 
 /// A running actor consumer. Stop it with [`ActorConsumer::stop`]; dropping

@@ -6,7 +6,7 @@
 //! many are held, the highest held offset (an event of the lane at or below
 //! it was already handled or is already held, so a re-read copy is
 //! skipped), and the state of the lane's head: due at a time, running, or
-//! blocked by a dead letter. Timers are a min-heap with lazy deletion.
+//! blocked by its dead letter (`on_dead = "block"`). Timers are a min-heap with lazy deletion.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -31,6 +31,9 @@ pub enum Head {
     Due(i64),
     /// Is being run.
     Running,
+    /// Is dead and blocks the lane (`on_dead = "block"`): never due; an
+    /// operator's re-drive or discard of its dead letter releases it.
+    Blocked,
 }
 
 /// One held lane.
@@ -90,6 +93,15 @@ impl HeldLanes {
                 self.timers.push(Reverse((at, lane.clone())));
             }
         }
+    }
+
+    /// The lanes whose head is blocked by its dead letter.
+    pub fn blocked(&self) -> Vec<LaneKey> {
+        self.lanes
+            .iter()
+            .filter(|(_, held)| held.head == Head::Blocked)
+            .map(|(lane, _)| lane.clone())
+            .collect()
     }
 
     /// The earliest time a head is due, dropping stale timers.
@@ -178,6 +190,22 @@ mod tests {
         lanes.set_head(&lane("b"), Head::Running);
         assert_eq!(lanes.next_due(), None);
         assert!(lanes.take_due(1_000).is_empty());
+    }
+
+    #[test]
+    fn a_blocked_head_never_fires_until_it_is_made_due() {
+        let mut lanes = HeldLanes::default();
+        lanes.insert(lane("a"), held(Head::Blocked));
+        lanes.insert(lane("b"), held(Head::Due(100)));
+        lanes.set_head(&lane("b"), Head::Blocked);
+        assert_eq!(lanes.next_due(), None);
+        assert!(lanes.take_due(i64::MAX).is_empty());
+        let mut blocked = lanes.blocked();
+        blocked.sort();
+        assert_eq!(blocked, vec![lane("a"), lane("b")]);
+        lanes.set_head(&lane("a"), Head::Due(5));
+        assert_eq!(lanes.take_due(5), vec![lane("a")]);
+        assert_eq!(lanes.blocked(), vec![lane("b")]);
     }
 
     #[test]

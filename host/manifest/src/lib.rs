@@ -35,6 +35,7 @@
 //! topic = "bookings.payment-reversal.dlq" # optional mirror to Kafka; must end in .dlq
 //! max_age = "30d"                         # retention; "none" keeps forever
 //! max_count = 100000                      # per actor; the oldest go first
+//! on_dead = "continue"                    # or "block": the key waits behind its dead letter
 //!
 //! [config]
 //! wallet_url = "http://wallet.internal:8080"
@@ -279,6 +280,25 @@ pub struct DeadLetterSpec {
     /// are kept, the oldest are evicted first; default 100000, at least 1.
     #[serde(default = "default_dead_letter_max_count")]
     pub max_count: u64,
+    /// What the event's lane does once it is dead: `continue` (default:
+    /// later events of its key, or its partition under `partition`
+    /// ordering, run on) or `block` (they wait, held, behind the dead
+    /// event until an operator re-drives or discards its dead letter).
+    #[serde(default)]
+    pub on_dead: OnDead,
+}
+
+/// `[dead_letter] on_dead`: whether a dead event blocks its lane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDead {
+    /// Later events of the lane run on (the default).
+    #[default]
+    Continue,
+    /// Later events of the lane wait behind the dead event until its dead
+    /// letter is re-driven (it runs first) or discarded. Under `none`
+    /// ordering there is nothing behind an event, so nothing waits.
+    Block,
 }
 
 /// Default [`DeadLetterSpec::max_age`]: 30 days.
@@ -297,6 +317,7 @@ impl Default for DeadLetterSpec {
             topic: None,
             max_age: default_dead_letter_max_age(),
             max_count: default_dead_letter_max_count(),
+            on_dead: OnDead::Continue,
         }
     }
 }
@@ -595,16 +616,22 @@ mod tests {
             Some(Duration::from_secs(30 * 24 * 3600))
         );
         assert_eq!(m.dead_letter.max_count, 100_000);
+        assert_eq!(m.dead_letter.on_dead, OnDead::Continue);
     }
 
     #[test]
     fn dead_letter_retention_is_read_and_checked() {
         let m = ActorManifest::parse(
-            "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\nmax_age = \"7d\"\nmax_count = 10",
+            "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\nmax_age = \"7d\"\nmax_count = 10\non_dead = \"block\"",
         )
         .unwrap();
         assert_eq!(m.dead_letter.max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(m.dead_letter.max_count, 10);
+        assert_eq!(m.dead_letter.on_dead, OnDead::Block);
+        assert!(ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\non_dead = \"stop\""
+        )
+        .is_err());
         let forever = ActorManifest::parse(
             "name = \"a\"\ntopics = [\"t\"]\n[dead_letter]\nmax_age = \"none\"",
         )

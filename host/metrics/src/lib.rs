@@ -55,6 +55,9 @@ pub struct Metrics {
     /// Age of the oldest retrying event (since its first attempt), by
     /// actor.
     pub oldest_retry_age_seconds: GaugeVec,
+    /// `wactor_blocked_lanes{actor}`: lanes (keys, or partitions) blocked
+    /// behind a dead letter (`on_dead = "block"`) in this host's store.
+    pub blocked_lanes: IntGaugeVec,
     /// Actor versions activated (deploy, activate, rollback), by actor and
     /// reason.
     pub activations_total: IntCounterVec,
@@ -168,6 +171,13 @@ impl Metrics {
             ),
             &["actor"],
         )?;
+        let blocked_lanes = IntGaugeVec::new(
+            Opts::new(
+                "wactor_blocked_lanes",
+                "Lanes held behind a dead letter (on_dead = block) in this host's store",
+            ),
+            &["actor"],
+        )?;
         let activations_total = IntCounterVec::new(
             Opts::new("wactor_activations_total", "Actor versions activated"),
             &["actor", "reason"],
@@ -212,6 +222,7 @@ impl Metrics {
         registry.register(Box::new(dead_letters_evicted_total.clone()))?;
         registry.register(Box::new(held_events.clone()))?;
         registry.register(Box::new(oldest_retry_age_seconds.clone()))?;
+        registry.register(Box::new(blocked_lanes.clone()))?;
         registry.register(Box::new(activations_total.clone()))?;
         registry.register(Box::new(events_total.clone()))?;
         registry.register(Box::new(call_duration_seconds.clone()))?;
@@ -240,6 +251,7 @@ impl Metrics {
             dead_letters_evicted_total,
             held_events,
             oldest_retry_age_seconds,
+            blocked_lanes,
             activations_total,
             partition_workers_failed,
             partition_worker_restarts_total,

@@ -25,13 +25,15 @@ use serde::{Deserialize, Serialize};
 use wactor_kafka::actor::redrive_topic;
 use wactor_kafka::producer::max_message_bytes;
 use wactor_kafka::redrive::RedriveEnvelope;
+use wactor_kafka::worker::Unblock;
 use wactor_kafka::OutRecord;
-use wactor_manifest::ActorManifest;
+use wactor_manifest::{ActorManifest, OnDead};
 use wactor_store::{
     DeadLetter, DeadLetterFilter, DeadLetterPage, Evicted, HeldEvent, HeldFilter, Retention,
 };
 
 use crate::error::{RegistryError, Result};
+use crate::owner_requests::Blocking;
 use crate::registry::Registry;
 
 /// Most dead letters one re-drive or discard request may touch.
@@ -182,6 +184,28 @@ impl Registry {
                     ),
                 ));
                 continue;
+            }
+            let version = match request.target {
+                RedriveTarget::Active => None,
+                RedriveTarget::Version(v) => Some(v),
+            };
+            match self
+                .release_blocked(&dead, Unblock::Redrive { version })
+                .await?
+            {
+                Some(Ok(())) => {
+                    report.redriven += 1;
+                    tracing::info!(id = %dead.id, actor = %dead.actor, by = %request.by, "blocked dead letter re-driven in its lane");
+                    if let Some(pause) = pause {
+                        tokio::time::sleep(pause).await;
+                    }
+                    continue;
+                }
+                Some(Err(why)) => {
+                    report.failed.push((dead.id.clone(), why));
+                    continue;
+                }
+                None => {}
             }
             let envelope = RedriveEnvelope {
                 version: match request.target {
@@ -363,6 +387,17 @@ impl Registry {
         }
         let dead_letters = self.parts().store.dead_letters();
         for dead in selected {
+            match self.release_blocked(&dead, Unblock::Discard).await? {
+                Some(Ok(())) => {
+                    report.redriven += 1;
+                    continue;
+                }
+                Some(Err(why)) => {
+                    report.failed.push((dead.id.clone(), why));
+                    continue;
+                }
+                None => {}
+            }
             // Every host forgets it first: a discard that did not reach
             // them is reported and changes nothing here.
             if let Err(err) = self.share_removal(&dead).await {
@@ -375,6 +410,78 @@ impl Registry {
         }
         self.parts().store.flush_async().await?;
         Ok(report)
+    }
+
+    /// A re-drive or discard of `dead` when its actor's manifest says
+    /// `on_dead = "block"` and the letter blocks a lane (its partition's
+    /// worker, here or on another host, says so): the letter is removed
+    /// everywhere first (so a new death of the released event is a new
+    /// record after the removal), then the worker runs the event first in
+    /// its lane or drops it. `None` when the letter blocks nothing (the
+    /// usual path applies); `Some(Err(why))` when it was not done.
+    ///
+    /// # Errors
+    /// [`RegistryError::Store`] or [`RegistryError::Kafka`] when the store
+    /// or the requests topic fails.
+    async fn release_blocked(
+        &self,
+        dead: &DeadLetter,
+        action: Unblock,
+    ) -> Result<Option<std::result::Result<(), String>>> {
+        let blocks = self.actor(&dead.actor).is_ok_and(|record| {
+            ActorManifest::parse(&record.manifest_toml)
+                .is_ok_and(|m| m.dead_letter.on_dead == OnDead::Block)
+        });
+        if !blocks {
+            return Ok(None);
+        }
+        match self.unblock_anywhere(dead, Unblock::Check).await? {
+            Blocking::Nowhere => return Ok(None),
+            Blocking::Unknown(hosts) => {
+                return Ok(Some(Err(format!(
+                    "its key may be blocked behind it (on_dead = \"block\") and these hosts did \
+                     not answer: {}; nothing done",
+                    hosts.join(", ")
+                ))))
+            }
+            Blocking::Found => {}
+        }
+        if !self.claim_redrive(&dead.id) {
+            return Ok(Some(Err("already being re-driven".into())));
+        }
+        let removed = async {
+            if self.parts().store.dead_letters().get(&dead.id)?.as_ref() != Some(dead) {
+                return Ok(Some(Err(
+                    "changed or gone since it was selected (re-driven or discarded meanwhile)"
+                        .to_string(),
+                )));
+            }
+            if let Err(err) = self.share_removal(dead).await {
+                return Ok(Some(Err(format!(
+                    "its removal did not reach the other hosts ({err}); nothing done"
+                ))));
+            }
+            self.parts()
+                .store
+                .dead_letters()
+                .remove_if_unchanged(dead)?;
+            Ok::<_, RegistryError>(None)
+        }
+        .await;
+        let outcome = match removed {
+            Ok(None) => match self.unblock_anywhere(dead, action).await {
+                Ok(Blocking::Found) => Ok(Some(Ok(()))),
+                Ok(_) => Ok(Some(Err(
+                    "removed from the dead letters, but its partition moved meanwhile: its \
+                     event still blocks its key; run it with `wactor retries now`"
+                        .to_string(),
+                ))),
+                Err(err) => Err(err),
+            },
+            other => other,
+        };
+        self.release_redrive(&dead.id);
+        outcome
     }
 
     fn select(&self, id: Option<&str>, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>> {

@@ -19,6 +19,10 @@
 //!   host whose worker holds the event runs it and says so. No answer from
 //!   a live host within the timeout is [`RegistryError::NoAnswer`], never a
 //!   silent "not found".
+//! - re-drive and discard of a dead letter of an actor with `on_dead =
+//!   "block"`: the worker whose lane that letter blocks releases it (runs
+//!   the event first in its lane, or drops it) instead of the usual
+//!   re-drive through `<group>.redrive` (`dead_letters`).
 //!
 //! A single host (no other alive host in the cluster view) writes nothing.
 //! Requests are for the moment (older than [`REQUEST_MAX_AGE`] they are
@@ -39,7 +43,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 use wactor_kafka::registry_log::{LogRecord, RegistryLog};
-use wactor_store::{HeldEvent, HeldFilter, HeldId};
+use wactor_kafka::worker::Unblock;
+use wactor_store::{DeadLetter, HeldEvent, HeldFilter, HeldId};
 
 use crate::error::{RegistryError, Result};
 use crate::registry::Registry;
@@ -91,6 +96,53 @@ enum Ask {
         actor: String,
         id: String,
     },
+    Unblock {
+        actor: String,
+        topic: String,
+        partition: i32,
+        dead_letter: String,
+        action: WireUnblock,
+    },
+}
+
+/// [`Unblock`], on the wire.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum WireUnblock {
+    Check,
+    Redrive { version: Option<u64> },
+    Discard,
+}
+
+impl From<Unblock> for WireUnblock {
+    fn from(u: Unblock) -> Self {
+        match u {
+            Unblock::Check => WireUnblock::Check,
+            Unblock::Redrive { version } => WireUnblock::Redrive { version },
+            Unblock::Discard => WireUnblock::Discard,
+        }
+    }
+}
+
+impl From<WireUnblock> for Unblock {
+    fn from(u: WireUnblock) -> Self {
+        match u {
+            WireUnblock::Check => Unblock::Check,
+            WireUnblock::Redrive { version } => Unblock::Redrive { version },
+            WireUnblock::Discard => Unblock::Discard,
+        }
+    }
+}
+
+/// Where [`Registry::unblock_anywhere`] found a lane blocked by a dead
+/// letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Blocking {
+    /// A worker (here or on another host) had it and did the action.
+    Found,
+    /// Every live host answered: no lane is blocked by it.
+    Nowhere,
+    /// Not here, and these live hosts did not answer in time.
+    Unknown(Vec<String>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,6 +196,9 @@ enum Answer {
     RetryNow {
         found: bool,
     },
+    Unblock {
+        found: bool,
+    },
     Failed {
         error: String,
     },
@@ -173,6 +228,9 @@ pub struct HeldListing {
     /// Hosts that had more matching events than a reply holds.
     pub truncated: Vec<String>,
 }
+
+/// Partitions, as (topic, partition).
+type Partitions = Vec<(String, i32)>;
 
 /// This host's link to the requests topic.
 pub(crate) struct OwnerRequests {
@@ -208,7 +266,7 @@ impl OwnerRequests {
 /// for its partitions; an event of a partition no answering host owns is
 /// kept once (the copy with most attempts). Sorted by id, cut to `limit`.
 fn merge(
-    answers: Vec<(String, Vec<(String, i32)>, Vec<HeldEvent>)>,
+    answers: Vec<(String, Partitions, Vec<HeldEvent>)>,
     limit: usize,
 ) -> Vec<HostHeld> {
     let owned_anywhere: BTreeSet<(String, i32)> = answers
@@ -395,6 +453,17 @@ impl Registry {
                 }
                 Answer::RetryNow { found }
             }
+            Ask::Unblock {
+                actor,
+                topic,
+                partition,
+                dead_letter,
+                action,
+            } => Answer::Unblock {
+                found: self
+                    .consumer_unblock(&actor, &topic, partition, &dead_letter, action.into())
+                    .await,
+            },
         };
         let reply = Reply {
             request: request.id.clone(),
@@ -425,7 +494,7 @@ impl Registry {
         actor: &str,
         filter: &HeldFilter,
         limit: usize,
-    ) -> Result<(Vec<(String, i32)>, Vec<HeldEvent>)> {
+    ) -> Result<(Partitions, Vec<HeldEvent>)> {
         let held = self.retries(actor, filter, limit)?;
         Ok((self.owned_partitions(actor), held))
     }
@@ -536,7 +605,9 @@ impl Registry {
                     tracing::warn!(host = %reply.name, %error, "a host could not list its held events");
                     listing.unanswered.push(reply.name);
                 }
-                Answer::RetryNow { .. } => listing.unanswered.push(reply.name),
+                Answer::RetryNow { .. } | Answer::Unblock { .. } => {
+                    listing.unanswered.push(reply.name);
+                }
             }
         }
         listing.held = merge(answers, limit);
@@ -590,6 +661,44 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Acts on the lane blocked by `dead` (`on_dead = "block"`) wherever
+    /// its partition's worker runs: this host's first, else through the
+    /// requests topic.
+    ///
+    /// # Errors
+    /// [`RegistryError::Kafka`] when the request cannot be written.
+    pub(crate) async fn unblock_anywhere(
+        &self,
+        dead: &DeadLetter,
+        action: Unblock,
+    ) -> Result<Blocking> {
+        let (topic, partition) = (dead.event.topic.as_str(), dead.event.partition);
+        if self
+            .consumer_unblock(&dead.actor, topic, partition, &dead.id, action)
+            .await
+        {
+            return Ok(Blocking::Found);
+        }
+        let ask = Ask::Unblock {
+            actor: dead.actor.clone(),
+            topic: topic.to_string(),
+            partition,
+            dead_letter: dead.id.clone(),
+            action: action.into(),
+        };
+        let found = |reply: &Reply| matches!(reply.answer, Answer::Unblock { found: true });
+        let (replies, unanswered) = self.ask_others(ask, found).await?;
+        Ok(if replies.iter().any(found) {
+            Blocking::Found
+        } else if unanswered.is_empty() {
+            Blocking::Nowhere
+        } else {
+            Blocking::Unknown(unanswered)
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -621,6 +730,7 @@ mod tests {
             first_attempt_at_ms: None,
             next_attempt_at_ms: None,
             version_override: None,
+            blocked_by: None,
         }
     }
 

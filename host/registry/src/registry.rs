@@ -855,6 +855,29 @@ impl Registry {
         }
     }
 
+    /// Asks this host's worker of `(topic, partition)` to act on the lane
+    /// blocked by `dead_letter`; false when this host does not run it or
+    /// no lane there is blocked by that letter.
+    pub(crate) async fn consumer_unblock(
+        &self,
+        actor: &str,
+        topic: &str,
+        partition: i32,
+        dead_letter: &str,
+        action: wactor_kafka::worker::Unblock,
+    ) -> bool {
+        let handle = {
+            let live = self.live.lock().await;
+            live.get(actor)
+                .and_then(|e| e.consumer.as_ref())
+                .map(ActorConsumer::retry_handle)
+        };
+        match handle {
+            Some(handle) => handle.unblock(topic, partition, dead_letter, action).await,
+            None => false,
+        }
+    }
+
     /// Loads `version` of `actor` without activating it and pins it for
     /// [`DEFAULT_PIN`](crate::versions::DEFAULT_PIN), so that events
     /// re-driven to that version find it loaded. (One that arrives later
@@ -1025,6 +1048,10 @@ impl Registry {
                 .oldest_retry_age_seconds
                 .with_label_values(&[name])
                 .set(oldest);
+            metrics
+                .blocked_lanes
+                .with_label_values(&[name])
+                .set(i64::try_from(held.blocked_count()?).unwrap_or(i64::MAX));
             metrics
                 .dead_letter_set_size
                 .with_label_values(&[name])

@@ -54,6 +54,81 @@ pub struct HeldEvent {
     pub next_attempt_at_ms: Option<i64>,
     /// Re-drive "to version N"; `None` runs the active version.
     pub version_override: Option<u64>,
+    /// The dead letter this event became, when its actor's manifest says
+    /// `[dead_letter] on_dead = "block"`: it stays the head of its lane
+    /// (the lane's later events wait behind it) until that letter is
+    /// re-driven or discarded. `None` for every other held event.
+    #[serde(default)]
+    pub blocked_by: Option<String>,
+}
+
+/// A held event as format 1 lays it out (no `blocked_by`): what a held
+/// event that blocks nothing is written as, so versions that predate
+/// blocking read it.
+#[derive(Serialize)]
+struct HeldEventV1Ref<'a> {
+    event: &'a StoredEvent,
+    lane: &'a LaneKey,
+    attempts: &'a Vec<AttemptRecord>,
+    first_attempt_at_ms: &'a Option<i64>,
+    next_attempt_at_ms: &'a Option<i64>,
+    version_override: &'a Option<u64>,
+}
+
+/// Format 1 of a held event, read.
+#[derive(Deserialize)]
+struct HeldEventV1 {
+    event: StoredEvent,
+    lane: LaneKey,
+    attempts: Vec<AttemptRecord>,
+    first_attempt_at_ms: Option<i64>,
+    next_attempt_at_ms: Option<i64>,
+    version_override: Option<u64>,
+}
+
+/// Encodes a held event for the store and the retry changelog: format 1
+/// ([`crate::value::FORMAT_POSTCARD_V1`]) unless it blocks its lane, then
+/// format 2 (with `blocked_by`).
+///
+/// # Errors
+/// [`StoreError::Codec`] when serde refuses it (not the case for this type).
+pub fn encode_held(held: &HeldEvent) -> Result<Vec<u8>> {
+    if held.blocked_by.is_some() {
+        return crate::value::encode_v2(WHAT, held);
+    }
+    crate::value::encode(
+        WHAT,
+        &HeldEventV1Ref {
+            event: &held.event,
+            lane: &held.lane,
+            attempts: &held.attempts,
+            first_attempt_at_ms: &held.first_attempt_at_ms,
+            next_attempt_at_ms: &held.next_attempt_at_ms,
+            version_override: &held.version_override,
+        },
+    )
+}
+
+/// Decodes what [`encode_held`] wrote (either format), or the JSON of
+/// older versions.
+///
+/// # Errors
+/// [`StoreError::Codec`] or [`StoreError::Corrupt`] for bytes that are not
+/// a held event.
+pub fn decode_held(bytes: &[u8]) -> Result<HeldEvent> {
+    if bytes.first() == Some(&crate::value::FORMAT_POSTCARD_V1) {
+        let v1: HeldEventV1 = crate::value::decode(WHAT, bytes)?;
+        return Ok(HeldEvent {
+            event: v1.event,
+            lane: v1.lane,
+            attempts: v1.attempts,
+            first_attempt_at_ms: v1.first_attempt_at_ms,
+            next_attempt_at_ms: v1.next_attempt_at_ms,
+            version_override: v1.version_override,
+            blocked_by: None,
+        });
+    }
+    crate::value::decode(WHAT, bytes)
 }
 
 impl HeldEvent {
@@ -191,7 +266,7 @@ pub struct HeldEvents {
 const WHAT: &str = "held event";
 
 fn decode(bytes: &[u8]) -> Result<HeldEvent> {
-    crate::value::decode(WHAT, bytes)
+    decode_held(bytes)
 }
 
 impl HeldEvents {
@@ -202,7 +277,7 @@ impl HeldEvents {
     /// Inserts `held`, or replaces the record with the same id.
     pub fn put(&self, held: &HeldEvent) -> Result<()> {
         let key = held.id().key()?;
-        let value = crate::value::encode(WHAT, held)?;
+        let value = encode_held(held)?;
         self.tree.insert(key, value)?;
         Ok(())
     }
@@ -276,7 +351,7 @@ impl HeldEvents {
                     ),
                 });
             }
-            batch.insert(held.id().key()?, crate::value::encode(WHAT, held)?);
+            batch.insert(held.id().key()?, encode_held(held)?);
         }
         self.tree.apply_batch(batch)?;
         Ok(())
@@ -351,6 +426,18 @@ impl HeldEvents {
             }
         }
         Ok(oldest)
+    }
+
+    /// Number of held events that block their lane (`blocked_by`). Reads
+    /// every record: for periodic metrics, not per event.
+    pub fn blocked_count(&self) -> Result<usize> {
+        let mut blocked = 0;
+        for value in self.tree.iter().values() {
+            if decode(&value?)?.blocked_by.is_some() {
+                blocked += 1;
+            }
+        }
+        Ok(blocked)
     }
 
     /// Atomically removes the held event `id` and stores `dead` in the
@@ -432,6 +519,7 @@ mod tests {
             first_attempt_at_ms: None,
             next_attempt_at_ms: None,
             version_override: None,
+            blocked_by: None,
         }
     }
 
@@ -449,6 +537,46 @@ mod tests {
             next_attempt_at_ms: Some(first_at + 500),
             ..waiting(topic, partition, lane, offset)
         }
+    }
+
+    #[test]
+    fn blocked_events_are_counted() {
+        let held = Store::temporary().unwrap().held("a").unwrap();
+        held.put(&retrying("t", 0, key(b"x"), 1, 10)).unwrap();
+        assert_eq!(held.blocked_count().unwrap(), 0);
+        held.put(&HeldEvent {
+            blocked_by: Some("a:t:0:2".into()),
+            ..retrying("t", 0, key(b"y"), 2, 10)
+        })
+        .unwrap();
+        assert_eq!(held.blocked_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn only_a_blocking_held_event_uses_format_2_and_both_formats_read_back() {
+        let plain = retrying("t", 0, key(b"k"), 5, 100);
+        let bytes = encode_held(&plain).unwrap();
+        assert_eq!(bytes[0], crate::value::FORMAT_POSTCARD_V1);
+        // What versions before blocking wrote and read: the six fields.
+        let old: HeldEventV1 = crate::value::decode(WHAT, &bytes).unwrap();
+        assert_eq!(old.event, plain.event);
+        assert_eq!(decode_held(&bytes).unwrap(), plain);
+
+        let blocking = HeldEvent {
+            blocked_by: Some("a:t:0:5".into()),
+            ..plain.clone()
+        };
+        let bytes = encode_held(&blocking).unwrap();
+        assert_eq!(bytes[0], crate::value::FORMAT_POSTCARD_V2);
+        assert_eq!(decode_held(&bytes).unwrap(), blocking);
+        // JSON of the oldest versions has no blocked_by.
+        let json = serde_json::to_vec(&serde_json::json!({
+            "event": plain.event, "lane": plain.lane, "attempts": plain.attempts,
+            "first_attempt_at_ms": 100, "next_attempt_at_ms": 600, "version_override": null
+        }))
+        .unwrap();
+        assert_eq!(decode_held(&json).unwrap(), plain);
+        assert!(decode_held(&[0x02, 0xff]).is_err());
     }
 
     fn key(k: &[u8]) -> LaneKey {

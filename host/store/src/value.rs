@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! 0x01 | postcard (serde, varint integers, byte strings as length + bytes)
+//! 0x02 | postcard of a type's second shape (a held event that blocks its
+//!      | lane: `held::encode_held`); only such values use it, so every
+//!      | other value stays readable by versions that know only 0x01
 //! '{'  | JSON: what stores and changelog topics held before (read only)
 //! ```
 //!
@@ -40,6 +43,21 @@ pub fn encode<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>> {
     })
 }
 
+/// The first byte of a value in format 2: postcard of a type's second
+/// shape (see the module docs).
+pub const FORMAT_POSTCARD_V2: u8 = 0x02;
+
+/// Encodes `value` in format 2: [`FORMAT_POSTCARD_V2`], then postcard.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_v2<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>> {
+    postcard::to_extend(value, vec![FORMAT_POSTCARD_V2]).map_err(|e| StoreError::Codec {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
+}
+
 /// Decodes a value written by [`encode`], or the JSON that older versions
 /// wrote (it starts with `{`).
 ///
@@ -52,7 +70,7 @@ pub fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
         reason,
     };
     match bytes.first() {
-        Some(&FORMAT_POSTCARD_V1) => {
+        Some(&FORMAT_POSTCARD_V1 | &FORMAT_POSTCARD_V2) => {
             postcard::from_bytes(&bytes[1..]).map_err(|e| codec(e.to_string()))
         }
         Some(b'{') => serde_json::from_slice(bytes).map_err(|e| codec(e.to_string())),
@@ -105,6 +123,7 @@ mod tests {
             first_attempt_at_ms: Some(5),
             next_attempt_at_ms: Some(1_005),
             version_override: Some(2),
+            blocked_by: None,
         }
     }
 

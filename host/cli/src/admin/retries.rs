@@ -118,12 +118,17 @@ pub async fn run(args: RetriesArgs) -> Result<u8> {
             for event in held.items {
                 let mut row = vec![
                     event.id,
-                    if event.retrying {
+                    if event.blocked_by.is_some() {
+                        format!("{} (dead)", event.attempts.len())
+                    } else if event.retrying {
                         event.attempts.len().to_string()
                     } else {
                         "waiting".into()
                     },
-                    maybe_time(event.next_attempt_at_ms),
+                    match &event.blocked_by {
+                        Some(letter) => format!("blocked by dead letter {letter}"),
+                        None => maybe_time(event.next_attempt_at_ms),
+                    },
                     clip(&bytes_arg(event.event.key.as_ref()), 24),
                     clip(event.attempts.last().map_or("", |a| a.error.as_str()), 70),
                 ];

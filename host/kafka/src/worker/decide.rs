@@ -36,6 +36,9 @@ struct Failed<'a> {
 enum Next {
     /// It is held until `due`; `len` of its lane's events were held.
     Hold { due: i64, len: usize },
+    /// It is dead and held as its lane's blocked head (`on_dead =
+    /// "block"`); `len` of its lane's events were held.
+    Block { len: usize },
     /// It is dead-lettered for this reason.
     Dead(DeadReason),
 }
@@ -145,6 +148,7 @@ impl Worker {
                     first_attempt_at_ms: Some(first_at),
                     next_attempt_at_ms: Some(due),
                     version_override: None,
+                    blocked_by: None,
                 };
                 match self.hold_record(&head) {
                     Hold::Held => {
@@ -162,8 +166,22 @@ impl Worker {
             }
             Decision::DeadLetter(kind) => Next::Dead(kind),
         };
-        match next {
-            Next::Hold { due, mut len } => {
+        let next = match next {
+            Next::Dead(kind) if detail.is_none() && self.blocks_on_dead(&lane_key) => {
+                self.block_new(&failed, attempt.clone(), kind, first_at, now, &lane_key)
+            }
+            other => other,
+        };
+        let held_as = match next {
+            Next::Hold { due, len } => {
+                self.ctx.counters.retries_scheduled.inc();
+                Ok((Head::Due(due), len))
+            }
+            Next::Block { len } => Ok((Head::Blocked, len)),
+            Next::Dead(kind) => Err(kind),
+        };
+        match held_as {
+            Ok((head, mut len)) => {
                 let queued = match self.scheduler.complete_and_take(lane) {
                     Ok(queued) => queued,
                     Err(err) => {
@@ -193,13 +211,12 @@ impl Worker {
                     HeldLane {
                         len,
                         max_offset,
-                        head: Head::Due(due),
+                        head,
                     },
                 );
                 self.update_hold();
-                self.ctx.counters.retries_scheduled.inc();
             }
-            Next::Dead(kind) => {
+            Err(kind) => {
                 let dead = self.death(&failed, vec![attempt], kind, detail, first_at, now);
                 match store_write_fault()
                     .and_then(|()| self.ctx.dead_letters.put(&dead).map_err(|e| e.to_string()))
@@ -257,6 +274,7 @@ impl Worker {
             Decision::DeadLetter(kind) => kind,
         };
         let id = record.id();
+        let blocks = detail.is_none() && self.blocks_on_dead(&lane);
         let dead = self.death(
             &failed,
             record.attempts.clone(),
@@ -265,6 +283,28 @@ impl Worker {
             first_at,
             now,
         );
+        if blocks {
+            // The dead head stays its lane's head, blocked, until its
+            // dead letter is re-driven or discarded.
+            record.blocked_by = Some(dead.id.clone());
+            record.next_attempt_at_ms = None;
+            match self.hold_record(&record) {
+                Hold::Held => {
+                    self.store_death(&dead);
+                    self.held.set_head(&lane, Head::Blocked);
+                    return;
+                }
+                Hold::Failed => {
+                    self.held.set_head(&lane, Head::Due(now + 1_000));
+                    return;
+                }
+                // Too large to keep: dead-lettered and the lane goes on.
+                Hold::TooLarge(why) => tracing::warn!(
+                    actor = %self.ctx.name, %id, reason = %why,
+                    "a dead event cannot block its lane (on_dead = \"block\"): the lane goes on"
+                ),
+            }
+        }
         match self
             .ctx
             .held
@@ -279,6 +319,74 @@ impl Worker {
                 tracing::error!(error = %err, "cannot move a held event to the dead letters; retrying in a while");
                 self.held.set_head(&lane, Head::Due(now + 1_000));
             }
+        }
+    }
+
+    /// Whether a death in `lane` blocks it: the manifest says `on_dead =
+    /// "block"`, the lane can have events behind it (not `none`
+    /// ordering), and the event is from a source partition (a re-drive
+    /// through the re-drive topic dies as usual).
+    fn blocks_on_dead(&self, lane: &LaneKey) -> bool {
+        !self.is_redrive
+            && !matches!(lane, LaneKey::Own(_))
+            && self
+                .manifest()
+                .is_some_and(|m| m.dead_letter.on_dead == wactor_manifest::OnDead::Block)
+    }
+
+    /// A Kafka event dead on its first attempt in a lane that blocks:
+    /// held as the lane's blocked head, with its dead letter. Falls back to
+    /// an ordinary death when it cannot be held.
+    fn block_new(
+        &mut self,
+        failed: &Failed<'_>,
+        attempt: AttemptRecord,
+        kind: DeadReason,
+        first_at: i64,
+        now: i64,
+        lane_key: &LaneKey,
+    ) -> Next {
+        let dead = self.death(failed, vec![attempt.clone()], kind, None, first_at, now);
+        let head = HeldEvent {
+            event: to_stored(failed.raw),
+            lane: lane_key.clone(),
+            attempts: vec![attempt],
+            first_attempt_at_ms: Some(first_at),
+            next_attempt_at_ms: None,
+            version_override: None,
+            blocked_by: Some(dead.id.clone()),
+        };
+        match self.hold_record(&head) {
+            Hold::Held => {
+                self.durable.offsets.push(failed.raw.offset);
+                self.store_death(&dead);
+                Next::Block { len: 1 }
+            }
+            Hold::Failed => Next::Dead(kind),
+            Hold::TooLarge(why) => {
+                tracing::warn!(
+                    actor = %self.ctx.name, offset = failed.raw.offset, reason = %why,
+                    "a dead event cannot block its lane (on_dead = \"block\"): the lane goes on"
+                );
+                Next::Dead(kind)
+            }
+        }
+    }
+
+    /// Stores the dead letter of an event that blocks its lane (the
+    /// held record is its durable part).
+    fn store_death(&mut self, dead: &wactor_store::DeadLetter) {
+        match store_write_fault()
+            .and_then(|()| self.ctx.dead_letters.put(dead).map_err(|e| e.to_string()))
+        {
+            Ok(()) => {
+                tracing::warn!(
+                    actor = %self.ctx.name, id = %dead.id,
+                    "its lane is blocked behind this dead letter until it is re-driven or discarded"
+                );
+                self.after_death(dead);
+            }
+            Err(err) => self.store_failed("a dead letter", err),
         }
     }
 

@@ -28,6 +28,21 @@ use wactor_runtime::Event;
 use super::durability::store_write_fault;
 use super::{Control, Job, JobKind, Worker, RESTORE_RETRY};
 
+/// What an operator does to a lane blocked by a dead letter
+/// ([`Worker::unblock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unblock {
+    /// Only say whether the letter blocks a lane here.
+    Check,
+    /// Run the blocked event now (on this version, if given).
+    Redrive {
+        /// The version a re-drive asked for.
+        version: Option<u64>,
+    },
+    /// Drop the blocked event; the lane goes on.
+    Discard,
+}
+
 /// What became of [`Worker::hold_record`].
 pub(super) enum Hold {
     /// In the store, its changelog record on its way.
@@ -48,6 +63,7 @@ pub(super) fn waiting_record(event: &Event, lane: LaneKey) -> HeldEvent {
         first_attempt_at_ms: None,
         next_attempt_at_ms: None,
         version_override: None,
+        blocked_by: None,
     }
 }
 
@@ -111,7 +127,11 @@ impl Worker {
             let entry = lanes.entry(record.lane.clone()).or_insert(HeldLane {
                 len: 0,
                 max_offset: record.event.offset,
-                head: Head::Due(record.next_attempt_at_ms.unwrap_or(now)),
+                head: if record.blocked_by.is_some() {
+                    Head::Blocked
+                } else {
+                    Head::Due(record.next_attempt_at_ms.unwrap_or(now))
+                },
             });
             entry.len += 1;
             entry.max_offset = entry.max_offset.max(record.event.offset);
@@ -186,7 +206,7 @@ impl Worker {
     #[allow(clippy::option_option)]
     fn not_a_stop(&mut self, control: Option<Control>) -> Option<Option<Control>> {
         match control {
-            Some(Control::RetryNow { reply, .. }) => {
+            Some(Control::RetryNow { reply, .. } | Control::Unblock { reply, .. }) => {
                 let _ = reply.send(false);
                 None
             }
@@ -203,7 +223,7 @@ impl Worker {
             Some(Control::Stop { reply }) => {
                 let _ = reply.send(None);
             }
-            Some(Control::RetryNow { reply, .. }) => {
+            Some(Control::RetryNow { reply, .. } | Control::Unblock { reply, .. }) => {
                 let _ = reply.send(false);
             }
             None => {}
@@ -422,6 +442,9 @@ impl Worker {
         self.shared.hold.store(hold, Ordering::Relaxed);
     }
 
+    /// Runs a held head now: one waiting for its retry, or one blocked by
+    /// its dead letter (then it runs as a re-drive would, with a new retry
+    /// budget; its dead letter stays in the set).
     pub(super) fn retry_now(&mut self, id: &HeldId) -> bool {
         if id.topic != self.topic || id.partition != self.partition {
             return false;
@@ -429,20 +452,89 @@ impl Worker {
         let Some(held) = self.held.get(&id.lane) else {
             return false;
         };
-        if !matches!(held.head, Head::Due(_)) {
-            return false;
-        }
+        let blocked = match held.head {
+            Head::Due(_) => false,
+            Head::Blocked => true,
+            Head::Running => return false,
+        };
         match self
             .ctx
             .held
             .lane_first(&self.topic, self.partition, &id.lane)
         {
             Ok(Some(head)) if head.id() == *id => {
+                if blocked {
+                    return self.release(head, None);
+                }
                 let now = self.ctx.clock.now_ms();
                 self.held.set_head(&id.lane, Head::Due(now));
                 true
             }
             _ => false,
+        }
+    }
+
+    /// An operator's re-drive or discard of `dead_letter`, if it blocks a
+    /// lane of this partition (`on_dead = "block"`): `Check` only says
+    /// whether it does; `Redrive` runs the blocked event now, first in
+    /// its lane (with a new retry budget, on `version` if given);
+    /// `Discard` drops it and the lane's next event runs. False when no
+    /// lane here is blocked by that letter.
+    pub(super) fn unblock(&mut self, dead_letter: &str, action: Unblock) -> bool {
+        for lane in self.held.blocked() {
+            let head = match self.ctx.held.lane_first(&self.topic, self.partition, &lane) {
+                Ok(Some(head)) if head.blocked_by.as_deref() == Some(dead_letter) => head,
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read a blocked lane");
+                    return false;
+                }
+            };
+            return match action {
+                Unblock::Check => true,
+                Unblock::Redrive { version } => self.release(head, version),
+                Unblock::Discard => {
+                    let id = head.id();
+                    match self.ctx.held.remove(&id) {
+                        Ok(_) => {
+                            tracing::info!(
+                                actor = %self.ctx.name, %id, dead_letter,
+                                "blocked event discarded: its lane goes on"
+                            );
+                            self.write_changelog(&id, None);
+                            self.advance(&lane);
+                            true
+                        }
+                        Err(err) => {
+                            self.store_failed("the removal of a blocked event", err.to_string());
+                            false
+                        }
+                    }
+                }
+            };
+        }
+        false
+    }
+
+    /// Makes a blocked head due now, unblocked, with a new retry budget.
+    fn release(&mut self, mut head: HeldEvent, version: Option<u64>) -> bool {
+        let now = self.ctx.clock.now_ms();
+        let dead_letter = head.blocked_by.take().unwrap_or_default();
+        head.attempts.clear();
+        head.first_attempt_at_ms = None;
+        head.next_attempt_at_ms = Some(now);
+        head.version_override = version;
+        let lane = head.lane.clone();
+        match self.hold_record(&head) {
+            Hold::Held => {
+                tracing::info!(
+                    actor = %self.ctx.name, id = %head.id(), dead_letter,
+                    "blocked event released: it runs now, then its lane goes on"
+                );
+                self.held.set_head(&lane, Head::Due(now));
+                true
+            }
+            Hold::Failed | Hold::TooLarge(_) => false,
         }
     }
 }

@@ -59,6 +59,7 @@ use crate::redrive::RedriveEnvelope;
 mod decide;
 mod durability;
 mod held;
+pub use held::Unblock;
 mod intake;
 
 use durability::{Durable, Tick};
@@ -107,6 +108,16 @@ pub enum Control {
         /// The held event.
         id: HeldId,
         /// Whether it was found waiting and moved up.
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// An operator's re-drive or discard of a dead letter that may block a
+    /// lane of this partition (`on_dead = "block"`).
+    Unblock {
+        /// The dead letter's id.
+        dead_letter: String,
+        /// What to do.
+        action: Unblock,
+        /// Whether a lane here was blocked by it (and the action done).
         reply: tokio::sync::oneshot::Sender<bool>,
     },
 }
@@ -242,7 +253,7 @@ pub(crate) fn spawn(
                     break;
                 }
                 control = worker.control.recv() => match control {
-                    Some(Control::RetryNow { reply, .. }) => {
+                    Some(Control::RetryNow { reply, .. } | Control::Unblock { reply, .. }) => {
                         let _ = reply.send(false);
                     }
                     other => {
@@ -405,6 +416,9 @@ impl Worker {
                     }
                     Some(Control::RetryNow { id, reply }) => {
                         let _ = reply.send(self.retry_now(&id));
+                    }
+                    Some(Control::Unblock { dead_letter, action, reply }) => {
+                        let _ = reply.send(self.unblock(&dead_letter, action));
                     }
                     None => {
                         self.stop().await;
