@@ -828,18 +828,17 @@ async fn a_blocked_key_stays_blocked_when_its_partition_moves_to_another_host() 
     let a_owns = a.get("/v1/actors/scripted")["partitions"]
         .as_array()
         .is_some_and(|parts| {
-            parts.iter().any(|p| {
-                p["topic"] == TOPIC && p["partition"].as_i64() == id_partition(&id)
-            })
+            parts
+                .iter()
+                .any(|p| p["topic"] == TOPIC && p["partition"].as_i64() == id_partition(&id))
         });
     let (owner, survivor) = if a_owns { (a, b) } else { (b, a) };
     // The key is blocked on its owner (the held event is in the
     // changelog once listed).
     let blocked_listing = |host: &ClusterHost| -> Vec<(Option<String>, u64)> {
-        let listing: serde_json::Value = serde_json::from_str(
-            &host.cli(&["retries", "list", "scripted", "--key", key]),
-        )
-        .unwrap_or_default();
+        let listing: serde_json::Value =
+            serde_json::from_str(&host.cli(&["retries", "list", "scripted", "--key", key]))
+                .unwrap_or_default();
         listing["items"]
             .as_array()
             .cloned()
@@ -862,7 +861,12 @@ async fn a_blocked_key_stays_blocked_when_its_partition_moves_to_another_host() 
 
     // The survivor takes every partition and restores the block.
     wait_spread(&[&survivor]);
-    produce(&brokers, TOPIC, &[(Some(key.into()), r#"{"seq":3}"#.into())]).await;
+    produce(
+        &brokers,
+        TOPIC,
+        &[(Some(key.into()), r#"{"seq":3}"#.into())],
+    )
+    .await;
     let started = Instant::now();
     loop {
         let listing = blocked_listing(&survivor);
@@ -879,7 +883,11 @@ async fn a_blocked_key_stays_blocked_when_its_partition_moves_to_another_host() 
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = read_until(&brokers, OUT, Duration::from_secs(1), |_| false).await;
-    assert_eq!(seqs_of(&out, key), Vec::<u64>::new(), "nothing of the key ran");
+    assert_eq!(
+        seqs_of(&out, key),
+        Vec::<u64>::new(),
+        "nothing of the key ran"
+    );
 
     survivor.cli(&["dlq", "discard", &id]);
     let out = read_until(&brokers, OUT, WAIT, |r| seqs_of(r, key).len() >= 2).await;

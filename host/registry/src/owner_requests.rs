@@ -265,10 +265,7 @@ impl OwnerRequests {
 /// Merges the answers of `retries list`: an owner's events are the truth
 /// for its partitions; an event of a partition no answering host owns is
 /// kept once (the copy with most attempts). Sorted by id, cut to `limit`.
-fn merge(
-    answers: Vec<(String, Partitions, Vec<HeldEvent>)>,
-    limit: usize,
-) -> Vec<HostHeld> {
+fn merge(answers: Vec<(String, Partitions, Vec<HeldEvent>)>, limit: usize) -> Vec<HostHeld> {
     let owned_anywhere: BTreeSet<(String, i32)> = answers
         .iter()
         .flat_map(|(_, owned, _)| owned.iter().cloned())
