@@ -87,7 +87,22 @@ impl Host {
     }
 
     pub fn with_clock(dir: &Path, settings: KafkaSettings, clock: Arc<dyn Clock>) -> Self {
-        let store = Store::open(&dir.join("store")).expect("store");
+        // A host just dropped in this process may still be letting go of
+        // the store (a worker's blocking task ending): sled's file lock is
+        // released when the last handle drops, so wait for it a while.
+        let started = std::time::Instant::now();
+        let store = loop {
+            match Store::open(&dir.join("store")) {
+                Ok(store) => break store,
+                Err(err)
+                    if format!("{err:?}").contains("could not acquire lock")
+                        && started.elapsed() < Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(err) => panic!("store: {err}"),
+            }
+        };
         let runtime = Runtime::new(RuntimeSettings {
             cache_dir: Some(dir.join("artifacts")),
             ..RuntimeSettings::default()

@@ -382,6 +382,12 @@ async fn a_change_sent_to_one_host_reaches_every_host_of_the_cluster() {
         table.contains("(this host)") && table.contains(TOPIC),
         "{table}"
     );
+    // `wactor actors` names the owner of each partition, whichever host
+    // is asked.
+    let table = c.cli_text(&["actors"]);
+    assert!(table.contains("HOSTS"), "{table}");
+    let owned_cells = table.matches(&format!("[{TOPIC}:")).count();
+    assert_eq!(owned_cells, 3, "three hosts own partitions: {table}");
 
     // v2 to A: B and C run it within the bound.
     let v2 = manifest_file(root.path(), "v2");

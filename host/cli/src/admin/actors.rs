@@ -7,6 +7,8 @@ use wactor_api::wire::{
     ActivateBody, ActivationView, ActorDetail, ActorView, Items, RollbackBody, VersionView,
 };
 
+use wactor_registry::cluster::HostStatus;
+
 use super::client::{parse, segment, Client};
 use super::output::{clip, format_size, print_json, time, Table};
 use super::{Conn, Result, EXIT_OK};
@@ -19,8 +21,12 @@ Examples:
   wactor actors --json | jq '.items[] | select(.state != \"running\") | .name'
   wactor actors --api http://10.0.0.5:7700 --token \"$WACTOR_TOKEN\"
 
-LAG is the records behind the end of the actor's partitions on this host;
-DEAD its dead letters; RETRYING the events held for a retry (or behind one).")]
+LAG is the records behind the end of the actor's partitions (on every live
+host of the cluster when the registry is shared, else on this host); DEAD its
+dead letters; RETRYING the events held for a retry (or behind one) in this
+host's store (`wactor retries list` asks every host). In a cluster, HOSTS
+shows which live host owns which partitions, from their heartbeats
+(`wactor cluster` shows the lag per partition).")]
 pub struct ActorsArgs {
     #[command(flatten)]
     pub conn: Conn,
@@ -104,11 +110,25 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
         println!("no actors (deploy one with `wactor deploy actor.toml`)");
         return Ok(EXIT_OK);
     }
-    let mut table = Table::new(&[
+    // The cluster view, when this host has one (a shared registry): who
+    // owns which partitions, and the lag there.
+    let hosts: Vec<HostStatus> = match client.get("/v1/cluster").await {
+        Ok(value) => parse::<Items<HostStatus>>(&value)
+            .map(|h| h.items)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let clustered = !hosts.is_empty();
+    let mut columns = vec![
         "NAME", "VERSION", "STATE", "LAG", "DEAD", "EVICTED", "RETRYING", "TOPICS",
-    ]);
+    ];
+    if clustered {
+        columns.push("HOSTS");
+    }
+    let mut table = Table::new(&columns);
     let mut failed = Vec::new();
     for actor in actors.items {
+        let owners = owners_of(&hosts, &actor.name, &actor.topics);
         for p in actor.partitions.iter().filter(|p| p.state == "failed") {
             failed.push(format!(
                 "{} {}[{}]: partition worker failed ({}), restarts so far: {}",
@@ -119,28 +139,77 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
                 p.restarts
             ));
         }
-        table.row(vec![
+        let lag = if clustered { owners.lag } else { actor.lag };
+        let mut row = vec![
             actor.name,
             actor
                 .active_version
                 .map_or_else(|| "-".into(), |v| format!("v{v}")),
             actor.state,
-            if actor.lag < 0 {
-                "?".into()
-            } else {
-                actor.lag.to_string()
-            },
+            if lag < 0 { "?".into() } else { lag.to_string() },
             actor.dead_letters.to_string(),
             actor.dead_letters_evicted.to_string(),
             actor.held.to_string(),
             actor.topics.join(","),
-        ]);
+        ];
+        if clustered {
+            row.push(clip(&owners.text, 400));
+        }
+        table.row(row);
     }
     table.print();
     for line in failed {
         eprintln!("warning: {line}");
     }
     Ok(EXIT_OK)
+}
+
+/// Who owns an actor's partitions across the cluster.
+struct Owners {
+    /// `host[topic:p,p] host[...]`, live hosts only; `-` when none.
+    text: String,
+    /// Summed lag of those partitions; -1 when one is unknown.
+    lag: i64,
+}
+
+/// The owners of `actor`'s partitions of `topics` (its source topics; not
+/// its re-drive topic) among the live hosts of `hosts`.
+fn owners_of(hosts: &[HostStatus], actor: &str, topics: &[String]) -> Owners {
+    let mut parts = Vec::new();
+    let mut lag = 0i64;
+    for host in hosts.iter().filter(|h| h.alive) {
+        for beat in host.beat.actors.iter().filter(|a| a.actor == actor) {
+            let mut by_topic: std::collections::BTreeMap<&str, Vec<String>> =
+                std::collections::BTreeMap::new();
+            for p in beat.partitions.iter().filter(|p| topics.contains(&p.topic)) {
+                by_topic
+                    .entry(p.topic.as_str())
+                    .or_default()
+                    .push(p.partition.to_string());
+                lag = if p.lag < 0 || lag < 0 {
+                    -1
+                } else {
+                    lag.saturating_add(p.lag)
+                };
+            }
+            if by_topic.is_empty() {
+                continue;
+            }
+            let owned: Vec<String> = by_topic
+                .into_iter()
+                .map(|(topic, ps)| format!("{topic}:{}", ps.join(",")))
+                .collect();
+            parts.push(format!("{}[{}]", host.beat.name, owned.join(" ")));
+        }
+    }
+    Owners {
+        text: if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(" ")
+        },
+        lag,
+    }
 }
 
 /// `wactor versions ACTOR`.
@@ -283,4 +352,62 @@ pub async fn remove(args: NameArgs) -> Result<u8> {
         );
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wactor_registry::cluster::{ActorBeat, HostBeat, PartitionBeat};
+
+    fn host(name: &str, alive: bool, actor: &str, parts: &[(&str, i32, i64)]) -> HostStatus {
+        HostStatus {
+            beat: HostBeat {
+                id: name.into(),
+                name: name.into(),
+                api: format!("{name}:7700"),
+                version: "0".into(),
+                started_at_ms: 0,
+                heartbeat_at_ms: 0,
+                actors: vec![ActorBeat {
+                    actor: actor.into(),
+                    running_version: Some(1),
+                    state: "running".into(),
+                    partitions: parts
+                        .iter()
+                        .map(|(topic, partition, lag)| PartitionBeat {
+                            topic: (*topic).into(),
+                            partition: *partition,
+                            lag: *lag,
+                        })
+                        .collect(),
+                }],
+            },
+            alive,
+            this_host: false,
+        }
+    }
+
+    #[test]
+    fn owners_list_live_hosts_partitions_and_sum_their_lag() {
+        let hosts = [
+            host("a", true, "x", &[("t", 0, 3), ("t", 2, 4), ("u", 1, 0)]),
+            host("b", true, "x", &[("t", 1, 5)]),
+            host("c", false, "x", &[("t", 9, 100)]),
+            host("d", true, "y", &[("t", 3, 7)]),
+        ];
+        let topics = ["t".to_string(), "u".to_string()];
+        let owners = owners_of(&hosts, "x", &topics);
+        assert_eq!(owners.text, "a[t:0,2 u:1] b[t:1]");
+        assert_eq!(owners.lag, 12);
+        let unknown = owners_of(
+            &[host("a", true, "x", &[("t", 0, -1), ("t", 1, 5)])],
+            "x",
+            &topics,
+        );
+        assert_eq!(unknown.lag, -1);
+        let none = owners_of(&hosts, "z", &topics);
+        let only_t = owners_of(&hosts, "x", &topics[..1]);
+        assert_eq!(only_t.text, "a[t:0,2] b[t:1]");
+        assert_eq!((none.text.as_str(), none.lag), ("-", 0));
+    }
 }
