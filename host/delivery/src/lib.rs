@@ -19,6 +19,9 @@
 //! - [`retry`]: the [`RetryPolicy`] and its [`decide`](RetryPolicy::decide):
 //!   exponential backoff with a cap and jitter, the actor's own delay, and
 //!   the dead-letter reasons (attempts, age, the actor's `dead`).
+//! - [`schedule`]: [`Schedule`](schedule::Schedule): cron expressions in
+//!   a time zone, their occurrences, the catch-up policy for missed ones
+//!   and the event each firing delivers.
 //! - [`duration_str`]: the `"500ms"` / `"10s"` / `"5m"` text form of
 //!   durations in configuration, with serde helpers.
 //!
@@ -57,6 +60,7 @@ pub mod duration_str;
 pub mod offsets;
 pub mod ordering;
 pub mod retry;
+pub mod schedule;
 
 pub use offsets::{OffsetError, OffsetTracker};
 pub use ordering::{lane_for, Lane, LaneError, LaneId, LaneScheduler, LaneState, OrderingMode};

@@ -533,6 +533,21 @@ impl ActorConsumer {
         .await?;
         let mut topics = ctx.topics.clone();
         topics.push(redrive);
+        // The schedule topic, when the active version has schedules (a
+        // deploy that adds or drops them restarts the consumer).
+        let schedules = ctx
+            .versions
+            .current()
+            .is_some_and(|v| !v.manifest.schedules.is_empty());
+        if schedules {
+            let topic = crate::schedule::schedule_topic(&ctx.group);
+            crate::admin::ensure_topics(
+                &ctx.settings,
+                &[crate::admin::TopicSpec::plain(&topic, 1)],
+            )
+            .await?;
+            topics.push(topic);
+        }
 
         let reset_policy = ctx.settings.reset_policy()?;
         let status = Arc::new(ConsumerStatus::default());

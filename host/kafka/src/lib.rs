@@ -32,6 +32,8 @@
 //! - [`dev_cluster`]: the in-process mock broker of `wactor dev`.
 //! - [`registry_log`]: the shared registry's topic: component chunks and
 //!   change records, written by one host and read by all.
+//! - [`schedule`]: firing the actor's `[[schedules]]` as records of
+//!   `<group>.schedule`, from the owner of its partition 0.
 //! - [`recovery`]: partition workers that end unexpectedly (restarted with
 //!   backoff, shown as failed) and offset resets (never silent).
 //!
@@ -56,6 +58,7 @@ pub mod producer;
 pub mod recovery;
 pub mod redrive;
 pub mod registry_log;
+pub mod schedule;
 pub mod settings;
 pub mod state_changelog;
 pub mod worker;

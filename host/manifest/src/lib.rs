@@ -54,6 +54,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use wactor_delivery::schedule::{Schedule, ScheduleSpec};
 use wactor_delivery::{duration_str, OrderingMode, RetryPolicy};
 use wactor_runtime::{ActorSettings, InstanceMode, Limits};
 
@@ -89,9 +90,9 @@ pub enum ManifestError {
 }
 
 impl ManifestError {
-    fn invalid(field: &str, reason: impl Into<String>) -> Self {
+    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         ManifestError::Invalid {
-            field: field.to_string(),
+            field: field.into(),
             reason: reason.into(),
         }
     }
@@ -140,10 +141,18 @@ pub struct ActorManifest {
     /// What happens to events that end dead.
     #[serde(default)]
     pub dead_letter: DeadLetterSpec,
+    /// `[[schedules]]`: events fired on a cron schedule through the
+    /// group's `<group>.schedule` topic (wactor-delivery's `schedule`
+    /// module has the fields and the templates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleSpec>,
     /// Values the actor reads with the config import.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
 }
+
+/// Most `[[schedules]]` one actor may have: 100.
+pub const MAX_SCHEDULES: usize = 100;
 
 /// Default of [`ActorManifest::max_in_flight`].
 pub fn default_max_in_flight() -> usize {
@@ -442,6 +451,29 @@ impl ActorManifest {
                 }
             }
         }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, spec) in self.schedules.iter().enumerate() {
+            if !names.insert(spec.name.as_str()) {
+                return Err(ManifestError::invalid(
+                    format!("schedules[{i}].name"),
+                    format!("{:?} is used by an earlier schedule", spec.name),
+                ));
+            }
+            if spec.catch_up_window.is_zero() {
+                return Err(ManifestError::invalid(
+                    format!("schedules[{i}].catch_up_window"),
+                    "must be more than 0s",
+                ));
+            }
+            Schedule::parse(spec.clone())
+                .map_err(|e| ManifestError::invalid(format!("schedules[{i}]"), e.to_string()))?;
+        }
+        if self.schedules.len() > MAX_SCHEDULES {
+            return Err(ManifestError::invalid(
+                "schedules",
+                format!("at most {MAX_SCHEDULES} schedules per actor"),
+            ));
+        }
         if self.dead_letter.max_count == 0 {
             return Err(ManifestError::invalid(
                 "dead_letter.max_count",
@@ -516,6 +548,7 @@ impl ActorManifest {
             || self.group() != next.group()
             || self.ordering != next.ordering
             || self.max_in_flight != next.max_in_flight
+            || self.schedules.is_empty() != next.schedules.is_empty()
     }
 }
 
@@ -617,6 +650,50 @@ mod tests {
         );
         assert_eq!(m.dead_letter.max_count, 100_000);
         assert_eq!(m.dead_letter.on_dead, OnDead::Continue);
+    }
+
+    #[test]
+    fn schedules_are_read_and_checked() {
+        let m = ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n\
+             [[schedules]]\nname = \"nightly\"\ncron = \"30 1 * * *\"\ntimezone = \"Asia/Riyadh\"\n\
+             payload = '{\"date\": \"{{scheduled_date - 1d}}\"}'\ncatch_up = \"all\"\ncatch_up_window = \"3d\"\n\
+             [[schedules]]\nname = \"minutely\"\ncron = \"* * * * *\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.schedules.len(), 2);
+        assert_eq!(m.schedules[0].timezone, "Asia/Riyadh");
+        assert_eq!(
+            m.schedules[0].catch_up,
+            wactor_delivery::schedule::CatchUp::All
+        );
+        assert_eq!(m.schedules[1].timezone, "UTC");
+        for (text, field) in [
+            (
+                "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\n[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"",
+                "schedules[1].name",
+            ),
+            ("[[schedules]]\nname = \"x\"\ncron = \"nope\"", "schedules[0]"),
+            (
+                "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\ntimezone = \"Nowhere/City\"",
+                "schedules[0]",
+            ),
+            (
+                "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\ncatch_up_window = \"0s\"",
+                "schedules[0].catch_up_window",
+            ),
+        ] {
+            let err = ActorManifest::parse(&format!("name = \"a\"\ntopics = [\"t\"]\n{text}"))
+                .unwrap_err();
+            assert!(
+                matches!(&err, ManifestError::Invalid { field: f, .. } if f == field),
+                "{text}: {err}"
+            );
+        }
+        assert!(ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nwhen = 1"
+        )
+        .is_err());
     }
 
     #[test]

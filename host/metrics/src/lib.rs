@@ -41,6 +41,12 @@ pub struct Metrics {
     pub retries_scheduled_total: IntCounterVec,
     /// Retry attempts started (held events run again), by actor.
     pub retries_fired_total: IntCounterVec,
+    /// `wactor_schedule_firings_total{actor,schedule}`: firings this host
+    /// wrote (as the owner of `<group>.schedule`; backfills not counted).
+    pub schedule_firings_total: IntCounterVec,
+    /// `wactor_schedule_owner{actor}`: 1 while this host fires the actor's
+    /// schedules (it owns partition 0 of `<group>.schedule`), else 0.
+    pub schedule_owner: IntGaugeVec,
     /// Events dead-lettered, by actor and kind (`actor_dead`,
     /// `attempts_exhausted`, `max_age_exceeded`).
     pub dead_letters_total: IntCounterVec,
@@ -135,6 +141,20 @@ impl Metrics {
             ),
             &["actor"],
         )?;
+        let schedule_firings_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_schedule_firings_total",
+                "Schedule firings written by this host",
+            ),
+            &["actor", "schedule"],
+        )?;
+        let schedule_owner = IntGaugeVec::new(
+            Opts::new(
+                "wactor_schedule_owner",
+                "1 while this host fires the actor's schedules",
+            ),
+            &["actor"],
+        )?;
         let retries_fired_total = IntCounterVec::new(
             Opts::new("wactor_retries_fired_total", "Retry attempts started"),
             &["actor"],
@@ -217,6 +237,8 @@ impl Metrics {
         registry.register(Box::new(offsets_skipped_total.clone()))?;
         registry.register(Box::new(retries_scheduled_total.clone()))?;
         registry.register(Box::new(retries_fired_total.clone()))?;
+        registry.register(Box::new(schedule_firings_total.clone()))?;
+        registry.register(Box::new(schedule_owner.clone()))?;
         registry.register(Box::new(dead_letters_total.clone()))?;
         registry.register(Box::new(dead_letter_set_size.clone()))?;
         registry.register(Box::new(dead_letters_evicted_total.clone()))?;
@@ -246,6 +268,8 @@ impl Metrics {
             commits_total,
             retries_scheduled_total,
             retries_fired_total,
+            schedule_firings_total,
+            schedule_owner,
             dead_letters_total,
             dead_letter_set_size,
             dead_letters_evicted_total,

@@ -222,6 +222,12 @@ impl Worker {
         }) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        // Firings stop first (one being written is acknowledged), so the
+        // schedule partition's next owner reads every firing this host
+        // wrote when it starts.
+        if let Some(firing) = self.firing.take() {
+            firing.stop().await;
+        }
         self.accepting = false;
         // The queue holds a reference to the consumer: let it go before the
         // consumer thread is told the partition is released.

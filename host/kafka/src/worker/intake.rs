@@ -114,6 +114,16 @@ impl Worker {
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             return;
         }
+        if self.is_schedule && !self.firings.take(&event) {
+            // A firing written twice: its occurrence ran (or waits) already.
+            tracing::info!(
+                actor = %self.ctx.name, offset,
+                "duplicate schedule firing skipped"
+            );
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            self.offsets.finish(offset);
+            return;
+        }
         if !self.held.is_empty() {
             let lane = lane_key(self.ctx.ordering, &event);
             if let Some(held) = self.held.get(&lane).copied() {

@@ -222,6 +222,9 @@ pub(crate) fn spawn(
         tick_rx,
         accepting: true,
         is_redrive: false,
+        is_schedule: false,
+        firing: None,
+        firings: crate::schedule::Firings::default(),
         redriven: RecentDeaths::default(),
         failed: None,
         rng: StdRng::from_entropy(),
@@ -231,6 +234,7 @@ pub(crate) fn spawn(
     };
     worker.max_record_bytes = max_message_bytes(&worker.ctx.settings);
     worker.is_redrive = worker.topic == worker.ctx.redrive_topic();
+    worker.is_schedule = worker.topic == crate::schedule::schedule_topic(&worker.ctx.group);
     let span = tracing::info_span!(
         "partition",
         actor = %worker.ctx.name,
@@ -335,6 +339,14 @@ struct Worker {
     accepting: bool,
     /// This partition belongs to the actor's re-drive topic.
     is_redrive: bool,
+    /// This partition belongs to the actor's schedule topic.
+    is_schedule: bool,
+    /// The schedules' firing loop, run by the worker of the schedule
+    /// topic's partition 0.
+    firing: Option<crate::schedule::FiringLoop>,
+    /// The last occurrence handled per schedule (schedule partitions): a
+    /// firing record written twice is skipped.
+    firings: crate::schedule::Firings,
     /// Deaths (dead-letter id, re-drives) this re-drive partition started
     /// lately: a second re-drive of the same death (sent by two hosts at
     /// once, or retried by a client) is skipped, not run twice.
@@ -372,6 +384,12 @@ impl Worker {
     async fn run(mut self) -> Result<(), String> {
         if !self.restore().await {
             return Ok(());
+        }
+        // The owner of the schedule topic's partition 0 fires the actor's
+        // schedules for as long as this worker runs (`stop` ends it first;
+        // any other end drops, so aborts, it).
+        if self.is_schedule && self.partition == crate::schedule::SCHEDULE_PARTITION {
+            self.firing = Some(crate::schedule::spawn(self.ctx.clone()));
         }
         let mut commit_tick = tokio::time::interval(self.ctx.settings.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
