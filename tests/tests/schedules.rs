@@ -173,3 +173,137 @@ async fn after_ten_minutes_down_catch_up_latest_fires_only_the_last_missed_one()
     want.extend(minutes(10..=11));
     assert_eq!(down_for_ten_minutes("latest", 3).await, want);
 }
+
+/// The API address of a `wactor serve` host, from its log.
+fn api_of(dir: &std::path::Path) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(dir.join("host.log")).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("host started")) {
+            let at = line.find("api=").expect("api= in the start line") + 4;
+            let addr: String = line[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            return format!("http://{addr}");
+        }
+        assert!(started.elapsed() < WAIT, "the host did not start:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cli(api: &str, args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(wactor_tests::wactor_bin())
+        .args(args)
+        .arg("--api")
+        .arg(api)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wactor");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+/// Haraj's "re-run a month": `wactor schedule backfill` of 30 days fires
+/// 30 events, each with its own date, through a running host; a dry run
+/// writes nothing, and `wactor schedule list` shows the schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backfill_of_thirty_days_fires_thirty_events() {
+    let kafka = kafka();
+    let dir = tempfile::tempdir().unwrap();
+    support::write_actor(
+        dir.path(),
+        "ticker",
+        "fixture-scripted",
+        &format!(
+            "name = \"ticker\"\ntopics = [\"{IN}\"]\n\
+             [[schedules]]\nname = \"nightly\"\ncron = \"0 0 * * *\"\ntimezone = \"Asia/Riyadh\"\n\
+             payload = '{{\"seq\": {{{{scheduled_unix_ms}}}}, \"date\": \"{{{{scheduled_date - 1d}}}}\"}}'\n\
+             [config]\nout_topic = \"{OUT}\"\n"
+        ),
+    );
+    let host = support::ServeProcess::start(dir.path(), &kafka.brokers);
+    let api = api_of(dir.path());
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let (code, out) = cli(&api, &["schedule", "list", "ticker"]);
+        if code == Some(0) && out.contains("nightly") {
+            break out;
+        }
+        assert!(started.elapsed() < WAIT, "no schedule listed: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        listed.contains("Asia/Riyadh") && listed.contains("0 0 * * *"),
+        "{listed}"
+    );
+
+    let args = [
+        "schedule",
+        "backfill",
+        "ticker",
+        "--schedule",
+        "nightly",
+        "--from",
+        "2024-06-10",
+        "--to",
+        "2024-07-09",
+    ];
+    let (code, out) = cli(&api, &[&args[..], &["--dry-run", "--json"]].concat());
+    assert_eq!(code, Some(0), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["matched"].as_u64(), report["fired"].as_u64()),
+        (Some(30), Some(0))
+    );
+    assert_eq!(report["scheduled_times"][0], "2024-06-10T00:00:00+03:00");
+
+    let (code, out) = cli(&api, &args);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("fired 30 of 30"), "{out}");
+    let out = read_until(&kafka.brokers, OUT, WAIT, |r| r.len() >= 30).await;
+    // Midnight in Riyadh (UTC+3) from 2024-06-10 to 2024-07-09.
+    let first = 1_717_966_800_000i64;
+    let seqs: Vec<i64> = out
+        .iter()
+        .filter_map(|r| r.json()["seq"].as_i64())
+        .collect();
+    let want: Vec<i64> = (0..30).map(|d| first + d * 86_400_000).collect();
+    assert_eq!(seqs, want, "the 30 days, in order, once each");
+
+    // Bad requests change nothing.
+    let (code, out) = cli(
+        &api,
+        &[
+            "schedule",
+            "backfill",
+            "ticker",
+            "--schedule",
+            "nope",
+            "--from",
+            "2024-06-10",
+            "--to",
+            "2024-06-11",
+        ],
+    );
+    assert_eq!(code, Some(3), "{out}");
+    let (code, out) = cli(
+        &api,
+        &[
+            "schedule",
+            "backfill",
+            "ticker",
+            "--schedule",
+            "nightly",
+            "--from",
+            "2024-07-10",
+            "--to",
+            "2024-06-11",
+        ],
+    );
+    assert_eq!(code, Some(4), "{out}");
+    assert!(host.terminate(), "stops cleanly");
+}

@@ -20,6 +20,7 @@
 //! - [`dead_letters`]: list, show, re-drive, discard.
 //! - [`cluster`]: the hosts of the cluster and the partitions they own.
 //! - [`retries`]: held events of an actor, retry-now.
+//! - [`schedules`]: an actor's schedules, backfill.
 //! - [`system`]: `/health`, `/metrics`, unknown routes.
 //! - [`dashboard`]: `GET /` and `/ui/*`.
 //!
@@ -36,6 +37,7 @@ pub mod dead_letters;
 pub mod error;
 pub mod extract;
 pub mod retries;
+pub mod schedules;
 pub mod system;
 pub mod time;
 pub mod wire;
@@ -83,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(cluster::routes())
         .merge(dead_letters::routes())
         .merge(retries::routes())
+        .merge(schedules::routes())
         .route_layer(from_fn_with_state(limit, extract::limit_body))
         .route_layer(from_fn_with_state(tokens, auth::require_token));
     Router::new()

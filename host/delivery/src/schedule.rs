@@ -136,6 +136,9 @@ pub enum ScheduleError {
         /// What is wrong.
         reason: String,
     },
+    /// A range bound that is neither RFC 3339 nor a date.
+    #[error("{0:?} is neither a date (2024-07-10) nor an RFC 3339 time (2024-07-10T00:00:00Z)")]
+    Bound(String),
     /// A range asked of [`Schedule::occurrences`] holds too many.
     #[error("more than {MAX_OCCURRENCES} occurrences in the range")]
     TooMany,
@@ -301,6 +304,39 @@ impl Schedule {
             }
         }
         due
+    }
+
+    /// Reads a bound of a range of occurrences: RFC 3339 (`2024-07-10T00:00:00Z`),
+    /// or a date (`2024-07-10`) in the schedule's time zone, which as a
+    /// start means the day's first instant and as an end (`end`) its last
+    /// millisecond.
+    ///
+    /// # Errors
+    /// [`ScheduleError::Bound`] for text that is neither.
+    pub fn bound_ms(&self, text: &str, end: bool) -> Result<i64, ScheduleError> {
+        let text = text.trim();
+        if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+            return Ok(at.timestamp_millis());
+        }
+        let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| ScheduleError::Bound(text.to_string()))?;
+        let day = if end { date.succ_opt() } else { Some(date) }
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .ok_or_else(|| ScheduleError::Bound(text.to_string()))?;
+        // The day's first instant in the zone (the earliest, should the
+        // zone repeat midnight; the next valid one should it skip it).
+        let start = self
+            .tz
+            .from_local_datetime(&day)
+            .earliest()
+            .or_else(|| {
+                self.tz
+                    .from_local_datetime(&(day + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .ok_or_else(|| ScheduleError::Bound(text.to_string()))?
+            .timestamp_millis();
+        Ok(if end { start - 1 } else { start })
     }
 
     /// The firing of the occurrence at `at_ms`.
@@ -590,6 +626,81 @@ mod tests {
         let due = busy.due(t0, t0 + 365 * 86_400_000);
         assert_eq!(due.len(), MAX_OCCURRENCES);
         assert_eq!(due.last(), Some(&(t0 + 365 * 86_400_000)));
+    }
+
+    #[test]
+    fn range_bounds_are_dates_in_the_time_zone_or_rfc3339() {
+        let riyadh = Schedule::parse(ScheduleSpec {
+            timezone: "Asia/Riyadh".into(),
+            ..spec("30 1 * * *")
+        })
+        .unwrap();
+        assert_eq!(
+            riyadh.bound_ms("2024-07-10", false).unwrap(),
+            ms("2024-07-09T21:00:00Z")
+        );
+        assert_eq!(
+            riyadh.bound_ms("2024-07-10", true).unwrap(),
+            ms("2024-07-10T21:00:00Z") - 1
+        );
+        assert_eq!(
+            riyadh.bound_ms("2024-07-10T05:00:00Z", true).unwrap(),
+            ms("2024-07-10T05:00:00Z")
+        );
+        assert!(riyadh.bound_ms("10/07/2024", false).is_err());
+        // "Re-run 2024-07-10": its one occurrence (01:30 Riyadh).
+        let (from, to) = (
+            riyadh.bound_ms("2024-07-10", false).unwrap(),
+            riyadh.bound_ms("2024-07-10", true).unwrap(),
+        );
+        assert_eq!(
+            riyadh.occurrences(from - 1, to).unwrap(),
+            [ms("2024-07-09T22:30:00Z")]
+        );
+    }
+
+    #[test]
+    fn a_time_daylight_saving_skips_fires_at_the_next_valid_one_and_a_repeated_one_once() {
+        let in_new_york = |cron: &str| {
+            Schedule::parse(ScheduleSpec {
+                timezone: "America/New_York".into(),
+                ..spec(cron)
+            })
+            .unwrap()
+        };
+        let times = |s: &Schedule, from: &str, to: &str| -> Vec<String> {
+            s.occurrences(ms(from), ms(to))
+                .unwrap()
+                .into_iter()
+                .map(|at| s.render(at).unwrap().scheduled_time)
+                .collect()
+        };
+        // 2024-03-10: 02:00-03:00 does not exist.
+        assert_eq!(
+            times(
+                &in_new_york("30 2 * * *"),
+                "2024-03-09T00:00:00Z",
+                "2024-03-12T00:00:00Z"
+            ),
+            [
+                "2024-03-09T02:30:00-05:00",
+                "2024-03-10T03:00:00-04:00",
+                "2024-03-11T02:30:00-04:00"
+            ]
+        );
+        // 2024-11-03: 01:00-02:00 happens twice.
+        assert_eq!(
+            times(
+                &in_new_york("30 1 * * *"),
+                "2024-11-02T00:00:00Z",
+                "2024-11-05T00:00:00Z"
+            ),
+            [
+                "2024-11-02T01:30:00-04:00",
+                "2024-11-03T01:30:00-04:00",
+                "2024-11-04T01:30:00-05:00"
+            ]
+        );
     }
 
     #[test]

@@ -172,8 +172,9 @@ impl Firings {
     }
 }
 
-/// The last occurrence fired of each schedule, read from partition 0 of
-/// `topic` (from its first record kept to its end). Blocking.
+/// The last occurrence fired on time of each schedule (backfills are not
+/// counted), read from partition 0 of `topic` (from its first record kept
+/// to its end). Blocking.
 ///
 /// # Errors
 /// [`KafkaError`] when the topic cannot be read within 60 s.
@@ -202,18 +203,20 @@ pub fn last_firings(settings: &KafkaSettings, topic: &str) -> Result<HashMap<Str
         };
         let message = message?;
         if let Some(headers) = message.headers() {
-            for header in headers.iter() {
-                if header.key != HEADER_FIRING_ID {
-                    continue;
-                }
-                let parsed = header
-                    .value
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(parse_firing_id);
-                if let Some((schedule, at)) = parsed {
-                    let entry = last.entry(schedule.to_string()).or_insert(at);
-                    *entry = (*entry).max(at);
-                }
+            // Backfills fire the past on request: not what the schedule
+            // fired on time.
+            let backfill = headers
+                .iter()
+                .any(|h| h.key == HEADER_BACKFILL && h.value == Some(b"true".as_slice()));
+            let parsed = headers
+                .iter()
+                .find(|h| h.key == HEADER_FIRING_ID)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(parse_firing_id);
+            if let (false, Some((schedule, at))) = (backfill, parsed) {
+                let entry = last.entry(schedule.to_string()).or_insert(at);
+                *entry = (*entry).max(at);
             }
         }
         if message.offset() >= high - 1 {

@@ -21,6 +21,8 @@
 //!   topic>.requests`.
 //! - [`dead_letters`]: listing, showing, re-driving and discarding dead
 //!   letters, and listing this host's retries.
+//! - [`schedules`]: an actor's schedules with their next and last firing,
+//!   and backfills of a past range.
 //! - [`versions`]: [`LoadedVersions`], the versions of one actor kept in
 //!   memory (active, previous, pinned for a re-drive, finishing calls) and
 //!   loaded on demand; everything else is unloaded.
@@ -37,6 +39,7 @@ pub mod dead_letters;
 mod error;
 pub mod owner_requests;
 pub mod registry;
+pub mod schedules;
 pub mod shared;
 pub mod versions;
 

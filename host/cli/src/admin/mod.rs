@@ -1,6 +1,6 @@
 //! The admin verbs of `wactor`: `deploy`, `actors`, `versions`,
-//! `activate`, `rollback`, `pause`, `resume`, `remove`, `dlq ...`, `cluster` and
-//! `retries ...`. Each is a client of a host's admin API (docs/api.md);
+//! `activate`, `rollback`, `pause`, `resume`, `remove`, `dlq ...`, `cluster`,
+//! `retries ...` and `schedule ...`. Each is a client of a host's admin API (docs/api.md);
 //! none touches a store or Kafka itself, so they work the same against
 //! `wactor dev` on this machine and a host across the network.
 //!
@@ -10,7 +10,7 @@
 //!   with progress, and the mapping of answers to [`Failure`]s.
 //! - `output`: tables, times, sizes and bytes for people; JSON for
 //!   scripts.
-//! - `deploy`, `actors`, `dlq`, `retries`, `cluster`: the verbs.
+//! - `deploy`, `actors`, `dlq`, `retries`, `cluster`, `schedule`: the verbs.
 //!
 //! # Exit codes
 //!
@@ -31,6 +31,7 @@ mod deploy;
 mod dlq;
 mod output;
 mod retries;
+mod schedule;
 
 use clap::{Args, Subcommand};
 
@@ -146,6 +147,8 @@ pub enum AdminCommand {
     Cluster(cluster::ClusterArgs),
     /// Events waiting for a retry: list, retry now.
     Retries(retries::RetriesArgs),
+    /// An actor's schedules: list (next and last firing), backfill a past range.
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// Runs an admin verb; returns its exit code. Failures are reported on
@@ -163,6 +166,7 @@ pub async fn run(command: AdminCommand) -> u8 {
         AdminCommand::Dlq(args) => (args.conn.clone(), dlq::run(args).await),
         AdminCommand::Cluster(args) => (args.conn.clone(), cluster::run(args).await),
         AdminCommand::Retries(args) => (args.conn.clone(), retries::run(args).await),
+        AdminCommand::Schedule(args) => (args.conn.clone(), schedule::run(args).await),
     };
     match outcome {
         Ok(code) => code,
