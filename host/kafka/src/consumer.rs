@@ -35,6 +35,7 @@ use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
+use wactor_manifest::StartPosition;
 use wactor_store::HeldId;
 
 use crate::actor::ActorContext;
@@ -230,6 +231,64 @@ impl WactorConsumerContext {
         offsets
     }
 
+    /// Where the worker of a source partition its group never committed
+    /// begins, by the manifest's `start` (`latest`: the partition's end
+    /// now; a time: the first record at or after it). `None` for the
+    /// default, `earliest`, a committed partition, the re-drive and
+    /// schedule topics, and when the group's offset cannot be read (then
+    /// the partition starts at the reset policy's end: events are handled
+    /// twice rather than skipped).
+    fn start_skip(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        topic: &str,
+        partition: i32,
+    ) -> Option<worker::StartSkip> {
+        if !self.ctx.topics.iter().any(|t| t == topic) {
+            return None;
+        }
+        let start = self.ctx.versions.current().and_then(|v| v.manifest.start)?;
+        if start == StartPosition::Earliest {
+            return None;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let committed = match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
+            Ok(committed) => committed,
+            Err(err) => {
+                tracing::warn!(
+                    actor = %self.ctx.name, %topic, partition, error = %err,
+                    "cannot read the group's offset: the start position is not applied"
+                );
+                return None;
+            }
+        };
+        let has_offset = committed
+            .find_partition(topic, partition)
+            .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= 0));
+        if has_offset {
+            return None;
+        }
+        let skip = match start {
+            StartPosition::Earliest => return None,
+            StartPosition::Latest => {
+                match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+                    Ok((_, high)) => worker::StartSkip::BeforeOffset(high),
+                    Err(err) => {
+                        tracing::warn!(
+                            actor = %self.ctx.name, %topic, partition, error = %err,
+                            "cannot read the partition's end: the start position is not applied"
+                        );
+                        return None;
+                    }
+                }
+            }
+            StartPosition::At(ms) => worker::StartSkip::UntilTime(ms),
+        };
+        tracing::info!(actor = %self.ctx.name, %topic, partition, %start, ?skip, "new partition for the group: starting at the actor's start position");
+        Some(skip)
+    }
+
     fn start_workers(&self, partitions: &[(String, i32)]) {
         let consumer = self.consumer.get().and_then(Weak::upgrade);
         let mut workers = self.workers();
@@ -252,6 +311,9 @@ impl WactorConsumerContext {
             if feed.is_none() {
                 tracing::warn!(actor = %self.ctx.name, %topic, partition, "no partition queue; events go through the consumer thread");
             }
+            let start_skip = consumer
+                .as_ref()
+                .and_then(|c| self.start_skip(c, topic, *partition));
             let handle = worker::spawn(
                 &self.runtime,
                 self.ctx.clone(),
@@ -259,6 +321,7 @@ impl WactorConsumerContext {
                 topic.clone(),
                 *partition,
                 feed,
+                start_skip,
             );
             by_partition.insert(*partition, handle);
             status.insert((topic.clone(), *partition), -1);
@@ -549,7 +612,18 @@ impl ActorConsumer {
             topics.push(topic);
         }
 
-        let reset_policy = ctx.settings.reset_policy()?;
+        // An actor with a `start` begins new partitions at their beginning
+        // and passes over what precedes its start (`start_skip`); its
+        // offsets that fall out of the log go back to the beginning too.
+        let explicit_start = ctx
+            .versions
+            .current()
+            .is_some_and(|v| v.manifest.start.is_some());
+        let reset_policy = if explicit_start {
+            ResetPolicy::Earliest
+        } else {
+            ctx.settings.reset_policy()?
+        };
         let status = Arc::new(ConsumerStatus::default());
         let workers: Arc<Mutex<Workers>> = Arc::default();
         let context = WactorConsumerContext {
@@ -565,6 +639,9 @@ impl ActorConsumer {
         };
         let mut config = ctx.settings.consumer_config(&ctx.group);
         config.set("statistics.interval.ms", STATS_INTERVAL_MS);
+        if explicit_start {
+            config.set("auto.offset.reset", "earliest");
+        }
         // librdkafka's warnings must reach the log callback, whatever the
         // `log` crate's level: an offset reset is only reported there.
         if matches!(

@@ -14,6 +14,7 @@
 //! component = "target/wasm32-wasip2/release/payment_reversal.wasm"
 //! topics = ["bookings"]
 //! # group = "wactor.payment-reversal"     (the default)
+//! start = "earliest"                     # or "latest", or an RFC 3339 time (new groups)
 //! ordering = "key"                        # key | partition | none
 //! max_in_flight = 64                      # parallel calls per partition
 //! allowed_hosts = ["wallet.internal:8080"]
@@ -36,6 +37,11 @@
 //! max_age = "30d"                         # retention; "none" keeps forever
 //! max_count = 100000                      # per actor; the oldest go first
 //! on_dead = "continue"                    # or "block": the key waits behind its dead letter
+//!
+//! [[schedules]]                           # docs/schedules.md
+//! name = "nightly"
+//! cron = "30 1 * * *"
+//! timezone = "Asia/Riyadh"
 //!
 //! [config]
 //! wallet_url = "http://wallet.internal:8080"
@@ -118,6 +124,12 @@ pub struct ActorManifest {
     /// Consumer group; default `wactor.<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Where a new actor starts reading its topics: `"earliest"`,
+    /// `"latest"`, or an RFC 3339 time (the first record at or after it).
+    /// Applies to partitions its group has never committed; absent, the
+    /// host's `auto.offset.reset` (earliest by default) decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartPosition>,
     /// Ordering of events within a partition; default `key`.
     #[serde(default)]
     pub ordering: OrderingMode,
@@ -295,6 +307,64 @@ pub struct DeadLetterSpec {
     /// event until an operator re-drives or discards its dead letter).
     #[serde(default)]
     pub on_dead: OnDead,
+}
+
+/// `start`: where a new actor starts reading (partitions its group never
+/// committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest record the broker keeps.
+    Earliest,
+    /// The records produced after the partition is first assigned.
+    Latest,
+    /// The first record whose timestamp is at or after this time (ms since
+    /// the Unix epoch), then every record after it.
+    At(i64),
+}
+
+impl std::fmt::Display for StartPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartPosition::Earliest => f.write_str("earliest"),
+            StartPosition::Latest => f.write_str("latest"),
+            StartPosition::At(ms) => match chrono::DateTime::from_timestamp_millis(*ms) {
+                Some(at) => f.write_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                None => write!(f, "{ms}"),
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for StartPosition {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "earliest" => Ok(StartPosition::Earliest),
+            "latest" => Ok(StartPosition::Latest),
+            other => chrono::DateTime::parse_from_rfc3339(other)
+                .map(|at| StartPosition::At(at.timestamp_millis()))
+                .map_err(|_| {
+                    format!(
+                        "{other:?}: expected \"earliest\", \"latest\" or an RFC 3339 time \
+                         (2024-07-10T00:00:00Z)"
+                    )
+                }),
+        }
+    }
+}
+
+impl Serialize for StartPosition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for StartPosition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[dead_letter] on_dead`: whether a dead event blocks its lane.
@@ -650,6 +720,32 @@ mod tests {
         );
         assert_eq!(m.dead_letter.max_count, 100_000);
         assert_eq!(m.dead_letter.on_dead, OnDead::Continue);
+    }
+
+    #[test]
+    fn the_start_position_is_earliest_latest_or_a_time() {
+        let start = |text: &str| {
+            ActorManifest::parse(&format!("name = \"a\"\ntopics = [\"t\"]\n{text}"))
+                .map(|m| m.start)
+        };
+        assert_eq!(start("").unwrap(), None);
+        assert_eq!(
+            start("start = \"earliest\"").unwrap(),
+            Some(StartPosition::Earliest)
+        );
+        assert_eq!(
+            start("start = \"latest\"").unwrap(),
+            Some(StartPosition::Latest)
+        );
+        assert_eq!(
+            start("start = \"2024-07-10T03:00:00+03:00\"").unwrap(),
+            Some(StartPosition::At(1_720_569_600_000))
+        );
+        assert!(start("start = \"yesterday\"").is_err());
+        assert_eq!(
+            StartPosition::At(1_720_569_600_000).to_string(),
+            "2024-07-10T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct Metrics {
     /// `wactor_schedule_owner{actor}`: 1 while this host fires the actor's
     /// schedules (it owns partition 0 of `<group>.schedule`), else 0.
     pub schedule_owner: IntGaugeVec,
+    /// `wactor_start_skipped_records_total{actor}`: records a new actor
+    /// passed over to begin at its manifest's `start`.
+    pub start_skipped_total: IntCounterVec,
     /// Events dead-lettered, by actor and kind (`actor_dead`,
     /// `attempts_exhausted`, `max_age_exceeded`).
     pub dead_letters_total: IntCounterVec,
@@ -155,6 +158,13 @@ impl Metrics {
             ),
             &["actor"],
         )?;
+        let start_skipped_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_start_skipped_records_total",
+                "Records a new actor passed over to begin at its start position",
+            ),
+            &["actor"],
+        )?;
         let retries_fired_total = IntCounterVec::new(
             Opts::new("wactor_retries_fired_total", "Retry attempts started"),
             &["actor"],
@@ -239,6 +249,7 @@ impl Metrics {
         registry.register(Box::new(retries_fired_total.clone()))?;
         registry.register(Box::new(schedule_firings_total.clone()))?;
         registry.register(Box::new(schedule_owner.clone()))?;
+        registry.register(Box::new(start_skipped_total.clone()))?;
         registry.register(Box::new(dead_letters_total.clone()))?;
         registry.register(Box::new(dead_letter_set_size.clone()))?;
         registry.register(Box::new(dead_letters_evicted_total.clone()))?;
@@ -270,6 +281,7 @@ impl Metrics {
             retries_fired_total,
             schedule_firings_total,
             schedule_owner,
+            start_skipped_total,
             dead_letters_total,
             dead_letter_set_size,
             dead_letters_evicted_total,

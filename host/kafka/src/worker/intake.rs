@@ -114,6 +114,27 @@ impl Worker {
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             return;
         }
+        if let Some(skip) = self.start_skip {
+            let before = match skip {
+                super::StartSkip::BeforeOffset(end) => offset < end,
+                super::StartSkip::UntilTime(at) => event.timestamp_ms.is_none_or(|ts| ts < at),
+            };
+            if before {
+                self.ctx
+                    .metrics
+                    .start_skipped_total
+                    .with_label_values(&[&self.ctx.name])
+                    .inc();
+                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                self.offsets.finish(offset);
+                return;
+            }
+            tracing::info!(
+                actor = %self.ctx.name, topic = %self.topic, partition = self.partition, offset,
+                "first event after the actor's start position"
+            );
+            self.start_skip = None;
+        }
         if self.is_schedule && !self.firings.take(&event) {
             // A firing written twice: its occurrence ran (or waits) already.
             tracing::info!(

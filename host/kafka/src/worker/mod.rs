@@ -169,7 +169,21 @@ pub fn spawn_with_inbox(
     topic: String,
     partition: i32,
 ) -> WorkerHandle {
-    spawn(runtime, ctx, changelog, topic, partition, None)
+    spawn(runtime, ctx, changelog, topic, partition, None, None)
+}
+
+/// Records a worker passes over before its first event, because its
+/// actor starts later than the partition's beginning (the manifest's
+/// `start`) and its group never committed the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartSkip {
+    /// Records at offsets below this (the partition's end when it was
+    /// assigned: `start = "latest"`).
+    BeforeOffset(i64),
+    /// Records until the first whose timestamp is at or after this (ms
+    /// since the epoch: `start = "<time>"`); every record after that one
+    /// is handled, whatever its timestamp.
+    UntilTime(i64),
 }
 
 /// Starts the worker of `topic[partition]` on `runtime`, reading `feed`
@@ -188,6 +202,7 @@ pub(crate) fn spawn(
     topic: String,
     partition: i32,
     feed: Option<PartitionFeed>,
+    start_skip: Option<StartSkip>,
 ) -> WorkerHandle {
     let has_feed = feed.is_some();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -223,6 +238,7 @@ pub(crate) fn spawn(
         accepting: true,
         is_redrive: false,
         is_schedule: false,
+        start_skip,
         firing: None,
         firings: crate::schedule::Firings::default(),
         redriven: RecentDeaths::default(),
@@ -341,6 +357,9 @@ struct Worker {
     is_redrive: bool,
     /// This partition belongs to the actor's schedule topic.
     is_schedule: bool,
+    /// Records to pass over before the first event (the actor's `start`);
+    /// `None` once the first event to handle came.
+    start_skip: Option<StartSkip>,
     /// The schedules' firing loop, run by the worker of the schedule
     /// topic's partition 0.
     firing: Option<crate::schedule::FiringLoop>,
