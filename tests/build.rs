@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 const GUESTS: &[&str] = &[
     "echo",
     "payment-reversal",
+    "daily-settlement",
     "search-indexer",
     "fixture-trap",
     "fixture-loop",

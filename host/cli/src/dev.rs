@@ -1,7 +1,8 @@
 //! `wactor dev`: everything on one machine with no setup. An in-process
 //! Kafka-protocol broker (librdkafka's mock cluster), the example actors
-//! built and deployed, a stand-in wallet service for the payment-reversal
-//! example, the admin API on localhost, and one sample event per actor so
+//! built and deployed, stand-in services for the examples (a wallet for
+//! payment-reversal, a payment gateway for daily-settlement),
+//! the admin API on localhost, and one sample event per actor so
 //! there is something to see at once.
 //!
 //! The broker keeps its data in memory, so each run starts from empty
@@ -56,6 +57,14 @@ pub struct DevArgs {
     /// 0 disables it.
     #[arg(long, default_value_t = 7781)]
     pub wallet_port: u16,
+    /// Port of the stand-in payment gateway (daily-settlement example);
+    /// 0 disables it.
+    #[arg(long, default_value_t = 7782)]
+    pub gateway_port: u16,
+    /// The stand-in gateway answers the first N requests of each date with
+    /// 503, to watch retries.
+    #[arg(long, default_value_t = 0)]
+    pub gateway_fail_first: u32,
 }
 
 /// Runs `wactor dev` until Ctrl-C.
@@ -95,6 +104,18 @@ pub async fn run(args: DevArgs) -> Result<u8> {
             Ok(wallet) => Some(wallet),
             Err(err) => {
                 tracing::warn!(error = %err, "the stand-in wallet did not start; payment-reversal events will retry");
+                None
+            }
+        }
+    };
+
+    let gateway = if args.gateway_port == 0 {
+        None
+    } else {
+        match crate::fake_gateway::start(args.gateway_port, args.gateway_fail_first).await {
+            Ok(gateway) => Some(gateway),
+            Err(err) => {
+                tracing::warn!(error = %err, "the stand-in gateway did not start; daily-settlement events will retry");
                 None
             }
         }
@@ -152,6 +173,9 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     if let Some(wallet) = &wallet {
         println!("  stand-in wallet service:   http://{}", wallet.addr);
     }
+    if let Some(gateway) = &gateway {
+        println!("  stand-in payment gateway:  http://{}", gateway.addr);
+    }
     println!("  actors:");
     for line in &lines {
         println!("{line}");
@@ -177,6 +201,7 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     println!("stopping...");
     host.stop().await?;
     drop(wallet);
+    drop(gateway);
     drop(cluster);
     Ok(0)
 }

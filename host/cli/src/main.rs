@@ -10,7 +10,8 @@
 //! - `config`: `host.toml`.
 //! - `host`: building, running and stopping a host; deploying a manifest
 //!   directory.
-//! - `dev`: `wactor dev` (with `fake_wallet`, the stand-in wallet service).
+//! - `dev`: `wactor dev` (with `fake_wallet` and `fake_gateway`, the
+//!   stand-in wallet service and payment gateway).
 //! - `broker`: `wactor broker`, only a mock Kafka broker in its own process.
 //! - `produce`: `wactor produce`.
 //! - `invoke`: `wactor invoke`.
@@ -21,6 +22,7 @@ mod admin;
 mod broker;
 mod config;
 mod dev;
+mod fake_gateway;
 mod fake_wallet;
 mod host;
 mod invoke;
