@@ -166,8 +166,9 @@ impl ClusterHost {
             .expect("run wactor");
         assert!(
             output.status.success(),
-            "wactor {args:?} failed: {}\n{}",
+            "wactor {args:?} failed: {}{}\n{}",
             String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout),
             self.log_tail()
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -525,6 +526,19 @@ async fn retries_held_by_another_host_are_listed_and_run_now_from_any_host() {
     wait_cluster_view(&a, &all);
     wait_cluster_view(&b, &all);
 
+    // A forged request dated at the edge of time, from no host: ignored
+    // (it once overflowed and stopped every host answering).
+    produce(
+        &brokers,
+        "wactor.registry.requests",
+        &[(
+            Some("req/forged".into()),
+            r#"{"id":"forged","from":"evil","at_ms":-9223372036854775808,"ask":{"RetryNow":{"actor":"scripted","id":"x"}}}"#
+                .into(),
+        )],
+    )
+    .await;
+
     let n = 24usize;
     let records: Vec<_> = (0..n)
         .map(|i| {
@@ -783,6 +797,21 @@ async fn a_dead_event_blocks_its_key_until_its_letter_is_redriven_or_discarded_f
     let id = wait_letter_everywhere(&all, 0);
     let out = read_until(&brokers, OUT, Duration::from_secs(1), |_| false).await;
     assert_eq!(seqs_of(&out, key), [1, 2, 3], "6 waits behind 5");
+    let shown: serde_json::Value = serde_json::from_str(&other.cli(&["dlq", "show", &id])).unwrap();
+    assert_eq!(shown["blocking"], true, "{shown}");
+
+    // While no host runs the partition (paused), a re-drive or discard of
+    // a blocking letter is refused and changes nothing: it would run the
+    // event outside its lane, or leave the key blocked behind nothing.
+    other.cli(&["pause", "scripted"]);
+    for verb in ["redrive", "discard"] {
+        let (code, out) = cli_status(other, &["dlq", verb, &id, "--json"]);
+        assert_eq!(code, Some(1), "{verb} refused: {out}");
+        assert!(out.contains("no host runs its"), "{out}");
+    }
+    wait_letter_everywhere(&all, 0);
+    other.cli(&["resume", "scripted"]);
+    wait_spread(&all);
     let report: serde_json::Value =
         serde_json::from_str(&other.cli(&["dlq", "discard", &id])).unwrap();
     assert_eq!(report["failed"], serde_json::json!([]), "{report}");

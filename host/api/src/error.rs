@@ -123,7 +123,9 @@ fn classify_registry(err: &RegistryError) -> (StatusCode, &'static str, Option<S
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field) = self.classify();
-        let error = if status.is_server_error() {
+        // A 5xx hides its detail (it may name internals), except a 504:
+        // which hosts did not answer is what the operator needs.
+        let error = if status.is_server_error() && status != StatusCode::GATEWAY_TIMEOUT {
             tracing::error!(error = %self, "request failed");
             "internal error".to_string()
         } else {

@@ -165,6 +165,10 @@ pub struct DeadLetterView {
     pub dead_at_ms: i64,
     /// How many times it was re-driven before.
     pub redrives: u32,
+    /// Its event holds its key's lane (`on_dead = "block"`) until it is
+    /// re-driven or discarded.
+    #[serde(default)]
+    pub blocking: bool,
 }
 
 impl From<&DeadLetter> for DeadLetterView {
@@ -181,6 +185,7 @@ impl From<&DeadLetter> for DeadLetterView {
             first_attempt_at_ms: dead.first_attempt_at_ms,
             dead_at_ms: dead.dead_at_ms,
             redrives: dead.redrives,
+            blocking: dead.blocking,
         }
     }
 }
@@ -259,7 +264,7 @@ impl From<&HeldEvent> for HeldView {
             next_attempt_at_ms: held.next_attempt_at_ms,
             version_override: held.version_override,
             retrying: !held.attempts.is_empty() && held.blocked_by.is_none(),
-            blocked_by: held.blocked_by.clone(),
+            blocked_by: held.blocked_by.as_ref().map(|b| b.dead_letter.clone()),
             host: None,
         }
     }

@@ -206,6 +206,7 @@ fn dead_letter(
         first_attempt_at_ms: dead_at_ms - 50,
         dead_at_ms,
         redrives: 0,
+        blocking: false,
     }
 }
 

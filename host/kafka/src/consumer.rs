@@ -408,6 +408,20 @@ impl ConsumerContext for WactorConsumerContext {
             self.status.recovery.forget(&self.ctx, &partitions);
             let offsets = self.stop_workers(&partitions);
             commit(consumer, &self.ctx.name, &offsets);
+            // The partitions' held events are in the retry changelog (their
+            // workers made their records durable before they answered), and
+            // their next owner restores them from there: this host's copies
+            // would only be stale ones (listed, counted in the gauges).
+            if self.changelog.is_some() {
+                for (topic, partition) in &partitions {
+                    if let Err(err) = self.ctx.held.replace_partition(topic, *partition, &[]) {
+                        tracing::warn!(
+                            actor = %self.ctx.name, %topic, partition, error = %err,
+                            "cannot drop this host's copy of a revoked partition's held events"
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -519,15 +533,15 @@ impl RetryHandle {
         )
     }
 
-    /// Asks the worker of `(topic, partition)` to act on the lane blocked
-    /// by `dead_letter` (`on_dead = "block"`). False when this host does
-    /// not own the partition, no lane there is blocked by that letter, or
-    /// the worker does not answer within 5 s.
+    /// Asks the worker of `(topic, partition)` to act on the event blocked
+    /// by the death `blocked` (`on_dead = "block"`). False when this host
+    /// does not own the partition, no event there is blocked by that
+    /// death, or the worker does not answer within 5 s.
     pub async fn unblock(
         &self,
         topic: &str,
         partition: i32,
-        dead_letter: &str,
+        blocked: &wactor_store::BlockedBy,
         action: crate::worker::Unblock,
     ) -> bool {
         let rx = {
@@ -539,7 +553,7 @@ impl RetryHandle {
             if handle
                 .control
                 .send(Control::Unblock {
-                    dead_letter: dead_letter.to_string(),
+                    blocked: blocked.clone(),
                     action,
                     reply,
                 })

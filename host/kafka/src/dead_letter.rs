@@ -78,6 +78,7 @@ pub fn build(ctx: &ActorContext, death: Death<'_>) -> DeadLetter {
         first_attempt_at_ms: death.first_attempt_at_ms,
         dead_at_ms: death.now_ms,
         redrives: death.redrives,
+        blocking: false,
     }
 }
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use wactor_store::{value, DeadLetter, DeadLetters};
+use wactor_store::{DeadLetter, DeadLetters};
 
 use crate::changelog::open_compacted;
 use crate::error::{KafkaError, Result};
@@ -79,7 +79,7 @@ pub fn decode_key(key: &[u8]) -> Option<(&str, u32)> {
 /// [`KafkaError::Topics`] when it cannot be encoded or is larger than
 /// `message.max.bytes` (the letter then stays on the host that made it).
 pub fn record(settings: &KafkaSettings, dead: &DeadLetter) -> Result<OutRecord> {
-    let payload = value::encode("dead letter", dead)
+    let payload = wactor_store::dead_letters::encode_dead_letter(dead)
         .map_err(|e| KafkaError::Topics(format!("cannot encode dead letter {}: {e}", dead.id)))?;
     let record = OutRecord {
         topic: dead_letter_topic(&dead.group),
@@ -236,7 +236,7 @@ fn apply(
                 );
             }
         }
-        Some(bytes) => match value::decode::<DeadLetter>("dead letter", bytes) {
+        Some(bytes) => match wactor_store::dead_letters::decode_dead_letter(bytes) {
             Ok(dead) if !belongs(&dead, group) => tracing::warn!(
                 id, group, letter_group = %dead.group,
                 "skipping a dead-letter record that is not this group's"
@@ -317,12 +317,13 @@ mod tests {
             first_attempt_at_ms: 1,
             dead_at_ms: 2,
             redrives,
+            blocking: false,
         }
     }
 
     fn put(set: &DeadLetters, group: &str, dead: &DeadLetter) {
         let key = key_of(&dead.id, dead.redrives);
-        let value = value::encode("dead letter", dead).unwrap();
+        let value = wactor_store::value::encode("dead letter", dead).unwrap();
         apply(set, group, Some(key.as_bytes()), Some(&value)).unwrap();
     }
 

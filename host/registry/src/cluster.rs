@@ -138,6 +138,37 @@ impl Drop for ClusterView {
 }
 
 impl ClusterView {
+    /// The partitions of `actor` that live hosts other than this one say
+    /// they own (their last heartbeats, alive at `now_ms`).
+    pub(crate) fn owned_by_others(
+        &self,
+        actor: &str,
+        now_ms: i64,
+    ) -> std::collections::BTreeSet<(String, i32)> {
+        let hosts = match self.hosts.read() {
+            Ok(hosts) => hosts.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let alive_since = now_ms - ALIVE_FOR.as_millis() as i64;
+        hosts
+            .into_values()
+            .filter(|beat| beat.id != self.id && beat.heartbeat_at_ms >= alive_since)
+            .flat_map(|beat| beat.actors)
+            .filter(|a| a.actor == actor)
+            .flat_map(|a| a.partitions)
+            .map(|p| (p.topic, p.partition))
+            .collect()
+    }
+
+    /// Whether a host with this id has a heartbeat in the view (alive or
+    /// not yet forgotten).
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        match self.hosts.read() {
+            Ok(hosts) => hosts.contains_key(id),
+            Err(poisoned) => poisoned.into_inner().contains_key(id),
+        }
+    }
+
     /// Applies one heartbeat record read at `now_ms`. A beat's time is
     /// taken as no later than when it was read (a beat dated in the future,
     /// by a wrong clock or a forger, cannot stay alive); beats larger than

@@ -27,7 +27,7 @@ use wactor_kafka::producer::max_message_bytes;
 use wactor_kafka::redrive::RedriveEnvelope;
 use wactor_kafka::worker::Unblock;
 use wactor_kafka::OutRecord;
-use wactor_manifest::{ActorManifest, OnDead};
+use wactor_manifest::ActorManifest;
 use wactor_store::{
     DeadLetter, DeadLetterFilter, DeadLetterPage, Evicted, HeldEvent, HeldFilter, Retention,
 };
@@ -246,23 +246,19 @@ impl Registry {
                 ));
                 continue;
             }
-            if !self.claim_redrive(&dead.id) {
+            let Some(claim) = self.claim_guard(&dead.id) else {
                 report
                     .failed
                     .push((dead.id.clone(), "already being re-driven".into()));
                 continue;
-            }
+            };
             // Under the claim: still the letter that was selected? (Another
             // re-drive may have sent and removed it since, or it died again.)
             let unchanged = match dead_letters.get(&dead.id) {
                 Ok(current) => current.as_ref() == Some(&dead),
-                Err(err) => {
-                    self.release_redrive(&dead.id);
-                    return Err(err.into());
-                }
+                Err(err) => return Err(err.into()),
             };
             if !unchanged {
-                self.release_redrive(&dead.id);
                 report.failed.push((
                     dead.id.clone(),
                     "changed or gone since it was selected (re-driven or discarded meanwhile)"
@@ -283,7 +279,7 @@ impl Registry {
                 Ok(_) => dead_letters.remove_if_unchanged(&dead).map(Some),
                 Err(_) => Ok(None),
             };
-            self.release_redrive(&dead.id);
+            drop(claim);
             removed?;
             match (sent, shared) {
                 (Err(err), _) => report.failed.push((dead.id.clone(), err.to_string())),
@@ -361,6 +357,16 @@ impl Registry {
         }
     }
 
+    /// [`claim_redrive`](Self::claim_redrive), released when the returned
+    /// guard drops: a request whose client hung up mid-way (its future
+    /// dropped) cannot keep the letter claimed.
+    fn claim_guard(&self, id: &str) -> Option<Claim<'_>> {
+        self.claim_redrive(id).then(|| Claim {
+            registry: self,
+            id: id.to_string(),
+        })
+    }
+
     fn release_redrive(&self, id: &str) {
         match self.redriving.lock() {
             Ok(mut set) => set.remove(id),
@@ -412,13 +418,14 @@ impl Registry {
         Ok(report)
     }
 
-    /// A re-drive or discard of `dead` when its actor's manifest says
-    /// `on_dead = "block"` and the letter blocks a lane (its partition's
-    /// worker, here or on another host, says so): the letter is removed
-    /// everywhere first (so a new death of the released event is a new
-    /// record after the removal), then the worker runs the event first in
-    /// its lane or drops it. `None` when the letter blocks nothing (the
-    /// usual path applies); `Some(Err(why))` when it was not done.
+    /// A re-drive or discard of `dead` when it blocks its lane (it died
+    /// under `on_dead = "block"`: `dead.blocking`): the letter is removed
+    /// everywhere first (so a new death of the released event is a record
+    /// after the removal), then the worker of its partition, here or on
+    /// another host, releases the event (it runs in its turn, first in its
+    /// lane) or drops it. `None` for a letter that blocks nothing (the
+    /// usual path applies); `Some(Err(why))` when nothing was done, or
+    /// (said so) only the letter's removal.
     ///
     /// # Errors
     /// [`RegistryError::Store`] or [`RegistryError::Kafka`] when the store
@@ -428,60 +435,55 @@ impl Registry {
         dead: &DeadLetter,
         action: Unblock,
     ) -> Result<Option<std::result::Result<(), String>>> {
-        let blocks = self.actor(&dead.actor).is_ok_and(|record| {
-            ActorManifest::parse(&record.manifest_toml)
-                .is_ok_and(|m| m.dead_letter.on_dead == OnDead::Block)
-        });
-        if !blocks {
+        if !dead.blocking {
             return Ok(None);
         }
         match self.unblock_anywhere(dead, Unblock::Check).await? {
-            Blocking::Nowhere => return Ok(None),
+            Blocking::Found => {}
+            Blocking::Nowhere => {
+                return Ok(Some(Err(
+                    "its key is blocked behind it (on_dead = \"block\") and no host runs its \
+                     partition now (the actor is paused or stopped, or the partition is moving, \
+                     or this death was released already): nothing done; try again once the \
+                     actor runs"
+                        .to_string(),
+                )))
+            }
             Blocking::Unknown(hosts) => {
                 return Ok(Some(Err(format!(
-                    "its key may be blocked behind it (on_dead = \"block\") and these hosts did \
+                    "its key is blocked behind it (on_dead = \"block\") and these hosts did \
                      not answer: {}; nothing done",
                     hosts.join(", ")
                 ))))
             }
-            Blocking::Found => {}
         }
-        if !self.claim_redrive(&dead.id) {
+        let Some(_claim) = self.claim_guard(&dead.id) else {
             return Ok(Some(Err("already being re-driven".into())));
-        }
-        let removed = async {
-            if self.parts().store.dead_letters().get(&dead.id)?.as_ref() != Some(dead) {
-                return Ok(Some(Err(
-                    "changed or gone since it was selected (re-driven or discarded meanwhile)"
-                        .to_string(),
-                )));
-            }
-            if let Err(err) = self.share_removal(dead).await {
-                return Ok(Some(Err(format!(
-                    "its removal did not reach the other hosts ({err}); nothing done"
-                ))));
-            }
-            self.parts()
-                .store
-                .dead_letters()
-                .remove_if_unchanged(dead)?;
-            Ok::<_, RegistryError>(None)
-        }
-        .await;
-        let outcome = match removed {
-            Ok(None) => match self.unblock_anywhere(dead, action).await {
-                Ok(Blocking::Found) => Ok(Some(Ok(()))),
-                Ok(_) => Ok(Some(Err(
-                    "removed from the dead letters, but its partition moved meanwhile: its \
-                     event still blocks its key; run it with `wactor retries now`"
-                        .to_string(),
-                ))),
-                Err(err) => Err(err),
-            },
-            other => other,
         };
-        self.release_redrive(&dead.id);
-        outcome
+        if self.parts().store.dead_letters().get(&dead.id)?.as_ref() != Some(dead) {
+            return Ok(Some(Err(
+                "changed or gone since it was selected (re-driven or discarded meanwhile)".into(),
+            )));
+        }
+        if let Err(err) = self.share_removal(dead).await {
+            return Ok(Some(Err(format!(
+                "its removal did not reach the other hosts ({err}); nothing done"
+            ))));
+        }
+        self.parts()
+            .store
+            .dead_letters()
+            .remove_if_unchanged(dead)?;
+        Ok(Some(match self.unblock_anywhere(dead, action).await? {
+            Blocking::Found => Ok(()),
+            _ => Err(format!(
+                "removed from the dead letters, but its event was not released: another \
+                 request released it first, or its partition moved meanwhile; nothing was run \
+                 by this request (`wactor retries list {} --key ...` shows whether its key is \
+                 still blocked)",
+                dead.actor
+            )),
+        }))
     }
 
     fn select(&self, id: Option<&str>, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>> {
@@ -519,7 +521,23 @@ impl Registry {
             .parts()
             .store
             .held(actor)?
-            .list(filter, limit.clamp(1, 10_000))?)
+            .list(filter, limit.clamp(1, MAX_HELD_LISTING))?)
+    }
+}
+
+/// Most held events one listing reads from a store.
+pub(crate) const MAX_HELD_LISTING: usize = 10_000;
+
+/// A dead letter claimed for a re-drive on this host
+/// ([`Registry::claim_guard`]); the claim ends when it drops.
+struct Claim<'a> {
+    registry: &'a Registry,
+    id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.registry.release_redrive(&self.id);
     }
 }
 

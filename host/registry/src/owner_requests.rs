@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 use wactor_kafka::registry_log::{LogRecord, RegistryLog};
 use wactor_kafka::worker::Unblock;
-use wactor_store::{DeadLetter, HeldEvent, HeldFilter, HeldId};
+use wactor_store::{BlockedBy, DeadLetter, HeldEvent, HeldFilter, HeldId};
 
 use crate::error::{RegistryError, Result};
 use crate::registry::Registry;
@@ -101,6 +101,7 @@ enum Ask {
         topic: String,
         partition: i32,
         dead_letter: String,
+        dead_at_ms: i64,
         action: WireUnblock,
     },
 }
@@ -241,6 +242,12 @@ pub(crate) struct OwnerRequests {
     pending: Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
     answering: Arc<Semaphore>,
     stop: Arc<AtomicBool>,
+    /// The cluster view, to answer only its hosts.
+    view: Option<Arc<crate::cluster::ClusterView>>,
+    /// Requests skipped because too many were being answered.
+    busy_skips: std::sync::atomic::AtomicU64,
+    /// When that was last logged.
+    busy_logged: Mutex<Option<std::time::Instant>>,
 }
 
 impl Drop for OwnerRequests {
@@ -254,6 +261,29 @@ fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
 }
 
 impl OwnerRequests {
+    /// Whether `host` (a cluster-view id) is a host the view knows.
+    fn known_host(&self, host: &str) -> bool {
+        match &self.view {
+            Some(view) => view.knows(host),
+            None => true,
+        }
+    }
+
+    /// Counts a request skipped because this host answers
+    /// [`MAX_ANSWERING`] already; logs at most one WARN a minute.
+    fn skipped_busy(&self) {
+        let skipped = self.busy_skips.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = std::time::Instant::now();
+        let mut last = match self.busy_logged.lock() {
+            Ok(last) => last,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
+            *last = Some(now);
+            tracing::warn!(skipped_so_far = skipped, "too many requests of other hosts to answer at once; skipping (logged once a minute)");
+        }
+    }
+
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Reply>>> {
         match self.pending.lock() {
             Ok(pending) => pending,
@@ -335,6 +365,9 @@ impl Registry {
             pending: Mutex::default(),
             answering: Arc::new(Semaphore::new(MAX_ANSWERING)),
             stop,
+            view: self.cluster.get().cloned(),
+            busy_skips: std::sync::atomic::AtomicU64::new(0),
+            busy_logged: Mutex::new(None),
         });
         if self.owner_requests.set(requests).is_err() {
             return Err(RegistryError::Internal(
@@ -384,13 +417,20 @@ impl Registry {
             return;
         }
         let now = self.parts().clock.now_ms();
-        let max_age = REQUEST_MAX_AGE.as_millis() as i64;
-        if (now - request.at_ms).abs() > max_age {
+        let max_age = REQUEST_MAX_AGE.as_millis();
+        // Any i64 may come from the topic: no arithmetic that can overflow.
+        if u128::from(now.abs_diff(request.at_ms)) > max_age {
             tracing::debug!(id = %request.id, "skipping a request too old (or dated ahead)");
             return;
         }
+        // Only hosts of the cluster view ask (a record from anyone else is
+        // not answered).
+        if !requests.known_host(&request.from) {
+            tracing::debug!(id = %request.id, from = %request.from, "skipping a request of a host not in the cluster view");
+            return;
+        }
         let Ok(permit) = requests.answering.clone().try_acquire_owned() else {
-            tracing::warn!(id = %request.id, "too many requests to answer at once; skipping one");
+            requests.skipped_busy();
             return;
         };
         let registry = self.clone();
@@ -455,12 +495,19 @@ impl Registry {
                 topic,
                 partition,
                 dead_letter,
+                dead_at_ms,
                 action,
-            } => Answer::Unblock {
-                found: self
-                    .consumer_unblock(&actor, &topic, partition, &dead_letter, action.into())
-                    .await,
-            },
+            } => {
+                let blocked = BlockedBy {
+                    dead_letter,
+                    dead_at_ms,
+                };
+                Answer::Unblock {
+                    found: self
+                        .consumer_unblock(&actor, &topic, partition, &blocked, action.into())
+                        .await,
+                }
+            }
         };
         let reply = Reply {
             request: request.id.clone(),
@@ -486,14 +533,31 @@ impl Registry {
 
     /// The actor's held events in this host's store and the actor's
     /// partitions this host owns.
+    ///
+    /// A copy of a partition another live host owns (per the cluster view)
+    /// is left out before cutting to `limit`: stale copies must not take
+    /// the places of events that are really held.
     fn local_held(
         &self,
         actor: &str,
         filter: &HeldFilter,
         limit: usize,
     ) -> Result<(Partitions, Vec<HeldEvent>)> {
-        let held = self.retries(actor, filter, limit)?;
-        Ok((self.owned_partitions(actor), held))
+        let owned = self.owned_partitions(actor);
+        let owned_elsewhere: BTreeSet<(String, i32)> = match self.cluster.get() {
+            Some(view) => view.owned_by_others(actor, self.parts().clock.now_ms()),
+            None => BTreeSet::new(),
+        };
+        let held = self
+            .retries(actor, filter, crate::dead_letters::MAX_HELD_LISTING)?
+            .into_iter()
+            .filter(|h| {
+                let partition = (h.event.topic.clone(), h.event.partition);
+                owned.contains(&partition) || !owned_elsewhere.contains(&partition)
+            })
+            .take(limit)
+            .collect();
+        Ok((owned, held))
     }
 
     /// Asks every other live host and collects the replies that come
@@ -520,6 +584,14 @@ impl Registry {
         let id = format!("{:032x}", rand::random::<u128>());
         let (sender, mut receiver) = mpsc::unbounded_channel();
         requests.pending().insert(id.clone(), sender);
+        // Forgotten however this ends (a client that hangs up drops it).
+        struct Forget<'a>(&'a OwnerRequests, String);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.pending().remove(&self.1);
+            }
+        }
+        let _forget = Forget(requests, id.clone());
         let request = Request {
             id: id.clone(),
             from: requests.host_id.clone(),
@@ -551,7 +623,6 @@ impl Registry {
             Ok::<_, RegistryError>(replies)
         }
         .await;
-        requests.pending().remove(&id);
         let replies = collected?;
         Ok((replies, expected.into_values().collect()))
     }
@@ -671,8 +742,12 @@ impl Registry {
         action: Unblock,
     ) -> Result<Blocking> {
         let (topic, partition) = (dead.event.topic.as_str(), dead.event.partition);
+        let blocked = BlockedBy {
+            dead_letter: dead.id.clone(),
+            dead_at_ms: dead.dead_at_ms,
+        };
         if self
-            .consumer_unblock(&dead.actor, topic, partition, &dead.id, action)
+            .consumer_unblock(&dead.actor, topic, partition, &blocked, action)
             .await
         {
             return Ok(Blocking::Found);
@@ -682,6 +757,7 @@ impl Registry {
             topic: topic.to_string(),
             partition,
             dead_letter: dead.id.clone(),
+            dead_at_ms: dead.dead_at_ms,
             action: action.into(),
         };
         let found = |reply: &Reply| matches!(reply.answer, Answer::Unblock { found: true });

@@ -855,15 +855,15 @@ impl Registry {
         }
     }
 
-    /// Asks this host's worker of `(topic, partition)` to act on the lane
-    /// blocked by `dead_letter`; false when this host does not run it or
-    /// no lane there is blocked by that letter.
+    /// Asks this host's worker of `(topic, partition)` to act on the event
+    /// blocked by the death `blocked`; false when this host does not run
+    /// it or no event there is blocked by that death.
     pub(crate) async fn consumer_unblock(
         &self,
         actor: &str,
         topic: &str,
         partition: i32,
-        dead_letter: &str,
+        blocked: &wactor_store::BlockedBy,
         action: wactor_kafka::worker::Unblock,
     ) -> bool {
         let handle = {
@@ -873,7 +873,7 @@ impl Registry {
                 .map(ActorConsumer::retry_handle)
         };
         match handle {
-            Some(handle) => handle.unblock(topic, partition, dead_letter, action).await,
+            Some(handle) => handle.unblock(topic, partition, blocked, action).await,
             None => false,
         }
     }

@@ -75,6 +75,42 @@ pub struct DeadLetter {
     pub dead_at_ms: i64,
     /// How many times it was re-driven before.
     pub redrives: u32,
+    /// Its event holds its lane (`[dead_letter] on_dead = "block"`): a
+    /// re-drive or discard must reach the worker of its partition, which
+    /// releases the lane. Not part of the serde shape (re-drive envelopes
+    /// and format-1 values stay as they were): [`encode_dead_letter`]
+    /// writes it as format 2.
+    #[serde(skip)]
+    pub blocking: bool,
+}
+
+/// Encodes a dead letter for the store and `<group>.dead-letters`: format
+/// 1 ([`crate::value::FORMAT_POSTCARD_V1`]) unless it blocks its lane,
+/// then format 2 (the letter, then `true`).
+///
+/// # Errors
+/// [`StoreError::Codec`] when serde refuses it (not the case for this type).
+pub fn encode_dead_letter(dead: &DeadLetter) -> Result<Vec<u8>> {
+    if dead.blocking {
+        crate::value::encode_v2(WHAT, &(dead, true))
+    } else {
+        crate::value::encode(WHAT, dead)
+    }
+}
+
+/// Decodes what [`encode_dead_letter`] wrote (either format), or the JSON
+/// of older versions.
+///
+/// # Errors
+/// [`StoreError::Codec`] or [`StoreError::Corrupt`] for bytes that are not
+/// a dead letter.
+pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter> {
+    if bytes.first() == Some(&crate::value::FORMAT_POSTCARD_V2) {
+        let (mut dead, blocking): (DeadLetter, bool) = crate::value::decode(WHAT, bytes)?;
+        dead.blocking = blocking;
+        return Ok(dead);
+    }
+    crate::value::decode(WHAT, bytes)
 }
 
 impl DeadLetter {
@@ -231,11 +267,11 @@ pub(crate) fn encode(dead: &DeadLetter) -> Result<Vec<u8>> {
             what: "dead letter: empty id".to_string(),
         });
     }
-    crate::value::encode(WHAT, dead)
+    encode_dead_letter(dead)
 }
 
 fn decode(bytes: &[u8]) -> Result<DeadLetter> {
-    crate::value::decode(WHAT, bytes)
+    decode_dead_letter(bytes)
 }
 
 /// Inserts or replaces `dead` (already `encode`d as `value`) inside a
@@ -784,6 +820,7 @@ mod tests {
             first_attempt_at_ms: dead_at - 10,
             dead_at_ms: dead_at,
             redrives: 0,
+            blocking: false,
         }
     }
 

@@ -54,12 +54,22 @@ pub struct HeldEvent {
     pub next_attempt_at_ms: Option<i64>,
     /// Re-drive "to version N"; `None` runs the active version.
     pub version_override: Option<u64>,
-    /// The dead letter this event became, when its actor's manifest says
-    /// `[dead_letter] on_dead = "block"`: it stays the head of its lane
-    /// (the lane's later events wait behind it) until that letter is
-    /// re-driven or discarded. `None` for every other held event.
+    /// The death this event blocks its lane with, when its actor's
+    /// manifest says `[dead_letter] on_dead = "block"`: it stays in its
+    /// lane (the lane's later events wait behind it) until that dead
+    /// letter is re-driven or discarded. `None` for every other held event.
     #[serde(default)]
-    pub blocked_by: Option<String>,
+    pub blocked_by: Option<BlockedBy>,
+}
+
+/// Which death holds a lane: the dead letter's id and when it died (a
+/// later death of the same event, after a re-drive, is another one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedBy {
+    /// The dead letter's id.
+    pub dead_letter: String,
+    /// When it died (ms since the Unix epoch): the letter's `dead_at_ms`.
+    pub dead_at_ms: i64,
 }
 
 /// A held event as format 1 lays it out (no `blocked_by`): what a held
@@ -238,8 +248,9 @@ pub struct HeldFilter {
     pub partition: Option<i32>,
     /// Only events whose record key is exactly this.
     pub key: Option<Vec<u8>>,
-    /// Only events that were attempted at least once (retrying heads), not
-    /// the ones waiting behind them.
+    /// Only events that were attempted at least once and wait for their
+    /// retry (retrying heads), not the ones waiting behind them nor dead
+    /// heads blocking their lane.
     pub only_retrying: bool,
 }
 
@@ -252,7 +263,7 @@ impl HeldFilter {
                 .key
                 .as_ref()
                 .is_none_or(|k| held.event.key.as_ref() == Some(k))
-            && (!self.only_retrying || !held.attempts.is_empty())
+            && (!self.only_retrying || (!held.attempts.is_empty() && held.blocked_by.is_none()))
     }
 }
 
@@ -545,11 +556,26 @@ mod tests {
         held.put(&retrying("t", 0, key(b"x"), 1, 10)).unwrap();
         assert_eq!(held.blocked_count().unwrap(), 0);
         held.put(&HeldEvent {
-            blocked_by: Some("a:t:0:2".into()),
+            blocked_by: Some(BlockedBy {
+                dead_letter: "a:t:0:2".into(),
+                dead_at_ms: 9,
+            }),
             ..retrying("t", 0, key(b"y"), 2, 10)
         })
         .unwrap();
         assert_eq!(held.blocked_count().unwrap(), 1);
+        // A blocked head is not "retrying".
+        let retrying = held
+            .list(
+                &HeldFilter {
+                    only_retrying: true,
+                    ..HeldFilter::default()
+                },
+                10,
+            )
+            .unwrap();
+        assert_eq!(retrying.len(), 1);
+        assert!(retrying[0].blocked_by.is_none());
     }
 
     #[test]
@@ -563,7 +589,10 @@ mod tests {
         assert_eq!(decode_held(&bytes).unwrap(), plain);
 
         let blocking = HeldEvent {
-            blocked_by: Some("a:t:0:5".into()),
+            blocked_by: Some(BlockedBy {
+                dead_letter: "a:t:0:5".into(),
+                dead_at_ms: 9,
+            }),
             ..plain.clone()
         };
         let bytes = encode_held(&blocking).unwrap();
@@ -843,6 +872,7 @@ mod tests {
             first_attempt_at_ms: held.first_attempt_at_ms.unwrap_or(dead_at),
             dead_at_ms: dead_at,
             redrives: 0,
+            blocking: false,
         }
     }
 

@@ -78,7 +78,7 @@ pub use dead_letters::{
     DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetters, Evicted, Retention,
 };
 pub use event::{AttemptOutcome, AttemptRecord, LaneKey, StoredEvent, StoredHeader};
-pub use held::{HeldEvent, HeldEvents, HeldFilter, HeldId};
+pub use held::{BlockedBy, HeldEvent, HeldEvents, HeldFilter, HeldId};
 pub use registry::{ActivationRecord, ActorRecord, NewVersion, Registry, VersionRecord};
 pub use state::{ActorState, Seeded, StateChange, StateEntry};
 

@@ -191,6 +191,7 @@ mod tests {
             first_attempt_at_ms: 1,
             dead_at_ms: 2,
             redrives: 0,
+            blocking: false,
         };
         let bytes = encode("dead letter", &dead).unwrap();
         assert_eq!(decode::<DeadLetter>("dead letter", &bytes).unwrap(), dead);

@@ -135,7 +135,11 @@ Examples:
   wactor dlq redrive --all --dry-run
 
 A re-driven event goes back through its actor's retry path with its history:
-its attempts count on, and it comes back here if it dies again.
+its attempts count on, and it comes back here if it dies again. A letter that
+blocks its key (BLOCKING, on_dead = \"block\") is re-driven in its lane
+instead: its event runs first, before the key's waiting events, with a new
+retry budget (a new death starts a new history); refused while no host runs
+its partition (the actor paused, the partition moving).
 Exit codes: 1 when some re-drives failed, 3 unknown id or version.")]
 struct RedriveArgs {
     /// One dead letter.

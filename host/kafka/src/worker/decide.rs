@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wactor_delivery::{DeadReason, Decision, Failure, LaneId};
 use wactor_runtime::Event;
-use wactor_store::{AttemptOutcome, AttemptRecord, HeldEvent, LaneKey};
+use wactor_store::{AttemptOutcome, AttemptRecord, BlockedBy, HeldEvent, LaneKey};
 
 use crate::call::{CallOutcome, CallReport};
 use crate::dead_letter::{self, Death};
@@ -275,7 +275,7 @@ impl Worker {
         };
         let id = record.id();
         let blocks = detail.is_none() && self.blocks_on_dead(&lane);
-        let dead = self.death(
+        let mut dead = self.death(
             &failed,
             record.attempts.clone(),
             kind,
@@ -286,7 +286,11 @@ impl Worker {
         if blocks {
             // The dead head stays its lane's head, blocked, until its
             // dead letter is re-driven or discarded.
-            record.blocked_by = Some(dead.id.clone());
+            dead.blocking = true;
+            record.blocked_by = Some(BlockedBy {
+                dead_letter: dead.id.clone(),
+                dead_at_ms: dead.dead_at_ms,
+            });
             record.next_attempt_at_ms = None;
             match self.hold_record(&record) {
                 Hold::Held => {
@@ -299,10 +303,13 @@ impl Worker {
                     return;
                 }
                 // Too large to keep: dead-lettered and the lane goes on.
-                Hold::TooLarge(why) => tracing::warn!(
-                    actor = %self.ctx.name, %id, reason = %why,
-                    "a dead event cannot block its lane (on_dead = \"block\"): the lane goes on"
-                ),
+                Hold::TooLarge(why) => {
+                    dead.blocking = false;
+                    tracing::warn!(
+                        actor = %self.ctx.name, %id, reason = %why,
+                        "a dead event cannot block its lane (on_dead = \"block\"): the lane goes on"
+                    );
+                }
             }
         }
         match self
@@ -346,7 +353,8 @@ impl Worker {
         now: i64,
         lane_key: &LaneKey,
     ) -> Next {
-        let dead = self.death(failed, vec![attempt.clone()], kind, None, first_at, now);
+        let mut dead = self.death(failed, vec![attempt.clone()], kind, None, first_at, now);
+        dead.blocking = true;
         let head = HeldEvent {
             event: to_stored(failed.raw),
             lane: lane_key.clone(),
@@ -354,7 +362,10 @@ impl Worker {
             first_attempt_at_ms: Some(first_at),
             next_attempt_at_ms: None,
             version_override: None,
-            blocked_by: Some(dead.id.clone()),
+            blocked_by: Some(BlockedBy {
+                dead_letter: dead.id.clone(),
+                dead_at_ms: dead.dead_at_ms,
+            }),
         };
         match self.hold_record(&head) {
             Hold::Held => {

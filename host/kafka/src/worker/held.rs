@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use wactor_delivery::{DeadReason, OrderingMode};
-use wactor_store::{HeldEvent, HeldId, LaneKey};
+use wactor_store::{BlockedBy, HeldEvent, HeldId, LaneKey};
 
 use crate::changelog::Changelog;
 use crate::dead_letter::{self, Death};
@@ -202,12 +202,21 @@ impl Worker {
 
     /// A request that came while restoring: a retry-now is answered at once
     /// (nothing is held yet) and `None` returned, so the restore goes on;
-    /// anything else (a stop, the consumer gone) is given back to end it.
+    /// an operator's unblock waits for the restore (the blocked event is
+    /// not known before), answered by `run` right after it; anything else
+    /// (a stop, the consumer gone) is given back to end it.
     #[allow(clippy::option_option)]
-    fn not_a_stop(&mut self, control: Option<Control>) -> Option<Option<Control>> {
+    pub(super) fn not_a_stop(&mut self, control: Option<Control>) -> Option<Option<Control>> {
         match control {
-            Some(Control::RetryNow { reply, .. } | Control::Unblock { reply, .. }) => {
+            Some(Control::RetryNow { reply, .. }) => {
                 let _ = reply.send(false);
+                None
+            }
+            Some(unblock @ Control::Unblock { .. }) => {
+                // At most a few: each caller waits 5 s for its answer.
+                if self.deferred.len() < 64 {
+                    self.deferred.push(unblock);
+                }
                 None
             }
             other => Some(other),
@@ -347,11 +356,17 @@ impl Worker {
         match self.ctx.held.lane_first(&self.topic, self.partition, lane) {
             Ok(Some(next)) => {
                 let now = self.ctx.clock.now_ms();
-                let due = next.next_attempt_at_ms.unwrap_or(now);
                 if let Some(held) = self.held.get_mut(lane) {
                     held.len = held.len.saturating_sub(1);
                 }
-                self.held.set_head(lane, Head::Due(due));
+                // A dead event next (a change of ordering merged it behind
+                // this one) blocks the lane in its turn.
+                let head = if next.blocked_by.is_some() {
+                    Head::Blocked
+                } else {
+                    Head::Due(next.next_attempt_at_ms.unwrap_or(now))
+                };
+                self.held.set_head(lane, head);
             }
             Ok(None) => {
                 self.held.remove(lane);
@@ -464,7 +479,7 @@ impl Worker {
         {
             Ok(Some(head)) if head.id() == *id => {
                 if blocked {
-                    return self.release(head, None);
+                    return self.release(head, None, true);
                 }
                 let now = self.ctx.clock.now_ms();
                 self.held.set_head(&id.lane, Head::Due(now));
@@ -474,64 +489,85 @@ impl Worker {
         }
     }
 
-    /// An operator's re-drive or discard of `dead_letter`, if it blocks a
-    /// lane of this partition (`on_dead = "block"`): `Check` only says
-    /// whether it does; `Redrive` runs the blocked event now, first in
-    /// its lane (with a new retry budget, on `version` if given);
-    /// `Discard` drops it and the lane's next event runs. False when no
-    /// lane here is blocked by that letter.
-    pub(super) fn unblock(&mut self, dead_letter: &str, action: Unblock) -> bool {
-        for lane in self.held.blocked() {
-            let head = match self.ctx.held.lane_first(&self.topic, self.partition, &lane) {
-                Ok(Some(head)) if head.blocked_by.as_deref() == Some(dead_letter) => head,
-                Ok(_) => continue,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot read a blocked lane");
-                    return false;
-                }
-            };
-            return match action {
-                Unblock::Check => true,
-                Unblock::Redrive { version } => self.release(head, version),
-                Unblock::Discard => {
-                    let id = head.id();
-                    match self.ctx.held.remove(&id) {
-                        Ok(_) => {
-                            tracing::info!(
-                                actor = %self.ctx.name, %id, dead_letter,
-                                "blocked event discarded: its lane goes on"
-                            );
-                            self.write_changelog(&id, None);
+    /// An operator's re-drive or discard of the death `blocked` (a dead
+    /// letter and when it died), if it holds a lane of this partition
+    /// (`on_dead = "block"`): `Check` only says whether it does; `Redrive`
+    /// releases the event with a new retry budget (on `version` if given):
+    /// it runs now if it heads its lane, else when its turn comes;
+    /// `Discard` drops it (and the lane goes on if it was the head). False
+    /// when no held event here is blocked by that death.
+    pub(super) fn unblock(&mut self, blocked: &BlockedBy, action: Unblock) -> bool {
+        // Every held record of the partition, not only the heads: a change
+        // of ordering can put a blocked event behind another lane's.
+        let records = match self.ctx.held.partition(&self.topic, self.partition) {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the held events of a partition");
+                return false;
+            }
+        };
+        let Some(record) = records
+            .into_iter()
+            .find(|r| r.blocked_by.as_ref() == Some(blocked))
+        else {
+            return false;
+        };
+        let lane = record.lane.clone();
+        let is_head = matches!(
+            self.ctx.held.lane_first(&self.topic, self.partition, &lane),
+            Ok(Some(ref first)) if first.id() == record.id()
+        );
+        match action {
+            Unblock::Check => true,
+            Unblock::Redrive { version } => self.release(record, version, is_head),
+            Unblock::Discard => {
+                let id = record.id();
+                match self.ctx.held.remove(&id) {
+                    Ok(_) => {
+                        tracing::info!(
+                            actor = %self.ctx.name, %id, dead_letter = %blocked.dead_letter,
+                            "blocked event discarded: its lane goes on"
+                        );
+                        self.write_changelog(&id, None);
+                        if is_head {
                             self.advance(&lane);
-                            true
+                        } else if let Some(held) = self.held.get_mut(&lane) {
+                            held.len = held.len.saturating_sub(1);
                         }
-                        Err(err) => {
-                            self.store_failed("the removal of a blocked event", err.to_string());
-                            false
-                        }
+                        true
+                    }
+                    Err(err) => {
+                        self.store_failed("the removal of a blocked event", err.to_string());
+                        false
                     }
                 }
-            };
+            }
         }
-        false
     }
 
-    /// Makes a blocked head due now, unblocked, with a new retry budget.
-    fn release(&mut self, mut head: HeldEvent, version: Option<u64>) -> bool {
+    /// Unblocks a held event with a new retry budget: due now when it
+    /// heads its lane, else waiting for its turn like any held event.
+    fn release(&mut self, mut record: HeldEvent, version: Option<u64>, is_head: bool) -> bool {
         let now = self.ctx.clock.now_ms();
-        let dead_letter = head.blocked_by.take().unwrap_or_default();
-        head.attempts.clear();
-        head.first_attempt_at_ms = None;
-        head.next_attempt_at_ms = Some(now);
-        head.version_override = version;
-        let lane = head.lane.clone();
-        match self.hold_record(&head) {
+        let dead_letter = record
+            .blocked_by
+            .take()
+            .map(|b| b.dead_letter)
+            .unwrap_or_default();
+        record.attempts.clear();
+        record.first_attempt_at_ms = None;
+        record.next_attempt_at_ms = is_head.then_some(now);
+        record.version_override = version;
+        let lane = record.lane.clone();
+        match self.hold_record(&record) {
             Hold::Held => {
                 tracing::info!(
-                    actor = %self.ctx.name, id = %head.id(), dead_letter,
-                    "blocked event released: it runs now, then its lane goes on"
+                    actor = %self.ctx.name, id = %record.id(), dead_letter,
+                    "blocked event released: it runs in its turn, then its lane goes on"
                 );
-                self.held.set_head(&lane, Head::Due(now));
+                if is_head {
+                    self.held.set_head(&lane, Head::Due(now));
+                }
                 true
             }
             Hold::Failed | Hold::TooLarge(_) => false,

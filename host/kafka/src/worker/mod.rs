@@ -113,8 +113,8 @@ pub enum Control {
     /// An operator's re-drive or discard of a dead letter that may block a
     /// lane of this partition (`on_dead = "block"`).
     Unblock {
-        /// The dead letter's id.
-        dead_letter: String,
+        /// The death (dead letter and time of death).
+        blocked: wactor_store::BlockedBy,
         /// What to do.
         action: Unblock,
         /// Whether a lane here was blocked by it (and the action done).
@@ -238,6 +238,7 @@ pub(crate) fn spawn(
         accepting: true,
         is_redrive: false,
         is_schedule: false,
+        deferred: Vec::new(),
         start_skip,
         firing: None,
         firings: crate::schedule::Firings::default(),
@@ -272,15 +273,12 @@ pub(crate) fn spawn(
                     worker.fence = taken;
                     break;
                 }
-                control = worker.control.recv() => match control {
-                    Some(Control::RetryNow { reply, .. } | Control::Unblock { reply, .. }) => {
-                        let _ = reply.send(false);
-                    }
-                    other => {
+                control = worker.control.recv() => {
+                    if let Some(other) = worker.not_a_stop(control) {
                         worker.stopped_while_restoring(other);
                         return Ok(());
                     }
-                },
+                }
             }
         }
         worker.run().await
@@ -357,6 +355,8 @@ struct Worker {
     is_redrive: bool,
     /// This partition belongs to the actor's schedule topic.
     is_schedule: bool,
+    /// Unblocks that came while the worker was restoring.
+    deferred: Vec<Control>,
     /// Records to pass over before the first event (the actor's `start`);
     /// `None` once the first event to handle came.
     start_skip: Option<StartSkip>,
@@ -403,6 +403,18 @@ impl Worker {
     async fn run(mut self) -> Result<(), String> {
         if !self.restore().await {
             return Ok(());
+        }
+        // Unblocks asked for while restoring, now that the held events are
+        // known.
+        for control in std::mem::take(&mut self.deferred) {
+            if let Control::Unblock {
+                blocked,
+                action,
+                reply,
+            } = control
+            {
+                let _ = reply.send(self.unblock(&blocked, action));
+            }
         }
         // The owner of the schedule topic's partition 0 fires the actor's
         // schedules for as long as this worker runs (`stop` ends it first;
@@ -454,8 +466,8 @@ impl Worker {
                     Some(Control::RetryNow { id, reply }) => {
                         let _ = reply.send(self.retry_now(&id));
                     }
-                    Some(Control::Unblock { dead_letter, action, reply }) => {
-                        let _ = reply.send(self.unblock(&dead_letter, action));
+                    Some(Control::Unblock { blocked, action, reply }) => {
+                        let _ = reply.send(self.unblock(&blocked, action));
                     }
                     None => {
                         self.stop().await;
