@@ -145,18 +145,24 @@ pub struct Firings {
     last: HashMap<String, i64>,
 }
 
+/// How far after now a firing may be dated and still count (clocks of
+/// hosts differ a little): 60 s.
+const FUTURE_SLACK_MS: i64 = 60_000;
+
 /// Most schedules a worker remembers (more than any manifest may have).
 const MAX_REMEMBERED: usize = 1_000;
 
 impl Firings {
     /// Whether `event` (of the schedule topic) is to be handled: false for
     /// a firing at or before the last handled of its schedule (not a
-    /// backfill). Records it as handled otherwise.
-    pub fn take(&mut self, event: &Event) -> bool {
+    /// backfill). Records it as handled otherwise, unless it is dated
+    /// after `now_ms` (plus a minute): a record forged with a far future
+    /// time must not make the real firings look old.
+    pub fn take(&mut self, event: &Event, now_ms: i64) -> bool {
         let Some((schedule, at, backfill)) = firing_of(event) else {
             return true;
         };
-        if backfill {
+        if backfill || at > now_ms.saturating_add(FUTURE_SLACK_MS) {
             return true;
         }
         match self.last.get(&schedule) {
@@ -172,13 +178,17 @@ impl Firings {
     }
 }
 
-/// The last occurrence fired on time of each schedule (backfills are not
-/// counted), read from partition 0 of `topic` (from its first record kept
-/// to its end). Blocking.
+/// The last occurrence fired on time of each schedule (backfills, and
+/// firings dated after `now_ms`, are not counted), read from partition 0
+/// of `topic` (from its first record kept to its end). Blocking.
 ///
 /// # Errors
 /// [`KafkaError`] when the topic cannot be read within 60 s.
-pub fn last_firings(settings: &KafkaSettings, topic: &str) -> Result<HashMap<String, i64>> {
+pub fn last_firings(
+    settings: &KafkaSettings,
+    topic: &str,
+    now_ms: i64,
+) -> Result<HashMap<String, i64>> {
     let consumer: BaseConsumer = settings.reader_config().create()?;
     let (low, high) = consumer
         .fetch_watermarks(topic, SCHEDULE_PARTITION, Duration::from_secs(10))
@@ -214,6 +224,9 @@ pub fn last_firings(settings: &KafkaSettings, topic: &str) -> Result<HashMap<Str
                 .and_then(|h| h.value)
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(parse_firing_id);
+            // A firing dated in the future (forged, or a clock far ahead)
+            // would stop the schedule until then: not counted.
+            let parsed = parsed.filter(|(_, at)| *at <= now_ms.saturating_add(FUTURE_SLACK_MS));
             if let (false, Some((schedule, at))) = (backfill, parsed) {
                 let entry = last.entry(schedule.to_string()).or_insert(at);
                 *entry = (*entry).max(at);
@@ -277,7 +290,8 @@ async fn fire_until_stopped(
     let mut last = loop {
         let settings = ctx.settings.clone();
         let read_topic = topic.clone();
-        match tokio::task::spawn_blocking(move || last_firings(&settings, &read_topic)).await {
+        let now = ctx.clock.now_ms();
+        match tokio::task::spawn_blocking(move || last_firings(&settings, &read_topic, now)).await {
             Ok(Ok(last)) => break last,
             Ok(Err(err)) => {
                 tracing::warn!(actor = %ctx.name, %topic, error = %err, "cannot read the last firings; retrying");
@@ -402,18 +416,22 @@ mod tests {
 
     #[test]
     fn a_duplicate_or_older_firing_is_skipped_and_a_backfill_never_is() {
+        let now = 1_000;
         let mut firings = Firings::default();
-        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "a@100")])));
-        assert!(!firings.take(&event(&[(HEADER_FIRING_ID, "a@100")])));
-        assert!(!firings.take(&event(&[(HEADER_FIRING_ID, "a@50")])));
-        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "b@50")])));
-        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "a@200")])));
-        assert!(firings.take(&event(&[
-            (HEADER_FIRING_ID, "a@10"),
-            (HEADER_BACKFILL, "true")
-        ])));
+        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "a@100")]), now));
+        assert!(!firings.take(&event(&[(HEADER_FIRING_ID, "a@100")]), now));
+        assert!(!firings.take(&event(&[(HEADER_FIRING_ID, "a@50")]), now));
+        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "b@50")]), now));
+        // A forged far-future firing is handled but does not count.
+        let forged = format!("a@{}", i64::MAX);
+        assert!(firings.take(&event(&[(HEADER_FIRING_ID, forged.as_str())]), now));
+        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "a@200")]), now));
+        assert!(firings.take(
+            &event(&[(HEADER_FIRING_ID, "a@10"), (HEADER_BACKFILL, "true")]),
+            now
+        ));
         // Not a firing (a record someone else wrote): handled.
-        assert!(firings.take(&event(&[])));
-        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "garbage")])));
+        assert!(firings.take(&event(&[]), now));
+        assert!(firings.take(&event(&[(HEADER_FIRING_ID, "garbage")]), now));
     }
 }

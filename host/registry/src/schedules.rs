@@ -73,7 +73,8 @@ impl Registry {
         }
         let settings = self.parts().kafka.clone();
         let topic = schedule_topic(&manifest.group());
-        let last = tokio::task::spawn_blocking(move || last_firings(&settings, &topic))
+        let now = self.parts().clock.now_ms();
+        let last = tokio::task::spawn_blocking(move || last_firings(&settings, &topic, now))
             .await
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
         let now = self.parts().clock.now_ms();

@@ -135,7 +135,7 @@ impl Worker {
             );
             self.start_skip = None;
         }
-        if self.is_schedule && !self.firings.take(&event) {
+        if self.is_schedule && !self.firings.take(&event, self.ctx.clock.now_ms()) {
             // A firing written twice: its occurrence ran (or waits) already.
             tracing::info!(
                 actor = %self.ctx.name, offset,
