@@ -87,6 +87,24 @@ impl Record {
         self
     }
 
+    /// Delivers the record `delay` after the call ends instead of at once
+    /// (at most 7 days; more is refused by [`send`]). Like every emit it
+    /// happens only if the call is done; the host keeps it in the group's
+    /// `<group>.delayed` topic until then, across restarts and host moves
+    /// (docs/delivery.md, "Delayed emits"). Sets the header
+    /// `wactor-delay-ms`.
+    pub fn delay(self, delay: std::time::Duration) -> Self {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.header("wactor-delay-ms", ms.to_string())
+    }
+
+    /// Delivers the record at `at` (ms since the Unix epoch; a time past
+    /// means at once, at most 7 days ahead). Sets the header
+    /// `wactor-deliver-at`.
+    pub fn deliver_at_ms(self, at: i64) -> Self {
+        self.header("wactor-deliver-at", at.to_string())
+    }
+
     /// Adds a header whose value is null (not empty).
     pub fn null_header(mut self, name: impl Into<String>) -> Self {
         self.headers.push((name.into(), None));

@@ -307,3 +307,79 @@ async fn a_backfill_of_thirty_days_fires_thirty_events() {
     assert_eq!(code, Some(4), "{out}");
     assert!(host.terminate(), "stops cleanly");
 }
+
+/// Delayed emits (issue 12, part 3): an output emitted with a 10-minute
+/// delay is not delivered before, survives the host stopping and starting
+/// again (it waits in `<group>.delayed` and the retry changelog), and
+/// arrives once the clock passes its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delayed_emit_survives_a_restart_and_arrives_on_time() {
+    let kafka = Kafka::start();
+    kafka.topic("later.in", 2);
+    kafka.topic("later.out", 2);
+    kafka.topic("wactor.later.delayed", 2);
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::with_clock(dir.path(), kafka.settings(), Arc::new(clock.clone()));
+    let spec = manifest("later", "later.in", "[config]\nout_topic = \"later.out\"\n");
+    let (consumer, slot) = host.run("fixture-scripted", &spec).await;
+    support::produce(
+        &kafka.brokers,
+        "later.in",
+        &[
+            (Some("a".into()), r#"{"seq":1,"delay_ms":600000}"#.into()),
+            (Some("b".into()), r#"{"seq":2}"#.into()),
+        ],
+    )
+    .await;
+    // The undelayed one arrives; the delayed one waits.
+    let out = read_until(&kafka.brokers, "later.out", WAIT, |r| !r.is_empty()).await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].json()["seq"], 2);
+    assert!(
+        eventually(WAIT, || host
+            .metrics
+            .delayed_total
+            .with_label_values(&["later", "scheduled"])
+            .get()
+            == 1)
+        .await
+    );
+    clock.advance(9 * MIN);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        read_until(&kafka.brokers, "later.out", Duration::from_secs(1), |_| {
+            false
+        })
+        .await
+        .len(),
+        1,
+        "not before its time"
+    );
+
+    // The host stops and starts again; the clock passes the time.
+    consumer.stop().await;
+    let consumer = host.consume(slot).await;
+    clock.advance(2 * MIN);
+    let out = read_until(&kafka.brokers, "later.out", WAIT, |r| r.len() >= 2).await;
+    let delivered = &out[1];
+    assert_eq!(delivered.json()["seq"], 1);
+    assert_eq!(delivered.key.as_deref(), Some("a"));
+    assert!(
+        !delivered.headers.contains_key("wactor-delayed-topic")
+            && !delivered.headers.contains_key("wactor-delay-ms"),
+        "{:?}",
+        delivered.headers
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        read_until(&kafka.brokers, "later.out", Duration::from_secs(1), |_| {
+            false
+        })
+        .await
+        .len(),
+        2,
+        "delivered once"
+    );
+    consumer.stop().await;
+}

@@ -9,10 +9,13 @@
 //! - on `days_topic`, `{"date": ..., "page": n}`: one page of that day's
 //!   transactions is fetched; each transaction not recorded yet (state key
 //!   `tx:<id>`) is emitted to `recorded_topic` and recorded; a full page
-//!   asks for the next one.
+//!   asks for the next one; the last page of a day that recorded anything
+//!   emits a reconciliation check to `checks_topic`, delayed by an hour
+//!   (a delayed emit).
 //!
 //! Config: `gateway_url` (required), `days_topic` (default
 //! `settlement.days`), `recorded_topic` (default `settlement.recorded`),
+//! `checks_topic` (default `settlement.checks`),
 //! `page_size` (default 100, at most 500: one call's emits and state writes
 //! stay below the host's per-call limits).
 
@@ -23,6 +26,9 @@ use wactor_sdk::{config, emit, state, Actor, Event, Handled, Outcome};
 const DEFAULT_DAYS_TOPIC: &str = "settlement.days";
 const DEFAULT_RECORDED_TOPIC: &str = "settlement.recorded";
 const DEFAULT_PAGE_SIZE: u32 = 100;
+const DEFAULT_CHECKS_TOPIC: &str = "settlement.checks";
+/// How long after a day is recorded its reconciliation check is due.
+const CHECK_DELAY: std::time::Duration = std::time::Duration::from_secs(3600);
 const MAX_PAGE_SIZE: u32 = 500;
 /// The key every day request is forwarded under (one partition, one state).
 const DAYS_KEY: &str = "settlement";
@@ -53,6 +59,13 @@ struct Transaction {
     currency: String,
     #[serde(default)]
     merchant: String,
+}
+
+/// A reconciliation check, due an hour after a day is recorded.
+#[derive(Serialize)]
+struct ReconcileCheck<'a> {
+    date: &'a str,
+    check: &'a str,
 }
 
 /// The record of a transaction.
@@ -139,6 +152,20 @@ fn settle_page(request: &DayRequest) -> Handled {
             page: request.page.saturating_add(1),
         };
         emit::send(emit::Record::json(&days_topic, &next)?.key(DAYS_KEY))?;
+    } else if new > 0 {
+        // The day's last page: ask for a reconciliation check an hour from
+        // now (a delayed emit: it waits in the host, durably, and is sent
+        // only because this call is done).
+        let checks_topic = config::get_or("checks_topic", DEFAULT_CHECKS_TOPIC);
+        let check = ReconcileCheck {
+            date: &request.date,
+            check: "reconcile",
+        };
+        emit::send(
+            emit::Record::json(&checks_topic, &check)?
+                .key(request.date.as_str())
+                .delay(CHECK_DELAY),
+        )?;
     }
     wactor_sdk::info!(
         "{} page {}: {} transactions, {new} new",

@@ -273,14 +273,34 @@ async fn produce_emits(
             let mut headers = record.headers.clone();
             headers.push((SOURCE_HEADER.to_string(), Some(source.clone().into_bytes())));
             headers.push((ACTOR_HEADER.to_string(), Some(actor.clone().into_bytes())));
-            ctx.producer.enqueue(&OutRecord {
-                topic: record.topic.clone(),
-                partition: None,
-                key: record.key.clone().or_else(|| event.key.clone()),
-                // `None` is a tombstone the actor asked for.
-                payload: record.payload.clone(),
-                headers,
-            })
+            let key = record.key.clone().or_else(|| event.key.clone());
+            // A delayed emit goes to `<group>.delayed` until it is due
+            // (checked at emit; a directive refused now cannot happen).
+            let out = match crate::delayed::due_of(&headers, ctx.clock.now_ms()) {
+                Ok(Some(due)) => {
+                    ctx.metrics
+                        .delayed_total
+                        .with_label_values(&[&ctx.name, "scheduled"])
+                        .inc();
+                    crate::delayed::delayed_record(
+                        &ctx.group,
+                        &record.topic,
+                        key,
+                        record.payload.clone(),
+                        &headers,
+                        due,
+                    )
+                }
+                Ok(None) | Err(_) => OutRecord {
+                    topic: record.topic.clone(),
+                    partition: None,
+                    key,
+                    // `None` is a tombstone the actor asked for.
+                    payload: record.payload.clone(),
+                    headers,
+                },
+            };
+            ctx.producer.enqueue(&out)
         })
         .collect();
     let count = deliveries.len();

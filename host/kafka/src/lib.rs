@@ -32,6 +32,8 @@
 //! - [`dev_cluster`]: the in-process mock broker of `wactor dev`.
 //! - [`registry_log`]: the shared registry's topic: component chunks and
 //!   change records, written by one host and read by all.
+//! - [`delayed`]: emits delivered later, held in `<group>.delayed` until
+//!   due.
 //! - [`schedule`]: firing the actor's `[[schedules]]` as records of
 //!   `<group>.schedule`, from the owner of its partition 0.
 //! - [`recovery`]: partition workers that end unexpectedly (restarted with
@@ -49,6 +51,7 @@ pub mod clock;
 pub mod consumer;
 pub mod dead_letter;
 pub mod dead_letter_log;
+pub mod delayed;
 pub mod dev_cluster;
 mod error;
 pub mod event;

@@ -50,6 +50,10 @@ pub struct Metrics {
     /// `wactor_start_skipped_records_total{actor}`: records a new actor
     /// passed over to begin at its manifest's `start`.
     pub start_skipped_total: IntCounterVec,
+    /// `wactor_delayed_records_total{actor,event}`: delayed emits
+    /// `scheduled` (written to `<group>.delayed`), `delivered`, `dropped`
+    /// (unreadable or for a reserved topic).
+    pub delayed_total: IntCounterVec,
     /// Events dead-lettered, by actor and kind (`actor_dead`,
     /// `attempts_exhausted`, `max_age_exceeded`).
     pub dead_letters_total: IntCounterVec,
@@ -165,6 +169,13 @@ impl Metrics {
             ),
             &["actor"],
         )?;
+        let delayed_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_delayed_records_total",
+                "Delayed emits scheduled, delivered or dropped",
+            ),
+            &["actor", "event"],
+        )?;
         let retries_fired_total = IntCounterVec::new(
             Opts::new("wactor_retries_fired_total", "Retry attempts started"),
             &["actor"],
@@ -250,6 +261,7 @@ impl Metrics {
         registry.register(Box::new(schedule_firings_total.clone()))?;
         registry.register(Box::new(schedule_owner.clone()))?;
         registry.register(Box::new(start_skipped_total.clone()))?;
+        registry.register(Box::new(delayed_total.clone()))?;
         registry.register(Box::new(dead_letters_total.clone()))?;
         registry.register(Box::new(dead_letter_set_size.clone()))?;
         registry.register(Box::new(dead_letters_evicted_total.clone()))?;
@@ -282,6 +294,7 @@ impl Metrics {
             schedule_firings_total,
             schedule_owner,
             start_skipped_total,
+            delayed_total,
             dead_letters_total,
             dead_letter_set_size,
             dead_letters_evicted_total,

@@ -410,12 +410,20 @@ impl emit::Host for HostState {
                 limits.max_emit_bytes
             ));
         }
+        let headers: Vec<(String, Option<Vec<u8>>)> =
+            out.headers.into_iter().map(|h| (h.name, h.value)).collect();
+        // A delay directive is checked now (the actor hears what is wrong);
+        // its time is fixed when the record is produced.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        crate::delay::due_of(&headers, now_ms)?;
         effects.emit_bytes += size;
         effects.emits.push(EmittedRecord {
             topic: out.topic,
             key: out.key,
             payload: out.payload,
-            headers: out.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            headers,
         });
         Ok(())
     }

@@ -29,6 +29,7 @@
 mod actor;
 mod bindings;
 mod cache;
+pub mod delay;
 pub mod engine;
 mod error;
 pub mod event_file;

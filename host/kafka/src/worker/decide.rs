@@ -77,6 +77,13 @@ impl Worker {
                 self.kafka_failed(lane, failed);
             }
             (JobKind::Held { lane, record }, None) => {
+                if self.is_delayed {
+                    self.ctx
+                        .metrics
+                        .delayed_total
+                        .with_label_values(&[&self.ctx.name, "delivered"])
+                        .inc();
+                }
                 // Usually finished long ago (a no-op then); not if its
                 // changelog record was refused while it ran.
                 self.durable.offsets.push(raw.offset);
@@ -86,6 +93,9 @@ impl Worker {
                     Err(err) => self.store_failed("the removal of a finished held event", err),
                 }
                 self.advance(&lane);
+            }
+            (JobKind::Held { lane, record }, Some(_)) if self.is_delayed => {
+                self.delivery_failed(lane, *record, &report);
             }
             (JobKind::Held { lane, record }, Some(failure)) => {
                 self.durable.offsets.push(raw.offset);
@@ -327,6 +337,36 @@ impl Worker {
                 self.held.set_head(&lane, Head::Due(now + 1_000));
             }
         }
+    }
+
+    /// A delayed record whose delivery failed: tried again after
+    /// [`RETRY_AFTER`](crate::delayed::RETRY_AFTER), never dead-lettered;
+    /// one that can never be delivered (its target is refused) is dropped.
+    fn delivery_failed(&mut self, lane: LaneKey, record: HeldEvent, report: &CallReport) {
+        let id = record.id();
+        if let CallOutcome::Dead { reason } = &report.outcome {
+            tracing::warn!(actor = %self.ctx.name, %id, %reason, "delayed record dropped: it cannot be delivered");
+            self.ctx
+                .metrics
+                .delayed_total
+                .with_label_values(&[&self.ctx.name, "dropped"])
+                .inc();
+            match self.ctx.held.remove(&id) {
+                Ok(_) => self.write_changelog(&id, None),
+                Err(err) => self.store_failed("the removal of a delayed record", err),
+            }
+            self.advance(&lane);
+            return;
+        }
+        tracing::warn!(
+            actor = %self.ctx.name, %id, error = %report.outcome.error(),
+            "delayed record not delivered; trying again in 5 s"
+        );
+        let at =
+            self.ctx.clock.now_ms().saturating_add(
+                i64::try_from(crate::delayed::RETRY_AFTER.as_millis()).unwrap_or(5000),
+            );
+        self.held.set_head(&lane, Head::Due(at));
     }
 
     /// Whether a death in `lane` blocks it: the manifest says `on_dead =

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use wactor_delivery::{DeadReason, OrderingMode};
 use wactor_store::{BlockedBy, HeldEvent, HeldId, LaneKey};
 
+use crate::call::{CallOutcome, CallReport};
 use crate::changelog::Changelog;
 use crate::dead_letter::{self, Death};
 use crate::event::{from_stored, to_stored};
@@ -166,6 +167,13 @@ impl Worker {
     /// key's new events wait behind its held ones whatever the change.
     /// Returns the records, in offset order.
     fn relane(&mut self, records: Vec<HeldEvent>) -> Vec<HeldEvent> {
+        if self.is_delayed {
+            // Each delayed record is a lane of its own, whatever the
+            // actor's ordering.
+            let mut records = records;
+            records.sort_by_key(|r| r.event.offset);
+            return records;
+        }
         let mut out = Vec::with_capacity(records.len());
         let mut moved = 0usize;
         for mut record in records {
@@ -306,6 +314,101 @@ impl Worker {
         }
     }
 
+    /// A record of `<group>.delayed`: held (lane of its own, due at its
+    /// time) until [`start_held`](Self::start_held) delivers it; one that
+    /// cannot be delivered is dropped (logged, counted).
+    pub(super) fn hold_delayed(&mut self, event: &Event) {
+        let offset = event.offset;
+        let now = self.ctx.clock.now_ms();
+        let pending = match crate::delayed::pending_of(event, now) {
+            Ok(pending) => pending,
+            Err(why) => {
+                tracing::warn!(
+                    actor = %self.ctx.name, topic = %self.topic, partition = self.partition,
+                    offset, reason = %why, "delayed record dropped: it cannot be delivered"
+                );
+                self.ctx
+                    .metrics
+                    .delayed_total
+                    .with_label_values(&[&self.ctx.name, "dropped"])
+                    .inc();
+                self.offsets.finish(offset);
+                return;
+            }
+        };
+        let lane = LaneKey::Own(offset);
+        if self.held.get(&lane).is_some() {
+            // A re-read copy of a record held already.
+            self.offsets.finish(offset);
+            return;
+        }
+        let record = HeldEvent {
+            event: to_stored(event),
+            lane: lane.clone(),
+            attempts: Vec::new(),
+            first_attempt_at_ms: None,
+            next_attempt_at_ms: Some(pending.due_ms),
+            version_override: None,
+            blocked_by: None,
+        };
+        match self.hold_record(&record) {
+            Hold::Held => {
+                self.durable.offsets.push(offset);
+                self.held.insert(
+                    lane,
+                    HeldLane {
+                        len: 1,
+                        max_offset: offset,
+                        head: Head::Due(pending.due_ms),
+                    },
+                );
+            }
+            Hold::TooLarge(why) => self.dead_unheld(&record.event, why),
+            Hold::Failed => {}
+        }
+    }
+
+    /// Delivers a due delayed record to its target; the job finishes like
+    /// a held event's (done: forgotten; failed: tried again in 5 s).
+    fn deliver_delayed(&mut self, lane: LaneKey, record: HeldEvent) {
+        let raw = Arc::new(from_stored(&record.event, 1));
+        let target = crate::delayed::pending_of(&raw, self.ctx.clock.now_ms()).map(|p| p.target);
+        let out = target.map(|t| crate::delayed::delivery(&record.event, &t));
+        let producer = self.ctx.producer.clone();
+        let clock = self.ctx.clock.clone();
+        let version = self.ctx.versions.current().map_or(0, |v| v.version);
+        let job = Job {
+            kind: JobKind::Held {
+                lane,
+                record: Box::new(record),
+            },
+            presented: raw.clone(),
+            raw,
+            redrive: None,
+            attempt: 1,
+        };
+        self.running.push(Box::pin(async move {
+            let started_at_ms = clock.now_ms();
+            let outcome = match out {
+                Ok(out) => match producer.send(&out).await {
+                    Ok(_) => CallOutcome::Done,
+                    Err(err) => CallOutcome::Retry {
+                        reason: format!("delivery failed: {err}"),
+                        delay: None,
+                    },
+                },
+                Err(why) => CallOutcome::Dead { reason: why },
+            };
+            let report = CallReport {
+                outcome,
+                version,
+                started_at_ms,
+                duration: std::time::Duration::ZERO,
+            };
+            (job, report)
+        }));
+    }
+
     pub(super) fn start_held(&mut self, lane: LaneKey) {
         let record = match self.ctx.held.lane_first(&self.topic, self.partition, &lane) {
             Ok(Some(record)) => record,
@@ -321,6 +424,10 @@ impl Worker {
                 return;
             }
         };
+        if self.is_delayed {
+            self.deliver_delayed(lane, record);
+            return;
+        }
         let attempt = u32::try_from(record.attempts.len())
             .unwrap_or(u32::MAX)
             .saturating_add(1);
@@ -453,7 +560,10 @@ impl Worker {
     /// In `partition` mode the consumer stops reading while the partition's
     /// lane is held.
     pub(super) fn update_hold(&self) {
-        let hold = self.ctx.ordering == OrderingMode::Partition && !self.held.is_empty();
+        // Delayed records are lanes of their own: reading goes on.
+        let hold = self.ctx.ordering == OrderingMode::Partition
+            && !self.is_delayed
+            && !self.held.is_empty();
         self.shared.hold.store(hold, Ordering::Relaxed);
     }
 

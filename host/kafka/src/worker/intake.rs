@@ -114,6 +114,11 @@ impl Worker {
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             return;
         }
+        if self.is_delayed {
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            self.hold_delayed(&event);
+            return;
+        }
         if let Some(skip) = self.start_skip {
             let before = match skip {
                 super::StartSkip::BeforeOffset(end) => offset < end,

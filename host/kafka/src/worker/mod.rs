@@ -238,6 +238,7 @@ pub(crate) fn spawn(
         accepting: true,
         is_redrive: false,
         is_schedule: false,
+        is_delayed: false,
         deferred: Vec::new(),
         start_skip,
         firing: None,
@@ -252,6 +253,7 @@ pub(crate) fn spawn(
     worker.max_record_bytes = max_message_bytes(&worker.ctx.settings);
     worker.is_redrive = worker.topic == worker.ctx.redrive_topic();
     worker.is_schedule = worker.topic == crate::schedule::schedule_topic(&worker.ctx.group);
+    worker.is_delayed = worker.topic == crate::delayed::delayed_topic(&worker.ctx.group);
     let span = tracing::info_span!(
         "partition",
         actor = %worker.ctx.name,
@@ -355,6 +357,9 @@ struct Worker {
     is_redrive: bool,
     /// This partition belongs to the actor's schedule topic.
     is_schedule: bool,
+    /// This partition belongs to the actor's delayed-records topic: its
+    /// records are held until due and delivered, not handled.
+    is_delayed: bool,
     /// Unblocks that came while the worker was restoring.
     deferred: Vec<Control>,
     /// Records to pass over before the first event (the actor's `start`);
