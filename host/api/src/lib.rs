@@ -21,6 +21,8 @@
 //! - [`cluster`]: the hosts of the cluster and the partitions they own.
 //! - [`retries`]: held events of an actor, retry-now.
 //! - [`schedules`]: an actor's schedules, backfill.
+//! - [`replays`]: replays of a past range: start (or plan), list, show,
+//!   cancel.
 //! - [`system`]: `/health`, `/metrics`, unknown routes.
 //! - [`dashboard`]: `GET /` and `/ui/*`.
 //!
@@ -36,6 +38,7 @@ pub mod dashboard;
 pub mod dead_letters;
 pub mod error;
 pub mod extract;
+pub mod replays;
 pub mod retries;
 pub mod schedules;
 pub mod system;
@@ -84,6 +87,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(actors::routes())
         .merge(cluster::routes())
         .merge(dead_letters::routes())
+        .merge(replays::routes())
         .merge(retries::routes())
         .merge(schedules::routes())
         .route_layer(from_fn_with_state(limit, extract::limit_body))

@@ -266,6 +266,12 @@ async fn produce_emits(
     }
     let source = format!("{}/{}/{}", event.topic, event.partition, event.offset);
     let actor = format!("{}@{}", ctx.name, version.version);
+    // The emits of a replayed event say so (and which replay).
+    let replay = event
+        .headers
+        .iter()
+        .find(|(name, _)| name == crate::replay::REPLAY_HEADER)
+        .map(|(_, value)| value.clone());
     let deliveries: Vec<_> = effects
         .emits
         .iter()
@@ -273,6 +279,11 @@ async fn produce_emits(
             let mut headers = record.headers.clone();
             headers.push((SOURCE_HEADER.to_string(), Some(source.clone().into_bytes())));
             headers.push((ACTOR_HEADER.to_string(), Some(actor.clone().into_bytes())));
+            if let Some(replay) = &replay {
+                if !headers.iter().any(|(n, _)| n == crate::replay::REPLAY_HEADER) {
+                    headers.push((crate::replay::REPLAY_HEADER.to_string(), replay.clone()));
+                }
+            }
             let key = record.key.clone().or_else(|| event.key.clone());
             // A delayed emit goes to `<group>.delayed` until it is due
             // (checked at emit; a directive refused now cannot happen).

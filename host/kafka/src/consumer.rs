@@ -601,17 +601,20 @@ impl ActorConsumer {
         }
         let redrive = ctx.redrive_topic();
         let delayed = crate::delayed::delayed_topic(&ctx.group);
+        let replay = crate::replay::replay_topic(&ctx.group);
         crate::admin::ensure_topics(
             &ctx.settings,
             &[
                 crate::admin::TopicSpec::plain(&redrive, ctx.settings.changelog_partitions),
                 crate::admin::TopicSpec::plain(&delayed, ctx.settings.changelog_partitions),
+                crate::admin::TopicSpec::plain(&replay, ctx.settings.changelog_partitions),
             ],
         )
         .await?;
         let mut topics = ctx.topics.clone();
         topics.push(redrive);
         topics.push(delayed);
+        topics.push(replay);
         // The schedule topic, when the active version has schedules (a
         // deploy that adds or drops them restarts the consumer).
         let schedules = ctx

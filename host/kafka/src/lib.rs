@@ -36,6 +36,8 @@
 //!   due.
 //! - [`schedule`]: firing the actor's `[[schedules]]` as records of
 //!   `<group>.schedule`, from the owner of its partition 0.
+//! - [`replay`]: past records of an actor's topics copied to
+//!   `<group>.replay` and presented to the actor as the originals.
 //! - [`recovery`]: partition workers that end unexpectedly (restarted with
 //!   backoff, shown as failed) and offset resets (never silent).
 //!
@@ -61,6 +63,7 @@ pub mod producer;
 pub mod recovery;
 pub mod redrive;
 pub mod registry_log;
+pub mod replay;
 pub mod schedule;
 pub mod settings;
 pub mod state_changelog;

@@ -23,6 +23,8 @@
 //!   letters, and listing this host's retries.
 //! - [`schedules`]: an actor's schedules with their next and last firing,
 //!   and backfills of a past range.
+//! - [`replays`]: replays of a past range this host plans, feeds and
+//!   cancels.
 //! - [`versions`]: [`LoadedVersions`], the versions of one actor kept in
 //!   memory (active, previous, pinned for a re-drive, finishing calls) and
 //!   loaded on demand; everything else is unloaded.
@@ -39,6 +41,7 @@ pub mod dead_letters;
 mod error;
 pub mod owner_requests;
 pub mod registry;
+pub mod replays;
 pub mod schedules;
 pub mod shared;
 pub mod versions;

@@ -244,6 +244,8 @@ pub struct Registry {
     pub(crate) owner_requests: std::sync::OnceLock<Arc<crate::owner_requests::OwnerRequests>>,
     /// The groups whose shared dead letters this host reads.
     pub(crate) followed: Arc<crate::dead_letter_sharing::Followed>,
+    /// The replays this host runs.
+    pub(crate) replays: crate::replays::Replays,
 }
 
 /// Name of the gauge of loaded versions per actor.
@@ -263,6 +265,7 @@ impl Registry {
             shared: std::sync::OnceLock::new(),
             apply_lock: Mutex::new(()),
             followed: Arc::default(),
+            replays: crate::replays::Replays::default(),
             cluster: std::sync::OnceLock::new(),
             owner_requests: std::sync::OnceLock::new(),
             shut_down: std::sync::atomic::AtomicBool::new(false),

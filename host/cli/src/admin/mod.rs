@@ -1,6 +1,6 @@
 //! The admin verbs of `wactor`: `deploy`, `actors`, `versions`,
 //! `activate`, `rollback`, `pause`, `resume`, `remove`, `dlq ...`, `cluster`,
-//! `retries ...` and `schedule ...`. Each is a client of a host's admin API (docs/api.md);
+//! `retries ...`, `schedule ...`, `replay` and `replays ...`. Each is a client of a host's admin API (docs/api.md);
 //! none touches a store or Kafka itself, so they work the same against
 //! `wactor dev` on this machine and a host across the network.
 //!
@@ -10,7 +10,8 @@
 //!   with progress, and the mapping of answers to [`Failure`]s.
 //! - `output`: tables, times, sizes and bytes for people; JSON for
 //!   scripts.
-//! - `deploy`, `actors`, `dlq`, `retries`, `cluster`, `schedule`: the verbs.
+//! - `deploy`, `actors`, `dlq`, `retries`, `cluster`, `schedule`, `replay`:
+//!   the verbs.
 //!
 //! # Exit codes
 //!
@@ -31,6 +32,7 @@ mod deploy;
 mod dlq;
 mod output;
 mod retries;
+mod replay;
 mod schedule;
 
 use clap::{Args, Subcommand};
@@ -149,6 +151,10 @@ pub enum AdminCommand {
     Retries(retries::RetriesArgs),
     /// An actor's schedules: list (next and last firing), backfill a past range.
     Schedule(schedule::ScheduleArgs),
+    /// Feed a past range of an actor's records through it again.
+    Replay(replay::ReplayArgs),
+    /// Replays a host runs: list, show, cancel.
+    Replays(replay::ReplaysArgs),
 }
 
 /// Runs an admin verb; returns its exit code. Failures are reported on
@@ -167,6 +173,8 @@ pub async fn run(command: AdminCommand) -> u8 {
         AdminCommand::Cluster(args) => (args.conn.clone(), cluster::run(args).await),
         AdminCommand::Retries(args) => (args.conn.clone(), retries::run(args).await),
         AdminCommand::Schedule(args) => (args.conn.clone(), schedule::run(args).await),
+        AdminCommand::Replay(args) => (args.conn.clone(), replay::run(args).await),
+        AdminCommand::Replays(args) => (args.conn.clone(), replay::run_replays(args).await),
     };
     match outcome {
         Ok(code) => code,

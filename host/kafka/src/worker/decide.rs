@@ -372,9 +372,10 @@ impl Worker {
     /// Whether a death in `lane` blocks it: the manifest says `on_dead =
     /// "block"`, the lane can have events behind it (not `none`
     /// ordering), and the event is from a source partition (a re-drive
-    /// through the re-drive topic dies as usual).
+    /// through the re-drive topic, or a replayed record, dies as usual).
     fn blocks_on_dead(&self, lane: &LaneKey) -> bool {
         !self.is_redrive
+            && !self.is_replay
             && !matches!(lane, LaneKey::Own(_))
             && self
                 .manifest()

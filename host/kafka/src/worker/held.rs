@@ -268,7 +268,7 @@ impl Worker {
             cancel.clone(),
             self.fence.clone(),
         );
-        let scope = (!self.is_redrive).then(|| {
+        let scope = (!self.is_redrive && !self.is_replay).then(|| {
             let ctx = self.ctx.clone();
             let topic = self.topic.clone();
             let partition = self.partition;
@@ -447,7 +447,7 @@ impl Worker {
                 });
             }
             Err(err) => {
-                tracing::error!(error = %err, "unreadable held re-drive record dropped");
+                tracing::error!(error = %err, "unreadable held re-drive or replay record dropped");
                 let id = record.id();
                 if self.ctx.held.remove(&id).is_ok() {
                     self.write_changelog(&id, None);

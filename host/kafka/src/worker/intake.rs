@@ -220,7 +220,7 @@ impl Worker {
                     attempt: 1,
                 }),
                 Err(err) => {
-                    tracing::error!(offset = raw.offset, error = %err, "unreadable re-drive record skipped");
+                    tracing::error!(offset = raw.offset, error = %err, "unreadable re-drive or replay record skipped");
                     self.complete_lane(lane);
                     self.offsets.finish(raw.offset);
                 }
@@ -229,12 +229,16 @@ impl Worker {
     }
 
     /// The event the actor sees for `raw` at policy attempt `attempt`, and
-    /// the re-drive it is if it came through the re-drive topic.
+    /// the re-drive it is if it came through the re-drive topic. A record
+    /// of the replay topic is presented as the original it copies.
     pub(super) fn present(
         &self,
         raw: &Arc<Event>,
         attempt: u32,
     ) -> Result<(Arc<Event>, Option<Arc<RedriveEnvelope>>), String> {
+        if self.is_replay {
+            return crate::replay::presented(raw, attempt).map(|event| (Arc::new(event), None));
+        }
         if !self.is_redrive {
             if raw.attempt == attempt {
                 return Ok((raw.clone(), None));
@@ -253,6 +257,11 @@ impl Worker {
             .redrive
             .as_ref()
             .and_then(|r| r.version)
+            .or_else(|| {
+                self.is_replay
+                    .then(|| crate::replay::version_of(&job.raw))
+                    .flatten()
+            })
             .or(match &job.kind {
                 JobKind::Held { record, .. } => record.version_override,
                 JobKind::Kafka { .. } => None,

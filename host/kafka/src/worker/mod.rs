@@ -239,6 +239,7 @@ pub(crate) fn spawn(
         is_redrive: false,
         is_schedule: false,
         is_delayed: false,
+        is_replay: false,
         deferred: Vec::new(),
         start_skip,
         firing: None,
@@ -254,6 +255,7 @@ pub(crate) fn spawn(
     worker.is_redrive = worker.topic == worker.ctx.redrive_topic();
     worker.is_schedule = worker.topic == crate::schedule::schedule_topic(&worker.ctx.group);
     worker.is_delayed = worker.topic == crate::delayed::delayed_topic(&worker.ctx.group);
+    worker.is_replay = worker.topic == crate::replay::replay_topic(&worker.ctx.group);
     let span = tracing::info_span!(
         "partition",
         actor = %worker.ctx.name,
@@ -360,6 +362,9 @@ struct Worker {
     /// This partition belongs to the actor's delayed-records topic: its
     /// records are held until due and delivered, not handled.
     is_delayed: bool,
+    /// This partition belongs to the actor's replay topic: its records are
+    /// presented as the originals they copy (`replay::presented`).
+    is_replay: bool,
     /// Unblocks that came while the worker was restoring.
     deferred: Vec<Control>,
     /// Records to pass over before the first event (the actor's `start`);

@@ -1,0 +1,243 @@
+//! Replay (issue 12, part 4): `wactor replay` through a running host feeds
+//! exactly the records of a time range through the actor again, as the
+//! originals (same partition and offset, marked `wactor-replay`), in key
+//! order, while live events keep flowing; a dry run plans without feeding;
+//! bad requests change nothing; a cancel stops feeding.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use support::{read_until, Kafka};
+
+const WAIT: Duration = Duration::from_secs(60);
+const IN: &str = "replay.orders";
+const OUT: &str = "replay.out";
+/// 2026-01-01T00:00:00Z: three days of ten orders each.
+const DAY1: i64 = 1_767_225_600_000;
+const DAY: i64 = 86_400_000;
+
+fn api_of(dir: &std::path::Path) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(dir.join("host.log")).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("host started")) {
+            let at = line.find("api=").expect("api= in the start line") + 4;
+            let addr: String = line[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            return format!("http://{addr}");
+        }
+        assert!(started.elapsed() < WAIT, "the host did not start:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the CLI: exit code, stdout, stderr.
+fn cli(api: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(wactor_tests::wactor_bin())
+        .args(args)
+        .arg("--api")
+        .arg(api)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wactor");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Produces `{"seq": n}` keyed `k<n mod 4>` at `timestamp_ms`.
+async fn produce_at(producer: &FutureProducer, seq: i64, timestamp_ms: i64) {
+    let payload = format!("{{\"seq\": {seq}}}");
+    let key = format!("k{}", seq % 4);
+    producer
+        .send(
+            FutureRecord::to(IN)
+                .key(&key)
+                .payload(&payload)
+                .timestamp(timestamp_ms),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+}
+
+fn seq(record: &support::Record) -> i64 {
+    record.json()["seq"].as_i64().expect("seq")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow() {
+    support::init_test_log();
+    let kafka = Kafka::start();
+    kafka.topic(IN, 2);
+    kafka.topic(OUT, 1);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .create()
+        .unwrap();
+    for day in 0..3 {
+        for i in 0..10 {
+            produce_at(&producer, day * 10 + i, DAY1 + day * DAY + i * 1000).await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    support::write_actor(
+        dir.path(),
+        "replayer",
+        "fixture-scripted",
+        &format!("name = \"replayer\"\ntopics = [\"{IN}\"]\n[config]\nout_topic = \"{OUT}\"\n"),
+    );
+    let _host = support::ServeProcess::start(dir.path(), &kafka.brokers);
+    let api = api_of(dir.path());
+    let first = read_until(&kafka.brokers, OUT, WAIT, |r| r.len() >= 30).await;
+    // Where each order was first handled: (partition, offset) of the source.
+    let original: BTreeMap<i64, (i64, i64)> = first
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            (
+                seq(r),
+                (v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(original.len(), 30);
+
+    // Live orders keep coming while the replay runs.
+    let live = {
+        let producer = producer.clone();
+        tokio::spawn(async move {
+            for seq in 100..120 {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                produce_at(&producer, seq, now).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    let day2 = "2026-01-02T00:00:00Z";
+    let day3 = "2026-01-03T00:00:00Z";
+    let (code, out, err) = cli(
+        &api,
+        &["replay", "replayer", "--from", day2, "--to", day3, "--dry-run", "--json"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let plan = json(&out);
+    assert_eq!(plan["records_in_range"], 10, "{plan}");
+    assert_eq!(plan["dry_run"], true);
+
+    // Bad requests are refused and feed nothing.
+    for (args, want) in [
+        (vec!["--from", day2, "--version", "9"], 3),
+        (vec!["--from", day2, "--topic", "nope"], 4),
+        (vec!["--from", day3, "--to", day2], 4),
+        (vec!["--from", "yesterday"], 4),
+        (vec!["--from", day2, "--rate", "0"], 4),
+        (vec!["--from", day2, "--topic", IN, "--partition", "7"], 4),
+    ] {
+        let (code, out, err) = cli(&api, &[&["replay", "replayer"][..], &args].concat());
+        assert_eq!(code, Some(want), "{args:?}: {out}{err}");
+    }
+
+    let (code, out, err) = cli(
+        &api,
+        &["replay", "replayer", "--from", day2, "--to", day3, "--json"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let done = json(&out);
+    assert_eq!(done["progress"]["state"], "done", "{done}");
+    assert_eq!(done["progress"]["fed"], 10, "{done}");
+    assert_eq!(done["progress"]["handled"], 10, "{done}");
+    let id = done["id"].as_str().unwrap().to_string();
+    live.await.unwrap();
+
+    let out = read_until(&kafka.brokers, OUT, WAIT, |r| {
+        let replayed = r.iter().filter(|r| r.headers.contains_key("wactor-replay")).count();
+        let live = r.iter().filter(|r| r.json()["seq"].as_i64() >= Some(100)).count();
+        replayed >= 10 && live >= 20
+    })
+    .await;
+    let replayed: Vec<&support::Record> = out
+        .iter()
+        .filter(|r| r.headers.contains_key("wactor-replay"))
+        .collect();
+    let mut seqs: Vec<i64> = replayed.iter().map(|r| seq(r)).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (10..20).collect::<Vec<_>>(), "exactly day 2, once each");
+    for r in &replayed {
+        assert_eq!(r.headers["wactor-replay"], id);
+        let v = r.json();
+        assert_eq!(
+            (v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()),
+            original[&seq(r)],
+            "a replayed event is presented as the original"
+        );
+    }
+    // Key order: each key's replayed orders come out in their order.
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for r in &replayed {
+        let key = r.key.clone().unwrap();
+        let s = seq(r);
+        assert!(last.get(&key).is_none_or(|l| *l < s), "{key}: {s} after {last:?}");
+        last.insert(key, s);
+    }
+    let mut live: Vec<i64> = out.iter().map(seq).filter(|s| *s >= 100).collect();
+    live.sort_unstable();
+    live.dedup();
+    assert_eq!(live, (100..120).collect::<Vec<_>>(), "live events all handled");
+    assert!(
+        out.iter()
+            .filter(|r| !r.headers.contains_key("wactor-replay"))
+            .all(|r| seq(r) < 30 || seq(r) >= 100),
+        "nothing else"
+    );
+
+    // A slow replay cancelled stops feeding; it is listed and shown.
+    let (code, out, err) = cli(
+        &api,
+        &["replay", "replayer", "--from", "2026-01-01", "--rate", "2", "--detach", "--json"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let slow = json(&out)["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (code, out, err) = cli(&api, &["replays", "cancel", &slow]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let started = std::time::Instant::now();
+    let shown = loop {
+        let (code, out, err) = cli(&api, &["replays", "show", &slow, "--json"]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        let shown = json(&out);
+        if shown["progress"]["state"] == "cancelled" {
+            break shown;
+        }
+        assert!(started.elapsed() < WAIT, "not cancelled: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let fed = shown["progress"]["fed"].as_u64().unwrap();
+    assert!(fed < 10, "a cancel stops feeding: {shown}");
+    assert_eq!(shown["progress"]["handled"].as_u64(), Some(fed), "{shown}");
+    let (code, out, err) = cli(&api, &["replays", "cancel", &slow]);
+    assert_eq!(code, Some(4), "a second cancel is refused: {out}{err}");
+    let (code, out, err) = cli(&api, &["replays", "list", "replayer"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(&id) && out.contains(&slow) && out.contains("cancelled"), "{out}");
+    let (code, _, _) = cli(&api, &["replays", "show", "replay-nope"]);
+    assert_eq!(code, Some(3));
+}
