@@ -37,7 +37,7 @@ use crate::stats::Summary;
 #[derive(Debug, Args)]
 pub struct KafkaArgs {
     /// Which measurement: `throughput`, `overhead`, `ordering`, `swap`,
-    /// `state` or `all`.
+    /// `state`, `replay` or `all`.
     #[arg(default_value = "all")]
     pub what: String,
     /// Records for the throughput run.
@@ -63,7 +63,8 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
     let mut results = serde_json::Map::new();
     let all = args.what == "all";
     if !all
-        && !["throughput", "overhead", "ordering", "swap", "state"].contains(&args.what.as_str())
+        && !["throughput", "overhead", "ordering", "swap", "state", "replay"]
+            .contains(&args.what.as_str())
     {
         bail!("unknown measurement {:?}", args.what);
     }
@@ -88,7 +89,109 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
             state(args.state_events, args.state_keys, args.brokers.as_deref()).await?,
         );
     }
+    if all || args.what == "replay" {
+        results.insert(
+            "replay".into(),
+            replay(args.events.min(50_000), args.brokers.as_deref()).await?,
+        );
+    }
     Ok(serde_json::Value::Object(results))
+}
+
+/// Replay throughput: a no-op actor handles `n` records live, then a
+/// replay of all of them is fed (copied to `<group>.replay`) and handled
+/// again; reports records/s fed and handled end to end.
+async fn replay(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
+    use wactor_kafka::replay::{feed, plan, ReplayRun, ReplaySpec, ReplayState};
+    let kafka = Broker::new(external);
+    let topic = kafka.topic("bench.replay", 4).await?;
+    let payload = format!("{{\"filler\":\"{}\"}}", "x".repeat(80));
+    let from_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64
+        - 1000;
+    fill(&kafka.brokers, &topic, n, &payload).await?;
+    let dir = tempfile::tempdir()?;
+    let host = Host::new(dir.path(), kafka.settings());
+    let name = format!("replayed{}", kafka.suffix.replace('.', "-"));
+    let (consumer, _slot) = host
+        .run(
+            "fixture-noop",
+            &manifest(&name, &topic, "max_in_flight = 64"),
+        )
+        .await;
+    let done = host
+        .metrics
+        .events_total
+        .with_label_values(&[&name, "1", "done"]);
+    let (live, _) = watch(done.clone(), n).await?;
+    if live < n {
+        bail!("the actor handled {live} of {n} live events");
+    }
+    let settings = kafka.settings();
+    let ranges = {
+        let settings = settings.clone();
+        let topics = vec![topic.clone()];
+        tokio::task::spawn_blocking(move || plan(&settings, &topics, None, from_ms, None)).await??
+    };
+    let run = Arc::new(ReplayRun::new(
+        ReplaySpec {
+            id: "bench".into(),
+            actor: name.clone(),
+            group: format!("wactor.{name}"),
+            from_ms,
+            to_ms: None,
+            version: None,
+            rate: None,
+            ranges,
+        },
+        from_ms,
+        "bench".into(),
+    ));
+    let started = Instant::now();
+    let feeder = tokio::spawn(feed(
+        run.clone(),
+        settings.clone(),
+        Producer::new(&settings)?,
+        settings.changelog_partitions,
+    ));
+    let fed_at = {
+        let run = run.clone();
+        tokio::spawn(async move {
+            while (run.progress().fed as usize) < n && !run.progress().state.is_final() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            started.elapsed()
+        })
+    };
+    let (handled, _) = watch(done, 2 * n).await?;
+    let handled_at = started.elapsed();
+    let fed_at = fed_at.await?;
+    feeder.await?;
+    consumer.stop().await;
+    let progress = run.progress();
+    if handled < 2 * n || progress.state != ReplayState::Done {
+        bail!(
+            "replay ended {:?}: fed {}, handled {} of {n}; {progress:?}",
+            progress.state,
+            progress.fed,
+            handled - n
+        );
+    }
+    let fed_per_s = n as f64 / fed_at.as_secs_f64();
+    let handled_per_s = n as f64 / handled_at.as_secs_f64();
+    println!(
+        "replay ({n} records of ~100 bytes, 4 partitions, no-op actor, {}):",
+        kafka.describe()
+    );
+    println!("  fed (copied to <group>.replay)    {fed_per_s:>10.0} records/s");
+    println!("  handled again, end to end         {handled_per_s:>10.0} records/s");
+    Ok(serde_json::json!({
+        "broker": kafka.describe(),
+        "records": n,
+        "fed_per_s": fed_per_s,
+        "handled_per_s": handled_per_s,
+    }))
 }
 
 /// The broker of a run: the in-process mock, or an external one

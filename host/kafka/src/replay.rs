@@ -607,7 +607,10 @@ async fn feed_ranges(
     let replay = replay_topic(&run.spec.group);
     let limit = max_message_bytes(settings);
     let committer = committed_reader(settings, &run.spec.group)?;
-    let mut reader: Option<BaseConsumer> = Some(settings.reader_config().create()?);
+    let mut reader = Some(Reader {
+        consumer: settings.reader_config().create()?,
+        at: None,
+    });
     let started = Instant::now();
     for (index, range) in run.spec.ranges.iter().enumerate() {
         if range.is_empty() {
@@ -632,13 +635,13 @@ async fn feed_ranges(
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 refresh_handled(run, &committer).await;
             }
-            let consumer = reader
+            let mut taken = reader
                 .take()
                 .ok_or_else(|| KafkaError::Consumer("replay reader lost".into()))?;
             let (topic, partition, end) = (range.topic.clone(), range.partition, range.end_offset);
             let (consumer, batch) = tokio::task::spawn_blocking(move || {
-                let batch = read_batch(&consumer, &topic, partition, next, end);
-                (consumer, batch)
+                let batch = read_batch(&mut taken, &topic, partition, next, end);
+                (taken, batch)
             })
             .await
             .map_err(|e| KafkaError::Consumer(format!("replay reader: {e}")))?;
@@ -718,16 +721,32 @@ struct Batch {
     next: i64,
 }
 
+/// A source partition reader that stays assigned between batches (an
+/// assignment restarts fetching).
+struct Reader {
+    consumer: BaseConsumer,
+    /// Where the consumer reads next: topic, partition, offset.
+    at: Option<(String, i32, i64)>,
+}
+
 fn read_batch(
-    consumer: &BaseConsumer,
+    reader: &mut Reader,
     topic: &str,
     partition: i32,
     from: i64,
     end: i64,
 ) -> Result<Batch> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
-    consumer.assign(&tpl)?;
+    let positioned = reader
+        .at
+        .as_ref()
+        .is_some_and(|(t, p, o)| t == topic && *p == partition && *o == from);
+    if !positioned {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+        reader.consumer.assign(&tpl)?;
+    }
+    reader.at = None;
+    let consumer = &reader.consumer;
     let mut records = Vec::new();
     let mut next = from;
     let started = Instant::now();
@@ -767,6 +786,7 @@ fn read_batch(
             attempt: 1,
         });
     }
+    reader.at = Some((topic.to_string(), partition, next));
     Ok(Batch { records, next })
 }
 
