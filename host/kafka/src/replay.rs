@@ -254,10 +254,20 @@ fn offset_for_time(
             _ => None,
         });
     if let Some(offset) = found {
-        return Ok(offset.clamp(low, high));
+        let offset = offset.clamp(low, high);
+        if answer_holds(consumer, topic, partition, low, high, ms, offset)? {
+            return Ok(offset);
+        }
+        tracing::warn!(
+            topic,
+            partition,
+            ms,
+            offset,
+            "the broker's offset for a time does not match the records; searching the partition"
+        );
     }
-    // "No record at or after ms": check against the last record, and
-    // search when the broker was wrong.
+    // "No record at or after ms", or a wrong answer: check against the
+    // last record, and search.
     match record_at(consumer, topic, partition, high - 1, high)? {
         Some((_, ts)) if ts >= ms => {}
         _ => return Ok(high),
@@ -275,6 +285,37 @@ fn offset_for_time(
         }
     }
     Ok(lo)
+}
+
+/// Whether `offset`, a broker's answer to "first offset at or after
+/// `ms`", matches the records around it: the record at `offset` is not
+/// older than `ms` and the one before it is. Kafka answers this exactly;
+/// Tansu 0.6 answers 0 for every time, so the answer is checked (two
+/// reads) rather than trusted.
+fn answer_holds(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    low: i64,
+    high: i64,
+    ms: i64,
+    offset: i64,
+) -> Result<bool> {
+    if offset < high {
+        if let Some((_, ts)) = record_at(consumer, topic, partition, offset, high)? {
+            if ts < ms {
+                return Ok(false);
+            }
+        }
+    }
+    if offset > low {
+        if let Some((at, ts)) = record_at(consumer, topic, partition, offset - 1, high)? {
+            if at < offset && ts >= ms {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The offset and timestamp of the first record at or after `offset`
