@@ -16,6 +16,10 @@
 //!   on and off (the overhead per event is the difference of the inverse
 //!   rates), and the time to restore a partition's state of 100,000 keys
 //!   into an empty store.
+//! - `replay`: records/s a replay copies to `<group>.replay` and the actor
+//!   handles again.
+//! - `schedule`: firing skew of a schedule firing every second, at one and
+//!   two hosts (the real clock).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +41,7 @@ use crate::stats::Summary;
 #[derive(Debug, Args)]
 pub struct KafkaArgs {
     /// Which measurement: `throughput`, `overhead`, `ordering`, `swap`,
-    /// `state`, `replay` or `all`.
+    /// `state`, `replay`, `schedule` or `all`.
     #[arg(default_value = "all")]
     pub what: String,
     /// Records for the throughput run.
@@ -56,6 +60,13 @@ pub struct KafkaArgs {
     /// in-process mock (e.g. a Tansu broker, see ../shared/KAFKA.md).
     #[arg(long)]
     pub brokers: Option<String>,
+    /// Seconds each `schedule` run measures (a schedule firing every second).
+    #[arg(long, default_value_t = 30)]
+    pub schedule_seconds: u64,
+    /// The consumers' `fetch.wait.max.ms` in the `schedule` run (librdkafka's
+    /// default, 500, when not given).
+    #[arg(long)]
+    pub fetch_wait_ms: Option<u64>,
 }
 
 /// Runs the suite.
@@ -63,7 +74,7 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
     let mut results = serde_json::Map::new();
     let all = args.what == "all";
     if !all
-        && !["throughput", "overhead", "ordering", "swap", "state", "replay"]
+        && !["throughput", "overhead", "ordering", "swap", "state", "replay", "schedule"]
             .contains(&args.what.as_str())
     {
         bail!("unknown measurement {:?}", args.what);
@@ -95,7 +106,171 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
             replay(args.events.min(50_000), args.brokers.as_deref()).await?,
         );
     }
+    if all || args.what == "schedule" {
+        let mut runs = Vec::new();
+        for hosts in [1, 2] {
+            runs.push(schedule(hosts, args.schedule_seconds, args.fetch_wait_ms).await?);
+        }
+        results.insert("schedule".into(), serde_json::Value::Array(runs));
+    }
     Ok(serde_json::Value::Object(results))
+}
+
+/// Firing skew: a schedule firing every second runs for `seconds` on
+/// `hosts` hosts (real clock, in-process mock broker). Reports, per
+/// firing, the delay from its scheduled time to the firing record's
+/// timestamp (produced) and to the actor's output's timestamp (handled),
+/// plus firings missed or fired twice.
+///
+/// The mock broker answers a fetch only when `fetch.wait.max.ms` (500 ms by
+/// default) runs out, where Kafka answers as soon as a record arrives, so
+/// the handled delay on the mock is mostly that wait; `fetch_wait_ms` sets it.
+async fn schedule(
+    hosts: usize,
+    seconds: u64,
+    fetch_wait_ms: Option<u64>,
+) -> Result<serde_json::Value> {
+    let kafka = Broker::new(None);
+    let name = format!("skew{hosts}");
+    let input = kafka.topic(&format!("bench.{name}.in"), 1).await?;
+    let out = kafka.topic(&format!("bench.{name}.out"), 1).await?;
+    let fired_topic = kafka.topic(&format!("wactor.{name}.schedule"), 1).await?;
+    let spec = manifest(
+        &name,
+        &input,
+        &format!(
+            "[[schedules]]\nname = \"each-second\"\ncron = \"* * * * * *\"\n\
+             payload = '{{\"seq\": {{{{scheduled_unix_ms}}}}}}'\ncatch_up = \"skip\"\n\
+             [config]\nout_topic = \"{out}\"\n"
+        ),
+    );
+    let dirs: Vec<_> = (0..hosts)
+        .map(|_| tempfile::tempdir())
+        .collect::<std::io::Result<_>>()?;
+    let mut running = Vec::new();
+    for dir in &dirs {
+        let mut settings = kafka.settings();
+        if let Some(wait) = fetch_wait_ms {
+            settings
+                .consumer
+                .insert("fetch.wait.max.ms".into(), wait.to_string());
+        }
+        let host = Host::new(dir.path(), settings);
+        let (consumer, slot) = host.run("fixture-scripted", &spec).await;
+        running.push((host, consumer, slot));
+    }
+    // Let the group settle before the measured window.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(30)
+        && running
+            .iter()
+            .any(|(_, consumer, _)| consumer.status().partitions().is_empty())
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let window_start = now_ms()?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let window_end = now_ms()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (_, consumer, _) in running {
+        consumer.stop().await;
+    }
+    let brokers = kafka.brokers.clone();
+    let (firings, outputs) = tokio::task::spawn_blocking(move || {
+        Ok::<_, anyhow::Error>((
+            timestamps(&brokers, &fired_topic)?,
+            timestamps(&brokers, &out)?,
+        ))
+    })
+    .await??;
+    let in_window = |scheduled: &i64| *scheduled >= window_start && *scheduled < window_end;
+    let mut produced = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut twice = 0usize;
+    for (scheduled, ts) in firings.iter().filter(|(s, _)| in_window(s)) {
+        if !seen.insert(*scheduled) {
+            twice += 1;
+            continue;
+        }
+        produced.push(Duration::from_millis(ts.saturating_sub(*scheduled).max(0) as u64));
+    }
+    let expected = (window_start.div_euclid(1000) + 1..=(window_end - 1).div_euclid(1000))
+        .map(|s| s * 1000)
+        .collect::<Vec<_>>();
+    let missed = expected.iter().filter(|s| !seen.contains(s)).count();
+    let mut handled: Vec<Duration> = outputs
+        .iter()
+        .filter(|(s, _)| in_window(s))
+        .map(|(s, ts)| Duration::from_millis(ts.saturating_sub(*s).max(0) as u64))
+        .collect();
+    let produced = Summary::of(&mut produced);
+    let handled = Summary::of(&mut handled);
+    let ms = |us: f64| us / 1000.0;
+    println!(
+        "schedule skew ({hosts} host(s), every second for {seconds} s, {}):",
+        kafka.describe()
+    );
+    println!(
+        "  fired (record timestamp - scheduled)   median {:>6.1} ms  p99 {:>6.1} ms  ({} firings)",
+        ms(produced.median_us),
+        ms(produced.p99_us),
+        produced.samples
+    );
+    println!(
+        "  handled (output timestamp - scheduled) median {:>6.1} ms  p99 {:>6.1} ms",
+        ms(handled.median_us),
+        ms(handled.p99_us)
+    );
+    println!("  missed {missed} of {}, fired twice {twice}", expected.len());
+    if missed > 0 || twice > 0 {
+        bail!("{hosts} host(s): missed {missed} firings, fired {twice} twice");
+    }
+    Ok(serde_json::json!({
+        "hosts": hosts,
+        "seconds": seconds,
+        "fired": produced,
+        "handled": handled,
+        "missed": missed,
+        "fired_twice": twice,
+        "fetch_wait_ms": fetch_wait_ms,
+    }))
+}
+
+fn now_ms() -> Result<i64> {
+    Ok(i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?)
+}
+
+/// (scheduled ms, record timestamp ms) of every record of `topic`: the
+/// scheduled time from the `seq` of its JSON value.
+fn timestamps(brokers: &str, topic: &str) -> Result<Vec<(i64, i64)>> {
+    let consumer: BaseConsumer = KafkaSettings::new(brokers).reader_config().create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(5))?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(low))?;
+    consumer.assign(&tpl)?;
+    let mut found = Vec::new();
+    let started = Instant::now();
+    let mut next = low;
+    while next < high && started.elapsed() < Duration::from_secs(30) {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message?;
+        next = message.offset() + 1;
+        let value: serde_json::Value = message
+            .payload()
+            .and_then(|v| serde_json::from_slice(v).ok())
+            .unwrap_or_default();
+        if let (Some(seq), Some(ts)) = (value["seq"].as_i64(), message.timestamp().to_millis()) {
+            found.push((seq, ts));
+        }
+    }
+    Ok(found)
 }
 
 /// Replay throughput: a no-op actor handles `n` records live, then a
