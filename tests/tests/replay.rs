@@ -111,7 +111,10 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
             let v = r.json();
             (
                 seq(r),
-                (v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()),
+                (
+                    v["partition"].as_i64().unwrap(),
+                    v["offset"].as_i64().unwrap(),
+                ),
             )
         })
         .collect();
@@ -136,7 +139,16 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
     let day3 = "2026-01-03T00:00:00Z";
     let (code, out, err) = cli(
         &api,
-        &["replay", "replayer", "--from", day2, "--to", day3, "--dry-run", "--json"],
+        &[
+            "replay",
+            "replayer",
+            "--from",
+            day2,
+            "--to",
+            day3,
+            "--dry-run",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(0), "{out}{err}");
     let plan = json(&out);
@@ -169,8 +181,14 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
     live.await.unwrap();
 
     let out = read_until(&kafka.brokers, OUT, WAIT, |r| {
-        let replayed = r.iter().filter(|r| r.headers.contains_key("wactor-replay")).count();
-        let live = r.iter().filter(|r| r.json()["seq"].as_i64() >= Some(100)).count();
+        let replayed = r
+            .iter()
+            .filter(|r| r.headers.contains_key("wactor-replay"))
+            .count();
+        let live = r
+            .iter()
+            .filter(|r| r.json()["seq"].as_i64() >= Some(100))
+            .count();
         replayed >= 10 && live >= 20
     })
     .await;
@@ -180,12 +198,19 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
         .collect();
     let mut seqs: Vec<i64> = replayed.iter().map(|r| seq(r)).collect();
     seqs.sort_unstable();
-    assert_eq!(seqs, (10..20).collect::<Vec<_>>(), "exactly day 2, once each");
+    assert_eq!(
+        seqs,
+        (10..20).collect::<Vec<_>>(),
+        "exactly day 2, once each"
+    );
     for r in &replayed {
         assert_eq!(r.headers["wactor-replay"], id);
         let v = r.json();
         assert_eq!(
-            (v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()),
+            (
+                v["partition"].as_i64().unwrap(),
+                v["offset"].as_i64().unwrap()
+            ),
             original[&seq(r)],
             "a replayed event is presented as the original"
         );
@@ -195,13 +220,20 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
     for r in &replayed {
         let key = r.key.clone().unwrap();
         let s = seq(r);
-        assert!(last.get(&key).is_none_or(|l| *l < s), "{key}: {s} after {last:?}");
+        assert!(
+            last.get(&key).is_none_or(|l| *l < s),
+            "{key}: {s} after {last:?}"
+        );
         last.insert(key, s);
     }
     let mut live: Vec<i64> = out.iter().map(seq).filter(|s| *s >= 100).collect();
     live.sort_unstable();
     live.dedup();
-    assert_eq!(live, (100..120).collect::<Vec<_>>(), "live events all handled");
+    assert_eq!(
+        live,
+        (100..120).collect::<Vec<_>>(),
+        "live events all handled"
+    );
     assert!(
         out.iter()
             .filter(|r| !r.headers.contains_key("wactor-replay"))
@@ -212,7 +244,16 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
     // A slow replay cancelled stops feeding; it is listed and shown.
     let (code, out, err) = cli(
         &api,
-        &["replay", "replayer", "--from", "2026-01-01", "--rate", "2", "--detach", "--json"],
+        &[
+            "replay",
+            "replayer",
+            "--from",
+            "2026-01-01",
+            "--rate",
+            "2",
+            "--detach",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(0), "{out}{err}");
     let slow = json(&out)["id"].as_str().unwrap().to_string();
@@ -237,7 +278,10 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
     assert_eq!(code, Some(4), "a second cancel is refused: {out}{err}");
     let (code, out, err) = cli(&api, &["replays", "list", "replayer"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains(&id) && out.contains(&slow) && out.contains("cancelled"), "{out}");
+    assert!(
+        out.contains(&id) && out.contains(&slow) && out.contains("cancelled"),
+        "{out}"
+    );
     let (code, _, _) = cli(&api, &["replays", "show", "replay-nope"]);
     assert_eq!(code, Some(3));
 }

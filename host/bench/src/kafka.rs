@@ -74,8 +74,16 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
     let mut results = serde_json::Map::new();
     let all = args.what == "all";
     if !all
-        && !["throughput", "overhead", "ordering", "swap", "state", "replay", "schedule"]
-            .contains(&args.what.as_str())
+        && ![
+            "throughput",
+            "overhead",
+            "ordering",
+            "swap",
+            "state",
+            "replay",
+            "schedule",
+        ]
+        .contains(&args.what.as_str())
     {
         bail!("unknown measurement {:?}", args.what);
     }
@@ -193,7 +201,9 @@ async fn schedule(
             twice += 1;
             continue;
         }
-        produced.push(Duration::from_millis(ts.saturating_sub(*scheduled).max(0) as u64));
+        produced.push(Duration::from_millis(
+            ts.saturating_sub(*scheduled).max(0) as u64
+        ));
     }
     let expected = (window_start.div_euclid(1000) + 1..=(window_end - 1).div_euclid(1000))
         .map(|s| s * 1000)
@@ -222,7 +232,10 @@ async fn schedule(
         ms(handled.median_us),
         ms(handled.p99_us)
     );
-    println!("  missed {missed} of {}, fired twice {twice}", expected.len());
+    println!(
+        "  missed {missed} of {}, fired twice {twice}",
+        expected.len()
+    );
     if missed > 0 || twice > 0 {
         bail!("{hosts} host(s): missed {missed} firings, fired {twice} twice");
     }

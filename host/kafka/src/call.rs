@@ -280,7 +280,10 @@ async fn produce_emits(
             headers.push((SOURCE_HEADER.to_string(), Some(source.clone().into_bytes())));
             headers.push((ACTOR_HEADER.to_string(), Some(actor.clone().into_bytes())));
             if let Some(replay) = &replay {
-                if !headers.iter().any(|(n, _)| n == crate::replay::REPLAY_HEADER) {
+                if !headers
+                    .iter()
+                    .any(|(n, _)| n == crate::replay::REPLAY_HEADER)
+                {
                     headers.push((crate::replay::REPLAY_HEADER.to_string(), replay.clone()));
                 }
             }

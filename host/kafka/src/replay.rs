@@ -102,7 +102,9 @@ pub fn presented(raw: &Event, attempt: u32) -> std::result::Result<Event, String
     let of = header(raw, REPLAY_OF_HEADER)
         .and_then(|v| std::str::from_utf8(v).ok())
         .ok_or_else(|| format!("not a replayed record: no {REPLAY_OF_HEADER} header"))?;
-    let bad = || format!("not a replayed record: {REPLAY_OF_HEADER} = {of:?} is not topic/partition/offset");
+    let bad = || {
+        format!("not a replayed record: {REPLAY_OF_HEADER} = {of:?} is not topic/partition/offset")
+    };
     let mut parts = of.rsplitn(3, '/');
     let offset: i64 = parts.next().and_then(|o| o.parse().ok()).ok_or_else(bad)?;
     let partition: i32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -538,7 +540,9 @@ impl ReplayRun {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Feeds `run` to completion (or cancel, or failure): reads each range,
@@ -608,10 +612,7 @@ fn committed_reader(settings: &KafkaSettings, group: &str) -> Result<Arc<BaseCon
 
 /// Reads the group's committed offsets on the replay partitions written
 /// to and updates `handled`; `None` when they cannot be read.
-async fn refresh_handled(
-    run: &Arc<ReplayRun>,
-    reader: &Arc<BaseConsumer>,
-) -> Option<u64> {
+async fn refresh_handled(run: &Arc<ReplayRun>, reader: &Arc<BaseConsumer>) -> Option<u64> {
     let partitions: Vec<i32> = lock(&run.written).keys().copied().collect();
     if partitions.is_empty() {
         return Some(0);
@@ -845,7 +846,10 @@ fn replay_record(spec: &ReplaySpec, topic: &str, partition: i32, record: &Event)
         Some(format!("{}/{}/{}", record.topic, record.partition, record.offset).into_bytes()),
     ));
     if let Some(ts) = record.timestamp_ms {
-        headers.push((REPLAY_TIMESTAMP_HEADER.into(), Some(ts.to_string().into_bytes())));
+        headers.push((
+            REPLAY_TIMESTAMP_HEADER.into(),
+            Some(ts.to_string().into_bytes()),
+        ));
     }
     if let Some(version) = spec.version {
         headers.push((
@@ -863,6 +867,7 @@ fn replay_record(spec: &ReplaySpec, topic: &str, partition: i32, record: &Event)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -911,7 +916,11 @@ mod tests {
         assert_eq!(version_of(&raw), Some(3));
         let presented = presented(&raw, 2).unwrap();
         assert_eq!(
-            (presented.topic.as_str(), presented.partition, presented.offset),
+            (
+                presented.topic.as_str(),
+                presented.partition,
+                presented.offset
+            ),
             ("orders", 2, 41)
         );
         assert_eq!(presented.timestamp_ms, Some(1_700_000_000_000));
@@ -932,7 +941,14 @@ mod tests {
         let mut raw = original();
         raw.headers.clear();
         assert!(presented(&raw, 1).is_err());
-        for of in ["", "orders", "orders/x/1", "orders/1/-1", "/1/1", "orders/-1/3"] {
+        for of in [
+            "",
+            "orders",
+            "orders/x/1",
+            "orders/1/-1",
+            "/1/1",
+            "orders/-1/3",
+        ] {
             raw.headers = vec![
                 (REPLAY_HEADER.into(), Some(b"r".to_vec())),
                 (REPLAY_OF_HEADER.into(), Some(of.as_bytes().to_vec())),
@@ -943,7 +959,10 @@ mod tests {
             (REPLAY_HEADER.into(), Some(b"r".to_vec())),
             (REPLAY_OF_HEADER.into(), Some(b"a/b/1/2".to_vec())),
         ];
-        assert!(presented(&raw, 1).is_err(), "a partition that is not a number");
+        assert!(
+            presented(&raw, 1).is_err(),
+            "a partition that is not a number"
+        );
     }
 
     #[test]

@@ -225,18 +225,19 @@ impl Registry {
         wactor_kafka::admin::ensure_topics(
             &self.parts().kafka,
             &[wactor_kafka::admin::TopicSpec::plain(
-                &replay::replay_topic(&run.spec.group),
+                replay::replay_topic(&run.spec.group),
                 replay_partitions,
             )],
         )
         .await?;
         let settings = self.parts().kafka.clone();
         let topic = replay::replay_topic(&run.spec.group);
-        let partitions =
-            tokio::task::spawn_blocking(move || wactor_kafka::admin::partition_count(&settings, &topic))
-                .await
-                .map_err(|e| RegistryError::Internal(e.to_string()))??
-                .unwrap_or(replay_partitions);
+        let partitions = tokio::task::spawn_blocking(move || {
+            wactor_kafka::admin::partition_count(&settings, &topic)
+        })
+        .await
+        .map_err(|e| RegistryError::Internal(e.to_string()))??
+        .unwrap_or(replay_partitions);
         tracing::info!(
             replay = %run.spec.id, actor, from_ms, to_ms = ?to_ms, version = ?request.version,
             rate = ?request.rate, by = %request.by,

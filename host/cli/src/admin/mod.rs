@@ -31,8 +31,8 @@ mod cluster;
 mod deploy;
 mod dlq;
 mod output;
-mod retries;
 mod replay;
+mod retries;
 mod schedule;
 
 use clap::{Args, Subcommand};

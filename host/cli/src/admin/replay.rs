@@ -181,10 +181,7 @@ pub async fn run_replays(args: ReplaysArgs) -> Result<u8> {
         ReplaysCommand::Show { id } => client.get(&format!("/v1/replays/{}", segment(id))).await?,
         ReplaysCommand::Cancel { id } => {
             client
-                .post(
-                    &format!("/v1/replays/{}/cancel", segment(id)),
-                    None::<&()>,
-                )
+                .post(&format!("/v1/replays/{}/cancel", segment(id)), None::<&()>)
                 .await?
         }
     };
