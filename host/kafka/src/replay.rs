@@ -87,6 +87,24 @@ pub fn version_of(raw: &Event) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Whether a live record (not of the replay topic) carries replay
+/// headers, which only the replay feeder may set: a producer of the
+/// actor's topics could otherwise make a live event look like a replay to
+/// an actor that skips side effects on replays. Such headers are dropped
+/// by [`strip_forged`].
+pub fn has_replay_headers(raw: &Event) -> bool {
+    raw.headers
+        .iter()
+        .any(|(n, _)| n.starts_with(REPLAY_HEADER))
+}
+
+/// `raw` without any `wactor-replay*` header (see [`has_replay_headers`]).
+pub fn strip_forged(raw: &Event) -> Event {
+    let mut event = raw.clone();
+    event.headers.retain(|(n, _)| !n.starts_with(REPLAY_HEADER));
+    event
+}
+
 /// The event the actor sees for a record `raw` of the replay topic, at
 /// attempt `attempt`: the original record's topic, partition, offset and
 /// timestamp, its key, value and headers, and [`REPLAY_HEADER`] (the
@@ -558,7 +576,7 @@ pub async fn feed(
     replay_partitions: i32,
 ) {
     let outcome = feed_ranges(&run, &settings, &producer, replay_partitions).await;
-    let failed = outcome.as_ref().err().map(ToString::to_string);
+    let mut failed = outcome.as_ref().err().map(ToString::to_string);
     if failed.is_none() && !run.is_cancelled() {
         run.update(|p| p.state = ReplayState::Handling);
     }
@@ -568,10 +586,16 @@ pub async fn feed(
     loop {
         let handled = match &committer {
             Ok(reader) => refresh_handled(&run, reader).await,
-            Err(_) => None,
+            Err(err) => {
+                // Not "done": the count could not be known.
+                failed.get_or_insert_with(|| format!("cannot read the group's commits: {err}"));
+                None
+            }
         };
         let fed = run.progress().fed;
-        if handled.is_none_or(|h| h >= fed) {
+        // A cancel ends the wait too: a paused or removed actor would
+        // never handle the rest (what was fed is still handled later).
+        if handled.is_none_or(|h| h >= fed) || run.is_cancelled() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -934,6 +958,22 @@ mod tests {
             ],
             "the original's headers, its forged replay header replaced by the replay's"
         );
+    }
+
+    #[test]
+    fn replay_headers_on_a_live_record_are_found_and_dropped() {
+        let mut live = original();
+        live.headers
+            .push((REPLAY_OF_HEADER.into(), Some(b"t/0/0".to_vec())));
+        assert!(has_replay_headers(&live));
+        let stripped = strip_forged(&live);
+        assert!(!has_replay_headers(&stripped));
+        assert_eq!(
+            stripped.headers,
+            vec![("trace".into(), Some(b"t".to_vec()))]
+        );
+        assert_eq!(stripped.key, live.key);
+        assert!(!has_replay_headers(&stripped));
     }
 
     #[test]

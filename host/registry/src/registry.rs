@@ -607,13 +607,17 @@ impl Registry {
 
     /// Stops and removes an actor. Its versions, state, dead letters and
     /// consumer group offsets stay, so a later deploy of the same name
-    /// continues where it left off.
+    /// continues where it left off. Its replays started on this host are
+    /// cancelled (records already fed wait in `<group>.replay`).
     pub async fn remove(&self, actor: &str) -> Result<ActorRecord> {
         let removed = self
             .change_actor(Change::Remove {
                 actor: actor.into(),
             })
             .await?;
+        for run in self.replays.of_actor(actor) {
+            run.cancel();
+        }
         tracing::info!(actor, "actor removed");
         Ok(removed)
     }

@@ -124,7 +124,7 @@ impl Replays {
         self.lock().iter().find(|r| r.spec.id == id).cloned()
     }
 
-    fn of_actor(&self, actor: &str) -> Vec<Arc<ReplayRun>> {
+    pub(crate) fn of_actor(&self, actor: &str) -> Vec<Arc<ReplayRun>> {
         self.lock()
             .iter()
             .filter(|r| r.spec.actor == actor)
@@ -150,6 +150,11 @@ impl Registry {
         let manifest = ActorManifest::parse(&record.manifest_toml)?;
         let now = self.parts().clock.now_ms();
         let to_ms = request.to_ms;
+        if request.from_ms < 0 || to_ms.is_some_and(|to| to < 0) {
+            return Err(RegistryError::BadRequest(
+                "times before 1970-01-01T00:00:00Z are not record timestamps".into(),
+            ));
+        }
         if to_ms.is_some_and(|to| to <= request.from_ms) {
             return Err(RegistryError::BadRequest(
                 "from must be before to (the range is [from, to))".into(),
@@ -220,7 +225,6 @@ impl Registry {
             view.dry_run = true;
             return Ok(view);
         }
-        self.replays.add(run.clone())?;
         let replay_partitions = self.parts().kafka.changelog_partitions;
         wactor_kafka::admin::ensure_topics(
             &self.parts().kafka,
@@ -238,6 +242,9 @@ impl Registry {
         .await
         .map_err(|e| RegistryError::Internal(e.to_string()))??
         .unwrap_or(replay_partitions);
+        // Registered once its topic is there, so a failure above leaves
+        // no run holding a slot.
+        self.replays.add(run.clone())?;
         tracing::info!(
             replay = %run.spec.id, actor, from_ms, to_ms = ?to_ms, version = ?request.version,
             rate = ?request.rate, by = %request.by,

@@ -443,7 +443,10 @@ impl Worker {
     }
 
     /// The dead letter of a failed job. For a re-drive it is the original
-    /// event's, with the earlier history in front and one more re-drive.
+    /// event's, with the earlier history in front and one more re-drive;
+    /// for a replay, the event as the actor saw it (the original's topic,
+    /// partition and offset, with its `wactor-replay` header), so a
+    /// re-drive runs the original event in its own partition's scope.
     fn death(
         &self,
         failed: &Failed<'_>,
@@ -455,7 +458,11 @@ impl Worker {
     ) -> wactor_store::DeadLetter {
         match failed.redrive {
             None => {
-                let stored = to_stored(failed.raw);
+                let stored = to_stored(if self.is_replay {
+                    failed.presented
+                } else {
+                    failed.raw
+                });
                 dead_letter::build(
                     &self.ctx,
                     Death {

@@ -240,6 +240,15 @@ impl Worker {
             return crate::replay::presented(raw, attempt).map(|event| (Arc::new(event), None));
         }
         if !self.is_redrive {
+            if crate::replay::has_replay_headers(raw) {
+                tracing::debug!(
+                    topic = %raw.topic, partition = raw.partition, offset = raw.offset,
+                    "a live record carries wactor-replay headers; they are dropped"
+                );
+                let mut event = crate::replay::strip_forged(raw);
+                event.attempt = attempt;
+                return Ok((Arc::new(event), None));
+            }
             if raw.attempt == attempt {
                 return Ok((raw.clone(), None));
             }
