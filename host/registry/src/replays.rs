@@ -185,10 +185,14 @@ impl Registry {
         let topics = match &request.topic {
             Some(topic) if manifest.topics.contains(topic) => vec![topic.clone()],
             Some(topic) => {
+                // Kafka topic names are at most 249 characters: a longer
+                // one is not echoed back whole.
+                let shown: String = topic.chars().take(249).collect();
+                let more = if shown.len() < topic.len() { "..." } else { "" };
                 return Err(RegistryError::BadRequest(format!(
-                    "{actor} does not read {topic} (its topics: {})",
+                    "{actor} does not read {shown:?}{more} (its topics: {})",
                     manifest.topics.join(", ")
-                )))
+                )));
             }
             None if request.partition.is_some() && manifest.topics.len() > 1 => {
                 return Err(RegistryError::BadRequest(
