@@ -260,17 +260,7 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (code, out, err) = cli(&api, &["replays", "cancel", &slow]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let started = std::time::Instant::now();
-    let shown = loop {
-        let (code, out, err) = cli(&api, &["replays", "show", &slow, "--json"]);
-        assert_eq!(code, Some(0), "{out}{err}");
-        let shown = json(&out);
-        if shown["progress"]["state"] == "cancelled" {
-            break shown;
-        }
-        assert!(started.elapsed() < WAIT, "not cancelled: {shown}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let shown = cancelled(&api, &slow, WAIT).await;
     let fed = shown["progress"]["fed"].as_u64().unwrap();
     assert!(fed < 10, "a cancel stops feeding: {shown}");
     // A cancel ends the replay at once: what was fed is handled later.
@@ -288,6 +278,21 @@ async fn a_replay_handles_exactly_its_range_in_key_order_while_live_events_flow(
     );
     let (code, _, _) = cli(&api, &["replays", "show", "replay-nope"]);
     assert_eq!(code, Some(3));
+}
+
+/// Waits at most `within` until replay `id` shows as cancelled; its view.
+async fn cancelled(api: &str, id: &str, within: Duration) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (code, out, err) = cli(api, &["replays", "show", id, "--json"]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        let shown = json(&out);
+        if shown["progress"]["state"] == "cancelled" {
+            return shown;
+        }
+        assert!(started.elapsed() < within, "not cancelled: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until `wactor dlq list --actor ACTOR --json` shows `n` letters.
@@ -413,19 +418,7 @@ async fn a_replayed_event_dies_as_the_original_and_a_paused_actors_replay_can_be
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (code, out, err) = cli(&api, &["replays", "cancel", &paused]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let started = std::time::Instant::now();
-    loop {
-        let (code, out, err) = cli(&api, &["replays", "show", &paused, "--json"]);
-        assert_eq!(code, Some(0), "{out}{err}");
-        let shown = json(&out);
-        if shown["progress"]["state"] == "cancelled" {
-            assert_eq!(shown["progress"]["handled"], 0, "{shown}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "a paused actor's replay is not cancelled: {shown}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Within 10 s: the wait for commits no longer holds a cancel.
+    let shown = cancelled(&api, &paused, Duration::from_secs(10)).await;
+    assert_eq!(shown["progress"]["handled"], 0, "{shown}");
 }

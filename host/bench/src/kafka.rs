@@ -30,7 +30,9 @@ use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use wactor_delivery::{LaneScheduler, OffsetTracker, OrderingMode};
-use wactor_kafka::{ActorContext, KafkaSettings, OutRecord, Producer, VersionSlot, VersionSource};
+use wactor_kafka::{
+    ActorConsumer, ActorContext, KafkaSettings, OutRecord, Producer, VersionSlot, VersionSource,
+};
 use wactor_registry::Upload;
 use wactor_runtime::Event;
 use wactor_tests::kafka::{manifest, read_until, Host, Kafka};
@@ -300,18 +302,7 @@ async fn replay(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
         - 1000;
     fill(&kafka.brokers, &topic, n, &payload).await?;
     let dir = tempfile::tempdir()?;
-    let host = Host::new(dir.path(), kafka.settings());
-    let name = format!("replayed{}", kafka.suffix.replace('.', "-"));
-    let (consumer, _slot) = host
-        .run(
-            "fixture-noop",
-            &manifest(&name, &topic, "max_in_flight = 64"),
-        )
-        .await;
-    let done = host
-        .metrics
-        .events_total
-        .with_label_values(&[&name, "1", "done"]);
+    let (_host, name, consumer, done) = noop_actor(&kafka, dir.path(), "replayed", &topic).await;
     let (live, _) = watch(done.clone(), n).await?;
     if live < n {
         bail!("the actor handled {live} of {n} live events");
@@ -380,6 +371,30 @@ async fn replay(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
         "fed_per_s": fed_per_s,
         "handled_per_s": handled_per_s,
     }))
+}
+
+/// A host in `dir` running `fixture-noop` (`max_in_flight = 64`) as
+/// `<prefix><run suffix>` on `topic`: the host (keep it for the run), the
+/// actor's name, consumer and done counter.
+async fn noop_actor(
+    kafka: &Broker,
+    dir: &std::path::Path,
+    prefix: &str,
+    topic: &str,
+) -> (Host, String, ActorConsumer, prometheus::IntCounter) {
+    let host = Host::new(dir, kafka.settings());
+    let name = format!("{prefix}{}", kafka.suffix.replace('.', "-"));
+    let (consumer, _slot) = host
+        .run(
+            "fixture-noop",
+            &manifest(&name, topic, "max_in_flight = 64"),
+        )
+        .await;
+    let done = host
+        .metrics
+        .events_total
+        .with_label_values(&[&name, "1", "done"]);
+    (host, name, consumer, done)
 }
 
 /// The broker of a run: the in-process mock, or an external one
@@ -517,18 +532,7 @@ async fn throughput(n: usize, external: Option<&str>) -> Result<serde_json::Valu
     };
 
     let dir = tempfile::tempdir()?;
-    let host = Host::new(dir.path(), kafka.settings());
-    let name = format!("noop{}", kafka.suffix.replace('.', "-"));
-    let (consumer, _slot) = host
-        .run(
-            "fixture-noop",
-            &manifest(&name, &actor_topic, "max_in_flight = 64"),
-        )
-        .await;
-    let done = host
-        .metrics
-        .events_total
-        .with_label_values(&[&name, "1", "done"]);
+    let (_host, _, consumer, done) = noop_actor(&kafka, dir.path(), "noop", &actor_topic).await;
     let (handled, elapsed) = watch(done, n).await?;
     let wactor = handled as f64 / elapsed.as_secs_f64();
     consumer.stop().await;
