@@ -444,8 +444,8 @@ impl Worker {
 
     /// The dead letter of a failed job. For a re-drive it is the original
     /// event's, with the earlier history in front and one more re-drive;
-    /// for a replay, the event as the actor saw it (the original's topic,
-    /// partition and offset, with its `wactor-replay` header), so a
+    /// otherwise the event as the actor saw it: for a replay the original's
+    /// topic, partition and offset with its `wactor-replay` header, so a
     /// re-drive runs the original event in its own partition's scope.
     fn death(
         &self,
@@ -458,11 +458,9 @@ impl Worker {
     ) -> wactor_store::DeadLetter {
         match failed.redrive {
             None => {
-                let stored = to_stored(if self.is_replay {
-                    failed.presented
-                } else {
-                    failed.raw
-                });
+                // What the actor saw: the raw record for a live event
+                // (forged replay headers dropped), the original for a replay.
+                let stored = to_stored(failed.presented);
                 dead_letter::build(
                     &self.ctx,
                     Death {
