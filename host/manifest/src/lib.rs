@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod byte_size;
+mod config_values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -158,8 +159,15 @@ pub struct ActorManifest {
     /// module has the fields and the templates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<ScheduleSpec>,
-    /// Values the actor reads with the config import.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Values the actor reads with the config import: strings, or
+    /// integers, floats and booleans passed as their TOML text
+    /// (`config_values` has the rule; arrays, tables and dates are
+    /// refused).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "config_values::deserialize"
+    )]
     pub config: BTreeMap<String, String>,
 }
 
@@ -971,6 +979,64 @@ mod tests {
         .unwrap();
         let again = ActorManifest::parse(&m.to_toml()).unwrap();
         assert_eq!(again, m);
+    }
+
+    #[test]
+    fn config_takes_numbers_and_booleans_as_their_text_and_refuses_the_rest_by_key() {
+        let m = ActorManifest::parse(
+            "name = \"a\"\ntopics = [\"t\"]\n[config]\nthreshold_cents = 200000\n\
+             negative = -3\nhex = 0x10\nspaced = 1_000\nratio = 2.5\nwhole = 3.0\n\
+             enabled = true\noff = false\nurl = \"http://x\"\n",
+        )
+        .unwrap();
+        let config: Vec<(&str, &str)> = m
+            .config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            config,
+            [
+                ("enabled", "true"),
+                ("hex", "16"),
+                ("negative", "-3"),
+                ("off", "false"),
+                ("ratio", "2.5"),
+                ("spaced", "1000"),
+                ("threshold_cents", "200000"),
+                ("url", "http://x"),
+                ("whole", "3.0"),
+            ]
+        );
+        // The actor sees the same text.
+        let settings = m.actor_settings(1);
+        assert_eq!(
+            settings.config.get("threshold_cents").map(String::as_str),
+            Some("200000")
+        );
+        // What the registry keeps reads back the same.
+        assert_eq!(ActorManifest::parse(&m.to_toml()).unwrap(), m);
+
+        for (value, words) in [
+            ("[1, 2]", "an array"),
+            ("{ a = 1 }", "a table"),
+            ("1979-05-27T07:32:00Z", "a date"),
+            ("1979-05-27", "a date"),
+        ] {
+            let err = ActorManifest::parse(&format!(
+                "name = \"a\"\ntopics = [\"t\"]\n[config]\nok = 1\nlimits = {value}\n"
+            ))
+            .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("config key `limits`") && text.contains(words),
+                "{value}: {text}"
+            );
+        }
+        let err =
+            ActorManifest::parse("name = \"a\"\ntopics = [\"t\"]\n[config.nested]\nk = \"v\"\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("config key `nested`"), "{err}");
     }
 
     #[test]
