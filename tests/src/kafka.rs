@@ -441,7 +441,7 @@ impl Drop for ServeProcess {
     }
 }
 
-/// Writes an actor manifest into `dir/actors/<name>.toml` whose component
+/// Writes an actor manifest into `dir/actors/<name>.actor.toml` whose component
 /// is the fixture `guest`.
 pub fn write_actor(dir: &Path, name: &str, guest: &str, manifest_body: &str) {
     let actors = dir.join("actors");
@@ -450,7 +450,7 @@ pub fn write_actor(dir: &Path, name: &str, guest: &str, manifest_body: &str) {
         "component = \"{}\"\n{manifest_body}",
         crate::guest(guest).display()
     );
-    std::fs::write(actors.join(format!("{name}.toml")), text).unwrap();
+    std::fs::write(actors.join(format!("{name}.actor.toml")), text).unwrap();
 }
 
 /// The committed offsets of `group` on `topic`'s partitions `0..partitions`

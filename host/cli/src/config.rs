@@ -39,9 +39,11 @@ pub struct HostConfig {
     /// Where the store and the artifact cache live; default `./.wactor/data`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// A directory of actor manifests (`*.toml`, each naming its
-    /// component) deployed when the host starts. Unchanged ones are not
-    /// deployed again.
+    /// A directory of actor manifests (each naming its component)
+    /// deployed when the host starts: `DIR/actor.toml` if it exists, else
+    /// `DIR/*/actor.toml` and `DIR/*.actor.toml`
+    /// (`wactor_manifest::discover`). Unchanged ones are not deployed
+    /// again.
     #[serde(default)]
     pub actors_dir: Option<PathBuf>,
     /// Kafka.

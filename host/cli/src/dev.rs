@@ -27,13 +27,16 @@ use crate::host::{self, Host};
 #[command(after_help = "\
 Examples:
   wactor dev                          # the examples/ actors, API on 127.0.0.1:7700
-  wactor dev --actors ./my-actors     # your own manifests (dir/*.toml or dir/*/actor.toml)
+  wactor dev --actors .               # the actor of this directory (./actor.toml)
+  wactor dev --actors ./my-actors     # my-actors/*/actor.toml and my-actors/*.actor.toml
 
 Then, in another terminal:
   wactor produce --brokers <the printed address> --topic orders --key k1 '{\"order_id\":\"k1\"}'
   wactor actors")]
 pub struct DevArgs {
-    /// Directory of actor manifests (`*.toml` or `*/actor.toml`).
+    /// Where the actor manifests are: DIR/actor.toml if it exists, else
+    /// DIR/*/actor.toml and DIR/*.actor.toml (never Cargo.toml or other
+    /// tools' files; docs/manifest.md).
     #[arg(long, default_value = "examples")]
     pub actors: PathBuf,
     /// Admin API address.
@@ -78,7 +81,11 @@ pub async fn run(args: DevArgs) -> Result<u8> {
         );
     };
     if manifests.is_empty() {
-        bail!("no actor manifests in {}", args.actors.display());
+        bail!(
+            "no actor manifests in {}: --actors DIR reads {}",
+            args.actors.display(),
+            wactor_manifest::discover::RULE
+        );
     }
     let mut parsed = Vec::new();
     for path in &manifests {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use wactor_api::{ApiState, Auth};
 use wactor_kafka::{Clock, Producer, SystemClock};
-use wactor_manifest::ActorManifest;
+use wactor_manifest::{ActorManifest, ManifestError};
 use wactor_metrics::Metrics;
 use wactor_registry::cluster::HostIdentity;
 use wactor_registry::{HostParts, Registry, Upload};
@@ -307,28 +307,38 @@ async fn sweep_dead_letters(registry_weak: std::sync::Weak<Registry>) {
     }
 }
 
-/// Deploys every manifest of `dir`: `dir/*.toml` and `dir/*/actor.toml`.
+/// Deploys every manifest of `dir` ([`manifests_in`]'s rule).
 /// An unchanged manifest and component is not deployed again, and a
 /// version that exists already is not activated again (a host started with
 /// an older directory does not undo a deploy made since).
 pub async fn deploy_dir(registry: &Registry, dir: &Path) -> Result<Vec<String>> {
     let mut deployed = Vec::new();
     for path in manifests_in(dir)? {
-        let name = deploy_file(registry, &path, true)
-            .await
-            .with_context(|| format!("cannot deploy {}", path.display()))?;
-        deployed.push(name);
+        deployed.push(deploy_file(registry, &path, true).await?);
     }
     Ok(deployed)
 }
 
 /// Deploys one manifest file and the component it names, and activates
 /// it; with `only_if_new`, only when the version is new or nothing is
-/// active (a host's start: see [`Registry::deploy_if_new`]).
+/// active (a host's start: see [`Registry::deploy_if_new`]). Every error
+/// names the manifest file.
 pub async fn deploy_file(registry: &Registry, path: &Path, only_if_new: bool) -> Result<String> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let manifest = ActorManifest::parse(&text)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+    let manifest = ActorManifest::parse(&text).map_err(|e| ManifestError::in_file(path, e))?;
+    deploy_parsed(registry, path, &text, manifest, only_if_new)
+        .await
+        .with_context(|| format!("cannot deploy {}", path.display()))
+}
+
+async fn deploy_parsed(
+    registry: &Registry,
+    path: &Path,
+    text: &str,
+    manifest: ActorManifest,
+    only_if_new: bool,
+) -> Result<String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let component = manifest
         .component_path(dir)
@@ -336,7 +346,7 @@ pub async fn deploy_file(registry: &Registry, path: &Path, only_if_new: bool) ->
     let bytes = std::fs::read(&component)
         .with_context(|| format!("cannot read the component {}", component.display()))?;
     let upload = Upload {
-        manifest_toml: &text,
+        manifest_toml: text,
         component: &bytes,
         uploaded_by: "actors_dir",
         notes: &path.display().to_string(),
@@ -357,24 +367,20 @@ pub async fn deploy_file(registry: &Registry, path: &Path, only_if_new: bool) ->
     Ok(manifest.name)
 }
 
-/// The manifest files of a directory, sorted.
+/// The manifest files of a directory, sorted: `dir/actor.toml` if it
+/// exists, else `dir/*/actor.toml` and `dir/*.actor.toml`
+/// ([`wactor_manifest::discover`]). Other `*.toml` files of `dir` are
+/// not read; each is named in a WARN.
 pub fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the actors directory {}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            let manifest = path.join("actor.toml");
-            if manifest.is_file() {
-                found.push(manifest);
-            }
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            found.push(path);
-        }
+    let found = wactor_manifest::discover::manifests_in(dir)?;
+    for path in &found.ignored {
+        tracing::warn!(
+            file = %path.display(),
+            "not read as an actor manifest: manifests are named actor.toml (one per directory) \
+             or NAME.actor.toml; rename it to deploy it"
+        );
     }
-    found.sort();
-    Ok(found)
+    Ok(found.manifests)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

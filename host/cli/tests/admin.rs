@@ -163,7 +163,7 @@ fn admin_verbs_drive_a_real_host_end_to_end() {
     let component = wactor_tests::guest("fixture-noop");
     let actors = dir.path().join("actors");
     std::fs::create_dir_all(&actors).unwrap();
-    let v1 = actors.join("noop.toml");
+    let v1 = actors.join("noop.actor.toml");
     write_manifest(&v1, "noop", &component, "");
     let host = DevHost::start(dir.path());
     let path = |p: &Path| p.to_str().unwrap().to_string();
@@ -275,6 +275,14 @@ fn admin_verbs_drive_a_real_host_end_to_end() {
     write_manifest(&bad, "noop", &component, "max_in_flight = 0");
     let stderr = host.fails(&["deploy", &path(&bad)], 4);
     assert!(stderr.contains("max_in_flight"), "{stderr}");
+    // The host refused it; the error says which file.
+    assert!(
+        stderr.contains(&format!(
+            "error: {}: manifest field `max_in_flight`",
+            path(&bad)
+        )),
+        "{stderr}"
+    );
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"not wasm at all").unwrap();
     let stderr = host.fails(&["deploy", &path(&v1), "--component", &path(&garbage)], 4);

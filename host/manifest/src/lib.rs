@@ -54,6 +54,7 @@
 
 mod byte_size;
 mod config_values;
+pub mod discover;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -94,9 +95,37 @@ pub enum ManifestError {
         /// What is wrong and what would be right.
         reason: String,
     },
+    /// A manifest file was refused: `error` says why, `path` which file.
+    #[error("{path}: {error}")]
+    File {
+        /// The manifest's path.
+        path: String,
+        /// Why it was refused.
+        error: Box<ManifestError>,
+    },
 }
 
 impl ManifestError {
+    /// `error`, said of the file `path` (an error that names a file
+    /// already is returned as it is).
+    pub fn in_file(path: &Path, error: ManifestError) -> Self {
+        match error {
+            ManifestError::Io { .. } | ManifestError::File { .. } => error,
+            error => ManifestError::File {
+                path: path.display().to_string(),
+                error: Box::new(error),
+            },
+        }
+    }
+
+    /// The error without the file it came from.
+    pub fn without_file(&self) -> &ManifestError {
+        match self {
+            ManifestError::File { error, .. } => error.without_file(),
+            other => other,
+        }
+    }
+
     fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         ManifestError::Invalid {
             field: field.into(),
@@ -418,13 +447,14 @@ impl ActorManifest {
         Ok(manifest)
     }
 
-    /// Reads, parses and validates a manifest file.
+    /// Reads, parses and validates a manifest file; every error names
+    /// the file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        Self::parse(&text).map_err(|e| ManifestError::in_file(path, e))
     }
 
     /// The manifest as TOML text (what the registry keeps).
@@ -1037,6 +1067,36 @@ mod tests {
             ActorManifest::parse("name = \"a\"\ntopics = [\"t\"]\n[config.nested]\nk = \"v\"\n")
                 .unwrap_err();
         assert!(err.to_string().contains("config key `nested`"), "{err}");
+    }
+
+    #[test]
+    fn every_error_of_a_manifest_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, kind) in [
+            (
+                "name = \"a\"\ntopics = [\"t\"]\ntopic = \"x\"",
+                "unknown field",
+            ),
+            ("name = \"a\"\ntopics = []", "manifest field `topics`"),
+            ("[package]\nname = \"greeter\"\n", "`package`"),
+        ] {
+            let path = dir.path().join("actor.toml");
+            std::fs::write(&path, text).unwrap();
+            let err = ActorManifest::load(&path).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("{}: ", path.display())) && message.contains(kind),
+                "{message}"
+            );
+        }
+        let path = dir.path().join("actor.toml");
+        std::fs::write(&path, "name = \"a\"\ntopics = []").unwrap();
+        let err = ActorManifest::load(&path).unwrap_err();
+        assert!(
+            matches!(err.without_file(), ManifestError::Invalid { field, .. } if field == "topics")
+        );
+        let missing = ActorManifest::load(&dir.path().join("none.toml")).unwrap_err();
+        assert!(missing.to_string().contains("none.toml"), "{missing}");
     }
 
     #[test]

@@ -80,7 +80,23 @@ pub async fn run(args: DeployArgs) -> Result<u8> {
             args.notes.clone(),
             !args.no_activate,
         )
-        .await?;
+        .await
+        .map_err(|failure| match (failure, &args.manifest) {
+            // The host checks the manifest; say which file it refused.
+            (
+                Failure::Api {
+                    status,
+                    code,
+                    message,
+                },
+                Some(path),
+            ) if code == "bad_manifest" => Failure::Api {
+                status,
+                code,
+                message: format!("{}: {message}", path.display()),
+            },
+            (failure, _) => failure,
+        })?;
     if args.conn.json {
         print_json(&value);
         return Ok(EXIT_OK);
