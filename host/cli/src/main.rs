@@ -14,6 +14,7 @@
 //!   stand-in wallet service and payment gateway).
 //! - `broker`: `wactor broker`, only a mock Kafka broker in its own process.
 //! - `produce`: `wactor produce`.
+//! - `consume`: `wactor consume`.
 //! - `invoke`: `wactor invoke`.
 //! - `admin`: the admin verbs (`deploy`, `actors`, `dlq`, ...), clients of
 //!   a host's admin API.
@@ -21,6 +22,7 @@
 mod admin;
 mod broker;
 mod config;
+mod consume;
 mod dev;
 mod fake_gateway;
 mod fake_wallet;
@@ -55,6 +57,8 @@ enum Command {
     Broker(broker::BrokerArgs),
     /// Send events to a Kafka topic.
     Produce(produce::ProduceArgs),
+    /// Print the records of a Kafka topic (an actor's output).
+    Consume(consume::ConsumeArgs),
     /// Run an actor component on one event and print its outcome, emits,
     /// state changes and logs.
     Invoke(invoke::InvokeArgs),
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Broker(args) => broker::run(args).await,
             Command::Produce(args) => produce::run(args).await,
+            Command::Consume(args) => consume::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Admin(command) => Ok(admin::run(command).await),
         }
