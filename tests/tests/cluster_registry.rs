@@ -425,6 +425,28 @@ async fn a_change_sent_to_one_host_reaches_every_host_of_the_cluster() {
         "every partition runs v1 again: {labels:?}"
     );
 
+    // `handled` is summed over the cluster: every host, asked, counts the
+    // 120 events the three handled between them (within a heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for host in all {
+        loop {
+            let handled = host.get("/v1/actors")["items"][0]["handled"]
+                .as_u64()
+                .unwrap_or(0);
+            if handled >= 120 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} counts {handled} handled events, not the cluster's 120",
+                host.api
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let table = c.cli_text(&["actors"]);
+    assert!(table.contains("HANDLED"), "{table}");
+
     // A dead letter made by the owner of its partition is listed, shown
     // and re-driven from every other host.
     produce(

@@ -40,9 +40,24 @@ pub fn routes() -> Router<ApiState> {
 
 async fn list(State(state): State<ApiState>) -> ApiResult<Json<Items<ActorView>>> {
     let actors = state.registry.actors().await?;
+    let cluster = state.registry.handled_in_cluster().await;
     Ok(Json(Items {
-        items: actors.into_iter().map(ActorView::from).collect(),
+        items: actors
+            .into_iter()
+            .map(|summary| with_cluster_handled(ActorView::from(summary), cluster.as_ref()))
+            .collect(),
     }))
+}
+
+/// `view` with its `handled` summed over the cluster, when there is one.
+fn with_cluster_handled(
+    mut view: ActorView,
+    cluster: Option<&std::collections::BTreeMap<String, u64>>,
+) -> ActorView {
+    if let Some(total) = cluster.and_then(|c| c.get(&view.name)) {
+        view.handled = *total;
+    }
+    view
 }
 
 async fn show(
@@ -62,8 +77,9 @@ pub(crate) async fn detail(registry: &Registry, name: &str) -> ApiResult<ActorDe
         .find(|actor| actor.name == name)
         // Removed between the two reads.
         .ok_or_else(|| RegistryError::UnknownActor(name.into()))?;
+    let cluster = registry.handled_in_cluster().await;
     Ok(ActorDetail {
-        actor: ActorView::from(summary),
+        actor: with_cluster_handled(ActorView::from(summary), cluster.as_ref()),
         paused: record.paused,
         created_at_ms: record.created_at_ms,
         manifest: record.manifest_toml,

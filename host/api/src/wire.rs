@@ -326,6 +326,13 @@ pub struct ActorView {
     pub dead_letters_evicted: u64,
     /// Events held for a retry (or behind one) on this host.
     pub held: usize,
+    /// Events handled to `done` (re-drives and replays included): summed
+    /// over the live hosts of the cluster when the registry is shared
+    /// (this host's count now, the others' from their latest heartbeat),
+    /// else this host's; each host counts from its start, so a restart or
+    /// a host that left takes its count with it.
+    #[serde(default)]
+    pub handled: u64,
     /// Last activation or pause change (ms since the epoch).
     pub updated_at_ms: i64,
 }
@@ -355,6 +362,7 @@ impl From<ActorSummary> for ActorView {
             dead_letters: summary.dead_letters,
             dead_letters_evicted: summary.dead_letters_evicted,
             held: summary.held,
+            handled: summary.handled,
             updated_at_ms: summary.updated_at_ms,
         }
     }

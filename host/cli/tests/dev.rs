@@ -185,6 +185,15 @@ impl Dev {
     }
 }
 
+fn wactor_json(api: &str, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_wactor"))
+        .args(args)
+        .args(["--json", "--api", &format!("http://{api}")])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+}
+
 #[test]
 fn dev_runs_the_actor_of_its_own_directory_and_stops_quietly_on_ctrl_c() {
     let dir = actor_crate(&noop_manifest("greeter"));
@@ -204,6 +213,43 @@ fn dev_runs_the_actor_of_its_own_directory_and_stops_quietly_on_ctrl_c() {
         .unwrap();
     let listing: serde_json::Value = serde_json::from_slice(&actors.stdout).unwrap();
     assert_eq!(listing["items"][0]["name"], "greeter", "{listing}");
+
+    // Events sent to it are counted in HANDLED (this host only: no cluster).
+    let brokers = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Kafka broker (in-process):"))
+        .map(|b| b.trim().to_string())
+        .expect("the banner names the broker");
+    let produced = Command::new(env!("CARGO_BIN_EXE_wactor"))
+        .args([
+            "produce", "--topic", "signups", "--count", "3", "--key", "k{n}", "hi",
+        ])
+        .env("WACTOR_BROKERS", &brokers)
+        .output()
+        .unwrap();
+    assert!(produced.status.success(), "{produced:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listing = wactor_json(&api, &["actors"]);
+        if listing["items"][0]["handled"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not handled: {listing}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let table = Command::new(env!("CARGO_BIN_EXE_wactor"))
+        .args(["actors", "--api", &format!("http://{api}")])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "HANDLED")
+        .expect("a HANDLED column");
+    assert_eq!(row[column], "3", "{table}");
 
     let status = dev.stop("INT");
     assert_eq!(status.code(), Some(0));

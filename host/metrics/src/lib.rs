@@ -88,6 +88,35 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Events each actor handled to `done` on this host since it started:
+    /// `wactor_events_total{outcome="done"}` summed over the actor's
+    /// versions (re-drives and replays that end done included; retries,
+    /// traps and dead ends are not handled events).
+    pub fn handled_by_actor(&self) -> std::collections::BTreeMap<String, u64> {
+        use prometheus::core::Collector;
+        let mut out = std::collections::BTreeMap::new();
+        for family in self.events_total.collect() {
+            for metric in family.get_metric() {
+                let label = |name: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_string())
+                };
+                if label("outcome").as_deref() != Some("done") {
+                    continue;
+                }
+                let Some(actor) = label("actor") else {
+                    continue;
+                };
+                // Counters of events are whole numbers.
+                *out.entry(actor).or_insert(0) += metric.get_counter().value() as u64;
+            }
+        }
+        out
+    }
+
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
@@ -341,5 +370,25 @@ mod tests {
             text.contains(r#"wactor_events_total{actor="echo",outcome="done",version="1"} 3"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn handled_counts_done_events_over_versions() {
+        let m = Metrics::new().unwrap();
+        m.events_total
+            .with_label_values(&["echo", "1", "done"])
+            .inc_by(3);
+        m.events_total
+            .with_label_values(&["echo", "2", "done"])
+            .inc_by(4);
+        m.events_total
+            .with_label_values(&["echo", "2", "retry"])
+            .inc_by(9);
+        m.events_total
+            .with_label_values(&["other", "1", "dead"])
+            .inc();
+        let handled = m.handled_by_actor();
+        assert_eq!(handled.get("echo"), Some(&7));
+        assert_eq!(handled.get("other"), None);
     }
 }

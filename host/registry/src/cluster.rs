@@ -84,6 +84,10 @@ pub struct ActorBeat {
     pub state: String,
     /// The partitions this host owns.
     pub partitions: Vec<PartitionBeat>,
+    /// Events of the actor this host handled to `done` since it started
+    /// (0 in heartbeats of hosts from before the field).
+    #[serde(default)]
+    pub handled: u64,
 }
 
 /// One owned partition.
@@ -287,6 +291,7 @@ impl Registry {
                 actor: a.name,
                 running_version: a.running_version,
                 state: a.state,
+                handled: a.handled,
                 partitions: a
                     .partitions
                     .into_iter()
@@ -327,6 +332,24 @@ impl Registry {
         if let Err(err) = self.parts().producer.send(&record).await {
             tracing::warn!(error = %err, "cannot remove this host from the cluster view");
         }
+    }
+
+    /// Events handled to `done` per actor over the cluster: this host's
+    /// count now plus the count in the latest heartbeat of every other
+    /// live host (each since that host started; hosts that stopped are not
+    /// counted). `None` when the host has no cluster view: then only this
+    /// host's count is known.
+    pub async fn handled_in_cluster(&self) -> Option<std::collections::BTreeMap<String, u64>> {
+        self.cluster.get()?;
+        let mut totals = self.parts().metrics.handled_by_actor();
+        let hosts = self.cluster().await.ok()?;
+        for host in hosts.iter().filter(|h| h.alive && !h.this_host) {
+            for actor in &host.beat.actors {
+                let total = totals.entry(actor.actor.clone()).or_insert(0);
+                *total = total.saturating_add(actor.handled);
+            }
+        }
+        Some(totals)
     }
 
     /// Every host of the cluster (alive first, then by name), with whether

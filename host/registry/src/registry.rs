@@ -131,6 +131,9 @@ pub struct ActorSummary {
     pub dead_letters_evicted: u64,
     /// Events held for retry (or behind one) on this host.
     pub held: usize,
+    /// Events of this actor handled to `done` on this host since it
+    /// started ([`Metrics::handled_by_actor`](wactor_metrics::Metrics::handled_by_actor)).
+    pub handled: u64,
     /// Last change, ms since the epoch.
     pub updated_at_ms: i64,
 }
@@ -702,6 +705,7 @@ impl Registry {
         let records = self.parts.store.registry().actors()?;
         let dead = self.parts.store.dead_letters().count_by_actor()?;
         let views = self.views_snapshot();
+        let handled = self.parts.metrics.handled_by_actor();
         let mut out = Vec::with_capacity(records.len());
         for record in records {
             let manifest = ActorManifest::parse(&record.manifest_toml).ok();
@@ -748,6 +752,7 @@ impl Registry {
                     .map(|e| e.total())
                     .unwrap_or(0),
                 held,
+                handled: handled.get(&record.name).copied().unwrap_or(0),
                 updated_at_ms: record.updated_at_ms,
                 name: record.name,
             });

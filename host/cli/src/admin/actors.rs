@@ -21,8 +21,12 @@ Examples:
   wactor actors --json | jq '.items[] | select(.state != \"running\") | .name'
   wactor actors --api http://10.0.0.5:7700 --token \"$WACTOR_TOKEN\"
 
-LAG is the records behind the end of the actor's partitions (on every live
-host of the cluster when the registry is shared, else on this host); DEAD its
+HANDLED is the events the actor handled to done (re-drives and replays
+included), summed over the live hosts of the cluster when the registry is
+shared (from their heartbeats), else on this host only; each host counts
+from its own start. LAG is the records behind the end of the actor's
+partitions (on every live host of the cluster when the registry is shared,
+else on this host); DEAD its
 dead letters; RETRYING the events held for a retry (or behind one) in this
 host's store (`wactor retries list` asks every host). In a cluster, HOSTS
 shows which live host owns which partitions, from their heartbeats
@@ -120,7 +124,7 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
     };
     let clustered = !hosts.is_empty();
     let mut columns = vec![
-        "NAME", "VERSION", "STATE", "LAG", "DEAD", "EVICTED", "RETRYING", "TOPICS",
+        "NAME", "VERSION", "STATE", "HANDLED", "LAG", "DEAD", "EVICTED", "RETRYING", "TOPICS",
     ];
     if clustered {
         columns.push("HOSTS");
@@ -146,6 +150,7 @@ pub async fn list(args: ActorsArgs) -> Result<u8> {
                 .active_version
                 .map_or_else(|| "-".into(), |v| format!("v{v}")),
             actor.state,
+            actor.handled.to_string(),
             if lag < 0 { "?".into() } else { lag.to_string() },
             actor.dead_letters.to_string(),
             actor.dead_letters_evicted.to_string(),
@@ -372,6 +377,7 @@ mod tests {
                     actor: actor.into(),
                     running_version: Some(1),
                     state: "running".into(),
+                    handled: 0,
                     partitions: parts
                         .iter()
                         .map(|(topic, partition, lag)| PartitionBeat {
