@@ -153,6 +153,19 @@ impl Host {
         Arc::new(ActiveVersion::new(version, actor, manifest))
     }
 
+    /// Loads the component file `path` as version `version` of the actor
+    /// of `manifest` (a Python or JavaScript example from
+    /// [`crate::language_guest`]).
+    pub fn load_component(&self, path: &Path, manifest: &str, version: u64) -> Arc<ActiveVersion> {
+        let manifest = Arc::new(ActorManifest::parse(manifest).expect("manifest"));
+        let bytes = std::fs::read(path).expect("read the component");
+        let actor = self
+            .runtime
+            .load(&bytes, manifest.actor_settings(version))
+            .expect("load");
+        Arc::new(ActiveVersion::new(version, actor, manifest))
+    }
+
     /// The context of the actor of `versions` (its active version's
     /// manifest) on this host.
     pub fn context(&self, versions: Arc<dyn VersionSource>) -> ActorContext {

@@ -46,6 +46,77 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
+/// The component of the Python or JavaScript example `examples/<example>`
+/// (for example `"payment-reversal-py"`), built with `wactor build --out`
+/// into [`GUESTS_DIR`] as `<example with _>.wasm` when it is missing or
+/// older than the example's files or the `wactor` binary (which carries
+/// the SDKs). Needs the language's tool chain (componentize-py,
+/// componentize-js and esbuild: `.ci/run` installs them); panics with
+/// `wactor build`'s own error otherwise, so a missing tool fails the test
+/// rather than skipping it.
+pub fn language_guest(example: &str) -> PathBuf {
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example);
+    let out = PathBuf::from(GUESTS_DIR).join(format!("{}.wasm", example.replace('-', "_")));
+    let built_at = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
+    let newest_input = newest_mtime(&dir)
+        .into_iter()
+        .chain(
+            std::fs::metadata(wactor_bin())
+                .and_then(|m| m.modified())
+                .ok(),
+        )
+        .max();
+    let fresh = matches!((built_at, newest_input), (Some(built), Some(input)) if built >= input);
+    if fresh {
+        return out;
+    }
+    let output = std::process::Command::new(wactor_bin())
+        .arg("build")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run wactor build: {e}"));
+    if !output.status.success() {
+        panic!(
+            "wactor build {} failed:\n{}{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    out
+}
+
+/// The newest modification time of the files under `dir`, leaving out
+/// generated and installed trees and built components.
+fn newest_mtime(dir: &std::path::Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == ".wactor" || name == "node_modules" || name == "__pycache__" {
+            continue;
+        }
+        let time = if path.is_dir() {
+            newest_mtime(&path)
+        } else if name.ends_with(".wasm") {
+            None
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(time);
+    }
+    newest
+}
+
 /// The bytes of [`guest`]`(name)`.
 pub fn guest_bytes(name: &str) -> Vec<u8> {
     let path = guest(name);

@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -21,6 +20,35 @@ use wactor_manifest::ActorManifest;
 
 use crate::config::{ApiConfig, HostConfig, RuntimeConfig};
 use crate::host::{self, Host};
+
+/// `--actors` by default: the repository's examples.
+const DEFAULT_ACTORS: &str = "examples";
+
+/// `fetch.wait.max.ms` of `wactor dev`'s consumers.
+const DEV_FETCH_WAIT_MS: &str = "20";
+
+/// Empties `wactor dev`'s data directory (every run starts from nothing)
+/// but for its compiled components (`artifacts/`): a Python or JavaScript
+/// component takes seconds to compile, a cached one milliseconds to load.
+fn clear_data_dir(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        if entry.file_name() == "artifacts" {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("cannot clear {}", path.display()))?;
+    }
+    Ok(())
+}
 
 /// Arguments of `wactor dev`.
 #[derive(Debug, Args)]
@@ -37,7 +65,7 @@ pub struct DevArgs {
     /// Where the actor manifests are: DIR/actor.toml if it exists, else
     /// DIR/*/actor.toml and DIR/*.actor.toml (never Cargo.toml or other
     /// tools' files; docs/manifest.md).
-    #[arg(long, default_value = "examples")]
+    #[arg(long, default_value = DEFAULT_ACTORS)]
     pub actors: PathBuf,
     /// Admin API address.
     #[arg(long, default_value = "127.0.0.1:7700")]
@@ -91,7 +119,18 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     for path in &manifests {
         let manifest = ActorManifest::load(path)?;
         if !args.no_build {
-            ensure_built(path, &manifest)?;
+            if let Err(err) = ensure_built(path, &manifest) {
+                // The Python and JavaScript examples need their tool
+                // chains; without them `wactor dev` still runs the rest.
+                if args.actors == Path::new(DEFAULT_ACTORS) && !manifest.language.is_rust() {
+                    println!(
+                        "skipping {} ({}): {err:#}",
+                        manifest.name, manifest.language
+                    );
+                    continue;
+                }
+                return Err(err);
+            }
         }
         parsed.push((path.clone(), manifest));
     }
@@ -128,16 +167,23 @@ pub async fn run(args: DevArgs) -> Result<u8> {
         }
     };
 
-    if args.data_dir.exists() {
-        std::fs::remove_dir_all(&args.data_dir)
-            .with_context(|| format!("cannot clear {}", args.data_dir.display()))?;
-    }
+    clear_data_dir(&args.data_dir)?;
     let mut kafka = KafkaSettings::new(&brokers);
     kafka.commit_interval = Duration::from_millis(500);
     kafka.drain_timeout = Duration::from_secs(5);
     kafka.changelog_partitions = args.partitions;
     // The mock broker has no admin API; it creates topics on first use.
     kafka.manage_topics = false;
+    // One host: its registry stays in its own store. The mock broker keeps
+    // only the newest 5 MB of a partition, less than one Python or
+    // JavaScript component (13 to 19 MB) in the registry log's chunks.
+    kafka.shared_registry = false;
+    // The mock broker answers a fetch only when fetch.wait.max.ms runs out
+    // (librdkafka's default 500 ms): each event would wait up to half a
+    // second to reach its actor.
+    kafka
+        .consumer
+        .insert("fetch.wait.max.ms".into(), DEV_FETCH_WAIT_MS.into());
     let config = HostConfig {
         data_dir: args.data_dir.clone(),
         actors_dir: None,
@@ -190,13 +236,14 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     println!();
     if let Some((_, first)) = parsed.first() {
         let topic = first.topics.first().cloned().unwrap_or_default();
-        println!("Send an event from another terminal:");
-        println!("  cargo run -q -p wactor -- produce --brokers {brokers} --topic {topic} --key k1 '{{\"hello\":\"world\"}}'");
-        println!("See the actors:");
-        println!(
-            "  cargo run -q -p wactor -- actors --api http://{}",
-            host.api_addr
-        );
+        println!("From another terminal (every wactor command reads these):");
+        println!("  export WACTOR_BROKERS={brokers}");
+        println!("  export WACTOR_API=http://{}", host.api_addr);
+        println!("  wactor produce --topic {topic} --key k1 '{{\"hello\":\"world\"}}'");
+        println!("  wactor consume {topic} --from-beginning");
+        println!("  wactor actors");
+        println!("  wactor dlq list");
+        println!("(from a wactor checkout without `cargo install --path host/cli`: `cargo run -q -p wactor -- ...`)");
         println!();
     }
 
@@ -213,8 +260,9 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Builds the component of a manifest that sits in a cargo package, if the
-/// component file is missing.
+/// Builds the component of a manifest with `wactor build`'s tool chain
+/// (Rust, Python or JavaScript, from its `language`), if the component
+/// file is missing.
 fn ensure_built(manifest_path: &Path, manifest: &ActorManifest) -> Result<()> {
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
     let Some(component) = manifest.component_path(dir) else {
@@ -223,41 +271,13 @@ fn ensure_built(manifest_path: &Path, manifest: &ActorManifest) -> Result<()> {
     if component.exists() {
         return Ok(());
     }
-    let cargo_toml = dir.join("Cargo.toml");
-    if !cargo_toml.exists() {
-        bail!(
-            "{}: the component {} does not exist",
-            manifest_path.display(),
-            component.display()
-        );
-    }
-    println!("building {} (first run only)...", manifest.name);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(&cargo_toml)
-        .status()
-        .context("cannot run cargo to build the example actors")?;
-    if !status.success() {
-        bail!(
-            "building {} failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)",
-            manifest.name
-        );
-    }
-    if !component.exists() {
-        bail!(
-            "{} built, but {} is still missing: check `component` in {}",
-            manifest.name,
-            component.display(),
-            manifest_path.display()
-        );
-    }
+    println!(
+        "building {} ({}, first run only)...",
+        manifest.name, manifest.language
+    );
+    let actor = crate::actor_dir::ActorDir::open(manifest_path)?;
+    crate::build_actor::build(&actor, None)
+        .with_context(|| format!("cannot build {}", manifest.name))?;
     Ok(())
 }
 

@@ -1,5 +1,13 @@
 //! `wactor invoke`: run an actor on one event, locally, and show everything
 //! it did. The actor developer's inner loop: no Kafka, no host.
+//!
+//! The actor is a component file, or an actor directory / `actor.toml`
+//! (the default is the current directory): then the manifest gives the
+//! component, the name, `[config]`, `allowed_hosts` and `[limits]`, and
+//! `event.json` beside it is the default event. Command-line values add to
+//! or override the manifest's. Compiled components are kept in the user's
+//! artifact cache ([`default_cache_dir`]) so that only the first run of a
+//! component compiles it (seconds for a Python or JavaScript component).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,11 +17,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use wactor_runtime::{
-    ActorSettings, CallResult, InstanceMode, Invocation, Limits, Outcome, Runtime, RuntimeSettings,
-    StateWrite,
+    ActorSettings, CacheOutcome, CallResult, Event, InstanceMode, Invocation, Limits, Outcome,
+    Runtime, RuntimeSettings, StateWrite,
 };
 use wactor_store::Store;
 
+use crate::actor_dir::{self, ActorDir};
 use wactor_kafka::call::apply_state_writes;
 use wactor_kafka::state_changelog::ScopedStateReader;
 use wactor_runtime::event_file::{bytes_for_humans, bytes_to_json};
@@ -29,6 +38,8 @@ pub const EXIT_TRAP: u8 = 12;
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
+  wactor invoke                      # the actor in this directory, on its event.json
+  wactor invoke --payload '{\"amount_cents\": 990000}' --key user-7
   wactor invoke target/wasm32-wasip2/release/echo.wasm --event examples/echo/event.json
   wactor invoke payment_reversal.wasm --event event.json \\
       --config wallet_url=http://127.0.0.1:8080 --allow-host 127.0.0.1:8080 \\
@@ -37,32 +48,57 @@ Examples:
 Exit status: 0 done, 10 retry, 11 dead, 12 trap, 1 the actor could not be loaded
 or the event file is invalid.")]
 pub struct InvokeArgs {
-    /// The actor component (.wasm built for wasm32-wasip2).
-    pub component: PathBuf,
-    /// The event, as JSON (see docs/actors.md for the format).
+    /// The actor: a component (.wasm built for wasm32-wasip2), an actor
+    /// directory or its actor.toml. Default: the current directory.
+    pub component: Option<PathBuf>,
+    /// The event, as JSON (see docs/actors.md for the format). Default:
+    /// event.json beside the manifest.
     #[arg(long, short = 'e')]
-    pub event: PathBuf,
+    pub event: Option<PathBuf>,
+    /// The event's payload, inline, sent as these bytes (UTF-8 text, e.g.
+    /// JSON); replaces the event file's payload.
+    #[arg(long, short = 'p')]
+    pub payload: Option<String>,
+    /// The event's key; replaces the event file's key.
+    #[arg(long, short = 'k')]
+    pub key: Option<String>,
+    /// The event's topic; replaces the event file's topic (default without
+    /// one: the manifest's first topic).
+    #[arg(long)]
+    pub topic: Option<String>,
     /// Keep the actor's state in this directory between invocations
     /// (default: a temporary store, empty each time). State is scoped by
     /// the event's topic and partition, as on a host: an event of another
     /// partition does not see it.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// The actor's name (its state namespace); default: the file name.
+    /// The actor's name (its state namespace); default: the manifest's
+    /// name, else the component's file name.
     #[arg(long)]
     pub actor: Option<String>,
-    /// A config value for the actor, `key=value`; repeat as needed.
+    /// A config value for the actor, `key=value` (over the manifest's);
+    /// repeat as needed.
     #[arg(long = "config", short = 'c', value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
-    /// A host the actor may call over HTTP (`host`, `host:port`, `*.domain`); repeatable.
+    /// A host the actor may call over HTTP (`host`, `host:port`,
+    /// `*.domain`), besides the manifest's `allowed_hosts`; repeatable.
     #[arg(long = "allow-host")]
     pub allow_hosts: Vec<String>,
-    /// Call deadline in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    pub timeout_ms: u64,
-    /// Memory limit of the instance in MiB.
-    #[arg(long, default_value_t = 64)]
-    pub memory_mib: u64,
+    /// Call deadline in milliseconds (default: the manifest's
+    /// `limits.call_timeout`, else 10000).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit of the instance in MiB (default: the manifest's
+    /// `limits.memory`, else 64).
+    #[arg(long)]
+    pub memory_mib: Option<u64>,
+    /// Directory of compiled components (default: $WACTOR_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/wactor/artifacts, else ~/.cache/wactor/artifacts).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the component without the artifact cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -75,43 +111,184 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Runs `wactor invoke`; returns the process exit code.
-pub async fn run(args: InvokeArgs) -> Result<u8> {
-    let bytes = std::fs::read(&args.component)
-        .with_context(|| format!("cannot read the component {}", args.component.display()))?;
-    let event_text = std::fs::read_to_string(&args.event)
-        .with_context(|| format!("cannot read the event file {}", args.event.display()))?;
-    let event = wactor_runtime::event_file::parse(&event_text)
-        .with_context(|| format!("in {}", args.event.display()))?;
+/// The user's artifact cache: `$WACTOR_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/wactor/artifacts`, else `$HOME/.cache/wactor/artifacts`;
+/// `None` when none of them is set. Artifacts are native code: the
+/// directory must be the user's own (docs/actors.md).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("WACTOR_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("wactor").join("artifacts"));
+    }
+    var("HOME").map(|home| {
+        PathBuf::from(home)
+            .join(".cache")
+            .join("wactor")
+            .join("artifacts")
+    })
+}
 
-    let name = match &args.actor {
-        Some(name) => name.clone(),
-        None => args
-            .component
+/// What `invoke` runs: the component, its settings and the event.
+struct Plan {
+    component: PathBuf,
+    settings: ActorSettings,
+    event: Event,
+    event_source: String,
+}
+
+fn plan(args: &InvokeArgs) -> Result<Plan> {
+    let target = args.component.clone().unwrap_or_else(|| PathBuf::from("."));
+    let actor = if actor_dir::is_component_file(&target) {
+        None
+    } else {
+        Some(ActorDir::open(&target)?)
+    };
+    let component = match &actor {
+        Some(actor) => actor.existing_component()?,
+        None => target.clone(),
+    };
+    let name = match (&args.actor, &actor) {
+        (Some(name), _) => name.clone(),
+        (None, Some(actor)) => actor.manifest.name.clone(),
+        (None, None) => component
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "actor".to_string()),
     };
+
+    let mut settings = match &actor {
+        Some(actor) => actor.manifest.actor_settings(1),
+        None => {
+            let mut settings = ActorSettings::new(&name);
+            settings.limits = Limits {
+                memory_bytes: 64 * 1024 * 1024,
+                call_timeout: Duration::from_secs(10),
+                ..Limits::default()
+            };
+            settings
+        }
+    };
+    settings.name = name;
+    let mut config: BTreeMap<String, String> = settings.config.as_ref().clone();
+    config.extend(args.config.iter().cloned());
+    settings.config = Arc::new(config);
+    let mut hosts: Vec<String> = settings.allowed_hosts.to_vec();
+    hosts.extend(args.allow_hosts.iter().cloned());
+    settings.allowed_hosts = hosts.into();
+    settings.instance_mode = InstanceMode::Fresh;
+    if let Some(ms) = args.timeout_ms {
+        settings.limits.call_timeout = Duration::from_millis(ms);
+    }
+    if let Some(mib) = args.memory_mib {
+        settings.limits.memory_bytes = mib.saturating_mul(1024 * 1024);
+    }
+
+    let event_file = args
+        .event
+        .clone()
+        .or_else(|| actor.as_ref().and_then(ActorDir::sample_event));
+    let (mut event, mut event_source) = match &event_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the event file {}", path.display()))?;
+            let event = wactor_runtime::event_file::parse(&text)
+                .with_context(|| format!("in {}", path.display()))?;
+            (event, path.display().to_string())
+        }
+        None if args.payload.is_some() => {
+            let event =
+                wactor_runtime::event_file::parse("{}").context("cannot make an empty event")?;
+            (event, "--payload".to_string())
+        }
+        None => anyhow::bail!(
+            "no event: give --event FILE or --payload TEXT{}",
+            match &actor {
+                Some(actor) => format!(
+                    ", or write {}",
+                    actor.dir.join(actor_dir::EVENT_FILE).display()
+                ),
+                None => String::new(),
+            }
+        ),
+    };
+    if event_file.is_none() {
+        if let Some(first) = actor.as_ref().and_then(|a| a.manifest.topics.first()) {
+            event.topic = first.clone();
+        }
+    }
+    if let Some(topic) = &args.topic {
+        event.topic = topic.clone();
+    }
+    if let Some(key) = &args.key {
+        event.key = Some(key.clone().into_bytes());
+    }
+    if let Some(payload) = &args.payload {
+        event.payload = Some(payload.clone().into_bytes());
+        event_source.push_str(" with --payload");
+    }
+    Ok(Plan {
+        component,
+        settings,
+        event,
+        event_source,
+    })
+}
+
+/// Runs `wactor invoke`; returns the process exit code.
+pub async fn run(args: InvokeArgs) -> Result<u8> {
+    let Plan {
+        component,
+        settings,
+        event,
+        event_source,
+    } = plan(&args)?;
+    tracing::debug!(event = %event_source, "invoking");
+    let bytes = std::fs::read(&component)
+        .with_context(|| format!("cannot read the component {}", component.display()))?;
+    let name = settings.name.clone();
     let store = match &args.state_dir {
         Some(dir) => Store::open(dir)?,
         None => Store::temporary()?,
     };
     let state = store.actor_state(&name)?;
 
-    let mut settings = ActorSettings::new(&name);
-    settings.config = Arc::new(args.config.iter().cloned().collect::<BTreeMap<_, _>>());
-    settings.allowed_hosts = args.allow_hosts.clone().into();
-    settings.instance_mode = InstanceMode::Fresh;
-    settings.limits = Limits {
-        memory_bytes: args.memory_mib * 1024 * 1024,
-        call_timeout: Duration::from_millis(args.timeout_ms),
-        ..Limits::default()
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache_dir)
     };
-
-    let runtime = Runtime::new(RuntimeSettings::default()).context("cannot start the runtime")?;
+    let runtime_settings = RuntimeSettings {
+        cache_dir,
+        ..RuntimeSettings::default()
+    };
+    let runtime = match Runtime::new(runtime_settings.clone()) {
+        Ok(runtime) => runtime,
+        // An unwritable cache directory must not stop the inner loop.
+        Err(err) if runtime_settings.cache_dir.is_some() => {
+            tracing::warn!("artifact cache unusable ({err:#}); compiling without it");
+            Runtime::new(RuntimeSettings::default()).context("cannot start the runtime")?
+        }
+        Err(err) => return Err(err).context("cannot start the runtime"),
+    };
+    let started = std::time::Instant::now();
     let actor = runtime
         .load(&bytes, settings)
-        .with_context(|| format!("cannot load {}", args.component.display()))?;
+        .with_context(|| format!("cannot load {}", component.display()))?;
+    if actor.load_report().cache == CacheOutcome::Compiled && !args.json {
+        eprintln!(
+            "compiled {} in {:.1} s{}",
+            component.display(),
+            started.elapsed().as_secs_f64(),
+            if runtime_settings.cache_dir.is_some() {
+                " (cached: the next run loads it at once)"
+            } else {
+                ""
+            }
+        );
+    }
     let invocation = actor
         .invoke(
             &event,

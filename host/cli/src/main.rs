@@ -19,8 +19,10 @@
 //! - `admin`: the admin verbs (`deploy`, `actors`, `dlq`, ...), clients of
 //!   a host's admin API.
 
+mod actor_dir;
 mod admin;
 mod broker;
+mod build_actor;
 mod config;
 mod consume;
 mod dev;
@@ -28,7 +30,10 @@ mod fake_gateway;
 mod fake_wallet;
 mod host;
 mod invoke;
+mod new;
 mod produce;
+mod sdk_files;
+mod test_actor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +67,13 @@ enum Command {
     /// Run an actor component on one event and print its outcome, emits,
     /// state changes and logs.
     Invoke(invoke::InvokeArgs),
+    /// Create a new actor (Rust, Python or JavaScript): source, manifest,
+    /// sample event, README and a unit test.
+    New(new::NewArgs),
+    /// Build the actor in a directory into its component.
+    Build(build_actor::BuildArgs),
+    /// Run an actor's unit tests.
+    Test(test_actor::TestArgs),
     #[command(flatten)]
     Admin(admin::AdminCommand),
 }
@@ -84,7 +96,16 @@ struct ServeArgs {
 /// The default log filter of each command.
 fn default_filter(command: &Command) -> &'static str {
     match command {
-        Command::Dev(_) => "warn,wactor=info,wactor::actor=debug,wactor::dev=info",
+        // What a developer watches: the host's start, each call (one line,
+        // `wactor::events`) and the actors' own logs. The Kafka and
+        // registry crates' INFO lines (partitions assigned and restored)
+        // are `wactor serve`'s; the mock broker has no DescribeConfigs, so
+        // the changelog and registry topic checks cannot tell anything.
+        Command::Dev(_) => concat!(
+            "warn,wactor=info,wactor_kafka=warn,wactor_registry=warn,",
+            "wactor_kafka::changelog=error,wactor_kafka::registry_log=error,",
+            "wactor::actor=debug,wactor::events=debug,wactor::dev=info"
+        ),
         Command::Serve(_) => "info",
         _ => "warn",
     }
@@ -138,6 +159,9 @@ fn main() -> ExitCode {
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
+            Command::New(args) => new::run(args),
+            Command::Build(args) => build_actor::run(args),
+            Command::Test(args) => test_actor::run(args),
             Command::Admin(command) => Ok(admin::run(command).await),
         }
     });

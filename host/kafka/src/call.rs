@@ -174,6 +174,24 @@ pub async fn run(
         .await;
     span.record("outcome", outcome.label());
     let duration = started.elapsed();
+    // One line per call, for `wactor dev` (its default filter shows
+    // `wactor::events` at debug) and for anyone who turns it on.
+    match &outcome {
+        CallOutcome::Done => tracing::debug!(
+            target: "wactor::events",
+            parent: &span,
+            "done in {:.1} ms",
+            duration.as_secs_f64() * 1e3
+        ),
+        other => tracing::debug!(
+            target: "wactor::events",
+            parent: &span,
+            "{} in {:.1} ms: {}",
+            other.label(),
+            duration.as_secs_f64() * 1e3,
+            other.error()
+        ),
+    }
     let metrics = version.call_metrics(&ctx.metrics);
     metrics.duration.observe(duration.as_secs_f64());
     metrics.outcomes[outcome.index()].inc();

@@ -144,6 +144,12 @@ pub struct ActorManifest {
     /// The actor's name: lower-case letters, digits, `-`, `_` and `.`,
     /// starting with a letter or digit, at most [`MAX_NAME_LEN`] long.
     pub name: String,
+    /// The language the actor is written in (`rust`, the default, `python`
+    /// or `js`): which tool chain `wactor build` runs, and the defaults of
+    /// `limits.memory` and `instances.max_idle` when the manifest leaves
+    /// them out ([`Language::default_memory`], [`Language::default_max_idle`]).
+    #[serde(default, skip_serializing_if = "Language::is_rust")]
+    pub language: Language,
     /// The component file, relative to the manifest's directory. Needed by
     /// `wactor deploy actor.toml` and by `serve`'s manifest directory; not
     /// by an upload that sends the component itself.
@@ -438,11 +444,92 @@ impl Default for DeadLetterSpec {
     }
 }
 
+/// The language of an actor's source.
+///
+/// Python and JavaScript components carry their interpreter (componentize-py
+/// embeds CPython, componentize-js SpiderMonkey): tens of MB of code, about
+/// 10 MiB of linear memory before the first event, and 4 to 8 ms to
+/// instantiate where a Rust actor takes well under 1 ms (docs/benchmarks.md,
+/// "Cost per language"). Their defaults differ accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Rust with `wactor-sdk` (the default).
+    #[default]
+    Rust,
+    /// Python with the `wactor` package, built by componentize-py.
+    Python,
+    /// JavaScript with `@wactor/sdk`, built by componentize-js.
+    #[serde(alias = "javascript")]
+    Js,
+}
+
+impl Language {
+    /// Whether this is the default language (not written out).
+    pub fn is_rust(&self) -> bool {
+        matches!(self, Language::Rust)
+    }
+
+    /// The name used in manifests and on the command line.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+            Language::Js => "js",
+        }
+    }
+
+    /// Default `limits.memory`: 64 MiB for Rust; 128 MiB for Python and
+    /// JavaScript, whose interpreters start at 10 to 13 MiB and grow their
+    /// heaps with garbage collection (8 MiB does not even instantiate).
+    pub fn default_memory(&self) -> ByteSize {
+        match self {
+            Language::Rust => default_memory(),
+            Language::Python | Language::Js => ByteSize(128 * 1024 * 1024),
+        }
+    }
+
+    /// Default `instances.max_idle`: 16 for Rust; 8 for Python and
+    /// JavaScript, whose idle warm instances keep tens of MB resident each
+    /// (an interpreter heap), so that an idle version of one actor holds
+    /// at most a few hundred MB.
+    pub fn default_max_idle(&self) -> usize {
+        match self {
+            Language::Rust => default_max_idle(),
+            Language::Python | Language::Js => 8,
+        }
+    }
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ActorManifest {
     /// Parses and validates a manifest's text.
+    ///
+    /// `limits.memory` and `instances.max_idle`, when absent, take the
+    /// defaults of the manifest's [`Language`].
     pub fn parse(text: &str) -> Result<Self> {
-        let manifest: ActorManifest =
+        let raw: toml::Table =
             toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        let given = |table: &str, key: &str| {
+            raw.get(table)
+                .and_then(|t| t.as_table())
+                .is_some_and(|t| t.contains_key(key))
+        };
+        let memory_given = given("limits", "memory");
+        let max_idle_given = given("instances", "max_idle");
+        let mut manifest: ActorManifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        if !memory_given {
+            manifest.limits.memory = manifest.language.default_memory();
+        }
+        if !max_idle_given {
+            manifest.instances.max_idle = manifest.language.default_max_idle();
+        }
         manifest.validate()?;
         Ok(manifest)
     }
@@ -731,6 +818,36 @@ mod tests {
             ManifestError::Invalid { field, .. } => field,
             other => panic!("expected an invalid field, got {other}"),
         }
+    }
+
+    #[test]
+    fn the_language_picks_memory_and_idle_defaults_that_the_manifest_can_override() {
+        let rust = ActorManifest::parse(MINIMAL).unwrap();
+        assert_eq!(rust.language, Language::Rust);
+        assert_eq!(rust.limits.memory, ByteSize(64 * 1024 * 1024));
+        assert_eq!(rust.instances.max_idle, 16);
+        assert!(
+            !rust.to_toml().contains("language"),
+            "rust is not written out"
+        );
+
+        let python = ActorManifest::parse(&format!("language = \"python\"\n{MINIMAL}")).unwrap();
+        assert_eq!(python.language, Language::Python);
+        assert_eq!(python.limits.memory, ByteSize(128 * 1024 * 1024));
+        assert_eq!(python.instances.max_idle, 8);
+        // What the registry keeps reads back the same.
+        assert_eq!(ActorManifest::parse(&python.to_toml()).unwrap(), python);
+
+        let js = ActorManifest::parse(&format!(
+            "language = \"javascript\"\n{MINIMAL}\n[limits]\nmemory = \"32MiB\"\n[instances]\nmax_idle = 2\n"
+        ))
+        .unwrap();
+        assert_eq!(js.language, Language::Js);
+        assert_eq!(js.limits.memory, ByteSize(32 * 1024 * 1024));
+        assert_eq!(js.instances.max_idle, 2);
+
+        let err = ActorManifest::parse(&format!("language = \"ruby\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().contains("ruby"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,10 @@ use crate::error::{Result, RuntimeError};
 /// often a CPU-bound call yields to other tasks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Core instances (and tables) the pool reserves per instance slot: enough
+/// for a componentize-py component (14 core instances) with room to spare.
+pub const CORE_INSTANCES_PER_SLOT: u32 = 16;
+
 /// How the engine allocates instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AllocatorChoice {
@@ -168,10 +172,17 @@ fn build(settings: &EngineSettings, pooling: bool) -> Result<Engine> {
         let mut pool = PoolingAllocationConfig::default();
         let n = settings.pool_instances;
         pool.total_component_instances(n);
-        // A Rust wasip2 guest is one core module plus a few shims.
-        pool.total_core_instances(n * 4);
+        // A Rust wasip2 guest is one core module plus a few shims (4 core
+        // instances, 1 to 3 tables); a componentize-js guest is 4; a
+        // componentize-py guest is 14 core instances (CPython and its
+        // libraries as separate modules sharing one memory). Core instance
+        // and table slots are small (instance state and table metadata, not
+        // linear memory), so the pool sizes them for the largest kind:
+        // with 4 per slot a pool of 1000 ran out at about 285 concurrent
+        // Python instances.
+        pool.total_core_instances(n * CORE_INSTANCES_PER_SLOT);
         pool.total_memories(n);
-        pool.total_tables(n * 4);
+        pool.total_tables(n * CORE_INSTANCES_PER_SLOT);
         pool.total_stacks(n);
         pool.max_memory_size(settings.max_memory_bytes as usize);
         pool.max_memories_per_component(4);

@@ -1,0 +1,153 @@
+//! An actor's directory as the developer commands see it: where its
+//! manifest (`actor.toml`), its component and its sample event
+//! (`event.json`) are. `wactor new` writes this layout, `wactor build` fills
+//! in the component, `wactor test` and `wactor invoke` read it.
+//!
+//! It owns the lookup rules and their error messages (each names the file
+//! and says what to do); it does not parse events, build or run anything.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use wactor_manifest::ActorManifest;
+
+/// The manifest's file name in an actor's directory.
+pub const MANIFEST_FILE: &str = "actor.toml";
+/// The sample event's file name in an actor's directory.
+pub const EVENT_FILE: &str = "event.json";
+
+/// An actor's directory with its parsed manifest.
+#[derive(Debug, Clone)]
+pub struct ActorDir {
+    /// The directory holding the manifest.
+    pub dir: PathBuf,
+    /// The manifest's path.
+    pub manifest_path: PathBuf,
+    /// The parsed, validated manifest.
+    pub manifest: ActorManifest,
+}
+
+impl ActorDir {
+    /// Opens `path`: a directory holding `actor.toml`, or a manifest file.
+    ///
+    /// Errors name the file: a directory without `actor.toml` (with a hint
+    /// at `wactor new`), or a manifest that does not parse or validate.
+    pub fn open(path: &Path) -> Result<ActorDir> {
+        let manifest_path = if path.is_dir() {
+            let candidate = path.join(MANIFEST_FILE);
+            if !candidate.is_file() {
+                bail!(
+                    "{} has no {MANIFEST_FILE}: run this in an actor's directory \
+                     (`wactor new NAME` makes one) or name the manifest or component",
+                    display_dir(path)
+                );
+            }
+            candidate
+        } else {
+            path.to_path_buf()
+        };
+        let manifest = ActorManifest::load(&manifest_path)
+            .with_context(|| format!("in {}", manifest_path.display()))?;
+        let dir = manifest_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(ActorDir {
+            dir,
+            manifest_path,
+            manifest,
+        })
+    }
+
+    /// The component file the manifest names, resolved against the
+    /// manifest's directory (whether or not it exists yet).
+    pub fn component_path(&self) -> Result<PathBuf> {
+        match &self.manifest.component {
+            Some(component) => Ok(self.dir.join(component)),
+            None => bail!(
+                "{} names no `component`: add `component = \"{}.wasm\"` (the file `wactor build` writes)",
+                self.manifest_path.display(),
+                self.manifest.name.replace('-', "_")
+            ),
+        }
+    }
+
+    /// The component file, which must exist (else: "run `wactor build`").
+    pub fn existing_component(&self) -> Result<PathBuf> {
+        let path = self.component_path()?;
+        if !path.is_file() {
+            bail!(
+                "the component {} (named in {}) does not exist yet: run `wactor build` in {}",
+                path.display(),
+                self.manifest_path.display(),
+                display_dir(&self.dir)
+            );
+        }
+        Ok(path)
+    }
+
+    /// The sample event beside the manifest, if there is one.
+    pub fn sample_event(&self) -> Option<PathBuf> {
+        let path = self.dir.join(EVENT_FILE);
+        path.is_file().then_some(path)
+    }
+}
+
+/// Whether `path` names a component file rather than an actor directory or
+/// a manifest: a `.wasm` file name.
+pub fn is_component_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+}
+
+fn display_dir(path: &Path) -> String {
+    if path.as_os_str().is_empty() || path == Path::new(".") {
+        "the current directory".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_without_a_manifest_says_so_and_how_to_make_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "[package]\n").unwrap();
+        let err = ActorDir::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("has no actor.toml"), "{err}");
+        assert!(err.contains("wactor new"), "{err}");
+    }
+
+    #[test]
+    fn the_component_is_resolved_against_the_manifest_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "name = \"fraud-flagger\"\ncomponent = \"fraud_flagger.wasm\"\ntopics = [\"payments\"]\n",
+        )
+        .unwrap();
+        let actor = ActorDir::open(dir.path()).unwrap();
+        assert_eq!(
+            actor.component_path().unwrap(),
+            dir.path().join("fraud_flagger.wasm")
+        );
+        let err = actor.existing_component().unwrap_err().to_string();
+        assert!(err.contains("wactor build"), "{err}");
+        assert!(actor.sample_event().is_none());
+        std::fs::write(dir.path().join(EVENT_FILE), "{}").unwrap();
+        assert_eq!(actor.sample_event(), Some(dir.path().join(EVENT_FILE)));
+    }
+
+    #[test]
+    fn a_bad_manifest_error_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        std::fs::write(&path, "name = \"x\"\n").unwrap();
+        let err = format!("{:#}", ActorDir::open(&path).unwrap_err());
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}

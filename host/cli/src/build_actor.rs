@@ -1,0 +1,385 @@
+//! `wactor build [DIR]`: build the actor in DIR (default: the current
+//! directory) into the component its `actor.toml` names, with the tool
+//! chain of the manifest's `language`:
+//!
+//! | language | tool (found as)                                   | what runs |
+//! |----------|---------------------------------------------------|-----------|
+//! | rust     | `cargo` (PATH)                                    | `cargo build --release --target wasm32-wasip2`, then the cdylib's `.wasm` is copied to `component` |
+//! | python   | `componentize-py` ($WACTOR_COMPONENTIZE_PY, DIR/.venv/bin, PATH) | `componentize-py -d .wactor/wit -w actor componentize app -p . -p .wactor/sdk/python -o COMPONENT` |
+//! | js       | `componentize-js` and `esbuild` ($WACTOR_COMPONENTIZE_JS / $WACTOR_ESBUILD, node_modules/.bin in DIR or a parent, PATH) | esbuild bundles the entry module with `@wactor/sdk` from `.wactor/sdk/js`, then `componentize-js --wit .wactor/wit --world-name actor -o COMPONENT` |
+//!
+//! The WIT contract and the Python/JS SDK sources come from this binary
+//! (`sdk_files`). Pinned tool versions are [`COMPONENTIZE_PY_VERSION`] and
+//! [`COMPONENTIZE_JS_VERSION`]; another version builds with a warning.
+//!
+//! It owns finding the tools and the commands; the manifest is
+//! `actor_dir`'s, the embedded files `sdk_files`'.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wactor_manifest::Language;
+
+use crate::actor_dir::ActorDir;
+use crate::sdk_files::{self, SdkLang};
+
+/// The componentize-py release the Python SDK is built and tested with.
+pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+/// The componentize-js release the JavaScript SDK is built and tested with.
+pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
+/// The esbuild release the JavaScript build bundles with.
+pub const ESBUILD_VERSION: &str = "0.28.2";
+/// How to install the Python tool chain (once per machine).
+pub const PYTHON_TOOL_INSTALL: &str = "pip install componentize-py==0.25.1   # once";
+/// How to install the JavaScript tool chain (once per machine).
+///
+/// componentize-js 0.23.0 imports `@bytecodealliance/preview2-shim` without
+/// declaring it, and builds only with 0.25.0 of it (0.26 fails with
+/// "reading file .../wit: No such file or directory").
+pub const JS_TOOL_INSTALL: &str = "npm install -g @bytecodealliance/componentize-js@0.23.0 \
+     @bytecodealliance/preview2-shim@0.25.0 esbuild@0.28.2   # once";
+
+/// Arguments of `wactor build`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The language comes from actor.toml's `language` (rust, python or js); the
+output is the file its `component` names. docs/actors.md has the tools and
+their versions.")]
+pub struct BuildArgs {
+    /// The actor's directory or its actor.toml (default: the current directory).
+    pub dir: Option<PathBuf>,
+    /// Write the component here instead of where actor.toml's `component`
+    /// says.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `wactor build`; returns the exit code.
+pub fn run(args: BuildArgs) -> Result<u8> {
+    let actor = ActorDir::open(&args.dir.unwrap_or_else(|| PathBuf::from(".")))?;
+    let started = Instant::now();
+    let component = build(&actor, args.out)?;
+    let size = std::fs::metadata(&component)
+        .with_context(|| format!("the build wrote no {}", component.display()))?
+        .len();
+    println!(
+        "built {} ({}, {:.1} MB) in {:.1} s",
+        component.display(),
+        actor.manifest.language,
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
+
+/// Builds `actor` into `out` (default: its manifest's `component`);
+/// returns the component's path. The tools' own output goes to this
+/// process's stderr/stdout.
+pub fn build(actor: &ActorDir, out: Option<PathBuf>) -> Result<PathBuf> {
+    let component = match out {
+        Some(out) => out,
+        None => actor.component_path()?,
+    };
+    // Built beside the target and renamed over it: a host or a test reading
+    // the component never sees half of one.
+    let partial = partial_path(&component)?;
+    let built = match actor.manifest.language {
+        Language::Rust => build_rust(actor, &partial),
+        Language::Python => build_python(actor, &partial),
+        Language::Js => build_js(actor, &partial),
+    };
+    if let Err(err) = built {
+        let _ = std::fs::remove_file(&partial);
+        return Err(err);
+    }
+    std::fs::rename(&partial, &component).with_context(|| {
+        format!(
+            "cannot move {} to {}",
+            partial.display(),
+            component.display()
+        )
+    })?;
+    Ok(component)
+}
+
+fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .current_dir(&actor.dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run cargo (is Rust installed?)")?;
+    if !output.status.success() {
+        bail!(
+            "cargo build failed ({}); if the target is missing: rustup target add wasm32-wasip2",
+            output.status
+        );
+    }
+    let built = wasm_artifact(&String::from_utf8_lossy(&output.stdout)).with_context(|| {
+        format!(
+            "cargo built no .wasm: is {}/Cargo.toml a `crate-type = [\"cdylib\"]` library?",
+            actor.dir.display()
+        )
+    })?;
+    std::fs::copy(&built, component)
+        .with_context(|| format!("cannot copy {} to {}", built.display(), component.display()))?;
+    Ok(())
+}
+
+/// The `.wasm` file of the cdylib artifact in cargo's JSON messages.
+fn wasm_artifact(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"))
+        })
+        .filter_map(|m| {
+            m["filenames"].as_array().and_then(|files| {
+                files
+                    .iter()
+                    .filter_map(|f| f.as_str())
+                    .find(|f| f.ends_with(".wasm"))
+                    .map(PathBuf::from)
+            })
+        })
+        .next()
+}
+
+fn build_python(actor: &ActorDir, component: &Path) -> Result<()> {
+    let app = actor.dir.join("app.py");
+    if !app.is_file() {
+        bail!(
+            "a Python actor's entry module is app.py: {} does not exist",
+            app.display()
+        );
+    }
+    let tool = find_tool(
+        "componentize-py",
+        "WACTOR_COMPONENTIZE_PY",
+        &actor.dir,
+        &[".venv/bin", "venv/bin"],
+        false,
+    )
+    .with_context(|| format!("componentize-py is not installed: {PYTHON_TOOL_INSTALL}"))?;
+    check_version(&tool, COMPONENTIZE_PY_VERSION);
+    let generated = sdk_files::write(&actor.dir, SdkLang::Python)?;
+    let component = absolute(component)?;
+    let status = Command::new(&tool)
+        .current_dir(&actor.dir)
+        .arg("-d")
+        .arg(&generated.wit)
+        .args(["-w", "actor", "componentize", "app", "-p", "."])
+        .arg("-p")
+        .arg(&generated.sdk)
+        .arg("-o")
+        .arg(&component)
+        .status()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
+    if !status.success() {
+        bail!("componentize-py failed ({status})");
+    }
+    Ok(())
+}
+
+fn build_js(actor: &ActorDir, component: &Path) -> Result<()> {
+    let entry = js_entry(&actor.dir)?;
+    let componentize = find_tool(
+        "componentize-js",
+        "WACTOR_COMPONENTIZE_JS",
+        &actor.dir,
+        &[],
+        true,
+    )
+    .with_context(|| format!("componentize-js is not installed: {JS_TOOL_INSTALL}"))?;
+    let esbuild = find_tool("esbuild", "WACTOR_ESBUILD", &actor.dir, &[], true)
+        .with_context(|| format!("esbuild is not installed: {JS_TOOL_INSTALL}"))?;
+    check_version(&componentize, COMPONENTIZE_JS_VERSION);
+    check_version(&esbuild, ESBUILD_VERSION);
+    let generated = sdk_files::write(&actor.dir, SdkLang::Js)?;
+    // The bundle must stay inside the directory componentize-js runs in.
+    let bundle = actor
+        .dir
+        .join(sdk_files::GENERATED_DIR)
+        .join("build")
+        .join("actor.js");
+    let status = Command::new(&esbuild)
+        .current_dir(&actor.dir)
+        .arg(&entry)
+        .args([
+            "--bundle",
+            "--format=esm",
+            // `browser`, not `neutral`: npm packages that declare only
+            // `main` resolve.
+            "--platform=browser",
+            "--log-level=warning",
+            "--external:wactor:*",
+            "--external:wasi:*",
+        ])
+        .arg(format!(
+            "--alias:@wactor/sdk={}",
+            absolute(&generated.sdk)?.display()
+        ))
+        .arg(format!("--outfile={}", bundle.display()))
+        .status()
+        .with_context(|| format!("cannot run {}", esbuild.display()))?;
+    if !status.success() {
+        bail!("esbuild could not bundle {} ({status})", entry.display());
+    }
+    let component = absolute(component)?;
+    let status = Command::new(&componentize)
+        .current_dir(&actor.dir)
+        .arg("--wit")
+        .arg(&generated.wit)
+        .args(["--world-name", "actor", "-o"])
+        .arg(&component)
+        .arg(&bundle)
+        .status()
+        .with_context(|| format!("cannot run {}", componentize.display()))?;
+    if !status.success() {
+        bail!("componentize-js failed ({status})");
+    }
+    Ok(())
+}
+
+/// The entry module of a JS actor: package.json's `main`, else
+/// `actor.js`, `index.js` or `src/actor.js`.
+fn js_entry(dir: &Path) -> Result<PathBuf> {
+    let package = dir.join("package.json");
+    if let Ok(text) = std::fs::read_to_string(&package) {
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", package.display()))?;
+        if let Some(main) = json["main"].as_str() {
+            let path = dir.join(main);
+            if path.is_file() {
+                return Ok(path);
+            }
+            bail!(
+                "{} names main {main:?}, which does not exist",
+                package.display()
+            );
+        }
+    }
+    for candidate in ["actor.js", "index.js", "src/actor.js"] {
+        let path = dir.join(candidate);
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    bail!(
+        "no entry module in {}: set `main` in package.json, or write actor.js",
+        dir.display()
+    )
+}
+
+/// Finds a tool: `$env_var`, then `extra` directories of `dir`, then (if
+/// `node_modules`) `node_modules/.bin` in `dir` or any parent, then PATH.
+fn find_tool(
+    name: &str,
+    env_var: &str,
+    dir: &Path,
+    extra: &[&str],
+    node_modules: bool,
+) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    for sub in extra {
+        let path = dir.join(sub).join(name);
+        if path.is_file() {
+            return Some(path);
+        }
+    }
+    if node_modules {
+        let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        for ancestor in start.ancestors() {
+            let path = ancestor.join("node_modules").join(".bin").join(name);
+            if path.is_file() {
+                return Some(path);
+            }
+        }
+    }
+    which::which(name).ok()
+}
+
+/// Warns when `tool --version` does not name `wanted`.
+fn check_version(tool: &Path, wanted: &str) {
+    let printed = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if !printed.contains(wanted) {
+        eprintln!(
+            "warning: {} is {printed:?}; wactor {} is tested with {wanted}",
+            tool.display(),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+}
+
+/// `<dir>/.<file name>.<pid>.partial` beside `component`.
+fn partial_path(component: &Path) -> Result<PathBuf> {
+    let name = component
+        .file_name()
+        .with_context(|| format!("{} is not a file name", component.display()))?;
+    let dir = component.parent().unwrap_or(Path::new(""));
+    if !dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(dir.join(format!(
+        ".{}.{}.partial",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cdylib_wasm_is_found_in_cargos_messages() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"kind":["lib"]},"filenames":["/t/libserde.rlib"]}
+not json
+{"reason":"compiler-artifact","target":{"kind":["cdylib","rlib"]},"filenames":["/t/wasm32-wasip2/release/fraud_flagger.wasm","/t/libfraud_flagger.rlib"]}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            wasm_artifact(messages),
+            Some(PathBuf::from("/t/wasm32-wasip2/release/fraud_flagger.wasm"))
+        );
+        assert_eq!(wasm_artifact("{\"reason\":\"build-finished\"}"), None);
+    }
+
+    #[test]
+    fn the_js_entry_is_main_or_a_conventional_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(js_entry(dir.path()).is_err());
+        std::fs::write(dir.path().join("actor.js"), "").unwrap();
+        assert_eq!(js_entry(dir.path()).unwrap(), dir.path().join("actor.js"));
+        std::fs::write(dir.path().join("package.json"), r#"{"main": "src/x.js"}"#).unwrap();
+        assert!(js_entry(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("src/x.js"));
+    }
+}
