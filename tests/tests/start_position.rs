@@ -113,3 +113,75 @@ async fn a_start_time_begins_at_the_first_record_at_or_after_it() {
     );
     consumer.stop().await;
 }
+
+/// A user's `auto.offset.reset = "latest"` (in `[kafka.consumer]` or
+/// `[kafka.client]`) is the policy of the actor's own topics only: a
+/// delayed emit written to the group's `<group>.delayed` before the group
+/// ever committed is still delivered, while the source topic's backlog is
+/// passed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_latest_reset_never_skips_the_groups_internal_topics() {
+    support::init_test_log();
+    for table in ["consumer", "client"] {
+        let kafka = Kafka::start();
+        let name = format!("lat{table}");
+        let source = format!("{name}.in");
+        let out = format!("{source}.out");
+        kafka.topic(&source, 2);
+        kafka.topic(&out, 2);
+        produce(&kafka.brokers, &source, &records(0, 10)).await;
+        let mut settings = kafka.settings();
+        let properties = if table == "client" {
+            &mut settings.client
+        } else {
+            &mut settings.consumer
+        };
+        properties.insert("auto.offset.reset".into(), "latest".into());
+        // Written before the actor's group exists: due at once.
+        let now_ms = i64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let delayed = wactor_kafka::delayed::delayed_record(
+            &format!("wactor.{name}"),
+            &out,
+            Some(b"k900".to_vec()),
+            Some(br#"{"seq":900}"#.to_vec()),
+            &[],
+            now_ms,
+        );
+        support::produce_raw(&settings, &[delayed]).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(dir.path(), settings);
+        let (consumer, _slot) = host
+            .run("fixture-scripted", &manifest(&name, &source, ""))
+            .await;
+        assert!(
+            eventually(WAIT, || consumer
+                .status()
+                .partitions()
+                .iter()
+                .filter(|(t, _, _)| *t == source)
+                .count()
+                == 2)
+            .await
+        );
+        produce(&kafka.brokers, &source, &records(100, 3)).await;
+        assert_eq!(
+            handled(&kafka.brokers, &out, 4).await,
+            [100, 101, 102, 900],
+            "kafka.{table}: the source's backlog passed over, the delayed emit delivered"
+        );
+        let skipped = host
+            .metrics
+            .start_skipped_total
+            .with_label_values(&[&name])
+            .get();
+        assert_eq!(skipped, 10, "kafka.{table}");
+        consumer.stop().await;
+    }
+}

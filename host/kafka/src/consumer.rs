@@ -109,8 +109,10 @@ pub(crate) struct WactorConsumerContext {
     /// The consumer itself, to split partition queues off it at
     /// assignment (set right after it is created).
     consumer: OnceLock<Weak<BaseConsumer<WactorConsumerContext>>>,
-    /// Where a partition without a usable position starts (the user's
-    /// `auto.offset.reset`), to count what a reset skipped.
+    /// Where a partition of the actor's own topics without a usable
+    /// position starts (the user's `auto.offset.reset`; `earliest` for an
+    /// actor with a manifest `start`). The group's internal topics always
+    /// start at their beginning ([`policy_of`](Self::policy_of)).
     reset_policy: ResetPolicy,
     /// Partition queues split at the start of an assignment, before
     /// librdkafka fetches the partitions, taken by their workers.
@@ -231,12 +233,27 @@ impl WactorConsumerContext {
         offsets
     }
 
+    /// Where a partition without a usable position starts: the actor's
+    /// reset policy for its own topics, the beginning for the group's
+    /// internal ones (re-drive, delayed, replay, schedule), whatever the
+    /// user set. librdkafka itself always starts at the beginning
+    /// (`KafkaSettings::consumer_config`); `latest` is applied here.
+    fn policy_of(&self, topic: &str) -> ResetPolicy {
+        if self.ctx.topics.iter().any(|t| t == topic) {
+            self.reset_policy
+        } else {
+            ResetPolicy::Earliest
+        }
+    }
+
     /// Where the worker of a source partition its group never committed
     /// begins, by the manifest's `start` (`latest`: the partition's end
-    /// now; a time: the first record at or after it). `None` for the
-    /// default, `earliest`, a committed partition, the re-drive and
-    /// schedule topics, and when the group's offset cannot be read (then
-    /// the partition starts at the reset policy's end: events are handled
+    /// now; a time: the first record at or after it), or without one by
+    /// the user's `auto.offset.reset = "latest"` (librdkafka starts every
+    /// partition at the beginning, so that the internal topics do). `None`
+    /// for `earliest`, a committed partition, the re-drive, delayed, replay
+    /// and schedule topics, and when the group's offset cannot be read
+    /// (then the partition starts at the beginning: events are handled
     /// twice rather than skipped).
     fn start_skip(
         &self,
@@ -247,7 +264,11 @@ impl WactorConsumerContext {
         if !self.ctx.topics.iter().any(|t| t == topic) {
             return None;
         }
-        let start = self.ctx.versions.current().and_then(|v| v.manifest.start)?;
+        let start = match self.ctx.versions.current().and_then(|v| v.manifest.start) {
+            Some(start) => start,
+            None if self.reset_policy == ResetPolicy::Latest => StartPosition::Latest,
+            None => return None,
+        };
         if start == StartPosition::Earliest {
             return None;
         }
@@ -631,9 +652,15 @@ impl ActorConsumer {
             topics.push(topic);
         }
 
-        // An actor with a `start` begins new partitions at their beginning
-        // and passes over what precedes its start (`start_skip`); its
-        // offsets that fall out of the log go back to the beginning too.
+        // librdkafka starts every partition without a usable position at its
+        // beginning (`consumer_config`): one policy covers all the topics of
+        // a consumer, and the group's internal topics must never skip what
+        // was written before the group first committed. The user's `latest`
+        // applies to the actor's own topics only, here: a new partition
+        // passes over what precedes its end (`start_skip`), a position out
+        // of the log is moved to the end (`recover`). An actor with a
+        // `start` passes over what precedes its start; its offsets that
+        // fall out of the log go back to the beginning.
         let explicit_start = ctx
             .versions
             .current()
@@ -658,9 +685,6 @@ impl ActorConsumer {
         };
         let mut config = ctx.settings.consumer_config(&ctx.group);
         config.set("statistics.interval.ms", STATS_INTERVAL_MS);
-        if explicit_start {
-            config.set("auto.offset.reset", "earliest");
-        }
         // librdkafka's warnings must reach the log callback, whatever the
         // `log` crate's level: an offset reset is only reported there.
         if matches!(
@@ -904,7 +928,7 @@ fn recover(
         } else {
             match recovery::committed_offset(consumer, &topic, partition) {
                 Some(committed) => Offset::Offset(committed),
-                None => match context.reset_policy {
+                None => match context.policy_of(&topic) {
                     ResetPolicy::Earliest => Offset::Beginning,
                     ResetPolicy::Latest => Offset::End,
                 },
@@ -919,7 +943,14 @@ fn recover(
         Err(poisoned) => poisoned.into_inner(),
     });
     for reset in resets {
-        recovery::report_reset(consumer, ctx, &reset, context.reset_policy);
+        // librdkafka moved the partition to its beginning; `latest` on the
+        // actor's own topics moves it on to the end (records fetched
+        // meanwhile may be handled: more, never fewer, than the policy).
+        let policy = context.policy_of(&reset.topic);
+        if policy == ResetPolicy::Latest {
+            recovery::seek(consumer, ctx, &reset.topic, reset.partition, Offset::End);
+        }
+        recovery::report_reset(consumer, ctx, &reset, policy);
     }
 }
 

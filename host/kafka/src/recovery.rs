@@ -15,13 +15,18 @@
 //!   run again (at-least-once).
 //! - **Offset resets that skip records.** When a partition's position
 //!   falls out of the broker's log (retention deleted records before the
-//!   actor read them), librdkafka moves it by `auto.offset.reset` and says
-//!   so only in a log line. The consumer's log callback recognises that line
-//!   ([`parse_reset_log`]) and queues it; the consumer thread reads the
-//!   watermarks, logs the range skipped at ERROR and counts it in
+//!   actor read them), librdkafka moves it to the log start (the actor
+//!   consumer's librdkafka policy is always `earliest`, so that the group's
+//!   internal topics never skip) and says so only in a log line. The
+//!   consumer's log callback recognises that line ([`parse_reset_log`]) and
+//!   queues it; the consumer thread moves a partition of the actor's own
+//!   topics on to the end when the user's `auto.offset.reset` is `latest`,
+//!   reads the watermarks, logs the range skipped at ERROR and counts it in
 //!   `wactor_offsets_skipped_total`. (A partition with no committed offset
-//!   starts by the policy too, but that skips nothing and librdkafka logs it
-//!   only at debug level, so it is not reported.) librdkafka's own
+//!   starts by the policy too, but that skips nothing the log holds for
+//!   the group; under `latest` the consumer passes over what precedes the
+//!   end at assignment and counts it in
+//!   `wactor_start_skipped_records_total`.) librdkafka's own
 //!   `auto.offset.reset = error` would let the host move the partition
 //!   itself, but a partition stopped by that error cannot be seeked, only
 //!   re-assigned, which a group member cannot do on its own.

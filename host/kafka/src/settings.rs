@@ -218,9 +218,15 @@ impl KafkaSettings {
         config
     }
 
-    /// Where a partition with no committed offset (or whose offset fell out
-    /// of the broker's log) starts: `[kafka.client]`/`[kafka.consumer]`
-    /// `auto.offset.reset`, `earliest` (default) or `latest`.
+    /// Where a partition of an actor's own topics with no committed offset
+    /// (or whose offset fell out of the broker's log) starts:
+    /// `[kafka.client]`/`[kafka.consumer]` `auto.offset.reset`, `earliest`
+    /// (default) or `latest`. It never applies to the topics wactor writes
+    /// for the group itself (`<group>.redrive`, `.delayed`, `.replay`,
+    /// `.schedule`): those always start at their earliest offset, or a
+    /// re-drive, delayed emit, replay or firing written before the group
+    /// first committed would be skipped (see
+    /// [`consumer_config`](Self::consumer_config)).
     ///
     /// # Errors
     /// [`KafkaError::Config`] for any other value.
@@ -246,9 +252,14 @@ impl KafkaSettings {
     /// event's outcome is final and committed in the background from what
     /// was stored.
     ///
-    /// `auto.offset.reset` is the user's [`reset_policy`](Self::reset_policy)
-    /// (`earliest` by default); a reset that skips records is reported by
-    /// `recovery`. `topic.metadata.refresh.interval.ms` defaults to
+    /// librdkafka's `auto.offset.reset` is always `earliest`, whatever the
+    /// user set: one consumer reads the actor's topics and the group's
+    /// internal ones, and librdkafka applies one policy to all of them, so
+    /// the user's [`reset_policy`](Self::reset_policy) is applied by the
+    /// consumer to the actor's own topics only (a new partition under
+    /// `latest` passes over what precedes its end at assignment; a position
+    /// out of the log is moved to the end), and the internal topics start
+    /// at their beginning. `topic.metadata.refresh.interval.ms` defaults to
     /// [`METADATA_REFRESH_MS`], so topics created (and partitions added)
     /// after an actor subscribed are read within that bound.
     pub fn consumer_config(&self, group: &str) -> ClientConfig {
@@ -256,14 +267,12 @@ impl KafkaSettings {
         if !self.consumer_sets("topic.metadata.refresh.interval.ms") {
             config.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS);
         }
-        if !self.consumer_sets("auto.offset.reset") {
-            config.set("auto.offset.reset", "earliest");
-        }
         let commit_ms = self.commit_interval.as_millis().max(10).to_string();
         config
             .set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", &commit_ms)
+            .set("auto.offset.reset", "earliest")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false");
         config
@@ -321,6 +330,29 @@ mod tests {
             Some("5000")
         );
         assert_eq!(settings.producer_config().get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn a_users_latest_reset_is_the_policy_but_never_librdkafkas() {
+        for table in ["client", "consumer"] {
+            let mut settings = KafkaSettings::new("b:9092");
+            let properties = if table == "client" {
+                &mut settings.client
+            } else {
+                &mut settings.consumer
+            };
+            properties.insert("auto.offset.reset".into(), "latest".into());
+            settings.validate().unwrap();
+            assert_eq!(settings.reset_policy().unwrap(), ResetPolicy::Latest);
+            // The consumer also reads the group's internal topics, which
+            // must start at their beginning; the policy is applied to the
+            // actor's topics by the consumer itself.
+            assert_eq!(
+                settings.consumer_config("g").get("auto.offset.reset"),
+                Some("earliest"),
+                "kafka.{table}"
+            );
+        }
     }
 
     #[test]
