@@ -24,6 +24,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use wactor_kafka::KafkaSettings;
 
+use crate::closed_stdout;
+
 /// How long metadata and end offsets may take before the brokers count
 /// as unreachable.
 const BROKER_WAIT: Duration = Duration::from_secs(10);
@@ -164,7 +166,7 @@ fn consume(args: &ConsumeArgs) -> Result<u8> {
     while !ends.is_empty() {
         let Some(result) = consumer.poll(Duration::from_millis(200)) else {
             // Nothing new: let a pipe see what was printed so far.
-            out.flush()?;
+            closed_stdout::written(out.flush())?;
             continue;
         };
         let message = match result {
@@ -204,16 +206,16 @@ fn consume(args: &ConsumeArgs) -> Result<u8> {
             payload: message.payload(),
         };
         if args.json {
-            writeln!(out, "{}", record_json(&record))?;
+            closed_stdout::written(writeln!(out, "{}", record_json(&record)))?;
         } else {
-            write!(out, "{}", record_text(&record))?;
+            closed_stdout::written(write!(out, "{}", record_text(&record)))?;
         }
         printed += 1;
         if args.max.is_some_and(|max| printed >= max) {
             break;
         }
     }
-    out.flush()?;
+    closed_stdout::written(out.flush())?;
     Ok(0)
 }
 

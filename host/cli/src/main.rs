@@ -16,6 +16,7 @@
 //! - `produce`: `wactor produce`.
 //! - `consume`: `wactor consume`.
 //! - `invoke`: `wactor invoke`.
+//! - `closed_stdout`: a closed stdout ends the process quietly.
 //! - `admin`: the admin verbs (`deploy`, `actors`, `dlq`, ...), clients of
 //!   a host's admin API.
 
@@ -23,6 +24,7 @@ mod actor_dir;
 mod admin;
 mod broker;
 mod build_actor;
+mod closed_stdout;
 mod config;
 mod consume;
 mod dev;
@@ -139,6 +141,10 @@ async fn serve(args: ServeArgs) -> Result<u8> {
 }
 
 fn main() -> ExitCode {
+    // First, so that every print of every verb is covered: a closed stdout
+    // ends the process quietly (see `closed_stdout` for why not SIGPIPE's
+    // default action).
+    closed_stdout::install();
     let cli = Cli::parse();
     init_tracing(default_filter(&cli.command));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
