@@ -106,6 +106,9 @@ fn default_filter(command: &Command) -> &'static str {
         Command::Dev(_) => concat!(
             "warn,wactor=info,wactor_kafka=warn,wactor_registry=warn,",
             "wactor_kafka::changelog=error,wactor_kafka::registry_log=error,",
+            // The `handle` span (actor, version, topic, partition, offset,
+            // key, attempt) that each call line is printed in.
+            "wactor_kafka::call=info,",
             "wactor::actor=debug,wactor::events=debug,wactor::dev=info"
         ),
         Command::Serve(_) => "info",
