@@ -453,3 +453,51 @@ async fn on_the_mock_cluster_a_cancelled_booking_is_reversed_once_through_a_503(
     assert_eq!(server.requests().len(), 2, "no second reversal");
     consumer.stop().await;
 }
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn assert_passes(mut command: Command, what: &str) {
+    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| {
+        panic!("cannot run {what}: {e}");
+    });
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The Python and JavaScript SDKs' own unit tests (CPython's unittest and
+/// Node's test runner, on their fake hosts) run with the workspace's.
+#[test]
+fn the_python_and_js_sdks_pass_their_unit_tests() {
+    let mut python = Command::new("python3");
+    python
+        .args(["-m", "unittest", "discover", "-s", "tests"])
+        .current_dir(repo().join("sdk-python"));
+    assert_passes(python, "the Python SDK's tests");
+    let mut node = Command::new("node");
+    node.args(["--import", "./testing/register.mjs", "--test", "test/"])
+        .current_dir(repo().join("sdk-js"));
+    assert_passes(node, "the JS SDK's tests");
+}
+
+/// `wactor test` runs each Python and JavaScript example's unit tests with
+/// the SDK this wactor carries.
+#[test]
+fn wactor_test_passes_on_each_python_and_js_example() {
+    for example in [
+        "echo-py",
+        "payment-reversal-py",
+        "echo-js",
+        "payment-reversal-js",
+    ] {
+        let mut command = Command::new(wactor_bin());
+        command.arg("test").arg(repo().join("examples").join(example));
+        assert_passes(command, &format!("wactor test examples/{example}"));
+    }
+}
