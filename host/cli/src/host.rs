@@ -165,6 +165,7 @@ impl Host {
     /// drain bound, offsets are committed), flushes the producer and the
     /// store.
     pub async fn stop(self) -> Result<()> {
+        begin_shutdown();
         let _ = self.api_stop.send(());
         self.registry.leave_cluster_view().await;
         self.registry.shutdown().await;
@@ -383,6 +384,35 @@ pub fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found.manifests)
 }
 
+/// Set once the host begins to shut down (a signal came, or
+/// [`Host::stop`] began): from then on librdkafka's own warnings and errors
+/// are not shown ([`quieted_while_stopping`]).
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn begin_shutdown() {
+    SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether a log event is one of librdkafka's warnings or errors emitted
+/// while the host shuts down, which the log does not show.
+///
+/// A clean shutdown closes Kafka clients whose broker connections go down
+/// on the way: the registry log and dead-letter readers (stopped by a flag
+/// their threads see within a poll), the producer, and under `wactor dev`
+/// every client whose in-process broker stops with the process. librdkafka
+/// reports each lost connection at ERROR, twice: its log line (`FAIL ...
+/// Connect to ... failed: Connection refused`, target `librdkafka`) and
+/// its error callback (`Global error: AllBrokersDown` /
+/// `BrokerTransportFailure`, target `rdkafka::client`, rdkafka's default
+/// client context). Those say nothing about the shutdown, which wactor's
+/// own lines report (a commit or flush that fails is logged by wactor).
+/// librdkafka's lines below WARN stay as the log filter says.
+pub fn quieted_while_stopping(metadata: &tracing::Metadata<'_>) -> bool {
+    SHUTTING_DOWN.load(std::sync::atomic::Ordering::Relaxed)
+        && matches!(metadata.target(), "librdkafka" | "rdkafka::client")
+        && *metadata.level() <= tracing::Level::WARN
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     ShutdownSignal::install().recv().await;
@@ -441,5 +471,6 @@ impl ShutdownSignal {
                 std::future::pending::<()>().await;
             }
         }
+        begin_shutdown();
     }
 }

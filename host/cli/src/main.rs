@@ -117,16 +117,23 @@ fn default_filter(command: &Command) -> &'static str {
 }
 
 fn init_tracing(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+
     let filter = EnvFilter::try_from_env("WACTOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("WACTOR_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // librdkafka's complaints about brokers going away while the host shuts
+    // down are not shown (`host::quieted_while_stopping`).
+    let quiet = tracing_subscriber::filter::filter_fn(|m| !host::quieted_while_stopping(m));
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        registry.with(layer.json().with_filter(quiet)).init();
     } else {
-        builder.init();
+        registry.with(layer.with_filter(quiet)).init();
     }
 }
 

@@ -251,6 +251,12 @@ fn dev_runs_the_actor_of_its_own_directory_and_stops_quietly_on_ctrl_c() {
         .expect("a HANDLED column");
     assert_eq!(row[column], "3", "{table}");
 
+    let stderr = dev.stderr.clone();
     let status = dev.stop("INT");
-    assert_eq!(status.code(), Some(0));
+    let log = std::fs::read_to_string(stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The in-process broker stops with dev: librdkafka's complaints about
+    // it are not shown, nor any other ERROR.
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "ERROR lines:\n{}", errors.join("\n"));
 }
