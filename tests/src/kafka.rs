@@ -60,6 +60,8 @@ impl Kafka {
         settings.drain_timeout = Duration::from_secs(5);
         settings.changelog_partitions = 4;
         settings.manage_topics = false;
+        // The mock cluster never answers DescribeConfigs.
+        settings.describe_configs = false;
         settings
             .consumer
             .insert("session.timeout.ms".into(), "6000".into());

@@ -497,7 +497,9 @@ fn wactor_test_passes_on_each_python_and_js_example() {
         "payment-reversal-js",
     ] {
         let mut command = Command::new(wactor_bin());
-        command.arg("test").arg(repo().join("examples").join(example));
+        command
+            .arg("test")
+            .arg(repo().join("examples").join(example));
         assert_passes(command, &format!("wactor test examples/{example}"));
     }
 }

@@ -137,10 +137,12 @@ pub async fn run(args: DevArgs) -> Result<u8> {
 
     let cluster = DevCluster::start(1).context("cannot start the in-process Kafka broker")?;
     let brokers = cluster.bootstrap_servers();
-    for (_, manifest) in &parsed {
-        for topic in &manifest.topics {
-            cluster.create_topic(topic, args.partitions)?;
-        }
+    // Several actors may read one topic (echo in three languages): create
+    // each once.
+    let topics: std::collections::BTreeSet<&String> =
+        parsed.iter().flat_map(|(_, m)| &m.topics).collect();
+    for topic in topics {
+        cluster.create_topic(topic, args.partitions)?;
     }
 
     let wallet = if args.wallet_port == 0 {
@@ -178,6 +180,9 @@ pub async fn run(args: DevArgs) -> Result<u8> {
     // only the newest 5 MB of a partition, less than one Python or
     // JavaScript component (13 to 19 MB) in the registry log's chunks.
     kafka.shared_registry = false;
+    // The mock broker has no DescribeConfigs: each topic check would wait
+    // for its timeout (2 s, twice per actor) before saying nothing.
+    kafka.describe_configs = false;
     // The mock broker answers a fetch only when fetch.wait.max.ms runs out
     // (librdkafka's default 500 ms): each event would wait up to half a
     // second to reach its actor.
@@ -287,6 +292,9 @@ async fn send_samples(kafka: &KafkaSettings, parsed: &[(PathBuf, ActorManifest)]
     let Ok(producer) = Producer::new(kafka) else {
         return;
     };
+    // Actors that share a topic and a sample (echo in three languages) send
+    // it once: each of them sees it.
+    let mut sent: std::collections::BTreeSet<(String, String)> = Default::default();
     for (path, manifest) in parsed {
         let sample = path.with_file_name("event.json");
         let Ok(text) = std::fs::read_to_string(&sample) else {
@@ -302,6 +310,13 @@ async fn send_samples(kafka: &KafkaSettings, parsed: &[(PathBuf, ActorManifest)]
         let Some(topic) = manifest.topics.first() else {
             continue;
         };
+        if !sent.insert((topic.clone(), text.trim().to_string())) {
+            println!(
+                "the sample event of {} is already on {topic}",
+                manifest.name
+            );
+            continue;
+        }
         let record = OutRecord {
             topic: topic.clone(),
             partition: None,

@@ -223,7 +223,8 @@ fn names(topics: &[TopicSpec]) -> String {
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The `cleanup.policy` of `topic` as the brokers report it (DescribeConfigs),
-/// or `None` when they report no value for it (or an empty one). Waits at most
+/// or `None` when they report no value for it (or an empty one), or when
+/// `settings.describe_configs` is off. Waits at most
 /// [`DESCRIBE_TIMEOUT`] (this runs at every actor start).
 ///
 /// # Errors
@@ -231,6 +232,9 @@ pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// for the topic in time (librdkafka's mock cluster has no DescribeConfigs
 /// and never answers).
 pub async fn cleanup_policy(settings: &KafkaSettings, topic: &str) -> Result<Option<String>> {
+    if !settings.describe_configs {
+        return Ok(None);
+    }
     let admin: AdminClient<DefaultClientContext> = settings.admin_config().create()?;
     let options = AdminOptions::new().request_timeout(Some(DESCRIBE_TIMEOUT));
     let resources = [ResourceSpecifier::Topic(topic)];

@@ -109,6 +109,13 @@ pub struct KafkaSettings {
     /// keeps the dead letters of the partitions it handled.
     #[serde(default = "default_true")]
     pub shared_dead_letters: bool,
+    /// Whether the brokers answer DescribeConfigs, which the checks of
+    /// compacted topics' `cleanup.policy` use; default true. Not a key of
+    /// the host config: `wactor dev` and the tests turn it off for
+    /// librdkafka's mock cluster, which never answers, so that each check
+    /// does not wait [`crate::admin::DESCRIBE_TIMEOUT`] for nothing.
+    #[serde(skip, default = "default_true")]
+    pub describe_configs: bool,
 }
 
 /// Default [`KafkaSettings::registry_topic`]: `wactor.registry`.
@@ -164,6 +171,7 @@ impl KafkaSettings {
             shared_registry: true,
             registry_topic: default_registry_topic(),
             shared_dead_letters: true,
+            describe_configs: true,
         }
     }
 
