@@ -12,18 +12,28 @@
 //! [`Outcome::Retry`](crate::Outcome::Retry) with the host's reason, as it
 //! does a refused emit.
 //!
+//! `?` works on every call here inside [`Actor::handle`](crate::Actor::handle):
+//!
 //! ```no_run
-//! use wactor_sdk::{state, Handled, Outcome};
-//! # fn demo() -> Handled {
-//! if state::get("seen:42").is_none() {
-//!     state::set("seen:42", b"1")?;
+//! use wactor_sdk::{state, Actor, Event, Handled, Outcome};
+//!
+//! struct Tally;
+//!
+//! impl Actor for Tally {
+//!     fn handle(event: Event) -> Handled {
+//!         let seen = format!("seen:{}", event.offset);
+//!         if state::get(&seen).is_some() {
+//!             return Ok(Outcome::Done);
+//!         }
+//!         state::set(&seen, b"1")?; // Rejected => retry
+//!         // StateError: a value that does not decode or a refused write => retry
+//!         let mut totals: Vec<u64> = state::get_json("totals")?.unwrap_or_default();
+//!         totals.push(event.payload().len() as u64);
+//!         state::set_json("totals", &totals)?;
+//!         state::delete("draft")?; // Rejected => retry
+//!         Ok(Outcome::Done)
+//!     }
 //! }
-//! let mut totals: Vec<u64> = state::get_json("totals")?.unwrap_or_default();
-//! totals.push(3);
-//! state::set_json("totals", &totals)?;
-//! state::delete("seen:41")?;
-//! # Ok(Outcome::Done)
-//! # }
 //! ```
 
 use std::fmt;
