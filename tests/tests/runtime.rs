@@ -10,7 +10,7 @@ use wactor_runtime::{
     ActorSettings, CacheOutcome, CallResult, Event, InstanceMode, Invocation, Limits, LoadedActor,
     Outcome, Runtime, RuntimeError, RuntimeSettings, StateWrite, TrapKind,
 };
-use wactor_tests::{guest_bytes, MapState, Reply, TestServer};
+use wactor_tests::{guest_bytes, MapState};
 
 /// One runtime for the tests that do not look at the cache.
 fn runtime() -> &'static Runtime {
@@ -204,129 +204,6 @@ async fn search_indexer_declares_a_malformed_payload_dead() {
         }
         assert!(inv.effects.is_empty());
     }
-}
-
-fn payment_settings(server: &TestServer, allow: bool) -> ActorSettings {
-    let mut settings = with_config(
-        settings("payment-reversal", InstanceMode::Fresh),
-        &[("wallet_url", &server.url()), ("timeout_ms", "3000")],
-    );
-    if allow {
-        settings.allowed_hosts = vec![server.host_port()].into();
-    }
-    settings
-}
-
-fn booking_event() -> Event {
-    event("bookings", "B-1001", &sample_payload("payment-reversal"))
-}
-
-#[tokio::test]
-async fn payment_reversal_reverses_once_and_a_redelivery_does_nothing() {
-    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    server.reply(Reply::status(200).body(r#"{"status":"reversed"}"#));
-    let actor = load("payment-reversal", payment_settings(&server, true));
-    let state = MapState::new();
-
-    let first = run(&actor, &booking_event(), &state).await;
-    assert_done(&first);
-    let requests = server.requests();
-    assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].method, "POST");
-    assert_eq!(requests[0].path, "/reservations/R-555/reverse");
-    assert_eq!(requests[0].header("idempotency-key"), Some("B-1001"));
-    assert_eq!(json(&requests[0].body)["amount"]["value"], 25000);
-    assert_eq!(first.effects.emits.len(), 1);
-    assert_eq!(first.effects.emits[0].topic, "wallet.reversal.completed");
-    assert_eq!(
-        json(first.effects.emits[0].payload_bytes())["booking_id"],
-        "B-1001"
-    );
-    assert!(
-        state.get_text("reversed:B-1001").is_some(),
-        "{:?}",
-        state.snapshot()
-    );
-
-    let second = run(&actor, &booking_event(), &state).await;
-    assert_done(&second);
-    assert!(second.effects.is_empty());
-    assert_eq!(
-        server.requests().len(),
-        1,
-        "the redelivery must not call the wallet"
-    );
-}
-
-#[tokio::test]
-async fn payment_reversal_retries_on_503_with_the_wallets_retry_after() {
-    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    server.reply(Reply::status(503).header("Retry-After", "7"));
-    let actor = load("payment-reversal", payment_settings(&server, true));
-    let state = MapState::new();
-    let inv = run(&actor, &booking_event(), &state).await;
-    assert_eq!(
-        inv.result,
-        CallResult::Returned(Outcome::Retry {
-            reason: "wallet answered 503".into(),
-            delay: Some(Duration::from_secs(7)),
-        })
-    );
-    assert!(inv.effects.is_empty());
-    assert!(
-        state.snapshot().is_empty(),
-        "no marker after a failed reversal"
-    );
-}
-
-#[tokio::test]
-async fn payment_reversal_declares_a_404_dead() {
-    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    server.reply(Reply::status(404).body("no such reservation"));
-    let actor = load("payment-reversal", payment_settings(&server, true));
-    let inv = actor.invoke(&booking_event(), MapState::new()).await;
-    assert_eq!(
-        inv.result,
-        CallResult::Returned(Outcome::Dead {
-            reason: "wallet refused the reversal with 404: no such reservation".into()
-        })
-    );
-}
-
-#[tokio::test]
-async fn payment_reversal_declares_a_malformed_payload_dead_without_calling_the_wallet() {
-    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    let actor = load("payment-reversal", payment_settings(&server, true));
-    let inv = actor
-        .invoke(
-            &event(
-                "bookings",
-                "B-1",
-                r#"{"type":"booking.cancelled","booking_id":"B-1"}"#,
-            ),
-            MapState::new(),
-        )
-        .await;
-    assert!(
-        matches!(&inv.result, CallResult::Returned(Outcome::Dead { reason }) if reason.contains("missing field")),
-        "{:?}",
-        inv.result
-    );
-    assert!(server.requests().is_empty());
-}
-
-#[tokio::test]
-async fn outbound_http_to_a_host_not_on_the_allow_list_is_denied() {
-    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    let actor = load("payment-reversal", payment_settings(&server, false));
-    let inv = actor.invoke(&booking_event(), MapState::new()).await;
-    match &inv.result {
-        CallResult::Returned(Outcome::Retry { reason, .. }) => {
-            assert!(reason.contains("denied"), "{reason}")
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(server.requests().is_empty(), "no connection may be made");
 }
 
 #[tokio::test]

@@ -115,7 +115,11 @@ pub fn run(args: NewArgs) -> Result<u8> {
     let template = TEMPLATES
         .get_dir(args.lang.dir())
         .with_context(|| format!("this wactor has no {} template", args.lang.dir()))?;
-    let written = write_template(template, Path::new(args.lang.dir()), &dir, &values)?;
+    let written =
+        crate::sdk_files::write_tree(template, &dir, &|bytes| match std::str::from_utf8(bytes) {
+            Ok(text) => render(text, &values).into_bytes(),
+            Err(_) => bytes.to_vec(),
+        })?;
 
     println!(
         "Created {} ({}, {} files) in {}.\n",
@@ -203,36 +207,6 @@ pub fn rust_sdk_dependency(explicit: Option<&Path>) -> Result<String> {
 
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
-}
-
-/// Writes every file of `template` under `to`, placeholders replaced;
-/// returns how many files it wrote.
-fn write_template(
-    template: &Dir<'_>,
-    root: &Path,
-    to: &Path,
-    values: &[(&str, &str)],
-) -> Result<usize> {
-    let mut written = 0;
-    for file in template.files() {
-        let relative = file.path().strip_prefix(root).unwrap_or(file.path());
-        let target = to.join(relative);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        let contents = match file.contents_utf8() {
-            Some(text) => render(text, values).into_bytes(),
-            None => file.contents().to_vec(),
-        };
-        std::fs::write(&target, contents)
-            .with_context(|| format!("cannot write {}", target.display()))?;
-        written += 1;
-    }
-    for dir in template.dirs() {
-        written += write_template(dir, root, to, values)?;
-    }
-    Ok(written)
 }
 
 fn render(text: &str, values: &[(&str, &str)]) -> String {

@@ -76,10 +76,29 @@ fn replace_tree(tree: &Dir<'_>, to: &Path) -> Result<()> {
         std::fs::remove_dir_all(to).with_context(|| format!("cannot clear {}", to.display()))?;
     }
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    copy_tree(tree, tree.path(), to)
+    write_tree(tree, to, &|bytes| bytes.to_vec()).map(|_| ())
 }
 
-fn copy_tree(tree: &Dir<'_>, root: &Path, to: &Path) -> Result<()> {
+/// Writes every file of the embedded `tree` under `to` (paths relative to
+/// the tree's own directory), each file's bytes passed through `transform`,
+/// leaving out cache and install directories (`__pycache__`,
+/// `node_modules`, `.wactor`); returns how many files it wrote. Also what
+/// `wactor new` writes its templates with.
+pub fn write_tree(
+    tree: &Dir<'_>,
+    to: &Path,
+    transform: &dyn Fn(&[u8]) -> Vec<u8>,
+) -> Result<usize> {
+    write_below(tree, tree.path(), to, transform)
+}
+
+fn write_below(
+    tree: &Dir<'_>,
+    root: &Path,
+    to: &Path,
+    transform: &dyn Fn(&[u8]) -> Vec<u8>,
+) -> Result<usize> {
+    let mut written = 0;
     for file in tree.files() {
         let relative = file.path().strip_prefix(root).unwrap_or(file.path());
         let target = to.join(relative);
@@ -87,8 +106,9 @@ fn copy_tree(tree: &Dir<'_>, root: &Path, to: &Path) -> Result<()> {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        std::fs::write(&target, file.contents())
+        std::fs::write(&target, transform(file.contents()))
             .with_context(|| format!("cannot write {}", target.display()))?;
+        written += 1;
     }
     for dir in tree.dirs() {
         let skipped = dir
@@ -96,10 +116,10 @@ fn copy_tree(tree: &Dir<'_>, root: &Path, to: &Path) -> Result<()> {
             .file_name()
             .is_some_and(|name| SKIPPED.iter().any(|s| name == *s));
         if !skipped {
-            copy_tree(dir, root, to)?;
+            written += write_below(dir, root, to, transform)?;
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 #[cfg(test)]
