@@ -332,6 +332,33 @@ fn check_version(tool: &Path, wanted: &str) {
     }
 }
 
+/// Whether a source file under `dir` was modified after `time`: every file
+/// but built components (`*.wasm`) and generated or installed trees
+/// (`.wactor`, `target`, `node_modules`, `__pycache__`, dot-directories).
+/// Unreadable entries count as not newer.
+pub fn sources_newer_than(dir: &Path, time: std::time::SystemTime) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        if path.is_dir() {
+            let generated = name.starts_with('.')
+                || ["target", "node_modules", "__pycache__"].contains(&name.as_ref());
+            !generated && sources_newer_than(&path, time)
+        } else {
+            !name.ends_with(".wasm")
+                && !name.ends_with(".partial")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified > time)
+        }
+    })
+}
+
 /// `<dir>/.<file name>.<pid>.partial` beside `component`.
 fn partial_path(component: &Path) -> Result<PathBuf> {
     let name = component
@@ -368,6 +395,29 @@ not json
             Some(PathBuf::from("/t/wasm32-wasip2/release/fraud_flagger.wasm"))
         );
         assert_eq!(wasm_artifact("{\"reason\":\"build-finished\"}"), None);
+    }
+
+    #[test]
+    fn only_source_files_make_a_component_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/actor.js"), "").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let built = std::time::SystemTime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!sources_newer_than(dir.path(), built));
+        for generated in [".wactor/sdk/x.js", "node_modules/a/b.js", "target/x.rs"] {
+            let path = dir.path().join(generated);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+        std::fs::write(dir.path().join("x.wasm"), "").unwrap();
+        assert!(
+            !sources_newer_than(dir.path(), built),
+            "generated files are not sources"
+        );
+        std::fs::write(dir.path().join("src/actor.js"), "// edited").unwrap();
+        assert!(sources_newer_than(dir.path(), built));
     }
 
     #[test]

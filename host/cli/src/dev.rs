@@ -266,18 +266,26 @@ pub async fn run(args: DevArgs) -> Result<u8> {
 }
 
 /// Builds the component of a manifest with `wactor build`'s tool chain
-/// (Rust, Python or JavaScript, from its `language`), if the component
-/// file is missing.
+/// (Rust, Python or JavaScript, from its `language`) when the component
+/// file is missing or older than a file of the actor's directory (so that
+/// `wactor dev --actors .` after an edit runs the edit).
 fn ensure_built(manifest_path: &Path, manifest: &ActorManifest) -> Result<()> {
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
     let Some(component) = manifest.component_path(dir) else {
         bail!("{} does not name a `component`", manifest_path.display());
     };
-    if component.exists() {
-        return Ok(());
-    }
+    let built_at = std::fs::metadata(&component)
+        .and_then(|m| m.modified())
+        .ok();
+    let why = match built_at {
+        None => "not built yet",
+        Some(built_at) if crate::build_actor::sources_newer_than(dir, built_at) => {
+            "its sources changed since it was built"
+        }
+        Some(_) => return Ok(()),
+    };
     println!(
-        "building {} ({}, first run only)...",
+        "building {} ({}): {why}...",
         manifest.name, manifest.language
     );
     let actor = crate::actor_dir::ActorDir::open(manifest_path)?;
