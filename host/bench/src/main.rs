@@ -7,6 +7,7 @@
 //! cargo run --release -p wactor-bench -- runtime [--iterations N] [--json out.json]
 //! cargo run --release -p wactor-bench -- kafka [throughput|overhead|ordering|swap|all]
 //! cargo run --release -p wactor-bench -- neighbours [--events N] [--quick]
+//! cargo run --release -p wactor-bench -- languages [--iterations N] [--loads N]
 //! ```
 //!
 //! # Layout
@@ -17,6 +18,9 @@
 //!   event, key vs partition ordering, hot swap and rollback.
 //! - `neighbours`: a well-behaved actor's throughput alone and beside
 //!   hostile actors on the same host (issue 9).
+//! - `languages`: the echo actor in Rust, Python and JavaScript: size,
+//!   load with and without the artifact cache, first event, per-event cost,
+//!   resident memory of an idle instance.
 //! - `stats`: samples → median / p99, machine description, JSON output.
 //!
 //! # Adding a benchmark suite
@@ -28,6 +32,7 @@
 //! description are shared.
 
 mod kafka;
+mod languages;
 mod neighbours;
 mod runtime;
 mod stats;
@@ -60,6 +65,10 @@ enum Command {
     /// A well-behaved actor's throughput alone and beside hostile actors
     /// (loop, memory hog, recursion, traps, limit floods) on the same host.
     Neighbours(neighbours::NeighboursArgs),
+    /// The echo actor in Rust, Python and JavaScript: component size, load
+    /// with and without the artifact cache, first event, per-event cost
+    /// (warm and fresh), resident memory of an idle warm instance.
+    Languages(languages::LanguagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,9 +86,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // The runtime suite measures one call at a time on one thread; the
     // Kafka suite runs a host, which wants every core.
     let tokio = match cli.command {
-        Command::Runtime(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        Command::Runtime(_) | Command::Languages(_) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
         Command::Kafka(_) | Command::Neighbours(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
@@ -92,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Runtime(args) => runtime::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
             Command::Neighbours(args) => neighbours::run(args).await,
+            Command::Languages(args) => languages::run(args).await,
         }
     })?;
     if let Some(path) = cli.json {
