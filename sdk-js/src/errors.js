@@ -103,17 +103,41 @@ export class StateError extends WactorError {
 }
 
 /**
+ * The reason of a request to `host` (host:port) that the allow-list refused.
+ * @param {string} host
+ * @returns {string}
+ */
+export function deniedReason(host) {
+  return `HTTP request to ${host} denied: the host is not in the actor's allowed_hosts (actor.toml) or --allow-host (wactor invoke)`;
+}
+
+/**
  * No HTTP response arrived. kind: 'invalid-url', 'invalid-request',
  * 'denied' (the host is not on the actor's allow-list), 'timeout',
  * 'transport' (connection refused, reset...), or 'decode' (Response.json()
  * on a body that is not JSON). Outcome: retry. Status codes are not errors.
+ * A denial from `http.request` names the host:port and the fix: "HTTP
+ * request to 127.0.0.1:7781 denied: the host is not in the actor's
+ * allowed_hosts (actor.toml) or --allow-host (wactor invoke)" (`host` is
+ * set); without a host the message is "HTTP request denied by the host:
+ * <detail>".
  */
 export class HttpError extends WactorError {
   /**
    * @param {'invalid-url' | 'invalid-request' | 'denied' | 'timeout' | 'transport' | 'decode'} kind
    * @param {string} detail
+   * @param {{ host?: string }} [options] host: the host:port a denied request was for
    */
-  constructor(kind, detail) {
+  constructor(kind, detail, options = {}) {
+    if (kind === 'denied' && options.host !== undefined) {
+      super(deniedReason(options.host));
+      this.name = 'HttpError';
+      this.kind = kind;
+      this.detail = detail;
+      /** @type {string | undefined} */
+      this.host = options.host;
+      return;
+    }
     const prefix = {
       'invalid-url': 'invalid URL',
       'invalid-request': 'invalid HTTP request',
@@ -125,5 +149,7 @@ export class HttpError extends WactorError {
     super(`${prefix}: ${detail}`);
     this.name = 'HttpError';
     this.kind = kind;
+    this.detail = detail;
+    this.host = undefined;
   }
 }

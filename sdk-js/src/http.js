@@ -312,8 +312,39 @@ function readBody(response, timer) {
  *   Escaping the handler, it makes the call retry.
  */
 function request(init) {
-  const method = String(init.method ?? 'GET');
   const url = parseUrl(String(init.url));
+  try {
+    return send(init, url);
+  } catch (err) {
+    if (err instanceof HttpError && err.kind === 'denied' && err.host === undefined) {
+      // The allow-list refused it: say which host:port and how to allow it.
+      throw new HttpError('denied', err.detail, { host: hostPort(url) });
+    }
+    throw err;
+  }
+}
+
+/**
+ * The authority with the port the request connects to, as the host's
+ * allow-list matches it: the URL's, else 443 for https and 80 for http.
+ * @param {{ scheme: { tag: string }, authority: string }} url
+ * @returns {string}
+ */
+export function hostPort(url) {
+  const { authority } = url;
+  const end = authority.lastIndexOf(']'); // an IPv6 literal: [::1]:8080
+  if (authority.slice(end + 1).includes(':')) return authority;
+  return `${authority}:${url.scheme.tag === 'HTTPS' ? 443 : 80}`;
+}
+
+/**
+ * `request` once the URL is parsed.
+ * @param {RequestInit} init
+ * @param {ReturnType<typeof parseUrl>} url
+ * @returns {Response}
+ */
+function send(init, url) {
+  const method = String(init.method ?? 'GET');
   const timer = new Timer(init.timeoutMs ?? DEFAULT_TIMEOUT_MS);
 
   const headerList = toWitHeaders(init.headers).map(({ name, value }) => [name, value ?? new Uint8Array(0)]);

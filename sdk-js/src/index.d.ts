@@ -52,7 +52,13 @@ export class StateError extends WactorError {
   key: string;
 }
 export type HttpErrorKind = 'invalid-url' | 'invalid-request' | 'denied' | 'timeout' | 'transport' | 'decode';
-export class HttpError extends WactorError { constructor(kind: HttpErrorKind, detail: string); kind: HttpErrorKind }
+export class HttpError extends WactorError {
+  constructor(kind: HttpErrorKind, detail: string, options?: { host?: string });
+  kind: HttpErrorKind;
+  detail: string;
+  /** For a denied request made by http.request: the host:port the allow-list refused. */
+  host: string | undefined;
+}
 
 export type HeaderValue = string | Uint8Array | null | undefined;
 export type HeadersInit =

@@ -4,26 +4,46 @@
 import { hostLog } from './host.js';
 
 /**
+ * One argument as text; never throws (a value whose every reading throws,
+ * such as a hostile Proxy, is `[unprintable <type>]`).
+ * @param {unknown} arg
+ * @returns {string}
+ */
+function formatOne(arg) {
+  try {
+    if (typeof arg === 'string') return arg;
+    if (arg instanceof Error) return arg.stack ? `${arg.name}: ${arg.message}\n${arg.stack}` : `${arg.name}: ${arg.message}`;
+    if (typeof arg === 'bigint') return arg.toString();
+    if (typeof arg === 'symbol') return arg.toString();
+    if (arg === undefined || typeof arg === 'function') return String(arg);
+    if (arg instanceof Uint8Array) return `Uint8Array(${arg.length})`;
+    try {
+      const json = JSON.stringify(arg, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+      if (json !== undefined) return json;
+    } catch {
+      // not JSON: its string form below
+    }
+    return String(arg);
+  } catch {
+    let type = 'value';
+    try {
+      type = typeof arg;
+    } catch {
+      // keep 'value'
+    }
+    return `[unprintable ${type}]`;
+  }
+}
+
+/**
  * Formats log arguments like console.log: strings as they are, Errors by
  * their stack (or message), BigInts as digits, other values as JSON.
+ * Never throws.
  * @param {unknown[]} args
  * @returns {string}
  */
 export function format(args) {
-  return args
-    .map((arg) => {
-      if (typeof arg === 'string') return arg;
-      if (arg instanceof Error) return arg.stack ? `${arg.name}: ${arg.message}\n${arg.stack}` : `${arg.name}: ${arg.message}`;
-      if (typeof arg === 'bigint') return arg.toString();
-      if (arg === undefined || typeof arg === 'function' || typeof arg === 'symbol') return String(arg);
-      if (arg instanceof Uint8Array) return `Uint8Array(${arg.length})`;
-      try {
-        return JSON.stringify(arg, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? String(arg);
-      } catch {
-        return String(arg);
-      }
-    })
-    .join(' ');
+  return args.map(formatOne).join(' ');
 }
 
 /** @param {'trace' | 'debug' | 'info' | 'warn' | 'error'} level */

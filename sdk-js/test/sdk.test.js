@@ -71,7 +71,7 @@ test('http: JSON body, headers, any status is a response; no answer is denied', 
     http.get('http://svc.test/');
   }), {}, { http: [{ status: 503, headers: { 'Retry-After': '7' }, body: { busy: true } }] });
   assert.equal(r.outcome, 'retry');
-  assert.equal(r.reason, 'HTTP request denied by the host: HTTP-request-denied');
+  assert.equal(r.reason, "HTTP request to svc.test:80 denied: the host is not in the actor's allowed_hosts (actor.toml) or --allow-host (wactor invoke)");
   assert.equal(r.requests[0].url, 'http://svc.test/x?y=1');
   assert.equal(r.requests[0].headers['x-a'], 'b');
   assert.equal(r.requests[0].headers['content-type'], 'application/json');

@@ -32,7 +32,7 @@ from wit_world.imports import wactor_actor_types as _types
 from wit_world.imports import wasi_http_types as _http
 
 from ._host import HostRefused
-from .errors import HttpDenied, HttpError, HttpInvalidRequest, HttpInvalidUrl, HttpTimeout, HttpTransport
+from .errors import HttpDenied, HttpError, host_port, HttpInvalidRequest, HttpInvalidUrl, HttpTimeout, HttpTransport
 from .event import Event
 from .http import Request, Response
 from .outcome import Dead, Done, Outcome, Retry
@@ -114,8 +114,14 @@ class WasiHost:
         return list(_config.get_all())
 
     def http_send(self, request: Request) -> Response:
-        with monotonic_clock.subscribe_duration(request.timeout_ms * 1_000_000) as timer:
-            return _exchange(request, _Deadline(timer, request.timeout_ms))
+        try:
+            with monotonic_clock.subscribe_duration(request.timeout_ms * 1_000_000) as timer:
+                return _exchange(request, _Deadline(timer, request.timeout_ms))
+        except HttpDenied as err:
+            if err.host is not None:
+                raise
+            # The allow-list refused it: say which host:port and how to allow it.
+            raise HttpDenied(err.detail, host=host_port(request.scheme, request.authority)) from None
 
 
 # --- HTTP -------------------------------------------------------------------

@@ -21,12 +21,21 @@ The function gets an ``Event`` and ends the call by
 - letting an SDK error escape: ``err.outcome()`` (``wactor.errors``: bad
   JSON and missing config are ``Dead``; refused emits and state writes and
   HTTP failures are ``Retry``);
-- letting any other exception escape: ``Retry("<Type>: <message>")`` (one
-  line) and the traceback logged at ERROR, instead of a trap. A trap (the
-  deadline, the memory limit) still ends the call as the host sees fit.
+- letting any other exception escape (any ``BaseException``:
+  ``SystemExit``, ``KeyboardInterrupt`` and custom ones too):
+  ``Retry("<Type>: <message>")`` (one line) and the traceback logged at
+  ERROR, instead of a trap. A trap (the deadline, the memory limit) still
+  ends the call as the host sees fit.
 
 Returning anything else is a bug in the actor: ``Retry`` with a reason that
 says so, and an ERROR log line.
+
+The wrapper is total: whatever the handler raises or returns, reading it
+cannot raise out of the export (which would trap). An exception whose
+``__str__`` (or ``__repr__``, or whose traceback formatting) raises gives
+``Retry("<Type> (its message could not be read)")``; an SDK error whose
+``outcome()`` fails is treated like any other exception; an outcome whose
+fields are not a str reason and an int delay is a ``Retry`` that says so.
 """
 
 from __future__ import annotations
@@ -38,44 +47,122 @@ from typing import Any, Callable, Optional
 from . import log
 from .errors import WactorError
 from .event import Event
-from .outcome import Done, Outcome, Retry
+from .outcome import Dead, Done, Outcome, Retry
 
-__all__ = ["actor", "run_handler", "handler_of"]
+__all__ = ["actor", "run_handler", "handler_of", "checked", "UNREADABLE"]
 
 Handler = Callable[[Event], Optional[Outcome]]
 
 
+#: The reason when nothing at all can be read from what was raised.
+UNREADABLE = "unhandled exception (its message could not be read)"
+
+
+def _type_name(value: Any) -> str:
+    try:
+        name = type(value).__name__
+        if isinstance(name, str) and name:
+            return str.__str__(name)
+    except BaseException:  # a metaclass with a hostile __name__
+        pass
+    return "exception"
+
+
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    name = type(err).__name__
+    """``<Type>: <message>`` on one line; never raises (``<Type> (its
+    message could not be read)`` when ``str(err)`` fails)."""
+    name = _type_name(err)
+    try:
+        text = str(err)
+        text = " ".join(str.split(str.__str__(text)))
+    except BaseException:
+        return f"{name} (its message could not be read)"
     return f"{name}: {text}" if text else name
+
+
+def _traceback_text(err: BaseException) -> str:
+    """The formatted traceback, or as much of it as can be read."""
+    try:
+        return "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip()
+    except BaseException:
+        pass
+    try:
+        return "".join(traceback.format_tb(err.__traceback__)).rstrip() + f"\n{_one_line(err)}"
+    except BaseException:
+        return _one_line(err)
 
 
 def _log_quietly(level: str, message: str) -> None:
     try:
         log.log(level, message)
-    except Exception:  # no host to log to: the outcome still carries the reason
+    except BaseException:  # no host to log to: the outcome still carries the reason
         pass
+
+
+def _unhandled(err: BaseException) -> Outcome:
+    """The outcome of an exception that is not an outcome or an SDK error:
+    ``Retry`` with its one line, the traceback logged. Never raises."""
+    try:
+        _log_quietly("error", f"unhandled exception in handle: {_traceback_text(err)}")
+        return Retry(_one_line(err))
+    except BaseException:
+        return Retry(UNREADABLE)
+
+
+def checked(outcome: Any) -> Outcome:
+    """``outcome`` if it is a ``Done``/``Retry``/``Dead`` whose reason is a
+    str and delay an int in range (what the host can be given without a
+    trap); anything else, or anything unreadable, becomes a ``Retry`` that
+    says so. Never raises."""
+    try:
+        if isinstance(outcome, Done):
+            return outcome
+        if isinstance(outcome, Retry):
+            reason, delay = outcome.reason, outcome.delay_ms
+            if isinstance(reason, str) and (
+                delay is None or (isinstance(delay, int) and not isinstance(delay, bool) and 0 <= delay < 2**64)
+            ):
+                return outcome
+            return Retry(f"the handler's {_type_name(outcome)} has a reason that is not str or a delay that is not an int of milliseconds")
+        if isinstance(outcome, Dead):
+            if isinstance(outcome.reason, str):
+                return outcome
+            return Retry(f"the handler's {_type_name(outcome)} has a reason that is not str")
+        return Retry(f"the handler ended with {_type_name(outcome)}, not an outcome")
+    except BaseException:
+        return Retry("the handler ended with an outcome that could not be read")
 
 
 def run_handler(handler: Handler, event: Event) -> Outcome:
     """Calls ``handler(event)`` and returns the outcome it ends with, by the
-    rules of this module's docstring. Never raises (except
-    ``KeyboardInterrupt``/``GeneratorExit``)."""
+    rules of this module's docstring. Never raises, whatever the handler
+    raises or returns."""
+    try:
+        return checked(_run(handler, event))
+    except BaseException:  # pragma: no cover - _run and checked do not raise
+        return Retry(UNREADABLE)
+
+
+def _run(handler: Handler, event: Event) -> Outcome:
     try:
         result = handler(event)
     except Outcome as outcome:
         return outcome
     except WactorError as err:
-        return err.outcome()
-    except (Exception, SystemExit) as err:
-        _log_quietly("error", f"unhandled exception in handle: {''.join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip()}")
-        return Retry(_one_line(err))
-    if result is None:
-        return Done()
-    if isinstance(result, Outcome):
-        return result
-    reason = f"handle returned {type(result).__name__}, not an outcome (Done(), Retry(...) or Dead(...))"
+        try:
+            return err.outcome()
+        except BaseException:
+            return _unhandled(err)
+    except BaseException as err:  # noqa: B036 - any exception, SystemExit and KeyboardInterrupt too
+        return _unhandled(err)
+    try:
+        if result is None:
+            return Done()
+        if isinstance(result, Outcome):
+            return result
+        reason = f"handle returned {_type_name(result)}, not an outcome (Done(), Retry(...) or Dead(...))"
+    except BaseException:
+        reason = "handle returned a value that could not be read, not an outcome (Done(), Retry(...) or Dead(...))"
     _log_quietly("error", reason)
     return Retry(reason)
 
@@ -99,7 +186,11 @@ def actor(handle: Handler) -> Handler:
         def handle(self, event: Any) -> Any:
             from . import _wasi
 
-            return _wasi.outcome_to_wit(run_handler(handler, _wasi.event_from_wit(event)))
+            try:
+                outcome = run_handler(handler, _wasi.event_from_wit(event))
+                return _wasi.outcome_to_wit(outcome)
+            except BaseException:  # never a trap: run_handler does not raise, this is the last guard
+                return _wasi.outcome_to_wit(Retry(UNREADABLE))
 
     module = sys.modules.get(getattr(handle, "__module__", None) or "")
     if module is not None:

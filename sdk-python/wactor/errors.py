@@ -26,6 +26,8 @@ Any other exception that escapes ``handle`` ends the call with
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .outcome import Dead, Outcome, Retry
 
 __all__ = [
@@ -158,9 +160,43 @@ class HttpError(WactorError):
 class HttpDenied(HttpError):
     """The host refused to send the request (``HTTP-request-denied``): the
     destination is not on the actor's allow-list (manifest ``allowed_hosts``,
-    ``wactor invoke --allow-host``)."""
+    ``wactor invoke --allow-host``).
+
+    With ``host`` (``host:port``, as the allow-list matches it; the real
+    host always gives it) the reason names it and the fix: ``HTTP request
+    to 127.0.0.1:7781 denied: the host is not in the actor's allowed_hosts
+    (actor.toml) or --allow-host (wactor invoke)``; ``err.host`` is it.
+    Without (``HttpDenied("ErrorCode::HttpRequestDenied")``, as tests
+    script it): ``HTTP request denied by the host: <detail>``."""
 
     prefix = "HTTP request denied by the host"
+
+    def __init__(self, detail: str, host: Optional[str] = None) -> None:
+        self.host = host
+        if host is None:
+            super().__init__(detail)
+            return
+        self.detail = detail
+        WactorError.__init__(self, denied_reason(host))
+
+
+def denied_reason(host: str) -> str:
+    """The reason of a request to ``host`` (``host:port``) that the
+    allow-list refused."""
+    return (
+        f"HTTP request to {host} denied: the host is not in the actor's allowed_hosts "
+        "(actor.toml) or --allow-host (wactor invoke)"
+    )
+
+
+def host_port(scheme: str, authority: str) -> str:
+    """``authority`` with the port the request connects to, as the host's
+    allow-list matches it: the URL's, else 443 for ``https`` and 80 for
+    ``http``."""
+    end = authority.rfind("]")  # an IPv6 literal: [::1]:8080
+    if ":" in authority[end + 1:]:
+        return authority
+    return f"{authority}:{443 if scheme.lower() == 'https' else 80}"
 
 
 class HttpTimeout(HttpError):

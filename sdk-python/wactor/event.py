@@ -12,6 +12,7 @@ import base64
 import json as _json
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Type, TypeVar, Union, overload
 
+from . import _jsonlimit
 from ._decode import DecodeError, decode
 from .errors import PayloadError
 
@@ -171,11 +172,14 @@ class Event:
         A tombstone or empty value has no JSON to decode. Every failure
         raises ``PayloadError`` with a reason starting ``malformed JSON
         payload:`` (e.g. ``malformed JSON payload: missing field
-        `customer_id```), which ends the call ``Dead``.
+        `customer_id```), which ends the call ``Dead``. That includes a
+        document nested deeper than 512 arrays/objects (``malformed JSON
+        payload: nested deeper than 512``), refused before parsing: parsing
+        it would exhaust the component's stack, a trap.
         """
         text = self.payload_str()
         try:
-            value = _json.loads(text)
+            value = _jsonlimit.loads(text)
         except ValueError as err:
             raise PayloadError(f"malformed JSON payload: {err}") from None
         if into is None:

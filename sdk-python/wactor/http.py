@@ -32,7 +32,7 @@ from __future__ import annotations
 import json as _json
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
-from . import _host
+from . import _host, _jsonlimit
 from .errors import (
     HttpDenied,
     HttpError,
@@ -145,7 +145,7 @@ class Request:
 
     def json(self) -> Any:
         """The body decoded as JSON (for tests)."""
-        return _json.loads(self.body)
+        return _jsonlimit.loads(self.body)
 
     def __repr__(self) -> str:
         return f"Request({self.method} {self.url}, headers={self.headers!r}, body={self.body!r})"
@@ -203,8 +203,11 @@ class Response:
 
     def json(self) -> Any:
         """The body decoded as JSON; raises ``ValueError`` when it is not
-        (not an SDK error: an uncaught one is a ``Retry``; decide yourself)."""
-        return _json.loads(self.body)
+        (not an SDK error: an uncaught one is a ``Retry``; decide yourself),
+        also when it nests arrays/objects deeper than 512 (``ValueError:
+        nested deeper than 512``; not parsed, since that would exhaust the
+        component's stack, a trap)."""
+        return _jsonlimit.loads(self.body)
 
     def __repr__(self) -> str:
         return f"Response(status={self.status}, headers={self.headers!r}, body={self.body!r})"

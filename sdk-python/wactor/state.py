@@ -25,7 +25,7 @@ from __future__ import annotations
 import json as _json
 from typing import Any, Optional
 
-from . import _host
+from . import _host, _jsonlimit
 from .errors import StateDecodeError, StateEncodeError, StateError, StateRejected
 from .event import Bytesish, _to_bytes
 
@@ -68,12 +68,14 @@ def delete(key: str) -> None:
 def get_json(key: str, default: Any = None) -> Any:
     """The value under ``key`` decoded from JSON, or ``default`` when the
     key is not set. Raises ``StateDecodeError`` (outcome ``Retry``) when the
-    stored bytes are not JSON."""
+    stored bytes are not JSON, or JSON nested deeper than 512 arrays/objects
+    (``state <key> does not decode: nested deeper than 512``: not parsed,
+    since that would exhaust the component's stack, a trap)."""
     data = get(key)
     if data is None:
         return default
     try:
-        return _json.loads(data)
+        return _jsonlimit.loads(data)
     except ValueError as err:
         raise StateDecodeError(key, str(err)) from None
 
