@@ -112,7 +112,10 @@ class ReversalTest(unittest.TestCase):
         result = testing.run(app, EVENT, config=CONFIG, allow_hosts=["wallet.internal"])
         self.assertEqual(
             result.outcome,
-            Retry("wallet unreachable: HTTP request denied by the host: ErrorCode::HttpRequestDenied"),
+            Retry(
+                "wallet unreachable: HTTP request to 127.0.0.1:7781 denied: the host is not in "
+                "the actor's allowed_hosts (actor.toml) or --allow-host (wactor invoke)"
+            ),
         )
         self.assertEqual(result.requests, [])
 

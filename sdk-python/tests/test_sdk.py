@@ -179,7 +179,13 @@ class OutcomeMappingTest(unittest.TestCase):
         outcome = run(lambda e: http.get("http://x/"), http=[HttpTimeout("ErrorCode::ConnectionTimeout")]).outcome
         self.assertEqual(outcome, Retry("HTTP request timed out: ErrorCode::ConnectionTimeout"))
         outcome = run(lambda e: http.get("http://x/"), allow_hosts=["y"]).outcome
-        self.assertEqual(outcome, Retry("HTTP request denied by the host: ErrorCode::HttpRequestDenied"))
+        self.assertEqual(
+            outcome,
+            Retry(
+                "HTTP request to x:80 denied: the host is not in the actor's allowed_hosts "
+                "(actor.toml) or --allow-host (wactor invoke)"
+            ),
+        )
         self.assertEqual(run(lambda e: http.get("x")).outcome, Retry("invalid URL: x: no scheme (expected http:// or https://)"))
 
     def test_any_other_exception_retries_with_one_line_and_logs_the_traceback(self):

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from . import _host
 from .actor import handler_of, run_handler
 from .emit import Record
-from .errors import HttpDenied, HttpError, HttpTransport
+from .errors import HttpDenied, HttpError, HttpTransport, host_port
 from .event import Event
 from .http import Request, Response
 from .outcome import Outcome
@@ -168,7 +168,11 @@ class FakeHost:
 
     def http_send(self, request: Request) -> Response:
         if self.allow_hosts is not None and not _host_allowed(request.authority, request.scheme, self.allow_hosts):
-            raise HttpDenied("ErrorCode::HttpRequestDenied")
+            # As the real host says it: naming the destination and the fix.
+            raise HttpDenied(
+                "ErrorCode::HttpRequestDenied",
+                host=host_port(request.scheme, request.authority),
+            )
         self.requests.append(request)
         if not self.replies:
             self.unscripted += 1

@@ -219,7 +219,11 @@ impl Request {
         let _ = options.set_first_byte_timeout(Some(nanos));
         let _ = options.set_between_bytes_timeout(Some(nanos));
 
-        let future = outgoing_handler::handle(request, Some(options)).map_err(Error::from_code)?;
+        let host = url.host_port();
+        let named = |err: Error| err.naming_host(&host);
+        let future = outgoing_handler::handle(request, Some(options))
+            .map_err(Error::from_code)
+            .map_err(named)?;
 
         // A failed body write is not an error by itself: a server may answer
         // without waiting for the end of the body (and the host may close
@@ -227,7 +231,7 @@ impl Request {
         // Without a response, the request's own error (connection refused,
         // timeout...) says more than the broken body stream.
         let _body_written = write_body(body, &self.body, &timer);
-        let response = wait_response(&future, &timer)?;
+        let response = wait_response(&future, &timer).map_err(named)?;
         let status = response.status();
         let headers = {
             let fields = response.headers();
@@ -302,7 +306,8 @@ pub enum Error {
     /// not encode).
     InvalidRequest(String),
     /// The host refused to send the request (`HTTP-request-denied`): the
-    /// destination is not on the actor's allow-list.
+    /// destination (`host:port`, as the allow-list matches it) is not on the
+    /// actor's allow-list.
     Denied(String),
     /// The exchange did not finish within the request's timeout, or the
     /// host reported a connect/read/response timeout.
@@ -327,6 +332,14 @@ impl Error {
         }
     }
 
+    /// A denial names the destination it was for (`host:port`).
+    fn naming_host(self, host: &str) -> Self {
+        match self {
+            Error::Denied(_) => Error::Denied(host.to_string()),
+            other => other,
+        }
+    }
+
     fn from_stream(err: StreamError, what: &str) -> Self {
         match err {
             StreamError::Closed => Error::Transport(format!("stream closed while {what}")),
@@ -345,7 +358,11 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidUrl(detail) => write!(f, "invalid URL: {detail}"),
             Error::InvalidRequest(detail) => write!(f, "invalid HTTP request: {detail}"),
-            Error::Denied(detail) => write!(f, "HTTP request denied by the host: {detail}"),
+            Error::Denied(host) => write!(
+                f,
+                "HTTP request to {host} denied: the host is not in the actor's allowed_hosts \
+                 (actor.toml) or --allow-host (wactor invoke)"
+            ),
             Error::Timeout(detail) => write!(f, "HTTP request timed out: {detail}"),
             Error::Transport(detail) => write!(f, "HTTP request failed: {detail}"),
         }
@@ -532,6 +549,25 @@ impl Url {
             path_with_query,
         })
     }
+
+    /// `host:port` as the host's allow-list matches it: the URL's port,
+    /// else 80 for `http` and 443 for `https`.
+    fn host_port(&self) -> String {
+        let has_port = match self.authority.rfind(']') {
+            // [v6] or [v6]:port
+            Some(close) => self.authority[close..].contains(':'),
+            None => self.authority.contains(':'),
+        };
+        if has_port {
+            self.authority.clone()
+        } else {
+            let port = match self.scheme {
+                Scheme::Https => 443,
+                _ => 80,
+            };
+            format!("{}:{port}", self.authority)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -583,6 +619,28 @@ mod tests {
                 "{url} should be invalid"
             );
         }
+    }
+
+    #[test]
+    fn a_denial_names_the_destination_as_the_allow_list_sees_it() {
+        let host = |url: &str| Url::parse(url).map(|u| u.host_port()).ok();
+        assert_eq!(host("http://wallet:8080/x").as_deref(), Some("wallet:8080"));
+        assert_eq!(
+            host("https://example.com/").as_deref(),
+            Some("example.com:443")
+        );
+        assert_eq!(
+            host("http://example.com").as_deref(),
+            Some("example.com:80")
+        );
+        assert_eq!(host("http://[::1]/").as_deref(), Some("[::1]:80"));
+        assert_eq!(host("http://[::1]:81/").as_deref(), Some("[::1]:81"));
+        let text = Error::Denied("wallet:8080".into()).to_string();
+        assert!(
+            text.starts_with("HTTP request to wallet:8080 denied"),
+            "{text}"
+        );
+        assert!(text.contains("allowed_hosts"), "{text}");
     }
 
     #[test]

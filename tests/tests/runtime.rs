@@ -207,6 +207,21 @@ async fn search_indexer_declares_a_malformed_payload_dead() {
 }
 
 #[tokio::test]
+async fn an_actor_that_exits_is_a_trap_that_says_so() {
+    let actor = load("fixture-trap", settings("trap", InstanceMode::Warm));
+    let inv = actor
+        .invoke(&event("t", "k", "exit"), MapState::new())
+        .await;
+    match &inv.result {
+        CallResult::Trapped(trap) => assert!(
+            trap.message.contains("the actor exited (status 1)"),
+            "{trap:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_panic_is_a_trap_carrying_the_panic_message() {
     let actor = load("fixture-trap", settings("trap", InstanceMode::Warm));
     let inv = actor.invoke(&event("t", "k", ""), MapState::new()).await;

@@ -48,11 +48,14 @@ impl ActorDir {
         };
         let manifest = ActorManifest::load(&manifest_path)
             .with_context(|| format!("in {}", manifest_path.display()))?;
+        // Absolute, so that tools run with the actor's directory as their
+        // working directory read the same paths.
+        let manifest_path = std::path::absolute(&manifest_path)
+            .with_context(|| format!("cannot resolve {}", manifest_path.display()))?;
         let dir = manifest_path
             .parent()
-            .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+            .unwrap_or_else(|| PathBuf::from("/"));
         Ok(ActorDir {
             dir,
             manifest_path,
@@ -71,6 +74,31 @@ impl ActorDir {
                 self.manifest.name.replace('-', "_")
             ),
         }
+    }
+
+    /// Where `wactor build` may write the component: the manifest's
+    /// `component`, which must be a relative path inside the actor's
+    /// directory (no `..`) ending in `.wasm`, so that a manifest cannot make
+    /// a build overwrite another file.
+    pub fn build_output(&self) -> Result<PathBuf> {
+        let named = self.manifest.component.clone().unwrap_or_default();
+        let inside = named.is_relative()
+            && named.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if !inside || !actor_dir_is_wasm(&named) {
+            bail!(
+                "{}: `wactor build` writes only a `component` inside the actor's directory \
+                 ending in .wasm (e.g. \"{}.wasm\"), not {:?}; use --out to write elsewhere",
+                self.manifest_path.display(),
+                self.manifest.name.replace('-', "_"),
+                named.display().to_string()
+            );
+        }
+        self.component_path()
     }
 
     /// The component file, which must exist (else: "run `wactor build`").
@@ -97,6 +125,10 @@ impl ActorDir {
 /// Whether `path` names a component file rather than an actor directory or
 /// a manifest: a `.wasm` file name.
 pub fn is_component_file(path: &Path) -> bool {
+    actor_dir_is_wasm(path)
+}
+
+fn actor_dir_is_wasm(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "wasm")
 }
 
@@ -140,6 +172,40 @@ mod tests {
         assert!(actor.sample_event().is_none());
         std::fs::write(dir.path().join(EVENT_FILE), "{}").unwrap();
         assert_eq!(actor.sample_event(), Some(dir.path().join(EVENT_FILE)));
+    }
+
+    #[test]
+    fn a_build_writes_only_a_wasm_file_inside_the_actor_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for (component, ok) in [
+            ("x.wasm", true),
+            ("out/x.wasm", true),
+            ("../victim/important.txt", false),
+            ("../x.wasm", false),
+            ("/etc/x.wasm", false),
+            ("x.txt", false),
+        ] {
+            std::fs::write(
+                dir.path().join(MANIFEST_FILE),
+                format!("name = \"x\"\ncomponent = \"{component}\"\ntopics = [\"t\"]\n"),
+            )
+            .unwrap();
+            let actor = ActorDir::open(dir.path()).unwrap();
+            assert_eq!(actor.build_output().is_ok(), ok, "{component}");
+        }
+    }
+
+    #[test]
+    fn a_relative_directory_is_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "name = \"x\"\ncomponent = \"x.wasm\"\ntopics = [\"t\"]\n",
+        )
+        .unwrap();
+        let actor = ActorDir::open(dir.path()).unwrap();
+        assert!(actor.dir.is_absolute());
+        assert!(actor.component_path().unwrap().is_absolute());
     }
 
     #[test]

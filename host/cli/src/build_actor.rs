@@ -6,7 +6,7 @@
 //! |----------|---------------------------------------------------|-----------|
 //! | rust     | `cargo` (PATH)                                    | `cargo build --release --target wasm32-wasip2`, then the cdylib's `.wasm` is copied to `component` |
 //! | python   | `componentize-py` ($WACTOR_COMPONENTIZE_PY, DIR/.venv/bin, PATH) | `componentize-py -d .wactor/wit -w actor componentize app -p . -p .wactor/sdk/python -o COMPONENT` |
-//! | js       | `componentize-js` and `esbuild` ($WACTOR_COMPONENTIZE_JS / $WACTOR_ESBUILD, node_modules/.bin in DIR or a parent, PATH) | esbuild bundles the entry module with `@wactor/sdk` from `.wactor/sdk/js`, then `componentize-js --wit .wactor/wit --world-name actor -o COMPONENT` |
+//! | js       | `componentize-js` and `esbuild` ($WACTOR_COMPONENTIZE_JS / $WACTOR_ESBUILD, node_modules/.bin in DIR or a parent up to the repository's root, PATH) | esbuild bundles the entry module with `@wactor/sdk` from `.wactor/sdk/js`, then `componentize-js --wit .wactor/wit --world-name actor -o COMPONENT` |
 //!
 //! The WIT contract and the Python/JS SDK sources come from this binary
 //! (`sdk_files`). Pinned tool versions are [`COMPONENTIZE_PY_VERSION`] and
@@ -81,8 +81,9 @@ pub fn run(args: BuildArgs) -> Result<u8> {
 pub fn build(actor: &ActorDir, out: Option<PathBuf>) -> Result<PathBuf> {
     let component = match out {
         Some(out) => out,
-        None => actor.component_path()?,
+        None => actor.build_output()?,
     };
+    check_language(actor)?;
     // Built beside the target and renamed over it: a host or a test reading
     // the component never sees half of one.
     let partial = partial_path(&component)?;
@@ -287,7 +288,8 @@ fn js_entry(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Finds a tool: `$env_var`, then `extra` directories of `dir`, then (if
-/// `node_modules`) `node_modules/.bin` in `dir` or any parent, then PATH.
+/// `node_modules`) `node_modules/.bin` in `dir` or a parent up to the
+/// repository's root (the nearest directory holding `.git`), then PATH.
 fn find_tool(
     name: &str,
     env_var: &str,
@@ -305,11 +307,22 @@ fn find_tool(
         }
     }
     if node_modules {
+        // `node_modules/.bin` of the actor's directory and of its parents up
+        // to the repository's root (the nearest holding `.git`), never above:
+        // a tool someone planted in a shared parent such as /tmp is not run.
         let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let root = start
+            .ancestors()
+            .find(|a| a.join(".git").exists())
+            .unwrap_or(&start)
+            .to_path_buf();
         for ancestor in start.ancestors() {
             let path = ancestor.join("node_modules").join(".bin").join(name);
             if path.is_file() {
                 return Some(path);
+            }
+            if ancestor == root {
+                break;
             }
         }
     }
@@ -329,6 +342,48 @@ fn check_version(tool: &Path, wanted: &str) {
             tool.display(),
             env!("CARGO_PKG_VERSION")
         );
+    }
+}
+
+/// Refuses a build whose `language` does not match the files in the
+/// actor's directory, naming the language the files suggest (a Python actor
+/// with no `language` otherwise fails in cargo with a message about Rust).
+fn check_language(actor: &ActorDir) -> Result<()> {
+    let has = |name: &str| actor.dir.join(name).is_file();
+    let (needs, found) = match actor.manifest.language {
+        Language::Rust => ("Cargo.toml", has("Cargo.toml")),
+        Language::Python => ("app.py", has("app.py")),
+        Language::Js => (
+            "package.json or an entry module",
+            js_entry(&actor.dir).is_ok(),
+        ),
+    };
+    if found {
+        return Ok(());
+    }
+    let suggestion = if has("app.py") {
+        Some("python")
+    } else if has("package.json") || has("actor.js") || has("index.js") {
+        Some("js")
+    } else if has("Cargo.toml") {
+        Some("rust")
+    } else {
+        None
+    };
+    let language = actor.manifest.language;
+    match suggestion {
+        Some(other) => bail!(
+            "{} says language = \"{language}\"{}, but {} has no {needs}; its files look like \
+             {other}: set language = \"{other}\"",
+            actor.manifest_path.display(),
+            if language.is_rust() { " (the default)" } else { "" },
+            actor.dir.display()
+        ),
+        None => bail!(
+            "{} has no {needs}, which a {language} actor needs (`wactor new NAME --lang {language}` \
+             shows the layout)",
+            actor.dir.display()
+        ),
     }
 }
 

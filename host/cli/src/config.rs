@@ -120,6 +120,11 @@ pub struct RuntimeConfig {
     /// Largest component accepted; default `"64MiB"`.
     #[serde(default = "default_max_component")]
     pub max_component: ByteSize,
+    /// Directory of compiled components (the artifact cache); default
+    /// `<data_dir>/artifacts`. It must be the host's own: owned by its user
+    /// and not writable by group or others, or the host refuses to start.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 fn default_pool_instances() -> u32 {
@@ -140,6 +145,7 @@ impl Default for RuntimeConfig {
             pool_instances: default_pool_instances(),
             max_memory: default_max_memory(),
             max_component: default_max_component(),
+            cache_dir: None,
         }
     }
 }
@@ -159,6 +165,11 @@ impl HostConfig {
         if let Some(dir) = &config.actors_dir {
             if dir.is_relative() {
                 config.actors_dir = Some(base.join(dir));
+            }
+        }
+        if let Some(dir) = &config.runtime.cache_dir {
+            if dir.is_relative() {
+                config.runtime.cache_dir = Some(base.join(dir));
             }
         }
         config.validate()?;

@@ -27,26 +27,73 @@ const DEFAULT_ACTORS: &str = "examples";
 /// `fetch.wait.max.ms` of `wactor dev`'s consumers.
 const DEV_FETCH_WAIT_MS: &str = "20";
 
-/// Empties `wactor dev`'s data directory (every run starts from nothing)
-/// but for its compiled components (`artifacts/`): a Python or JavaScript
-/// component takes seconds to compile, a cached one milliseconds to load.
+/// The file that marks a directory as `wactor dev`'s data directory.
+const DATA_DIR_MARKER: &str = ".wactor-dev-data";
+
+/// Empties `wactor dev`'s data directory: every run starts from nothing.
+/// Only a directory that `wactor dev` made (it holds [`DATA_DIR_MARKER`])
+/// or an empty one is cleared; anything else (`--data-dir .` in a project,
+/// a symbolic link to elsewhere) is refused, with nothing removed.
 fn clear_data_dir(dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
-        if entry.file_name() == "artifacts" {
-            continue;
+    // A relative data directory (the default, `.wactor/dev`) stays inside
+    // the directory it was named from: no symbolic link on the way.
+    if dir.is_relative() {
+        let mut walked = PathBuf::new();
+        for part in dir.components() {
+            walked.push(part);
+            if std::fs::symlink_metadata(&walked).is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!(
+                    "--data-dir {}: {} is a symbolic link; wactor dev clears its data \
+                     directory, so it must be a real directory",
+                    dir.display(),
+                    walked.display()
+                );
+            }
         }
-        let path = entry.path();
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.with_context(|| format!("cannot clear {}", path.display()))?;
     }
+    if let Ok(meta) = std::fs::symlink_metadata(dir) {
+        if !meta.is_dir() {
+            bail!(
+                "--data-dir {} is not a directory (a symbolic link or a file): \
+                 choose a new or empty directory",
+                dir.display()
+            );
+        }
+        let entries: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot read {}", dir.display()))?;
+        // Earlier versions wrote no marker: a directory holding only what
+        // they wrote (`store`, `artifacts`) is theirs.
+        let ours = dir.join(DATA_DIR_MARKER).is_file()
+            || entries.iter().all(|e| {
+                let name = e.file_name();
+                name == "store" || name == "artifacts" || name == DATA_DIR_MARKER
+            });
+        if !ours {
+            bail!(
+                "--data-dir {} holds files that wactor dev did not write: it clears its data \
+                 directory at every start, so choose a new or empty directory",
+                dir.display()
+            );
+        }
+        for entry in entries {
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let removed = if kind.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.with_context(|| format!("cannot clear {}", path.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let marker = dir.join(DATA_DIR_MARKER);
+    std::fs::write(&marker, "wactor dev clears this directory at every start\n")
+        .with_context(|| format!("cannot write {}", marker.display()))?;
     Ok(())
 }
 
@@ -197,7 +244,13 @@ pub async fn run(args: DevArgs) -> Result<u8> {
             listen: args.api,
             ..ApiConfig::default()
         },
-        runtime: RuntimeConfig::default(),
+        runtime: RuntimeConfig {
+            // The user's own cache, shared with `wactor invoke`, never one
+            // inside the project: an artifact is native code, and whoever
+            // wrote the project could have written one.
+            cache_dir: crate::invoke::default_cache_dir(),
+            ..RuntimeConfig::default()
+        },
     };
     config.validate()?;
     let host = Host::start(&config).await?;
@@ -239,12 +292,13 @@ pub async fn run(args: DevArgs) -> Result<u8> {
         println!("{line}");
     }
     println!();
-    if let Some((_, first)) = parsed.first() {
+    if let Some((first_path, first)) = parsed.first() {
         let topic = first.topics.first().cloned().unwrap_or_default();
+        let (key, payload) = sample_for_banner(first_path);
         println!("From another terminal (every wactor command reads these):");
         println!("  export WACTOR_BROKERS={brokers}");
         println!("  export WACTOR_API=http://{}", host.api_addr);
-        println!("  wactor produce --topic {topic} --key k1 '{{\"hello\":\"world\"}}'");
+        println!("  wactor produce --topic {topic} --key {key} '{payload}'");
         println!("  wactor consume {topic} --from-beginning");
         println!("  wactor actors");
         println!("  wactor dlq list");
@@ -292,6 +346,32 @@ fn ensure_built(manifest_path: &Path, manifest: &ActorManifest) -> Result<()> {
     crate::build_actor::build(&actor, None)
         .with_context(|| format!("cannot build {}", manifest.name))?;
     Ok(())
+}
+
+/// The key and payload of the actor's sample event (`event.json`) as shell
+/// words for the banner's `wactor produce` line, when they are short
+/// single-quote-safe text; else a generic example.
+fn sample_for_banner(manifest_path: &Path) -> (String, String) {
+    let fallback = ("k1".to_string(), r#"{"hello":"world"}"#.to_string());
+    let Ok(text) = std::fs::read_to_string(manifest_path.with_file_name("event.json")) else {
+        return fallback;
+    };
+    let Ok(event) = wactor_runtime::event_file::parse(&text) else {
+        return fallback;
+    };
+    let word = |bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| !t.is_empty() && t.len() <= 200)
+            .filter(|t| !t.contains(['\'', '\n', '\r']))
+            .map(str::to_string)
+    };
+    let key = event.key.as_deref().and_then(word);
+    let payload = event.payload.as_deref().and_then(word);
+    match (key, payload) {
+        (Some(key), Some(payload)) if !key.contains(char::is_whitespace) => (key, payload),
+        _ => fallback,
+    }
 }
 
 /// Sends each actor's sample event (`event.json` beside its manifest), so

@@ -51,7 +51,13 @@ impl Host {
                 max_memory_bytes: config.runtime.max_memory.0,
                 ..EngineSettings::default()
             },
-            cache_dir: Some(config.data_dir.join("artifacts")),
+            cache_dir: Some(
+                config
+                    .runtime
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("artifacts")),
+            ),
             max_component_bytes: usize::try_from(config.runtime.max_component.0)
                 .unwrap_or(usize::MAX),
         })

@@ -46,7 +46,7 @@ Examples:
       --state-dir ./.wactor-state
 
 Exit status: 0 done, 10 retry, 11 dead, 12 trap, 1 the actor could not be loaded
-or the event file is invalid.")]
+or the event file is invalid, 2 the arguments are invalid.")]
 pub struct InvokeArgs {
     /// The actor: a component (.wasm built for wasm32-wasip2), an actor
     /// directory or its actor.toml. Default: the current directory.
@@ -86,11 +86,11 @@ pub struct InvokeArgs {
     pub allow_hosts: Vec<String>,
     /// Call deadline in milliseconds (default: the manifest's
     /// `limits.call_timeout`, else 10000).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: Option<u64>,
     /// Memory limit of the instance in MiB (default: the manifest's
     /// `limits.memory`, else 64).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub memory_mib: Option<u64>,
     /// Directory of compiled components (default: $WACTOR_CACHE_DIR, else
     /// $XDG_CACHE_HOME/wactor/artifacts, else ~/.cache/wactor/artifacts).
@@ -147,7 +147,21 @@ fn plan(args: &InvokeArgs) -> Result<Plan> {
         Some(ActorDir::open(&target)?)
     };
     let component = match &actor {
-        Some(actor) => actor.existing_component()?,
+        Some(actor) => {
+            let component = actor.existing_component()?;
+            let built_at = std::fs::metadata(&component)
+                .and_then(|m| m.modified())
+                .ok();
+            if built_at.is_some_and(|t| crate::build_actor::sources_newer_than(&actor.dir, t)) {
+                eprintln!(
+                    "warning: files in {} changed after {} was built: this runs the old \
+                     build (`wactor build` first)",
+                    actor.dir.display(),
+                    component.display()
+                );
+            }
+            component
+        }
         None => target.clone(),
     };
     let name = match (&args.actor, &actor) {
@@ -264,12 +278,14 @@ pub async fn run(args: InvokeArgs) -> Result<u8> {
         cache_dir,
         ..RuntimeSettings::default()
     };
-    let runtime = match Runtime::new(runtime_settings.clone()) {
-        Ok(runtime) => runtime,
-        // An unwritable cache directory must not stop the inner loop.
+    let (runtime, cached) = match Runtime::new(runtime_settings.clone()) {
+        Ok(runtime) => (runtime, runtime_settings.cache_dir.is_some()),
+        // An unusable cache directory must not stop the inner loop.
         Err(err) if runtime_settings.cache_dir.is_some() => {
-            tracing::warn!("artifact cache unusable ({err:#}); compiling without it");
-            Runtime::new(RuntimeSettings::default()).context("cannot start the runtime")?
+            eprintln!("warning: {err:#}; compiling without the artifact cache");
+            let runtime =
+                Runtime::new(RuntimeSettings::default()).context("cannot start the runtime")?;
+            (runtime, false)
         }
         Err(err) => return Err(err).context("cannot start the runtime"),
     };
@@ -282,7 +298,7 @@ pub async fn run(args: InvokeArgs) -> Result<u8> {
             "compiled {} in {:.1} s{}",
             component.display(),
             started.elapsed().as_secs_f64(),
-            if runtime_settings.cache_dir.is_some() {
+            if cached {
                 " (cached: the next run loads it at once)"
             } else {
                 ""

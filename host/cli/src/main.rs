@@ -112,6 +112,9 @@ fn default_filter(command: &Command) -> &'static str {
             "wactor::actor=debug,wactor::events=debug,wactor::dev=info"
         ),
         Command::Serve(_) => "info",
+        // librdkafka retries an absent broker many times a second, each
+        // logged; these commands report the failure once themselves.
+        Command::Produce(_) | Command::Consume(_) => "warn,rdkafka::client=off,librdkafka=off",
         _ => "warn",
     }
 }

@@ -82,11 +82,17 @@ pub struct NewArgs {
 /// Runs `wactor new`; returns the exit code.
 pub fn run(args: NewArgs) -> Result<u8> {
     check_name(&args.name)?;
-    wactor_manifest::validate_topic("--topic", &args.topic)?;
+    check_topic(&args.topic)?;
     let dir = args
         .dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{} exists and is not a directory: choose another name or --dir",
+            dir.display()
+        );
+    }
     if dir.exists() {
         let empty = dir.is_dir()
             && std::fs::read_dir(&dir)
@@ -151,7 +157,6 @@ fn tool_hint(lang: Lang) -> Option<&'static str> {
 
 /// Names that make a valid actor name, Rust crate name and directory.
 fn check_name(name: &str) -> Result<()> {
-    wactor_manifest::validate_name(name)?;
     let starts_with_letter = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
     let allowed = name
         .chars()
@@ -161,6 +166,17 @@ fn check_name(name: &str) -> Result<()> {
             "{name:?} cannot name a new actor: use lower-case letters, digits and `-`, \
              starting with a letter (e.g. fraud-flagger)"
         );
+    }
+    wactor_manifest::validate_name(name)?;
+    Ok(())
+}
+
+/// A topic the new actor can read and whose `.out` it can emit to.
+fn check_topic(topic: &str) -> Result<()> {
+    wactor_manifest::validate_topic("--topic", topic)?;
+    let out = format!("{topic}.out");
+    if let Err(reason) = wactor_runtime::check_emit_topic(&out) {
+        bail!("--topic {topic:?}: the new actor emits to {out:?}, which actors may not: {reason}");
     }
     Ok(())
 }
@@ -230,6 +246,23 @@ mod tests {
         for good in ["fraud-flagger", "a", "x9"] {
             check_name(good).unwrap();
         }
+    }
+
+    #[test]
+    fn a_topic_whose_out_topic_is_reserved_is_refused() {
+        for bad in [
+            "__consumer_offsets",
+            "wactor.registry",
+            "orders.dlq.x",
+            "x.state",
+        ] {
+            let out_reserved = wactor_runtime::check_emit_topic(&format!("{bad}.out")).is_err();
+            assert_eq!(check_topic(bad).is_err(), out_reserved, "{bad}");
+        }
+        assert!(check_topic("__consumer_offsets").is_err());
+        check_topic("payments").unwrap();
+        let err = check_name("My_Actor").unwrap_err().to_string();
+        assert!(err.contains("lower-case letters, digits and `-`"), "{err}");
     }
 
     #[test]

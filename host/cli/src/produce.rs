@@ -82,6 +82,13 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 pub async fn run(args: ProduceArgs) -> Result<u8> {
     let mut settings = KafkaSettings::new(&args.brokers);
     settings.client.extend(args.client.iter().cloned());
+    // librdkafka's default is 5 minutes of retrying a broker that is not
+    // there; a command waits [`DELIVERY_TIMEOUT_MS`] unless told otherwise.
+    if !settings.client.contains_key("message.timeout.ms") {
+        settings
+            .producer
+            .insert("message.timeout.ms".into(), DELIVERY_TIMEOUT_MS.into());
+    }
     settings.validate()?;
     let producer = Producer::new(&settings)?;
     let headers: Vec<(String, Option<Vec<u8>>)> = args
@@ -165,8 +172,20 @@ pub async fn run(args: ProduceArgs) -> Result<u8> {
             took.as_secs_f64() * 1000.0
         ),
     }
+    if failed > 0 {
+        eprintln!(
+            "hint: is a broker listening at {}? (`wactor dev` prints its broker's address at \
+             every start; `export WACTOR_BROKERS=...` again after a restart)",
+            args.brokers
+        );
+    }
     Ok(if failed == 0 { 0 } else { 1 })
 }
+
+/// How long `wactor produce` waits for each record's acknowledgement
+/// (`message.timeout.ms`, unless `-X message.timeout.ms=...` is given):
+/// 30 s.
+const DELIVERY_TIMEOUT_MS: &str = "30000";
 
 #[cfg(test)]
 mod tests {

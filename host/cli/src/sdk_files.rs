@@ -50,6 +50,12 @@ pub enum SdkLang {
 /// replacing what an earlier build left there.
 pub fn write(actor_dir: &Path, lang: SdkLang) -> Result<Generated> {
     let root = actor_dir.join(GENERATED_DIR);
+    // What is removed and rewritten must be inside the actor's directory:
+    // `.wactor` or a directory in it that is a symbolic link is refused.
+    refuse_links(&root)?;
+    for sub in ["wit", "sdk", "build", "sdk/python", "sdk/js"] {
+        refuse_links(&root.join(sub))?;
+    }
     let wit = root.join("wit");
     replace_tree(&WIT, &wit)?;
     let sdk = match lang {
@@ -71,7 +77,20 @@ pub fn write(actor_dir: &Path, lang: SdkLang) -> Result<Generated> {
     Ok(Generated { wit, sdk })
 }
 
+/// Fails if `path` is a symbolic link (a missing path is fine).
+pub fn refuse_links(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        anyhow::bail!(
+            "{} is a symbolic link: wactor writes and clears generated files there, so it \
+             must be a real directory inside the actor's directory (remove the link)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn replace_tree(tree: &Dir<'_>, to: &Path) -> Result<()> {
+    refuse_links(to)?;
     if to.exists() {
         std::fs::remove_dir_all(to).with_context(|| format!("cannot clear {}", to.display()))?;
     }
@@ -126,6 +145,26 @@ fn write_below(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_generated_directory_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(victim.path().join("wit")).unwrap();
+        std::fs::write(victim.path().join("wit/mine.txt"), "keep").unwrap();
+        std::os::unix::fs::symlink(victim.path(), dir.path().join(GENERATED_DIR)).unwrap();
+        let err = write(dir.path(), SdkLang::Python).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(victim.path().join("wit/mine.txt").is_file());
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(GENERATED_DIR)).unwrap();
+        std::os::unix::fs::symlink(victim.path(), dir.path().join(GENERATED_DIR).join("build"))
+            .unwrap();
+        assert!(write(dir.path(), SdkLang::Js).is_err());
+        assert!(victim.path().join("wit/mine.txt").is_file());
+    }
 
     #[test]
     fn the_contract_and_the_sdks_are_written_and_rewritten() {

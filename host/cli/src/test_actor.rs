@@ -51,9 +51,18 @@ pub fn run(args: TestArgs) -> Result<u8> {
         }
     };
     command.current_dir(&actor.dir);
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run the {} tests", actor.manifest.language))?;
+    let program = command.get_program().to_string_lossy().into_owned();
+    let status = command.status().with_context(|| {
+        format!(
+            "cannot run the {} tests: cannot start {program:?} ({})",
+            actor.manifest.language,
+            match actor.manifest.language {
+                Language::Rust => "is Rust installed?",
+                Language::Python => "is Python 3 installed? $WACTOR_PYTHON names another",
+                Language::Js => "is Node.js 20.6+ installed? $WACTOR_NODE names another",
+            }
+        )
+    })?;
     Ok(status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1))
 }
 

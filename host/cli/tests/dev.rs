@@ -260,3 +260,28 @@ fn dev_runs_the_actor_of_its_own_directory_and_stops_quietly_on_ctrl_c() {
     let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
     assert!(errors.is_empty(), "ERROR lines:\n{}", errors.join("\n"));
 }
+
+/// `--data-dir` is cleared at every start, so only a directory `wactor dev`
+/// made (or an empty one) is: pointing it at a project refuses, with
+/// nothing removed (a reviewer lost app.py and actor.toml to
+/// `wactor dev --actors . --data-dir .`).
+#[test]
+fn a_data_dir_holding_other_files_is_refused_and_left_alone() {
+    let dir = actor_crate(&noop_manifest("greeter"));
+    let api = format!("127.0.0.1:{}", free_port());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wactor"));
+    command
+        .current_dir(dir.path())
+        .args(["dev", "--actors", ".", "--no-samples", "--no-build"])
+        .args(["--wallet-port", "0", "--gateway-port", "0", "--api", &api])
+        .args(["--data-dir", "."])
+        .env_remove("WACTOR_LOG")
+        .stdin(Stdio::null());
+    let output = run(&mut command);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not write"), "{stderr}");
+    for file in ["actor.toml", "Cargo.toml", "package.json", "pyproject.toml"] {
+        assert!(dir.path().join(file).is_file(), "{file} removed");
+    }
+}

@@ -447,10 +447,11 @@ impl Default for DeadLetterSpec {
 /// The language of an actor's source.
 ///
 /// Python and JavaScript components carry their interpreter (componentize-py
-/// embeds CPython, componentize-js SpiderMonkey): tens of MB of code, about
-/// 10 MiB of linear memory before the first event, and 4 to 8 ms to
-/// instantiate where a Rust actor takes well under 1 ms (docs/benchmarks.md,
-/// "Cost per language"). Their defaults differ accordingly.
+/// embeds CPython, componentize-js SpiderMonkey): 13 to 19 MB of code, 8 to
+/// 12 MiB of linear memory before the first event, 8 to 16 s to compile
+/// once, and 0.5 to 2 ms for a fresh instance where a Rust actor takes
+/// about 20 µs (docs/benchmarks.md, "Cost per language"). Their defaults
+/// differ accordingly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
@@ -490,9 +491,10 @@ impl Language {
     }
 
     /// Default `instances.max_idle`: 16 for Rust; 8 for Python and
-    /// JavaScript, whose idle warm instances keep tens of MB resident each
-    /// (an interpreter heap), so that an idle version of one actor holds
-    /// at most a few hundred MB.
+    /// JavaScript. An idle warm instance keeps little of its own (1.7 to
+    /// 3.2 MiB measured for echo, its image pages shared), but each may grow
+    /// to its memory limit: 8 x 128 MiB bounds an idle version at the same
+    /// 1 GiB as Rust's 16 x 64 MiB (docs/benchmarks.md, "Cost per language").
     pub fn default_max_idle(&self) -> usize {
         match self {
             Language::Rust => default_max_idle(),

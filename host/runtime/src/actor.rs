@@ -544,6 +544,18 @@ fn classify(err: &wasmtime::Error, store: &mut Store<HostState>) -> Trap {
             message,
         };
     }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        // `exit()`/`os._exit()`/`process.exit()` in the guest: wasi:cli's
+        // exit ends the call (WASI p2 reports only success or failure, so
+        // any non-zero status arrives as 1).
+        return Trap {
+            kind: TrapKind::Other,
+            message: format!(
+                "the actor exited (status {}) instead of returning an outcome",
+                exit.0
+            ),
+        };
+    }
     let trap = err.downcast_ref::<wasmtime::Trap>().copied();
     match trap {
         Some(wasmtime::Trap::Interrupt) => Trap {
