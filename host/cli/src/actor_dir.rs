@@ -33,6 +33,12 @@ impl ActorDir {
     /// Errors name the file: a directory without `actor.toml` (with a hint
     /// at `wactor new`), or a manifest that does not parse or validate.
     pub fn open(path: &Path) -> Result<ActorDir> {
+        if !path.exists() {
+            bail!(
+                "{} does not exist: name an actor's directory, its {MANIFEST_FILE}, or a component",
+                path.display()
+            );
+        }
         let manifest_path = if path.is_dir() {
             let candidate = path.join(MANIFEST_FILE);
             if !candidate.is_file() {
