@@ -18,6 +18,7 @@
 //! - [`actors`]: actors, versions (upload), history, activate, rollback,
 //!   pause, resume, remove.
 //! - [`dead_letters`]: list, show, re-drive, discard.
+//! - [`logs`]: an actor's own log lines from the host's ring.
 //! - [`cluster`]: the hosts of the cluster and the partitions they own.
 //! - [`retries`]: held events of an actor, retry-now.
 //! - [`schedules`]: an actor's schedules, backfill.
@@ -38,6 +39,7 @@ pub mod dashboard;
 pub mod dead_letters;
 pub mod error;
 pub mod extract;
+pub mod logs;
 pub mod replays;
 pub mod retries;
 pub mod schedules;
@@ -87,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(actors::routes())
         .merge(cluster::routes())
         .merge(dead_letters::routes())
+        .merge(logs::routes())
         .merge(replays::routes())
         .merge(retries::routes())
         .merge(schedules::routes())

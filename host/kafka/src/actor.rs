@@ -211,6 +211,10 @@ pub struct ActorContext {
     pub settings: KafkaSettings,
     /// Wall clock for retry times.
     pub clock: Arc<dyn Clock>,
+    /// Where the actor's own log lines are kept for `wactor logs` (a ring
+    /// of its own unless the host shares one, see
+    /// [`crate::actor_logs::ActorLogs::ring`]).
+    pub logs: Arc<crate::actor_logs::ActorLogRing>,
 }
 
 impl ActorContext {
@@ -245,6 +249,7 @@ impl ActorContext {
             metrics,
             settings,
             clock,
+            logs: Arc::default(),
         })
     }
 

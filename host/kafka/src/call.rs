@@ -16,16 +16,19 @@
 //!
 //! A call runs in a tokio task of its own, inside its span:
 //! `handle{actor, version, topic, partition, offset, key, attempt}`; the
-//! actor's log lines become tracing events in that span.
+//! actor's log lines become tracing events in that span, and, once the
+//! outcome is known, lines of the actor's ring for `wactor logs`
+//! ([`crate::actor_logs`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
-use wactor_runtime::{CallResult, Effects, Event, LogLevel, Outcome, StateWrite};
+use wactor_runtime::{CallResult, Effects, Event, LogLevel, LogLine, Outcome, StateWrite};
 use wactor_store::{ActorState, StateChange};
 
 use crate::actor::{ActiveVersion, ActorContext};
+use crate::actor_logs::CallCoordinates;
 use crate::producer::OutRecord;
 use crate::state_changelog::ScopedStateReader;
 
@@ -169,11 +172,24 @@ pub async fn run(
         attempt = event.attempt,
         outcome = tracing::field::Empty,
     );
-    let outcome = attempt(&ctx, &version, &event)
+    let (outcome, logs) = attempt(&ctx, &version, &event)
         .instrument(span.clone())
         .await;
     span.record("outcome", outcome.label());
     let duration = started.elapsed();
+    if !logs.is_empty() {
+        let call = CallCoordinates {
+            time_ms: started_at_ms,
+            version: version.version,
+            topic: Arc::from(event.topic.as_str()),
+            partition: event.partition,
+            offset: event.offset,
+            key: Arc::from(display_key(event.key.as_deref())),
+            attempt: event.attempt,
+            outcome: outcome.label(),
+        };
+        ctx.logs.push_call(&call, logs);
+    }
     // One line per call, for `wactor dev` (its default filter shows
     // `wactor::events` at debug) and for anyone who turns it on.
     match &outcome {
@@ -203,12 +219,29 @@ pub async fn run(
     }
 }
 
-async fn attempt(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> CallOutcome {
+/// Runs the call and makes its effects real; returns its outcome and the
+/// actor's log lines (already given to tracing).
+async fn attempt(
+    ctx: &ActorContext,
+    version: &ActiveVersion,
+    event: &Event,
+) -> (CallOutcome, Vec<LogLine>) {
     let reader = ScopedStateReader::shared(ctx.state.clone(), &event.topic, event.partition);
-    let invocation = version.actor.invoke(event, reader).await;
+    let mut invocation = version.actor.invoke(event, reader).await;
     for line in &invocation.logs {
         log_actor_line(line.level, &line.message);
     }
+    let logs = std::mem::take(&mut invocation.logs);
+    let outcome = effects_of(ctx, event, version, invocation).await;
+    (outcome, logs)
+}
+
+async fn effects_of(
+    ctx: &ActorContext,
+    event: &Event,
+    version: &ActiveVersion,
+    invocation: wactor_runtime::Invocation,
+) -> CallOutcome {
     match invocation.result {
         CallResult::Returned(Outcome::Done) => {
             if let Err(reason) = produce_emits(ctx, version, event, &invocation.effects).await {

@@ -46,6 +46,7 @@
 //! (wactor-runtime, wactor-store).
 
 pub mod actor;
+pub mod actor_logs;
 pub mod admin;
 pub mod call;
 pub mod changelog;

@@ -249,6 +249,8 @@ pub struct Registry {
     pub(crate) followed: Arc<crate::dead_letter_sharing::Followed>,
     /// The replays this host runs.
     pub(crate) replays: crate::replays::Replays,
+    /// The actors' own log lines of the calls this host ran.
+    actor_logs: wactor_kafka::actor_logs::ActorLogs,
 }
 
 /// Name of the gauge of loaded versions per actor.
@@ -272,7 +274,14 @@ impl Registry {
             cluster: std::sync::OnceLock::new(),
             owner_requests: std::sync::OnceLock::new(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
+            actor_logs: wactor_kafka::actor_logs::ActorLogs::default(),
         }
+    }
+
+    /// The actors' own log lines of the calls this host ran (`wactor
+    /// logs`).
+    pub fn actor_logs(&self) -> &wactor_kafka::actor_logs::ActorLogs {
+        &self.actor_logs
     }
 
     fn set_loaded_gauge(&self, actor: &str, slot: &LoadedVersions) {
@@ -1017,7 +1026,7 @@ impl Registry {
         let mut settings = parts.kafka.clone();
         // Workers publish dead letters only where hosts read them.
         settings.shared_dead_letters = self.shares_dead_letters();
-        let ctx = ActorContext::new(
+        let mut ctx = ActorContext::new(
             manifest,
             versions,
             parts.store.clone(),
@@ -1026,6 +1035,7 @@ impl Registry {
             settings,
             parts.clock.clone(),
         )?;
+        ctx.logs = self.actor_logs.ring(&manifest.name);
         Ok(ActorConsumer::start(Arc::new(ctx)).await?)
     }
 

@@ -1,6 +1,6 @@
 //! The admin verbs of `wactor`: `deploy`, `actors`, `versions`,
 //! `activate`, `rollback`, `pause`, `resume`, `remove`, `dlq ...`, `cluster`,
-//! `retries ...`, `schedule ...`, `replay` and `replays ...`. Each is a client of a host's admin API (docs/api.md);
+//! `retries ...`, `schedule ...`, `replay`, `replays ...` and `logs`. Each is a client of a host's admin API (docs/api.md);
 //! none touches a store or Kafka itself, so they work the same against
 //! `wactor dev` on this machine and a host across the network.
 //!
@@ -10,7 +10,8 @@
 //!   with progress, and the mapping of answers to [`Failure`]s.
 //! - `output`: tables, times, sizes and bytes for people; JSON for
 //!   scripts.
-//! - `deploy`, `actors`, `dlq`, `retries`, `cluster`, `schedule`, `replay`:
+//! - `deploy`, `actors`, `dlq`, `retries`, `cluster`, `schedule`, `replay`,
+//!   `logs`:
 //!   the verbs.
 //!
 //! # Exit codes
@@ -30,6 +31,7 @@ mod client;
 mod cluster;
 mod deploy;
 mod dlq;
+mod logs;
 mod output;
 mod replay;
 mod retries;
@@ -155,6 +157,8 @@ pub enum AdminCommand {
     Replay(replay::ReplayArgs),
     /// Replays a host runs: list, show, cancel.
     Replays(replay::ReplaysArgs),
+    /// An actor's own log lines, with their events and outcomes.
+    Logs(logs::LogsArgs),
 }
 
 /// Runs an admin verb; returns its exit code. Failures are reported on
@@ -175,6 +179,7 @@ pub async fn run(command: AdminCommand) -> u8 {
         AdminCommand::Schedule(args) => (args.conn.clone(), schedule::run(args).await),
         AdminCommand::Replay(args) => (args.conn.clone(), replay::run(args).await),
         AdminCommand::Replays(args) => (args.conn.clone(), replay::run_replays(args).await),
+        AdminCommand::Logs(args) => (args.conn.clone(), logs::run(args).await),
     };
     match outcome {
         Ok(code) => code,
