@@ -75,15 +75,15 @@ impl From<&ActorLogLine> for LogLineView {
     fn from(line: &ActorLogLine) -> Self {
         LogLineView {
             sequence: line.sequence,
-            time_ms: line.time_ms,
+            time_ms: line.call.time_ms,
             level: line.level,
-            version: line.version,
-            topic: line.topic.to_string(),
-            partition: line.partition,
-            offset: line.offset,
-            key: line.key.to_string(),
-            attempt: line.attempt,
-            outcome: line.outcome.to_string(),
+            version: line.call.version,
+            topic: line.call.topic.to_string(),
+            partition: line.call.partition,
+            offset: line.call.offset,
+            key: line.call.key.to_string(),
+            attempt: line.call.attempt,
+            outcome: line.call.outcome.to_string(),
             message: line.message.clone(),
         }
     }

@@ -30,30 +30,16 @@ pub const LINES_PER_ACTOR: usize = 1000;
 pub struct ActorLogLine {
     /// Per-actor sequence number, from 1.
     pub sequence: u64,
-    /// When the call started, ms since the epoch.
-    pub time_ms: i64,
     /// Severity.
     pub level: LogLevel,
-    /// The version that ran.
-    pub version: u64,
-    /// The event's topic.
-    pub topic: Arc<str>,
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
-    /// Its key as displayed in logs (text, or hex; `(none)`).
-    pub key: Arc<str>,
-    /// The attempt number.
-    pub attempt: u32,
-    /// The call's outcome (`done`, `retry`, `dead`, `trap`, `failed`).
-    pub outcome: &'static str,
+    /// The call it came from (shared by that call's lines).
+    pub call: Arc<CallCoordinates>,
     /// The text.
     pub message: String,
 }
 
 /// What one call's lines share.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallCoordinates {
     /// When the call started, ms since the epoch.
     pub time_ms: i64,
@@ -131,10 +117,11 @@ impl ActorLogRing {
 
     /// Keeps one call's lines (one lock for all of them), taking their
     /// text without copying it.
-    pub fn push_call(&self, call: &CallCoordinates, lines: Vec<LogLine>) {
+    pub fn push_call(&self, call: CallCoordinates, lines: Vec<LogLine>) {
         if lines.is_empty() {
             return;
         }
+        let call = Arc::new(call);
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         for line in lines {
             if ring.lines.len() >= self.capacity {
@@ -145,15 +132,8 @@ impl ActorLogRing {
             let sequence = ring.last_sequence;
             ring.lines.push_back(ActorLogLine {
                 sequence,
-                time_ms: call.time_ms,
                 level: line.level,
-                version: call.version,
-                topic: call.topic.clone(),
-                partition: call.partition,
-                offset: call.offset,
-                key: call.key.clone(),
-                attempt: call.attempt,
-                outcome: call.outcome,
+                call: call.clone(),
                 message: line.message,
             });
         }
@@ -164,7 +144,9 @@ impl ActorLogRing {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let matches = |line: &&ActorLogLine| {
             filter.min_level.is_none_or(|min| line.level >= min)
-                && filter.since_ms.is_none_or(|since| line.time_ms >= since)
+                && filter
+                    .since_ms
+                    .is_none_or(|since| line.call.time_ms >= since)
                 && filter.after.is_none_or(|after| line.sequence > after)
         };
         let lines = if filter.after.is_some() {
@@ -264,10 +246,7 @@ mod tests {
     fn the_ring_is_bounded_and_counts_what_it_drops() {
         let ring = ActorLogRing::with_capacity(3);
         for i in 0..5 {
-            ring.push_call(
-                &call(i, i),
-                vec![line(LogLevel::Info, &format!("line {i}"))],
-            );
+            ring.push_call(call(i, i), vec![line(LogLevel::Info, &format!("line {i}"))]);
         }
         let page = ring.query(&all());
         let messages: Vec<_> = page.lines.iter().map(|l| l.message.as_str()).collect();
@@ -275,19 +254,19 @@ mod tests {
         assert_eq!(page.dropped, 2);
         assert_eq!(page.last_sequence, 5);
         assert_eq!(page.lines[0].sequence, 3);
-        assert_eq!(page.lines[0].offset, 2);
-        assert_eq!(&*page.lines[0].topic, "orders");
+        assert_eq!(page.lines[0].call.offset, 2);
+        assert_eq!(&*page.lines[0].call.topic, "orders");
     }
 
     #[test]
     fn filters_by_level_since_and_after() {
         let ring = ActorLogRing::default();
         ring.push_call(
-            &call(1000, 1),
+            call(1000, 1),
             vec![line(LogLevel::Debug, "a"), line(LogLevel::Warn, "b")],
         );
         ring.push_call(
-            &call(2000, 2),
+            call(2000, 2),
             vec![line(LogLevel::Error, "c"), line(LogLevel::Info, "d")],
         );
         let messages = |filter: LogFilter| -> Vec<String> {
@@ -328,7 +307,7 @@ mod tests {
         let logs = ActorLogs::default();
         assert!(logs.query("nobody", &all()).lines.is_empty());
         logs.ring("a")
-            .push_call(&call(1, 1), vec![line(LogLevel::Info, "x")]);
+            .push_call(call(1, 1), vec![line(LogLevel::Info, "x")]);
         assert_eq!(logs.query("a", &all()).lines.len(), 1);
         assert_eq!(logs.ring("a").query(&all()).last_sequence, 1);
     }

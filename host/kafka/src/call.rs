@@ -188,7 +188,7 @@ pub async fn run(
             attempt: event.attempt,
             outcome: outcome.label(),
         };
-        ctx.logs.push_call(&call, logs);
+        ctx.logs.push_call(call, logs);
     }
     // One line per call, for `wactor dev` (its default filter shows
     // `wactor::events` at debug) and for anyone who turns it on.
