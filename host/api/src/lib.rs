@@ -19,6 +19,9 @@
 //!   pause, resume, remove.
 //! - [`dead_letters`]: list, show, re-drive, discard.
 //! - [`logs`]: an actor's own log lines from the host's ring.
+//! - [`series`]: per-actor time series of the last hour (events/s by
+//!   outcome, p50/p99 call time, lag) sampled from the host's metrics, for
+//!   the dashboard's charts.
 //! - [`cluster`]: the hosts of the cluster and the partitions they own.
 //! - [`retries`]: held events of an actor, retry-now.
 //! - [`schedules`]: an actor's schedules, backfill.
@@ -43,6 +46,7 @@ pub mod logs;
 pub mod replays;
 pub mod retries;
 pub mod schedules;
+pub mod series;
 pub mod system;
 pub mod time;
 pub mod wire;
@@ -77,6 +81,8 @@ pub struct ApiState {
     pub auth: Auth,
     /// Largest request body.
     pub max_request_bytes: usize,
+    /// The per-actor time series (filled by [`series::run_sampler`]).
+    pub series: Arc<series::Series>,
 }
 
 /// The API's routes: `/health`, `/metrics` and the dashboard open, every
@@ -93,6 +99,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(replays::routes())
         .merge(retries::routes())
         .merge(schedules::routes())
+        .merge(series::routes())
         .route_layer(from_fn_with_state(limit, extract::limit_body))
         .route_layer(from_fn_with_state(tokens, auth::require_token));
     Router::new()

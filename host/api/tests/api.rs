@@ -57,6 +57,9 @@ impl Host {
                     .collect(),
             },
             max_request_bytes,
+            series: Arc::new(wactor_api::series::Series::new(
+                wactor_api::series::DEV_STEP,
+            )),
         };
         Host {
             state,

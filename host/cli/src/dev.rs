@@ -253,7 +253,8 @@ pub async fn run(args: DevArgs) -> Result<u8> {
         },
     };
     config.validate()?;
-    let host = Host::start(&config).await?;
+    // Charts that move within seconds: dev is interactive.
+    let host = Host::start_with_series_step(&config, wactor_api::series::DEV_STEP).await?;
     let mut lines = Vec::new();
     for (path, manifest) in &parsed {
         match host::deploy_file(&host.registry, path, false).await {

@@ -35,8 +35,20 @@ pub struct Host {
 
 impl Host {
     /// Builds and starts a host: every actor of the store (and of
-    /// `actors_dir`) runs and the API listens when this returns.
+    /// `actors_dir`) runs and the API listens when this returns. The
+    /// dashboard's series are sampled every 10 s (`WACTOR_SERIES_STEP`
+    /// sets another step).
     pub async fn start(config: &HostConfig) -> Result<Self> {
+        Self::start_with_series_step(config, wactor_api::series::DEFAULT_STEP).await
+    }
+
+    /// [`start`](Self::start) with the series sampled every
+    /// `series_step` unless `WACTOR_SERIES_STEP` says otherwise.
+    pub async fn start_with_series_step(
+        config: &HostConfig,
+        series_step: Duration,
+    ) -> Result<Self> {
+        let series_step = wactor_api::series::step_from_env(series_step)?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -144,9 +156,16 @@ impl Host {
                 .context("cannot join the cluster view")?;
             tokio::spawn(heartbeat(Arc::downgrade(&registry)));
         }
+        let series = Arc::new(wactor_api::series::Series::new(series_step));
+        tokio::spawn(wactor_api::series::run_sampler(
+            series.clone(),
+            metrics.clone(),
+            Arc::downgrade(&registry),
+        ));
         let state = ApiState {
             registry: registry.clone(),
             metrics,
+            series,
             auth: Auth {
                 tokens: config.resolved_tokens()?,
             },
