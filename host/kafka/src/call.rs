@@ -19,13 +19,29 @@
 //! actor's log lines become tracing events in that span, and, once the
 //! outcome is known, lines of the actor's ring for `wactor logs`
 //! ([`crate::actor_logs`]).
+//!
+//! Traces (see docs/operations.md, "Traces"; [`wactor_telemetry`] owns the
+//! exporter and the header format). When traces are on, the `handle` span
+//! is exported as the CONSUMER span `process <topic>` with OpenTelemetry's
+//! messaging attributes, a child of the record's `traceparent` when it has
+//! a valid one (each attempt is its own span with that same parent); each
+//! emitted record gets a PRODUCER span `send <topic>` and that span's
+//! context in its `traceparent` header; each outbound HTTP request a CLIENT
+//! span (see [`HandleHttpTracer`]). When traces are off, nothing of that is
+//! made: a valid incoming `traceparent` (and `tracestate`) is passed on
+//! unchanged to the emitted records and the outbound requests. Either way
+//! an emitted record whose actor set a `traceparent` header keeps it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::field::Empty;
 use tracing::Instrument;
-use wactor_runtime::{CallResult, Effects, Event, LogLevel, LogLine, Outcome, StateWrite};
+use wactor_runtime::{
+    CallResult, Effects, Event, HttpTracer, LogLevel, LogLine, OutboundTrace, Outcome, StateWrite,
+};
 use wactor_store::{ActorState, StateChange};
+use wactor_telemetry::{IncomingContext, TRACEPARENT, TRACESTATE};
 
 use crate::actor::{ActiveVersion, ActorContext};
 use crate::actor_logs::CallCoordinates;
@@ -170,12 +186,22 @@ pub async fn run(
         offset = event.offset,
         key = %display_key(event.key.as_deref()),
         attempt = event.attempt,
-        outcome = tracing::field::Empty,
+        outcome = Empty,
+        otel.name = Empty,
+        otel.kind = Empty,
+        otel.status_code = Empty,
     );
-    let (outcome, logs) = attempt(&ctx, &version, &event)
+    let traced = wactor_telemetry::enabled() && !span.is_disabled();
+    if traced {
+        trace_handle_span(&span, &ctx, &version, &event);
+    }
+    let (outcome, logs) = attempt(&ctx, &version, &event, &span, traced)
         .instrument(span.clone())
         .await;
     span.record("outcome", outcome.label());
+    if traced && outcome != CallOutcome::Done {
+        span.record("otel.status_code", "error");
+    }
     let duration = started.elapsed();
     if !logs.is_empty() {
         let call = CallCoordinates {
@@ -219,21 +245,234 @@ pub async fn run(
     }
 }
 
+/// Makes `span` (just created, not entered) the exported CONSUMER span
+/// `process <topic>`: its name, kind, parent and messaging attributes.
+/// Only when traces are on: it allocates.
+fn trace_handle_span(
+    span: &tracing::Span,
+    ctx: &ActorContext,
+    version: &ActiveVersion,
+    event: &Event,
+) {
+    use wactor_telemetry::set_attribute;
+    span.record("otel.name", format!("process {}", event.topic).as_str());
+    span.record("otel.kind", "consumer");
+    // First: the parent can only be set before anything starts the span.
+    if let Some(parent) = wactor_telemetry::incoming(&event.headers) {
+        wactor_telemetry::set_parent(span, &parent);
+    }
+    set_attribute(span, "messaging.operation.type", "process");
+    set_attribute(span, "messaging.operation.name", "process");
+    set_attribute(span, "messaging.destination.name", event.topic.clone());
+    set_attribute(
+        span,
+        "messaging.destination.partition.id",
+        event.partition.to_string(),
+    );
+    set_attribute(span, "messaging.kafka.offset", event.offset);
+    if let Some(key) = text_key(event.key.as_deref()) {
+        set_attribute(span, "messaging.kafka.message.key", key.to_string());
+    }
+    set_attribute(span, "messaging.consumer.group.name", ctx.group.clone());
+    set_attribute(span, "wactor.actor", ctx.name.to_string());
+    set_attribute(span, "wactor.actor.version", version.version as i64);
+    set_attribute(span, "wactor.attempt", i64::from(event.attempt));
+}
+
+/// Longest key recorded as `messaging.kafka.message.key`.
+const MAX_TRACED_KEY_BYTES: usize = 256;
+
+/// A key as span attribute: only text (UTF-8 without control characters)
+/// of at most [`MAX_TRACED_KEY_BYTES`]; binary or longer keys are left out.
+fn text_key(key: Option<&[u8]>) -> Option<&str> {
+    let key = key.filter(|k| k.len() <= MAX_TRACED_KEY_BYTES)?;
+    std::str::from_utf8(key)
+        .ok()
+        .filter(|text| !text.chars().any(char::is_control))
+}
+
+/// The outbound HTTP requests of one traced call: a CLIENT span each, a
+/// child of the call's `handle` span, named after the method, with the
+/// HTTP client attributes; the request carries its context.
+pub struct HandleHttpTracer {
+    /// The call's `handle` span.
+    parent: tracing::Span,
+}
+
+impl HttpTracer for HandleHttpTracer {
+    fn start(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+    ) -> (
+        tracing::Span,
+        Option<http::HeaderValue>,
+        Option<http::HeaderValue>,
+    ) {
+        use wactor_telemetry::set_attribute;
+        let span = tracing::info_span!(
+            parent: &self.parent,
+            "http_request",
+            otel.name = method.as_str(),
+            otel.kind = "client",
+            otel.status_code = Empty,
+        );
+        set_attribute(&span, "http.request.method", method.as_str().to_string());
+        if let Some(host) = uri.host() {
+            set_attribute(&span, "server.address", host.to_string());
+        }
+        let port = uri
+            .port_u16()
+            .unwrap_or_else(|| wactor_runtime::default_port(uri.scheme_str()));
+        set_attribute(&span, "server.port", i64::from(port));
+        set_attribute(&span, "url.full", url_without_query(uri));
+        let (traceparent, tracestate) = match wactor_telemetry::traceparent_of(&span) {
+            Some((parent, state)) => (
+                http::HeaderValue::try_from(parent).ok(),
+                state.and_then(|s| http::HeaderValue::try_from(s).ok()),
+            ),
+            None => (None, None),
+        };
+        (span, traceparent, tracestate)
+    }
+
+    fn finish(&self, span: &tracing::Span, result: Result<u16, &dyn std::fmt::Display>) {
+        match result {
+            Ok(status) => {
+                wactor_telemetry::set_attribute(
+                    span,
+                    "http.response.status_code",
+                    i64::from(status),
+                );
+                if status >= 400 {
+                    wactor_telemetry::set_attribute(span, "error.type", status.to_string());
+                    span.record("otel.status_code", "error");
+                }
+            }
+            Err(err) => {
+                wactor_telemetry::set_attribute(span, "error.type", err.to_string());
+                span.record("otel.status_code", "error");
+            }
+        }
+    }
+}
+
+/// `uri` as `url.full`: scheme, host, port and path; no user info, query
+/// or fragment (they may hold secrets).
+fn url_without_query(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+        None => format!("{scheme}://{host}{}", uri.path()),
+    }
+}
+
+/// How the call's outbound HTTP requests are traced: spans when traces are
+/// on, else the incoming context passed on, else nothing.
+fn outbound_trace(
+    span: &tracing::Span,
+    traced: bool,
+    incoming: Option<IncomingContext<'_>>,
+) -> Option<OutboundTrace> {
+    if traced {
+        return Some(OutboundTrace::Spans(Arc::new(HandleHttpTracer {
+            parent: span.clone(),
+        })));
+    }
+    let incoming = incoming?;
+    Some(OutboundTrace::Propagate {
+        traceparent: http::HeaderValue::try_from(incoming.traceparent.to_header()).ok()?,
+        tracestate: incoming
+            .tracestate
+            .and_then(|s| http::HeaderValue::try_from(s).ok()),
+    })
+}
+
 /// Runs the call and makes its effects real; returns its outcome and the
 /// actor's log lines (already given to tracing).
 async fn attempt(
     ctx: &ActorContext,
     version: &ActiveVersion,
     event: &Event,
+    span: &tracing::Span,
+    traced: bool,
 ) -> (CallOutcome, Vec<LogLine>) {
     let reader = ScopedStateReader::shared(ctx.state.clone(), &event.topic, event.partition);
-    let mut invocation = version.actor.invoke(event, reader).await;
+    let incoming = wactor_telemetry::incoming(&event.headers);
+    let trace = outbound_trace(span, traced, incoming);
+    let mut invocation = version.actor.invoke_traced(event, reader, trace).await;
     for line in &invocation.logs {
         log_actor_line(line.level, &line.message);
     }
     let logs = std::mem::take(&mut invocation.logs);
-    let outcome = effects_of(ctx, event, version, invocation).await;
+    let emit_trace = EmitTrace {
+        span,
+        traced,
+        incoming,
+    };
+    let outcome = effects_of(ctx, event, version, invocation, emit_trace).await;
     (outcome, logs)
+}
+
+/// What the emits of a call need to be traced.
+struct EmitTrace<'a> {
+    /// The call's `handle` span.
+    span: &'a tracing::Span,
+    /// Traces are on (a `send` span per record).
+    traced: bool,
+    /// The incoming record's context (passed on when traces are off).
+    incoming: Option<IncomingContext<'a>>,
+}
+
+impl EmitTrace<'_> {
+    /// The `send <topic>` span of a record to `topic`, when traces are on.
+    fn send_span(&self, topic: &str) -> Option<tracing::Span> {
+        if !self.traced {
+            return None;
+        }
+        let span = tracing::info_span!(
+            parent: self.span,
+            "send",
+            otel.name = %format_args!("send {topic}"),
+            otel.kind = "producer",
+        );
+        wactor_telemetry::set_attribute(&span, "messaging.system", "kafka");
+        wactor_telemetry::set_attribute(&span, "messaging.operation.type", "send");
+        wactor_telemetry::set_attribute(&span, "messaging.operation.name", "send");
+        wactor_telemetry::set_attribute(&span, "messaging.destination.name", topic.to_string());
+        Some(span)
+    }
+
+    /// Adds `traceparent` (and `tracestate`) to an emitted record's
+    /// `headers`, unless the actor set a `traceparent` itself: the `send`
+    /// span's context when traces are on, else the incoming one.
+    fn inject(&self, send: Option<&tracing::Span>, headers: &mut Vec<(String, Option<Vec<u8>>)>) {
+        if headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(TRACEPARENT))
+        {
+            return;
+        }
+        let (parent, state) = match send {
+            Some(send) => match wactor_telemetry::traceparent_of(send) {
+                Some((parent, state)) => (parent, state),
+                None => return,
+            },
+            None => match &self.incoming {
+                Some(incoming) => (
+                    incoming.traceparent.to_header(),
+                    incoming.tracestate.map(str::to_string),
+                ),
+                None => return,
+            },
+        };
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case(TRACESTATE));
+        headers.push((TRACEPARENT.to_string(), Some(parent.into_bytes())));
+        if let Some(state) = state {
+            headers.push((TRACESTATE.to_string(), Some(state.into_bytes())));
+        }
+    }
 }
 
 async fn effects_of(
@@ -241,10 +480,13 @@ async fn effects_of(
     event: &Event,
     version: &ActiveVersion,
     invocation: wactor_runtime::Invocation,
+    trace: EmitTrace<'_>,
 ) -> CallOutcome {
     match invocation.result {
         CallResult::Returned(Outcome::Done) => {
-            if let Err(reason) = produce_emits(ctx, version, event, &invocation.effects).await {
+            if let Err(reason) =
+                produce_emits(ctx, version, event, &invocation.effects, &trace).await
+            {
                 ctx.counters.emit_failures.inc();
                 return CallOutcome::Failed { reason };
             }
@@ -311,6 +553,7 @@ async fn produce_emits(
     version: &ActiveVersion,
     event: &Event,
     effects: &Effects,
+    trace: &EmitTrace<'_>,
 ) -> Result<(), String> {
     if effects.emits.is_empty() {
         return Ok(());
@@ -338,6 +581,8 @@ async fn produce_emits(
                     headers.push((crate::replay::REPLAY_HEADER.to_string(), replay.clone()));
                 }
             }
+            let send = trace.send_span(&record.topic);
+            trace.inject(send.as_ref(), &mut headers);
             let key = record.key.clone().or_else(|| event.key.clone());
             // A delayed emit goes to `<group>.delayed` until it is due
             // (checked at emit; a directive refused now cannot happen).
@@ -365,7 +610,13 @@ async fn produce_emits(
                     headers,
                 },
             };
-            ctx.producer.enqueue(&out)
+            let delivery = ctx.producer.enqueue(&out);
+            async move {
+                match send {
+                    Some(send) => delivery.instrument(send).await,
+                    None => delivery.await,
+                }
+            }
         })
         .collect();
     let count = deliveries.len();

@@ -15,7 +15,7 @@ use crate::cache::{sha256_hex, ArtifactCache, CacheOutcome};
 use crate::engine::{EngineHandle, EngineSettings};
 use crate::error::{Result, RuntimeError};
 use crate::host::{CallState, HostState};
-use crate::http_policy::HostAllowList;
+use crate::http_policy::{HostAllowList, OutboundTrace};
 use crate::types::{
     cut_reason, ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, Outcome,
     StateReader, Trap, TrapKind,
@@ -267,6 +267,17 @@ impl LoadedActor {
     /// limit hits are reported in the returned [`Invocation`], and the
     /// effects in it are non-empty only for a `done` outcome.
     pub async fn invoke(&self, event: &Event, state: Arc<dyn StateReader>) -> Invocation {
+        self.invoke_traced(event, state, None).await
+    }
+
+    /// [`invoke`](Self::invoke), with the call's outbound HTTP requests
+    /// traced as `trace` says (see [`OutboundTrace`]).
+    pub async fn invoke_traced(
+        &self,
+        event: &Event,
+        state: Arc<dyn StateReader>,
+        trace: Option<OutboundTrace>,
+    ) -> Invocation {
         let started = Instant::now();
         let inner = &*self.inner;
         let limits = inner.settings.limits;
@@ -297,6 +308,7 @@ impl LoadedActor {
         // The deadline counts from the start of the call proper.
         instance.store.data_mut().call.deadline = Instant::now() + limits.call_timeout;
         instance.store.set_epoch_deadline(1);
+        instance.store.data_mut().hooks.trace = trace;
         let wit_event = to_wit(event);
         let outcome = tokio::time::timeout(
             limits.call_timeout + BLOCKED_CALL_GRACE,
@@ -316,6 +328,7 @@ impl LoadedActor {
         };
 
         let data = instance.store.data_mut();
+        data.hooks.trace = None;
         let (out, out_dropped) = data.stdout.drain();
         let (err, err_dropped) = data.stderr.drain();
         let mut call = std::mem::replace(

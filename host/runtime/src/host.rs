@@ -47,7 +47,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::wactor::actor::{config, emit, logging, state, types as wit};
-use crate::http_policy::HostAllowList;
+use crate::http_policy::{HostAllowList, OutboundHooks};
 use crate::output::OutputCapture;
 use crate::topics::check_emit_topic;
 use crate::types::{
@@ -87,8 +87,9 @@ pub(crate) struct HostState {
     http: WasiHttpCtx,
     /// Resources handed to the guest (streams, requests, pollables).
     table: ResourceTable,
-    /// Which hosts outbound HTTP may reach.
-    allow_list: HostAllowList,
+    /// Which hosts outbound HTTP may reach, and how the current call's
+    /// requests are traced.
+    pub(crate) hooks: OutboundHooks,
     /// Memory limit enforcement.
     pub(crate) limiter: MemoryLimiter,
     /// Guest stdout and stderr.
@@ -261,7 +262,10 @@ impl HostState {
             wasi,
             http,
             table: new_table(),
-            allow_list,
+            hooks: OutboundHooks {
+                allow_list,
+                trace: None,
+            },
             limiter: MemoryLimiter::new(memory_limit),
             stdout,
             stderr,
@@ -284,6 +288,7 @@ impl HostState {
     /// simply continues.
     pub(crate) fn recycle(&mut self) {
         self.table = new_table();
+        self.hooks.trace = None;
         let _ = self.stdout.drain();
         let _ = self.stderr.drain();
         self.limiter.hit = false;
@@ -325,7 +330,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.allow_list,
+            hooks: &mut self.hooks,
         }
     }
 }

@@ -19,6 +19,14 @@
 //!
 //! The hooks also bound what an outgoing request body may buffer in the
 //! host: writes of at most [`MAX_HTTP_BODY_CHUNK`] bytes, one in flight.
+//!
+//! And they trace: a call may carry an [`OutboundTrace`] (the caller
+//! decides, this crate knows no OpenTelemetry). With
+//! [`OutboundTrace::Propagate`] each allowed request gets those
+//! `traceparent`/`tracestate` values, replacing any the guest set; with
+//! [`OutboundTrace::Spans`] the tracer starts a span per allowed request,
+//! the request carries that span's context (again replacing the guest's),
+//! and the span ends when the response head arrives or the request fails.
 
 use std::sync::Arc;
 
@@ -33,6 +41,60 @@ pub fn default_port(scheme: Option<&str>) -> u16 {
         Some(scheme) if scheme.eq_ignore_ascii_case("https") => 443,
         _ => 80,
     }
+}
+
+/// How one call's outbound HTTP requests are traced.
+#[derive(Clone)]
+pub enum OutboundTrace {
+    /// Put these header values on every request (pass a trace through
+    /// without spans of our own).
+    Propagate {
+        /// `traceparent`.
+        traceparent: http::HeaderValue,
+        /// `tracestate`, if any.
+        tracestate: Option<http::HeaderValue>,
+    },
+    /// Ask this tracer for a span per request.
+    Spans(Arc<dyn HttpTracer>),
+}
+
+impl std::fmt::Debug for OutboundTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboundTrace::Propagate { traceparent, .. } => {
+                f.debug_tuple("Propagate").field(traceparent).finish()
+            }
+            OutboundTrace::Spans(_) => f.write_str("Spans"),
+        }
+    }
+}
+
+/// Starts and ends the spans of outbound HTTP requests.
+pub trait HttpTracer: Send + Sync {
+    /// The span of an allowed request about to be sent, and the
+    /// `traceparent` and `tracestate` values the request carries. Called
+    /// synchronously, before the request's future is spawned.
+    fn start(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+    ) -> (
+        tracing::Span,
+        Option<http::HeaderValue>,
+        Option<http::HeaderValue>,
+    );
+
+    /// Ends `span`: with the response's status, or the error that ended
+    /// the request.
+    fn finish(&self, span: &tracing::Span, result: Result<u16, &dyn std::fmt::Display>);
+}
+
+/// The wasi:http hooks of an instance: the allow-list, and the current
+/// call's trace (set for a call, cleared after it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OutboundHooks {
+    pub(crate) allow_list: HostAllowList,
+    pub(crate) trace: Option<OutboundTrace>,
 }
 
 /// Decides which hosts an actor may call.
@@ -102,10 +164,17 @@ type SendFuture = Box<
         > + Send,
 >;
 
-impl WasiHttpHooks for HostAllowList {
+/// Sets (replaces) header `name` of `request`.
+fn set_header(request: &mut http::Request<WasiBody>, name: &'static str, value: http::HeaderValue) {
+    request
+        .headers_mut()
+        .insert(http::HeaderName::from_static(name), value);
+}
+
+impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
@@ -114,14 +183,52 @@ impl WasiHttpHooks for HostAllowList {
         let port = uri
             .port_u16()
             .unwrap_or_else(|| default_port(uri.scheme_str()));
-        let allowed = uri.host().is_some_and(|host| self.allows(host, port));
+        let allowed = uri
+            .host()
+            .is_some_and(|host| self.allow_list.allows(host, port));
         if !allowed {
             tracing::debug!(uri = %uri, "outbound HTTP request denied by allow-list");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        let span = match &self.trace {
+            None => None,
+            Some(OutboundTrace::Propagate {
+                traceparent,
+                tracestate,
+            }) => {
+                set_header(&mut request, "traceparent", traceparent.clone());
+                if let Some(state) = tracestate {
+                    set_header(&mut request, "tracestate", state.clone());
+                }
+                None
+            }
+            Some(OutboundTrace::Spans(tracer)) => {
+                let (span, traceparent, tracestate) = tracer.start(request.method(), request.uri());
+                if let Some(value) = traceparent {
+                    set_header(&mut request, "traceparent", value);
+                }
+                if let Some(value) = tracestate {
+                    set_header(&mut request, "tracestate", value);
+                }
+                Some((tracer.clone(), span))
+            }
+        };
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            use tracing::Instrument as _;
+            let (response, io) = match &span {
+                None => wasmtime_wasi_http::default_send_request(request, options).await?,
+                Some((tracer, span)) => {
+                    let sent = wasmtime_wasi_http::default_send_request(request, options)
+                        .instrument(span.clone())
+                        .await;
+                    match &sent {
+                        Ok((response, _)) => tracer.finish(span, Ok(response.status().as_u16())),
+                        Err(err) => tracer.finish(span, Err(err as &dyn std::fmt::Display)),
+                    }
+                    sent?
+                }
+            };
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,

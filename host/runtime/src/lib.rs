@@ -47,7 +47,7 @@ pub use host::{
     MAX_HTTP_BODY_CHUNK, MAX_HTTP_FIELDS_BYTES, MAX_LOG_LINE_BYTES, MAX_RANDOM_BYTES,
     MAX_RESOURCES, MAX_STATE_KEY_BYTES,
 };
-pub use http_policy::HostAllowList;
+pub use http_policy::{default_port, HostAllowList, HttpTracer, OutboundTrace};
 pub use topics::check_emit_topic;
 pub use types::{
     cut_reason, ActorSettings, CallResult, Effects, EmittedRecord, EmptyState, Event, InstanceMode,

@@ -207,11 +207,7 @@ mod tests {
 
     #[test]
     fn sdk_disabled_turns_traces_off() {
-        let off = resolve(
-            &file("http://c:4318"),
-            &[("OTEL_SDK_DISABLED", "TRUE")],
-        )
-        .unwrap();
+        let off = resolve(&file("http://c:4318"), &[("OTEL_SDK_DISABLED", "TRUE")]).unwrap();
         assert_eq!(off, None);
     }
 

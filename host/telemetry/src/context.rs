@@ -164,6 +164,16 @@ pub fn set_parent(span: &tracing::Span, parent: &IncomingContext<'_>) {
     let _ = span.set_parent(cx);
 }
 
+/// Sets OpenTelemetry attribute `key` on `span` without a `tracing`
+/// field (so log lines do not show it). Does nothing when traces are off.
+pub fn set_attribute(
+    span: &tracing::Span,
+    key: &'static str,
+    value: impl Into<opentelemetry::Value>,
+) {
+    span.set_attribute(key, value);
+}
+
 /// The `traceparent` (and `tracestate`, when not empty) values of `span`'s
 /// OpenTelemetry context; `None` when it has none (traces off, span
 /// disabled).
@@ -200,7 +210,10 @@ mod tests {
     fn a_valid_traceparent_round_trips() {
         let parsed = TraceParent::parse(GOOD.as_bytes()).unwrap();
         assert_eq!(parsed.flags, 1);
-        assert_eq!(parsed.span_id, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+        assert_eq!(
+            parsed.span_id,
+            [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        );
         assert_eq!(parsed.to_header(), GOOD);
     }
 
@@ -242,7 +255,10 @@ mod tests {
         ]);
         assert_eq!(incoming(&two), None);
         assert_eq!(incoming(&headers(&[("traceparent", None)])), None);
-        assert_eq!(incoming(&headers(&[("other", Some(GOOD.as_bytes()))])), None);
+        assert_eq!(
+            incoming(&headers(&[("other", Some(GOOD.as_bytes()))])),
+            None
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ mod export;
 
 pub use config::{TelemetryConfig, TraceSettings};
 pub use context::{
-    incoming, set_parent, traceparent_of, IncomingContext, TraceParent, TRACEPARENT, TRACESTATE,
+    incoming, set_attribute, set_parent, traceparent_of, IncomingContext, TraceParent, TRACEPARENT,
+    TRACESTATE,
 };
 pub use export::{enabled, init, Telemetry};
 
