@@ -19,6 +19,9 @@
 //!
 //! [runtime]
 //! pool_instances = 1000
+//!
+//! [telemetry]                         # traces over OTLP/HTTP (optional)
+//! otlp_endpoint = "http://otel-collector:4318"
 //! ```
 //!
 //! docs/operations.md is the reference; every field has a default but
@@ -54,6 +57,11 @@ pub struct HostConfig {
     /// The Wasm runtime.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// Traces (OpenTelemetry over OTLP); off unless an endpoint is set
+    /// here or in `OTEL_EXPORTER_OTLP_ENDPOINT`. Read in `main`, before
+    /// the host starts, to set up tracing.
+    #[serde(default)]
+    pub telemetry: wactor_telemetry::TelemetryConfig,
 }
 
 fn default_data_dir() -> PathBuf {

@@ -251,6 +251,8 @@ pub async fn run(args: DevArgs) -> Result<u8> {
             cache_dir: crate::invoke::default_cache_dir(),
             ..RuntimeConfig::default()
         },
+        // Traces follow OTEL_EXPORTER_OTLP_ENDPOINT only (set up in main).
+        telemetry: Default::default(),
     };
     config.validate()?;
     // Charts that move within seconds: dev is interactive.

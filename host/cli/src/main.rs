@@ -119,7 +119,30 @@ fn default_filter(command: &Command) -> &'static str {
     }
 }
 
-fn init_tracing(default: &str) {
+/// The trace exporter of `serve` (`[telemetry]` of its config and the
+/// `OTEL_*` variables) and `dev` (the variables only); other commands
+/// export no traces. A `serve` config that cannot be read is reported by
+/// `serve` itself, later.
+fn init_telemetry(command: &Command) -> Result<Option<wactor_telemetry::Telemetry>> {
+    let file = match command {
+        Command::Serve(args) => config::HostConfig::load(&args.config)
+            .map(|c| c.telemetry)
+            .unwrap_or_default(),
+        Command::Dev(_) => Default::default(),
+        _ => return Ok(None),
+    };
+    let Some(settings) =
+        wactor_telemetry::TraceSettings::resolve(&file, |name| std::env::var(name).ok())?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(wactor_telemetry::init(&settings)?))
+}
+
+/// How long the exit waits for the last spans to reach the collector.
+const TRACE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn init_tracing(default: &str, telemetry: Option<&wactor_telemetry::Telemetry>) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
@@ -132,11 +155,17 @@ fn init_tracing(default: &str) {
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let registry = tracing_subscriber::registry().with(filter);
+    // The log filter is the log layer's own: the trace layer (when on) has
+    // its own and sees the spans whatever `WACTOR_LOG` hides.
+    let registry = tracing_subscriber::registry().with(telemetry.map(|t| t.layer()));
     if json {
-        registry.with(layer.json().with_filter(quiet)).init();
+        registry
+            .with(layer.json().with_filter(quiet).with_filter(filter))
+            .init();
     } else {
-        registry.with(layer.with_filter(quiet)).init();
+        registry
+            .with(layer.with_filter(quiet).with_filter(filter))
+            .init();
     }
 }
 
@@ -159,7 +188,15 @@ fn main() -> ExitCode {
     // default action).
     closed_stdout::install();
     let cli = Cli::parse();
-    init_tracing(default_filter(&cli.command));
+    // Before the async runtime: the exporter builds a blocking HTTP client.
+    let telemetry = match init_telemetry(&cli.command) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_tracing(default_filter(&cli.command), telemetry.as_ref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -184,6 +221,12 @@ fn main() -> ExitCode {
             Command::Admin(command) => Ok(admin::run(command).await),
         }
     });
+    drop(runtime);
+    // The batch of spans not yet sent (up to 5 s of them) goes out now,
+    // within a bound: a collector that is down does not hold up the exit.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown(TRACE_FLUSH_TIMEOUT);
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
