@@ -1,16 +1,28 @@
-// The wactor dashboard: actors and dead letters, through the JSON API.
-// Everything from the API is inserted as text (textContent), never as HTML:
-// payloads, keys and error messages are untrusted.
+// The wactor dashboard: actors, one actor's charts, retries and versions,
+// and dead letters, through the JSON API. Everything from the API is
+// inserted as text (textContent), never as HTML: payloads, keys and error
+// messages are untrusted. Charts are uPlot's (ui/vendor/).
 'use strict';
 
 const TOKEN_KEY = 'wactor.token';
 const PAGE = 50;
+// How often the open actor's charts, retries and versions are refreshed.
+const ACTOR_REFRESH_MS = 2000;
+// How often the actors, cluster and dead-letter tables are refreshed.
+const REFRESH_MS = 5000;
+const OUTCOMES = [['done', '#2e7d32'], ['retry', '#e09b00'], ['dead', '#c62828'], ['trap', '#6a1b9a']];
 
 const ui = {
   token: sessionStorage.getItem(TOKEN_KEY) || '',
   filter: {},
   next: null,
+  // More than the first page of dead letters is shown: the periodic
+  // refresh leaves the list alone.
+  appended: false,
   detail: null,
+  // The actor whose view is open, and its charts.
+  actor: null,
+  charts: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -121,8 +133,12 @@ async function loadActors() {
       }),
     }, label);
     const paused = actor.state === 'paused';
-    body.append(el('tr', {},
-      el('td', {}, actor.name),
+    body.append(el('tr', { 'data-actor': actor.name },
+      el('td', {}, el('a', {
+        href: '#',
+        className: 'actor-link',
+        onclick: (event) => { event.preventDefault(); attempt(() => openActor(actor.name)); },
+      }, actor.name)),
       el('td', {}, actor.active_version == null ? '—' : 'v' + actor.active_version),
       el('td', { className: 'state-' + actor.state }, actor.state),
       el('td', { className: 'num' }, actor.lag < 0 ? '?' : actor.lag),
@@ -139,6 +155,197 @@ async function loadActors() {
     ));
   }
   $('actors-updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+  if (ui.actor) {
+    const open = data.items.find((actor) => actor.name === ui.actor);
+    $('av-summary').textContent = open
+      ? `${open.active_version == null ? 'no active version' : 'v' + open.active_version + ' active'}, ` +
+        `${open.state}, lag ${open.lag < 0 ? '?' : open.lag}, ${open.held} held, ` +
+        `${open.dead_letters} dead letters, ${open.handled} handled`
+      : 'removed';
+  }
+}
+
+// ---- one actor ----------------------------------------------------------------
+
+async function openActor(name) {
+  if (ui.actor !== name) {
+    destroyCharts();
+    ui.actor = name;
+    $('av-summary').textContent = '';
+  }
+  $('av-name').textContent = name;
+  $('actor-view').hidden = false;
+  $('actor-view').scrollIntoView({ behavior: 'smooth' });
+  await Promise.all([loadActorView(), loadActors()]);
+}
+
+function closeActor() {
+  destroyCharts();
+  ui.actor = null;
+  $('actor-view').hidden = true;
+}
+
+async function loadActorView() {
+  const name = ui.actor;
+  if (!name) return;
+  const results = await Promise.allSettled([loadSeries(name), loadRetries(name), loadVersions(name)]);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function chartWidth(node) {
+  return Math.max(260, Math.floor(node.clientWidth || 360));
+}
+
+// A y range from 0 that is never empty.
+function fromZero(_u, _min, max) {
+  return [0, max > 0 ? max * 1.1 : 1];
+}
+
+function makeChart(node, series) {
+  const options = {
+    width: chartWidth(node),
+    height: 170,
+    scales: { x: { time: true }, y: { range: fromZero } },
+    axes: [{}, { size: 56 }],
+    cursor: { drag: { x: false, y: false } },
+    series: [{}, ...series.map(([label, stroke]) => ({
+      label, stroke, width: 1.5, spanGaps: false, points: { show: false },
+    }))],
+  };
+  return new uPlot(options, [[], ...series.map(() => [])], node);
+}
+
+function ensureCharts() {
+  if (ui.charts) return ui.charts;
+  if (typeof uPlot === 'undefined') return null;
+  ui.charts = {
+    rate: makeChart($('chart-rate'), OUTCOMES),
+    time: makeChart($('chart-time'), [['p50', '#2463eb'], ['p99', '#c62828']]),
+    lag: makeChart($('chart-lag'), [['lag', '#455a64']]),
+  };
+  return ui.charts;
+}
+
+function destroyCharts() {
+  if (!ui.charts) return;
+  for (const chart of Object.values(ui.charts)) chart.destroy();
+  ui.charts = null;
+  for (const id of ['chart-rate', 'chart-time', 'chart-lag']) {
+    $(id).replaceChildren();
+    delete $(id).dataset.points;
+    delete $(id).dataset.events;
+    $(id + '-last').textContent = '';
+  }
+}
+
+function number(value, digits) {
+  if (value == null) return '—';
+  return value.toFixed(value !== 0 && Math.abs(value) < 10 ? digits : 0);
+}
+
+async function loadSeries(name) {
+  const data = await api('GET', `/v1/actors/${encodeURIComponent(name)}/series`);
+  if (ui.actor !== name) return;
+  const points = data.points;
+  const xs = points.map((p) => p.t_ms / 1000);
+  const charts = ensureCharts();
+  if (charts) {
+    charts.rate.setData([xs, ...OUTCOMES.map(([outcome]) => points.map((p) => p.rates[outcome]))]);
+    charts.time.setData([xs, points.map((p) => p.p50_ms), points.map((p) => p.p99_ms)]);
+    charts.lag.setData([xs, points.map((p) => p.lag)]);
+  } else {
+    $('chart-rate').textContent = 'Charts are unavailable (uPlot did not load).';
+  }
+  // What the charts hold, for scripts and tests: points, and events over
+  // the window (rates times the step, rounded).
+  const events = points.reduce((sum, p) =>
+    sum + OUTCOMES.reduce((s, [outcome]) => s + p.rates[outcome], 0) * data.step_seconds, 0);
+  for (const id of ['chart-rate', 'chart-time', 'chart-lag']) $(id).dataset.points = points.length;
+  $('chart-rate').dataset.events = Math.round(events);
+  const last = points[points.length - 1];
+  $('chart-rate-last').textContent = last
+    ? 'now ' + OUTCOMES.map(([outcome]) => `${number(last.rates[outcome], 2)} ${outcome}`).join(', ')
+    : '';
+  $('chart-time-last').textContent = last ? `now ${number(last.p50_ms, 2)} / ${number(last.p99_ms, 2)}` : '';
+  $('chart-lag-last').textContent = last ? `now ${last.lag}` : '';
+  $('av-step').textContent = `The last hour on this host, one point every ${data.step_seconds} s ` +
+    '(p50/p99 estimated from histogram buckets).';
+}
+
+function resizeCharts() {
+  if (!ui.charts) return;
+  ui.charts.rate.setSize({ width: chartWidth($('chart-rate')), height: 170 });
+  ui.charts.time.setSize({ width: chartWidth($('chart-time')), height: 170 });
+  ui.charts.lag.setSize({ width: chartWidth($('chart-lag')), height: 170 });
+}
+
+function heldState(held) {
+  if (held.blocked_by) return 'blocked by dead letter ' + held.blocked_by;
+  return held.retrying ? 'retrying' : 'waiting behind its lane';
+}
+
+function inTime(ms) {
+  if (ms == null) return '';
+  const seconds = Math.round((ms - Date.now()) / 1000);
+  return `${time(ms)} (${seconds >= 0 ? 'in ' + seconds + ' s' : seconds + ' s ago'})`;
+}
+
+async function loadRetries(name) {
+  const data = await api('GET', `/v1/actors/${encodeURIComponent(name)}/retries?limit=100`);
+  if (ui.actor !== name) return;
+  const rows = data.items.map((held) => {
+    const last = held.attempts[held.attempts.length - 1];
+    return el('tr', { 'data-id': held.id },
+      el('td', {}, held.event.key == null ? '(none)' : bytes(held.event.key)),
+      el('td', {}, `${held.event.topic}/${held.event.partition}@${held.event.offset}`),
+      el('td', {}, heldState(held)),
+      el('td', { className: 'num' }, held.attempts.length),
+      el('td', {}, inTime(held.next_attempt_at_ms)),
+      el('td', { className: 'reason', title: last ? last.error : '' }, last ? last.error : ''),
+      el('td', {}, held.host || 'this host'),
+      el('td', {}, held.retrying ? el('button', {
+        type: 'button',
+        onclick: () => attempt(async () => {
+          await api('POST', `/v1/actors/${encodeURIComponent(name)}/retries/${encodeURIComponent(held.id)}/retry-now`);
+          banner(`${name}: retrying ${held.id} now`, true);
+          await loadRetries(name);
+        }),
+      }, 'Retry now') : ''),
+    );
+  });
+  const body = $('av-retries').tBodies[0];
+  body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 8, className: 'muted' }, 'none'))]));
+  const unanswered = data.unanswered_hosts && data.unanswered_hosts.length
+    ? `; not answered: ${data.unanswered_hosts.join(', ')}` : '';
+  $('av-retries-count').textContent = `${data.items.length} held${unanswered}`;
+}
+
+async function loadVersions(name) {
+  const data = await api('GET', `/v1/actors/${encodeURIComponent(name)}/versions`);
+  if (ui.actor !== name) return;
+  const active = data.items.find((v) => v.active);
+  const change = (verb, label, body, confirmText) => el('button', {
+    type: 'button',
+    onclick: () => attempt(async () => {
+      if (!confirm(confirmText)) return;
+      const done = await api('POST', `/v1/actors/${encodeURIComponent(name)}/${verb}`, body);
+      banner(`${name}: v${done.version} active`, true);
+      await Promise.all([loadVersions(name), loadActors()]);
+    }),
+  }, label);
+  const rows = [...data.items].reverse().map((v) => el('tr', { 'data-version': v.version, className: v.active ? 'active' : '' },
+    el('td', {}, 'v' + v.version),
+    el('td', {}, time(v.uploaded_at_ms)),
+    el('td', {}, v.uploaded_by),
+    el('td', {}, el('code', { title: v.sha256 }, v.sha256.slice(0, 12))),
+    el('td', {}, v.notes),
+    el('td', {}, v.active ? el('strong', {}, 'active')
+      : active && v.version < active.version
+        ? change('rollback', 'Roll back', { to: v.version }, `Roll ${name} back to v${v.version}?`)
+        : change('activate', 'Activate', { version: v.version }, `Activate v${v.version} of ${name}?`)),
+  ));
+  $('av-versions').tBodies[0].replaceChildren(...rows);
 }
 
 // ---- cluster ------------------------------------------------------------------
@@ -189,7 +396,7 @@ async function loadDeadLetters(append) {
   const body = $('dlq').tBodies[0];
   if (!append) body.replaceChildren();
   for (const dead of page.items) {
-    body.append(el('tr', { className: 'clickable', onclick: () => attempt(() => showDetail(dead.id)) },
+    body.append(el('tr', { className: 'clickable', 'data-id': dead.id, onclick: () => attempt(() => showDetail(dead.id)) },
       el('td', {}, time(dead.dead_at_ms)),
       el('td', {}, dead.actor + ' v' + dead.version),
       el('td', {}, `${dead.event.topic}/${dead.event.partition}@${dead.event.offset}`),
@@ -199,6 +406,7 @@ async function loadDeadLetters(append) {
     ));
   }
   ui.next = page.next;
+  ui.appended = Boolean(append);
   $('dlq-more').hidden = !page.next;
   if (page.total !== undefined) {
     $('dlq-count').textContent = page.total === 1 ? '1 matching' : page.total + ' matching';
@@ -322,6 +530,12 @@ function start() {
   $('detail-redrive').addEventListener('click', () => attempt(() => detailAction('redrive')));
   $('detail-discard').addEventListener('click', () => attempt(() => detailAction('discard')));
   $('detail-close').addEventListener('click', () => { $('detail').hidden = true; });
+  $('av-close').addEventListener('click', closeActor);
+  $('av-dead-letters').addEventListener('click', (event) => {
+    event.preventDefault();
+    if (ui.actor) filterBy({ actor: ui.actor });
+  });
+  window.addEventListener('resize', resizeCharts);
 
   attempt(async () => {
     const health = await api('GET', '/health');
@@ -332,11 +546,19 @@ function start() {
     }
     await refreshAll();
   });
+  const live = () => document.visibilityState === 'visible' && $('token-panel').hidden;
   setInterval(() => {
-    if (document.visibilityState === 'visible' && $('token-panel').hidden) {
-      attempt(async () => { await loadActors(); await loadCluster(); });
+    if (live()) {
+      attempt(async () => {
+        await loadActors();
+        await loadCluster();
+        if (!ui.appended) await loadDeadLetters(false);
+      });
     }
-  }, 5000);
+  }, REFRESH_MS);
+  setInterval(() => {
+    if (live() && ui.actor) attempt(loadActorView);
+  }, ACTOR_REFRESH_MS);
 }
 
 document.addEventListener('DOMContentLoaded', start);
