@@ -109,7 +109,8 @@ async function main() {
     await page.waitForFunction(
       (least) => Number(document.getElementById('chart-rate').dataset.events) >= least,
       before + 3, { timeout: WAIT });
-    await page.waitForFunction(() => /[1-9]/.test(document.getElementById('chart-time-last').textContent));
+    // Call times too: some step of the window had calls.
+    await page.waitForFunction(() => Number(document.getElementById('chart-time').dataset.timed) >= 1);
     step(`the chart moved: ${await page.locator('#chart-rate').getAttribute('data-events')} events, ` +
       `${await page.locator('#chart-rate-last').textContent()}; call time ${await page.locator('#chart-time-last').textContent()}`);
 
@@ -119,7 +120,7 @@ async function main() {
     await held.waitFor();
     await page.waitForFunction(() => {
       const row = [...document.querySelectorAll('#av-retries tbody tr')].find((r) => r.textContent.includes('stuck'));
-      return row && row.textContent.includes('retrying') && row.textContent.includes('scripted retry 1');
+      return row && row.textContent.includes('retrying') && /scripted retry \d+/.test(row.textContent);
     });
     step(`a retry in progress: ${(await held.textContent()).replace(/\s+/g, ' ')}`);
 

@@ -79,10 +79,11 @@ pub fn step_from_env(default: Duration) -> Result<Duration, SeriesError> {
 
 /// Parses a step: a duration from 1 s to 5 min.
 pub fn parse_step(text: &str) -> Result<Duration, SeriesError> {
-    let step =
-        wactor_delivery::duration_str::parse(text.trim()).map_err(|_| SeriesError::NotADuration {
+    let step = wactor_delivery::duration_str::parse(text.trim()).map_err(|_| {
+        SeriesError::NotADuration {
             text: text.to_string(),
-        })?;
+        }
+    })?;
     if !(SHORTEST_STEP..=LONGEST_STEP).contains(&step) {
         return Err(SeriesError::OutOfRange {
             text: text.to_string(),

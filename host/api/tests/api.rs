@@ -240,6 +240,9 @@ async fn v1_routes_refuse_requests_without_a_valid_token() {
     assert_eq!(body["code"], "unauthorized");
     assert_eq!(body["error"], "invalid token");
 
+    let (status, _) = host.get("/v1/actors/noop/series").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
     // A mutating call without a token changes nothing.
     let (status, _) = host.upload("noop", &manifest("noop", ""), &noop()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -299,6 +302,9 @@ async fn health_metrics_and_the_dashboard_are_open() {
         ("/", "text/html"),
         ("/ui/app.js", "text/javascript"),
         ("/ui/app.css", "text/css"),
+        ("/ui/vendor/uPlot.iife.min.js", "text/javascript"),
+        ("/ui/vendor/uPlot.min.css", "text/css"),
+        ("/ui/vendor/uPlot.LICENSE", "text/plain"),
     ] {
         let response = router(host.state.clone())
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -383,6 +389,7 @@ async fn unknown_actors_versions_and_routes_are_404() {
         "/v1/actors/ghost/versions",
         "/v1/actors/ghost/history",
         "/v1/actors/ghost/retries",
+        "/v1/actors/ghost/series",
     ] {
         let (status, body) = host.get(path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
@@ -685,6 +692,60 @@ async fn actors_pause_resume_and_are_removed() {
     assert_eq!((status, body), (StatusCode::OK, json!({"removed": "noop"})));
     let (status, _) = host.get("/v1/actors/noop").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_show_the_sampled_points_of_an_actor() {
+    let host = Host::open();
+    host.upload("noop", &manifest("noop", ""), &noop()).await;
+    let (status, body) = host.get("/v1/actors/noop/series").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"actor": "noop", "step_seconds": 2.0, "points": []})
+    );
+
+    let series = host.state.series.clone();
+    let metrics = host.state.metrics.clone();
+    let start = std::time::Instant::now();
+    // The registry knows noop: it gets a point before it has metrics.
+    let known: std::collections::BTreeSet<String> = ["noop".to_string()].into();
+    series.sample(&metrics, Some(&known), 10_000, start);
+    metrics
+        .events_total
+        .with_label_values(&["noop", "1", "done"])
+        .inc_by(8);
+    metrics
+        .call_duration_seconds
+        .with_label_values(&["noop"])
+        .observe(0.002);
+    series.sample(
+        &metrics,
+        Some(&known),
+        12_000,
+        start + std::time::Duration::from_secs(2),
+    );
+    let (status, body) = host.get("/v1/actors/noop/series").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let points = body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{body}");
+    assert_eq!(points[0]["p50_ms"], Value::Null);
+    assert_eq!(points[1]["t_ms"], 12_000);
+    assert_eq!(
+        points[1]["rates"],
+        json!({"done": 4.0, "retry": 0.0, "dead": 0.0, "trap": 0.0})
+    );
+    assert_eq!(points[1]["lag"], 0);
+    let p50 = points[1]["p50_ms"].as_f64().unwrap();
+    assert!((1.0..=5.0).contains(&p50), "{p50}");
+
+    let (status, body) = host.get("/v1/actors/noop/series?since=10000").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["points"].as_array().unwrap().len(), 1, "{body}");
+    let (status, body) = host.get("/v1/actors/noop/series?since=soon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = host.get("/v1/actors/noop/series?until=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 // ---- dead letters and retries ------------------------------------------------------

@@ -235,6 +235,7 @@ function destroyCharts() {
     $(id).replaceChildren();
     delete $(id).dataset.points;
     delete $(id).dataset.events;
+    delete $(id).dataset.timed;
     $(id + '-last').textContent = '';
   }
 }
@@ -263,6 +264,7 @@ async function loadSeries(name) {
     sum + OUTCOMES.reduce((s, [outcome]) => s + p.rates[outcome], 0) * data.step_seconds, 0);
   for (const id of ['chart-rate', 'chart-time', 'chart-lag']) $(id).dataset.points = points.length;
   $('chart-rate').dataset.events = Math.round(events);
+  $('chart-time').dataset.timed = points.filter((p) => p.p50_ms != null).length;
   const last = points[points.length - 1];
   $('chart-rate-last').textContent = last
     ? 'now ' + OUTCOMES.map(([outcome]) => `${number(last.rates[outcome], 2)} ${outcome}`).join(', ')
