@@ -258,9 +258,9 @@ fn trace_handle_span(
     span.record("otel.name", format!("process {}", event.topic).as_str());
     span.record("otel.kind", "consumer");
     // First: the parent can only be set before anything starts the span.
-    if let Some(parent) = wactor_telemetry::incoming(&event.headers) {
-        wactor_telemetry::set_parent(span, &parent);
-    }
+    // Without a valid `traceparent`, a new trace (not a child of the
+    // partition worker's span the call runs in).
+    wactor_telemetry::set_parent(span, wactor_telemetry::incoming(&event.headers).as_ref());
     set_attribute(span, "messaging.operation.type", "process");
     set_attribute(span, "messaging.operation.name", "process");
     set_attribute(span, "messaging.destination.name", event.topic.clone());

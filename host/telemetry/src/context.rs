@@ -144,23 +144,29 @@ pub fn incoming(headers: &[(String, Option<Vec<u8>>)]) -> Option<IncomingContext
     })
 }
 
-/// Makes `span` (not yet entered) a child of the remote span `parent`.
-/// Does nothing when traces are off or the span is disabled.
-pub fn set_parent(span: &tracing::Span, parent: &IncomingContext<'_>) {
-    let state = parent
-        .tracestate
-        .and_then(|s| s.parse::<TraceState>().ok())
-        .unwrap_or_default();
-    let remote = SpanContext::new(
-        TraceId::from_bytes(parent.traceparent.trace_id),
-        SpanId::from_bytes(parent.traceparent.span_id),
-        TraceFlags::new(parent.traceparent.flags & 0x01),
-        true,
-        state,
-    );
-    let cx = opentelemetry::Context::new().with_remote_span_context(remote);
+/// Makes `span` (not yet entered) a child of the remote span `parent`,
+/// or, with `None`, the root of a new trace whatever span it was created
+/// in. Does nothing when traces are off or the span is disabled.
+pub fn set_parent(span: &tracing::Span, parent: Option<&IncomingContext<'_>>) {
+    let cx = match parent {
+        Some(parent) => {
+            let state = parent
+                .tracestate
+                .and_then(|s| s.parse::<TraceState>().ok())
+                .unwrap_or_default();
+            let remote = SpanContext::new(
+                TraceId::from_bytes(parent.traceparent.trace_id),
+                SpanId::from_bytes(parent.traceparent.span_id),
+                TraceFlags::new(parent.traceparent.flags & 0x01),
+                true,
+                state,
+            );
+            opentelemetry::Context::new().with_remote_span_context(remote)
+        }
+        None => opentelemetry::Context::new(),
+    };
     // Errors: no OpenTelemetry layer (traces off) or a span started
-    // already; either way the span keeps its own trace.
+    // already; either way the span keeps the trace it has.
     let _ = span.set_parent(cx);
 }
 
@@ -282,10 +288,10 @@ mod tests {
         let parent = TraceParent::parse(GOOD.as_bytes()).unwrap();
         set_parent(
             &span,
-            &IncomingContext {
+            Some(&IncomingContext {
                 traceparent: parent,
                 tracestate: None,
-            },
+            }),
         );
         assert_eq!(traceparent_of(&span), None);
     }

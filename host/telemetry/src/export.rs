@@ -10,8 +10,10 @@
 //! delayed or failed by tracing. A failed export is logged once (warn,
 //! target `wactor_telemetry`) until one succeeds again.
 //!
-//! Only wactor's own spans are exported (targets `wactor*`); the HTTP and
-//! Kafka client libraries' spans and events are not.
+//! Only wactor's per-event spans are exported ([`EXPORTED_SPANS`], targets
+//! `wactor*`), with wactor's INFO and higher events inside them (an
+//! actor's log lines among them) as span events; the HTTP and Kafka client
+//! libraries' spans and events are not.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +30,11 @@ use tracing_subscriber::Layer;
 
 use crate::config::TraceSettings;
 use crate::{Error, Result};
+
+/// The spans exported (by their `tracing` names): a call, an emitted
+/// record, an outbound request. Long-lived spans (a partition worker's)
+/// are not: they would be parents that never end.
+const EXPORTED_SPANS: &[&str] = &["handle", "send", "http_request"];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -105,7 +112,11 @@ impl Telemetry {
             .with_tracked_inactivity(false)
             .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
                 metadata.target().starts_with("wactor")
-                    && (metadata.is_span() || *metadata.level() <= tracing::Level::INFO)
+                    && if metadata.is_span() {
+                        EXPORTED_SPANS.contains(&metadata.name())
+                    } else {
+                        *metadata.level() <= tracing::Level::INFO
+                    }
             }))
             .boxed()
     }
