@@ -659,6 +659,73 @@ pub fn display_key(key: Option<&[u8]>) -> String {
 mod tests {
     use super::*;
 
+    const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn header(name: &str, value: &str) -> (String, Option<Vec<u8>>) {
+        (name.to_string(), Some(value.as_bytes().to_vec()))
+    }
+
+    fn value_of<'a>(headers: &'a [(String, Option<Vec<u8>>)], name: &str) -> Vec<&'a [u8]> {
+        headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+
+    #[test]
+    fn with_traces_off_an_emit_gets_the_incoming_context_unless_the_actor_set_one() {
+        let source = vec![header("traceparent", INCOMING), header("tracestate", "v=1")];
+        let span = tracing::Span::none();
+        let trace = EmitTrace {
+            span: &span,
+            traced: false,
+            incoming: wactor_telemetry::incoming(&source),
+        };
+        assert!(trace.send_span("out").is_none());
+        let mut headers = vec![header("tracestate", "stale")];
+        trace.inject(None, &mut headers);
+        assert_eq!(value_of(&headers, "traceparent"), [INCOMING.as_bytes()]);
+        assert_eq!(value_of(&headers, "tracestate"), [b"v=1".as_slice()]);
+
+        let actor_set = "00-11111111111111111111111111111111-2222222222222222-00";
+        let mut headers = vec![header("TraceParent", actor_set)];
+        trace.inject(None, &mut headers);
+        assert_eq!(headers, vec![header("TraceParent", actor_set)]);
+    }
+
+    #[test]
+    fn without_an_incoming_context_or_traces_an_emit_gets_no_header() {
+        let span = tracing::Span::none();
+        let trace = EmitTrace {
+            span: &span,
+            traced: false,
+            incoming: None,
+        };
+        let mut headers = Vec::new();
+        trace.inject(None, &mut headers);
+        assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn only_short_text_keys_become_span_attributes() {
+        assert_eq!(text_key(Some(b"user-1")), Some("user-1"));
+        assert_eq!(text_key(Some(&[0xff, 0x00])), None);
+        assert_eq!(text_key(Some(b"line\nbreak")), None);
+        assert_eq!(text_key(Some(&[b'k'; 300])), None);
+        assert_eq!(text_key(None), None);
+    }
+
+    #[test]
+    fn url_full_leaves_out_user_info_query_and_fragment() {
+        let uri: http::Uri = "http://user:secret@api.example.com:8080/a/b?token=x"
+            .parse()
+            .unwrap_or_default();
+        assert_eq!(url_without_query(&uri), "http://api.example.com:8080/a/b");
+        let uri: http::Uri = "https://api.example.com/v1?q=1".parse().unwrap_or_default();
+        assert_eq!(url_without_query(&uri), "https://api.example.com/v1");
+    }
+
     #[test]
     fn keys_display_as_text_or_hex() {
         assert_eq!(display_key(None), "(none)");
