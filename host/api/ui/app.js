@@ -157,11 +157,15 @@ async function loadActors() {
   $('actors-updated').textContent = 'updated ' + new Date().toLocaleTimeString();
   if (ui.actor) {
     const open = data.items.find((actor) => actor.name === ui.actor);
-    $('av-summary').textContent = open
-      ? `${open.active_version == null ? 'no active version' : 'v' + open.active_version + ' active'}, ` +
-        `${open.state}, lag ${open.lag < 0 ? '?' : open.lag}, ${open.held} held, ` +
-        `${open.dead_letters} dead letters, ${open.handled} handled`
-      : 'removed';
+    if (!open) {
+      banner(`${ui.actor} was removed.`, true);
+      closeActor();
+      return;
+    }
+    $('av-summary').textContent =
+      `${open.active_version == null ? 'no active version' : 'v' + open.active_version + ' active'}, ` +
+      `${open.state}, lag ${open.lag < 0 ? '?' : open.lag}, ${open.held} held, ` +
+      `${open.dead_letters} dead letters, ${open.handled} handled`;
   }
 }
 
