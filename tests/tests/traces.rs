@@ -117,7 +117,7 @@ fn booking(id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn record(id: &str, headers: Vec<(String, Option<Vec<u8>>)>) -> OutRecord {
+fn record(id: &str, headers: Headers) -> OutRecord {
     OutRecord {
         topic: BOOKINGS.into(),
         partition: Some(0),
@@ -126,6 +126,9 @@ fn record(id: &str, headers: Vec<(String, Option<Vec<u8>>)>) -> OutRecord {
         headers,
     }
 }
+
+/// Record headers: (name, value), null values as `None`.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
 
 fn header(name: &str, value: impl Into<Vec<u8>>) -> (String, Option<Vec<u8>>) {
     (name.to_string(), Some(value.into()))
@@ -300,7 +303,7 @@ async fn bad_traceparent_headers_start_new_traces_and_the_events_are_still_done(
 
     let good = traceparent(TRACE, PARENT);
     let zero = traceparent(&"0".repeat(32), PARENT);
-    let bad: Vec<(&str, Vec<(String, Option<Vec<u8>>)>)> = vec![
+    let bad: Vec<(&str, Headers)> = vec![
         (
             "B-utf8",
             vec![header("traceparent", b"00-\xff\xfe-\x80".to_vec())],
