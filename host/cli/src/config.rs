@@ -267,6 +267,22 @@ mod tests {
     }
 
     #[test]
+    fn the_telemetry_section_is_optional_and_checked() {
+        let config = parse("[kafka]\nbrokers = \"k\"").unwrap();
+        assert_eq!(config.telemetry, Default::default());
+        let config = parse(
+            "[kafka]\nbrokers = \"k\"\n[telemetry]\notlp_endpoint = \"http://c:4318\"\nservice_name = \"w\"\nsample_ratio = 0.25",
+        )
+        .unwrap();
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://c:4318")
+        );
+        assert_eq!(config.telemetry.sample_ratio, Some(0.25));
+        assert!(parse("[kafka]\nbrokers = \"k\"\n[telemetry]\nendpoint = \"x\"").is_err());
+    }
+
+    #[test]
     fn unknown_fields_and_short_tokens_are_refused() {
         assert!(parse("[kafka]\nbrokers = \"k\"\nbrokerz = 1").is_err());
         let config =
