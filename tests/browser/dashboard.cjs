@@ -174,6 +174,10 @@ async function main() {
     await page.locator('#av-versions tbody tr[data-version="1"].active').waitFor();
     await page.waitForFunction(() =>
       /\bv1\b/.test(document.querySelector('#actors tr[data-actor="scripted"] td:nth-child(2)').textContent));
+    await page.waitForFunction(() => {
+      const newest = document.querySelector('#av-history tbody tr');
+      return newest && newest.textContent.includes('rollback') && newest.textContent.includes('v1');
+    });
     const actor = await apiGet('/v1/actors/scripted');
     if (actor.active_version !== 1) throw new Error(`active version ${actor.active_version} after the roll back`);
     step('rolled back to v1 by clicking');

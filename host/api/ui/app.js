@@ -206,12 +206,23 @@ function fromZero(_u, _min, max) {
   return [0, max > 0 ? max * 1.1 : 1];
 }
 
+// Clock times on the x axis: with seconds while the chart spans less
+// than ten minutes.
+function timeLabels(u, splits) {
+  const span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+  const format = span < 600
+    ? { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false }
+    : { hour: '2-digit', minute: '2-digit', hour12: false };
+  return splits.map((seconds) => new Date(seconds * 1000).toLocaleTimeString([], format));
+}
+
 function makeChart(node, series) {
   const options = {
     width: chartWidth(node),
     height: 170,
     scales: { x: { time: true }, y: { range: fromZero } },
-    axes: [{}, { size: 56 }],
+    axes: [{ values: timeLabels, space: 70 }, { size: 56 }],
+    legend: { live: false },
     cursor: { drag: { x: false, y: false } },
     series: [{}, ...series.map(([label, stroke]) => ({
       label, stroke, width: 1.5, spanGaps: false, points: { show: false },
@@ -352,6 +363,15 @@ async function loadVersions(name) {
         : change('activate', 'Activate', { version: v.version }, `Activate v${v.version} of ${name}?`)),
   ));
   $('av-versions').tBodies[0].replaceChildren(...rows);
+  const history = await api('GET', `/v1/actors/${encodeURIComponent(name)}/history`);
+  if (ui.actor !== name) return;
+  $('av-history').tBodies[0].replaceChildren(...history.items.slice(-10).reverse().map((a) => el('tr', {},
+    el('td', {}, time(a.at_ms)),
+    el('td', {}, 'v' + a.version),
+    el('td', {}, a.previous == null ? '—' : 'v' + a.previous),
+    el('td', {}, a.reason),
+    el('td', {}, a.by),
+  )));
 }
 
 // ---- cluster ------------------------------------------------------------------
