@@ -39,8 +39,8 @@ const PARENT: &str = "00f067aa0ba902b7";
 enum Export<'a> {
     /// `[telemetry] otlp_endpoint` in host.toml.
     File(&'a TestServer),
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    Env(&'a TestServer),
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` = this URL.
+    Env(String),
     /// Traces off.
     Off,
 }
@@ -89,8 +89,8 @@ fn serve(dir: &Path, brokers: &str, wallet: &TestServer, export: Export<'_>) -> 
             command.env_remove(name);
         }
     }
-    if let Export::Env(otlp) = export {
-        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.url());
+    if let Export::Env(url) = export {
+        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", url);
     }
     let child = command.spawn().expect("start wactor serve");
     ServeProcess { child, config }
@@ -299,7 +299,7 @@ async fn bad_traceparent_headers_start_new_traces_and_the_events_are_still_done(
     let wallet = TestServer::start().unwrap();
     let otlp = otlp_receiver();
     let dir = tempfile::tempdir().unwrap();
-    let host = serve(dir.path(), &kafka.brokers, &wallet, Export::Env(&otlp));
+    let host = serve(dir.path(), &kafka.brokers, &wallet, Export::Env(otlp.url()));
 
     let good = traceparent(TRACE, PARENT);
     let zero = traceparent(&"0".repeat(32), PARENT);
@@ -418,6 +418,42 @@ async fn with_traces_off_a_valid_traceparent_is_passed_on_unchanged() {
         Some(incoming.as_str())
     );
     assert_eq!(request_of("B-none").header("traceparent"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_collector_that_is_down_fails_no_event_and_holds_up_no_exit() {
+    let kafka = Kafka::start();
+    kafka.topic(BOOKINGS, 1);
+    kafka.topic(COMPLETED, 1);
+    let wallet = TestServer::start().unwrap();
+    // A port nothing listens on.
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = serve(dir.path(), &kafka.brokers, &wallet, Export::Env(down));
+
+    let incoming = traceparent(TRACE, PARENT);
+    support::produce_raw(
+        &kafka.settings(),
+        &[record("B-down", vec![header("traceparent", incoming)])],
+    )
+    .await;
+    let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, |r| !r.is_empty()).await;
+    assert_eq!(emitted.len(), 1, "{}", host_log(dir.path()));
+    // Still one trace, the send span's.
+    let header = emitted[0].headers.get("traceparent").unwrap();
+    assert!(header.starts_with(&format!("00-{TRACE}-")), "{header}");
+    let stopping = std::time::Instant::now();
+    assert!(host.terminate(), "{}", host_log(dir.path()));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(20),
+        "exit took {:?}",
+        stopping.elapsed()
+    );
+    let log = host_log(dir.path());
+    assert!(log.contains("cannot export traces"), "{log}");
 }
 
 fn host_log(dir: &Path) -> String {
