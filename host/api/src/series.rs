@@ -15,8 +15,10 @@
 //!   inside the bucket the rank falls in, as Prometheus'
 //!   `histogram_quantile` does (so they are estimates, as exact as the
 //!   buckets); `null` for a step without calls;
-//! - `lag`: `wactor_consumer_lag` summed over the actor's partitions on
-//!   this host, at the sample.
+//! - `lag`: the actor's lag summed over the partitions it has on this
+//!   host at the sample, as `GET /v1/actors` shows it (not the
+//!   `wactor_consumer_lag` gauge, which keeps the last value of partitions
+//!   this host no longer reads: revoked, paused, removed).
 //!
 //! Bounded: at most [`MAX_ACTORS`] actors, each a ring of at most one
 //! hour of points; an actor the registry no longer knows loses its series.
@@ -221,15 +223,26 @@ impl Series {
 
     /// Takes one sample of `metrics` at `now_ms`, `now`: a point for every
     /// actor in the metrics or in `known`; when `known` is given, only for
-    /// those, and the series of others are dropped.
+    /// those, and the series of others are dropped. `lags`, when given, is
+    /// the lag of every actor running here (one not in it has none);
+    /// without it the lag is read from the `wactor_consumer_lag` gauge.
     pub fn sample(
         &self,
         metrics: &Metrics,
         known: Option<&BTreeSet<String>>,
+        lags: Option<&BTreeMap<String, i64>>,
         now_ms: i64,
         now: Instant,
     ) {
-        let readings = read(metrics);
+        let mut readings = read(metrics);
+        if let Some(lags) = lags {
+            for (actor, reading) in readings.iter_mut() {
+                reading.lag = lags.get(actor).copied().unwrap_or(0).max(0);
+            }
+            for (actor, lag) in lags {
+                readings.entry(actor.clone()).or_default().lag = (*lag).max(0);
+            }
+        }
         let mut rings = self.lock();
         let elapsed = rings
             .last_at
@@ -299,9 +312,16 @@ pub async fn run_sampler(series: Arc<Series>, metrics: Arc<Metrics>, registry: W
                 None
             }
         };
+        let lags = registry.lag_by_actor();
         let now_ms = registry.parts().clock.now_ms();
         drop(registry);
-        series.sample(&metrics, known.as_ref(), now_ms, Instant::now());
+        series.sample(
+            &metrics,
+            known.as_ref(),
+            Some(&lags),
+            now_ms,
+            Instant::now(),
+        );
     }
 }
 
@@ -425,6 +445,16 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, u64)], count: u64) -> Option<
     buckets.last().map(|&(bound, _)| bound)
 }
 
+/// `since`: milliseconds since the epoch first (a client passes the last
+/// `t_ms` it has, and `0` is the epoch, not "0 s back from now"), else RFC
+/// 3339 or a duration back from now.
+fn parse_since(text: &str, now_ms: i64) -> Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(ms) => Ok(ms),
+        Err(_) => crate::logs::parse_since(text, now_ms),
+    }
+}
+
 /// The routes of this module.
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/actors/{name}/series", get(show))
@@ -437,7 +467,7 @@ async fn show(
 ) -> ApiResult<Json<SeriesView>> {
     let now_ms = state.registry.parts().clock.now_ms();
     let since_ms = non_empty(query.since)
-        .map(|since| crate::logs::parse_since(&since, now_ms))
+        .map(|since| parse_since(&since, now_ms))
         .transpose()
         .map_err(ApiError::BadRequest)?;
     // 404 for an actor the registry does not know.
@@ -480,7 +510,7 @@ mod tests {
         m.events_total
             .with_label_values(&["echo", "1", "done"])
             .inc_by(4);
-        series.sample(&m, None, 1_000, start);
+        series.sample(&m, None, None, 1_000, start);
         m.events_total
             .with_label_values(&["echo", "1", "done"])
             .inc_by(6);
@@ -501,7 +531,7 @@ mod tests {
         m.consumer_lag
             .with_label_values(&["echo", "orders", "1"])
             .set(7);
-        series.sample(&m, None, 3_000, start + Duration::from_secs(2));
+        series.sample(&m, None, None, 3_000, start + Duration::from_secs(2));
         let points = series.points("echo", None);
         assert_eq!(points.len(), 2);
         // The first sample counts from zero (the sampler starts with the
@@ -533,6 +563,7 @@ mod tests {
             series.sample(
                 &m,
                 Some(&known),
+                None,
                 i,
                 start + Duration::from_secs(60 * i as u64),
             );
@@ -540,9 +571,53 @@ mod tests {
         assert_eq!(series.points("a", None).len(), 60);
         assert_eq!(series.points("a", None)[0].t_ms, 40);
         let only_a: BTreeSet<String> = ["a".to_string()].into();
-        series.sample(&m, Some(&only_a), 100, start + Duration::from_secs(6000));
+        series.sample(
+            &m,
+            Some(&only_a),
+            None,
+            100,
+            start + Duration::from_secs(6000),
+        );
         assert!(series.points("b", None).is_empty());
         assert_eq!(series.points("a", None).len(), 60);
+    }
+
+    #[test]
+    fn lag_is_the_running_consumers_not_the_stale_gauge() {
+        let m = metrics();
+        let series = Series::new(Duration::from_secs(2));
+        let start = Instant::now();
+        // The gauge of a partition this host read once and no longer does
+        // (revoked, paused) keeps its last value.
+        m.consumer_lag
+            .with_label_values(&["echo", "orders", "3"])
+            .set(40);
+        m.consumer_lag
+            .with_label_values(&["idle", "orders", "0"])
+            .set(9);
+        let lags: BTreeMap<String, i64> =
+            [("echo".to_string(), 2), ("fresh".to_string(), 5)].into();
+        series.sample(&m, None, Some(&lags), 1_000, start);
+        assert_eq!(series.points("echo", None)[0].lag, 2);
+        // Not running here: no lag, whatever the gauge says.
+        assert_eq!(series.points("idle", None)[0].lag, 0);
+        // Running, without any metric yet.
+        assert_eq!(series.points("fresh", None)[0].lag, 5);
+        // Without the consumers' lags: the gauge.
+        series.sample(&m, None, None, 3_000, start + Duration::from_secs(2));
+        assert_eq!(series.points("echo", None)[1].lag, 40);
+    }
+
+    #[test]
+    fn since_is_milliseconds_first() {
+        // 0 is the epoch (every point), not a duration of 0 (none).
+        assert_eq!(parse_since("0", 5_000), Ok(0));
+        assert_eq!(parse_since("1796602248944", 5_000), Ok(1_796_602_248_944));
+        assert_eq!(parse_since("-5", 5_000), Ok(-5));
+        assert_eq!(parse_since("2s", 5_000), Ok(3_000));
+        assert_eq!(parse_since("1970-01-01T00:00:01Z", 5_000), Ok(1_000));
+        assert!(parse_since("99999999999999999999", 5_000).is_err());
+        assert!(parse_since("soon", 5_000).is_err());
     }
 
     #[test]

@@ -710,7 +710,7 @@ async fn series_show_the_sampled_points_of_an_actor() {
     let start = std::time::Instant::now();
     // The registry knows noop: it gets a point before it has metrics.
     let known: std::collections::BTreeSet<String> = ["noop".to_string()].into();
-    series.sample(&metrics, Some(&known), 10_000, start);
+    series.sample(&metrics, Some(&known), None, 10_000, start);
     metrics
         .events_total
         .with_label_values(&["noop", "1", "done"])
@@ -722,6 +722,7 @@ async fn series_show_the_sampled_points_of_an_actor() {
     series.sample(
         &metrics,
         Some(&known),
+        None,
         12_000,
         start + std::time::Duration::from_secs(2),
     );
@@ -742,6 +743,10 @@ async fn series_show_the_sampled_points_of_an_actor() {
     let (status, body) = host.get("/v1/actors/noop/series?since=10000").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["points"].as_array().unwrap().len(), 1, "{body}");
+    // 0 is the epoch: every point (not "0 s back from now": none).
+    let (status, body) = host.get("/v1/actors/noop/series?since=0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["points"].as_array().unwrap().len(), 2, "{body}");
     let (status, body) = host.get("/v1/actors/noop/series?since=soon").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = host.get("/v1/actors/noop/series?until=1").await;

@@ -800,6 +800,19 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// The lag of every actor whose consumer runs on this host, summed over
+    /// the partitions it has now (unknown counts as 0), as [`actors`]
+    /// shows it. The `wactor_consumer_lag` gauge keeps the last value of a
+    /// partition this host no longer reads (revoked, paused, removed).
+    ///
+    /// [`actors`]: Self::actors
+    pub fn lag_by_actor(&self) -> BTreeMap<String, i64> {
+        self.views_snapshot()
+            .into_iter()
+            .filter_map(|(name, view)| view.status.map(|status| (name, status.total_lag())))
+            .collect()
+    }
+
     fn views_snapshot(&self) -> BTreeMap<String, View> {
         match self.views.read() {
             Ok(views) => views.clone(),
