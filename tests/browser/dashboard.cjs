@@ -115,7 +115,8 @@ async function main() {
       `${await page.locator('#chart-rate-last').textContent()}; call time ${await page.locator('#chart-time-last').textContent()}`);
 
     // ---- a retry in progress --------------------------------------------------
-    produce('jobs', 'stuck', JSON.stringify({ fail_until_attempt: 1000 }));
+    // Its key holds HTML too: shown as text in the retries table.
+    produce('jobs', 'stuck' + XSS, JSON.stringify({ fail_until_attempt: 1000 }));
     const held = page.locator('#av-retries tbody tr', { hasText: 'stuck' });
     await held.waitFor();
     await page.waitForFunction(() => {
@@ -165,7 +166,8 @@ async function main() {
     step(`re-driven: ${id} ran again and is back with more attempts`);
 
     // ---- roll back by clicking -------------------------------------------------
-    wactor('deploy', V2, '--notes', 'browser test v2');
+    // Notes with HTML: shown as text in the versions table.
+    wactor('deploy', V2, '--notes', 'browser test v2 ' + XSS);
     await page.locator('#av-versions tbody tr[data-version="2"].active').waitFor();
     await page.waitForFunction(() =>
       document.querySelector('#actors tr[data-actor="scripted"]').textContent.includes('v2'));
@@ -181,6 +183,44 @@ async function main() {
     const actor = await apiGet('/v1/actors/scripted');
     if (actor.active_version !== 1) throw new Error(`active version ${actor.active_version} after the roll back`);
     step('rolled back to v1 by clicking');
+
+    // ---- untrusted text stays text everywhere --------------------------------------
+    // The retry's key and v2's notes, in the actor view, as the payload above.
+    await page.waitForFunction((text) =>
+      document.querySelector('#av-versions tbody tr[data-version="2"]').textContent.includes(text)
+      && document.getElementById('av-retries').textContent.includes('stuck' + text), XSS);
+    const anywhere = await page.evaluate(() => ({
+      bold: document.querySelectorAll('b').length,
+      img: document.querySelectorAll('img').length,
+      xss: window.__xss,
+    }));
+    if (anywhere.bold !== 0 || anywhere.img !== 0 || anywhere.xss !== undefined) {
+      throw new Error(`HTML in a key or notes was interpreted: ${JSON.stringify(anywhere)}`);
+    }
+    step('HTML in a retry key and in version notes is shown as text');
+
+    // ---- a slow API: refreshes wait for each other --------------------------------
+    // Every series request answers after 5 s, longer than the actor view's
+    // 2 s refresh: the next refresh starts only when this one has ended, so
+    // there is never more than one series request in flight.
+    const SERIES = '**/v1/actors/*/series*';
+    const slow = { inflight: 0, most: 0, answered: 0 };
+    await page.route(SERIES, async (route) => {
+      slow.inflight += 1;
+      slow.most = Math.max(slow.most, slow.inflight);
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      await route.continue().catch(() => {});
+      slow.inflight -= 1;
+      slow.answered += 1;
+    });
+    const slowUntil = Date.now() + WAIT;
+    while (slow.answered < 2 && Date.now() < slowUntil) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await page.unroute(SERIES);
+    if (slow.answered < 2) throw new Error(`the charts stopped refreshing under a slow API: ${JSON.stringify(slow)}`);
+    if (slow.most > 1) throw new Error(`refreshes piled up under a slow API: ${slow.most} series requests at once`);
+    step(`a slow API: ${slow.answered} slow series requests, at most ${slow.most} at once`);
 
     // ---- CSP --------------------------------------------------------------------
     const csp = await page.evaluate(() => window.__csp);

@@ -53,6 +53,10 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
             (header::CACHE_CONTROL, "no-cache"),
             (header::CONTENT_SECURITY_POLICY, CSP),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // `frame-ancestors 'none'` for browsers without CSP level 2:
+            // no other site frames the page's buttons (clickjacking).
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         body,
     )

@@ -313,9 +313,20 @@ async fn health_metrics_and_the_dashboard_are_open() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap();
         assert!(content_type.starts_with(kind), "{path}: {content_type}");
-        assert!(response
-            .headers()
-            .contains_key(header::CONTENT_SECURITY_POLICY));
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        // Not framed by another site, in browsers without CSP 2 either.
+        assert_eq!(
+            response.headers()[header::X_FRAME_OPTIONS],
+            "DENY",
+            "{path}"
+        );
+        assert_eq!(
+            response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff"
+        );
     }
 }
 

@@ -10,6 +10,8 @@ const PAGE = 50;
 const ACTOR_REFRESH_MS = 2000;
 // How often the actors, cluster and dead-letter tables are refreshed.
 const REFRESH_MS = 5000;
+// A request without an answer by then fails (and the refresh goes on).
+const REQUEST_TIMEOUT_MS = 30000;
 const OUTCOMES = [['done', '#2e7d32'], ['retry', '#e09b00'], ['dead', '#c62828'], ['trap', '#6a1b9a']];
 
 const ui = {
@@ -74,11 +76,20 @@ async function api(method, path, body) {
   const headers = {};
   if (ui.token) headers.Authorization = 'Bearer ' + ui.token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (err) {
+    if (err.name === 'TimeoutError') {
+      throw new Error(`${method} ${path}: no answer in ${REQUEST_TIMEOUT_MS / 1000} s`);
+    }
+    throw err;
+  }
   const text = await response.text();
   let data = null;
   if (text) {
@@ -573,18 +584,26 @@ function start() {
     await refreshAll();
   });
   const live = () => document.visibilityState === 'visible' && $('token-panel').hidden;
-  setInterval(() => {
-    if (live()) {
-      attempt(async () => {
-        await loadActors();
-        await loadCluster();
-        if (!ui.appended) await loadDeadLetters(false);
-      });
+  every(REFRESH_MS, live, async () => {
+    await loadActors();
+    await loadCluster();
+    if (!ui.appended) await loadDeadLetters(false);
+  });
+  every(ACTOR_REFRESH_MS, () => live() && ui.actor, loadActorView);
+}
+
+// Runs `task` every `ms` while `when()` holds, one run at a time: the next
+// is scheduled when this one has ended, so a slow or hanging API never has
+// refreshes piling up (each request also gives up after REQUEST_TIMEOUT_MS).
+function every(ms, when, task) {
+  const tick = async () => {
+    try {
+      if (when()) await attempt(task);
+    } finally {
+      setTimeout(tick, ms);
     }
-  }, REFRESH_MS);
-  setInterval(() => {
-    if (live() && ui.actor) attempt(loadActorView);
-  }, ACTOR_REFRESH_MS);
+  };
+  setTimeout(tick, ms);
 }
 
 document.addEventListener('DOMContentLoaded', start);
