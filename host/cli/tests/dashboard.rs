@@ -11,7 +11,8 @@
 //! package, or `WACTOR_CHROMIUM`) and playwright-core (the root
 //! package.json's devDependency after `npm ci`, or installed globally by
 //! the README's test command). Without them the test fails when `CI` is
-//! set and otherwise says loudly that it did not run.
+//! set (to anything but empty, `0`, `false` or `no`; .ci/run sets it) and
+//! otherwise says loudly that it did not run.
 //!
 //! `WACTOR_DASHBOARD_SCREENSHOT=FILE` also writes a screenshot: that is how
 //! docs/img/dashboard.png is made (docs/operations.md, Dashboard).
@@ -191,11 +192,32 @@ fn start_dev(dir: &Path, api: &str) -> (Stopped, String) {
     }
 }
 
+/// Whether `CI` says this runs under CI: set to anything but empty, `0`
+/// or `false` (CI services set `true`, some `1`, `yes` or `True`; .ci/run
+/// sets `true`). Under CI missing tools fail the test instead of skipping it.
+fn under_ci(value: Option<std::ffi::OsString>) -> bool {
+    value.is_some_and(|value| {
+        let value = value.to_string_lossy().trim().to_ascii_lowercase();
+        !matches!(value.as_str(), "" | "0" | "false" | "no")
+    })
+}
+
+#[test]
+fn any_ci_value_but_false_makes_missing_tools_fail() {
+    for set in ["true", "1", "yes", "True", "TRUE", "on"] {
+        assert!(under_ci(Some(set.into())), "CI={set}");
+    }
+    for unset in ["", "0", "false", "False", "no"] {
+        assert!(!under_ci(Some(unset.into())), "CI={unset}");
+    }
+    assert!(!under_ci(None));
+}
+
 #[test]
 fn dashboard_in_a_browser_shows_charts_retries_dead_letters_and_rolls_back() {
     let tools = match tools() {
         Ok(tools) => tools,
-        Err(why) if std::env::var_os("CI").is_some_and(|v| v == "true" || v == "1") => {
+        Err(why) if under_ci(std::env::var_os("CI")) => {
             panic!("the dashboard browser test cannot run under CI: {why}")
         }
         Err(why) => {
