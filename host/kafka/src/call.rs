@@ -199,7 +199,7 @@ pub async fn run(
         .instrument(span.clone())
         .await;
     span.record("outcome", outcome.label());
-    if traced && outcome != CallOutcome::Done {
+    if traced && !matches!(outcome, CallOutcome::Done) {
         span.record("otel.status_code", "error");
     }
     let duration = started.elapsed();
