@@ -48,6 +48,17 @@ enum Export<'a> {
 /// Starts `wactor serve` in `dir` running payment-reversal against
 /// `wallet`, exporting as `export` says.
 fn serve(dir: &Path, brokers: &str, wallet: &TestServer, export: Export<'_>) -> ServeProcess {
+    serve_with(dir, brokers, wallet, export, "")
+}
+
+/// [`serve`], with `tables` (TOML tables) added to the manifest.
+fn serve_with(
+    dir: &Path,
+    brokers: &str,
+    wallet: &TestServer,
+    export: Export<'_>,
+    tables: &str,
+) -> ServeProcess {
     ServeProcess::write_config(dir, brokers, "manage_topics = false");
     let config = dir.join("host.toml");
     if let Export::File(otlp) = export {
@@ -65,7 +76,7 @@ fn serve(dir: &Path, brokers: &str, wallet: &TestServer, export: Export<'_>) -> 
         &format!(
             "name = \"payment-reversal\"\ntopics = [\"{BOOKINGS}\"]\n\
              allowed_hosts = [\"{}\"]\n\
-             [config]\nwallet_url = \"{}\"\ncompleted_topic = \"{COMPLETED}\"\n",
+             [config]\nwallet_url = \"{}\"\ncompleted_topic = \"{COMPLETED}\"\n{tables}",
             wallet.host_port(),
             wallet.url()
         ),
@@ -174,6 +185,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
 fn traceparent(trace: &str, span: &str) -> String {
     format!("00-{trace}-{span}-01")
 }
@@ -227,9 +244,7 @@ async fn one_trace_runs_from_the_producers_header_through_process_send_and_outbo
         services.iter().all(|s| s == "wactor-traces-test"),
         "{services:?}"
     );
-    let trace = (0..16)
-        .map(|i| u8::from_str_radix(&TRACE[2 * i..2 * i + 2], 16).unwrap())
-        .collect::<Vec<u8>>();
+    let trace = hex_bytes(TRACE);
 
     // process: the record's traceparent is its parent.
     let process = span_named(&spans, &format!("process {BOOKINGS}"), &trace);
@@ -289,6 +304,76 @@ async fn one_trace_runs_from_the_producers_header_through_process_send_and_outbo
         requests[0].header("traceparent"),
         Some(traceparent(TRACE, &hex(&client.span_id)).as_str())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_attempt_is_a_process_span_of_its_own_under_the_records_parent() {
+    let kafka = Kafka::start();
+    kafka.topic(BOOKINGS, 1);
+    kafka.topic(COMPLETED, 1);
+    let wallet = TestServer::start().unwrap();
+    // The first call fails (a retry), the second succeeds.
+    wallet.reply(Reply::status(503));
+    let otlp = otlp_receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let host = serve_with(
+        dir.path(),
+        &kafka.brokers,
+        &wallet,
+        Export::File(&otlp),
+        "[retry]\ninitial_backoff = \"100ms\"\njitter = \"none\"\n",
+    );
+    support::produce_raw(
+        &kafka.settings(),
+        &[record(
+            "B-retry",
+            vec![header("traceparent", traceparent(TRACE, PARENT))],
+        )],
+    )
+    .await;
+    let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, |r| !r.is_empty()).await;
+    assert_eq!(emitted.len(), 1, "{}", host_log(dir.path()));
+    let requests = wallet_requests(&wallet, 2).await;
+    assert!(host.terminate(), "{}", host_log(dir.path()));
+
+    let (spans, _) = received(&otlp);
+    let trace = hex_bytes(TRACE);
+    let mut processes: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == format!("process {BOOKINGS}") && s.trace_id == trace)
+        .collect();
+    processes.sort_by_key(|s| attr(&s.attributes, "wactor.attempt"));
+    assert_eq!(processes.len(), 2, "{spans:#?}");
+    for (i, process) in processes.iter().enumerate() {
+        assert_eq!(hex(&process.parent_span_id), PARENT);
+        assert_eq!(
+            attr(&process.attributes, "wactor.attempt"),
+            Some((i + 1).to_string())
+        );
+        // Each attempt's wallet call is its child, and says so in its
+        // request.
+        let client = spans
+            .iter()
+            .find(|s| s.name == "POST" && s.parent_span_id == process.span_id)
+            .unwrap_or_else(|| panic!("no wallet call under attempt {}", i + 1));
+        assert_eq!(
+            requests[i].header("traceparent"),
+            Some(traceparent(TRACE, &hex(&client.span_id)).as_str())
+        );
+    }
+    // The failed attempt is an error; only the one that was done emitted.
+    let error = opentelemetry_proto::tonic::trace::v1::status::StatusCode::Error as i32;
+    assert_eq!(processes[0].status.as_ref().map(|s| s.code), Some(error));
+    assert_eq!(
+        attr(&processes[0].attributes, "outcome").as_deref(),
+        Some("retry")
+    );
+    let sends: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == format!("send {COMPLETED}"))
+        .collect();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].parent_span_id, processes[1].span_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
