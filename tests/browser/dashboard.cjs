@@ -82,8 +82,11 @@ async function main() {
     });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT);
+    // Console errors the test causes itself (a refused connection).
+    const expected = [];
     page.on('console', (message) => {
       const url = message.location().url || '';
+      if (expected.some((pattern) => pattern.test(`${message.text()} ${url}`))) return;
       if (message.type() === 'error' && !url.endsWith('/favicon.ico')) {
         problems.push(`console error: ${message.text()} (${url})`);
       }
@@ -221,6 +224,20 @@ async function main() {
     if (slow.answered < 2) throw new Error(`the charts stopped refreshing under a slow API: ${JSON.stringify(slow)}`);
     if (slow.most > 1) throw new Error(`refreshes piled up under a slow API: ${slow.most} series requests at once`);
     step(`a slow API: ${slow.answered} slow series requests, at most ${slow.most} at once`);
+
+    // ---- an API that fails, then answers again ------------------------------------
+    // The failure shows in the banner, and goes once the refresh succeeds.
+    const ACTORS = '**/v1/actors';
+    expected.push(/ERR_CONNECTION_REFUSED .*\/v1\/actors$/);
+    await page.route(ACTORS, (route) => route.abort('connectionrefused'));
+    await page.waitForFunction(() => {
+      const node = document.getElementById('banner');
+      return !node.hidden && /GET \/v1\/actors: the host did not answer/.test(node.textContent);
+    });
+    step(`an unreachable API is shown: ${await page.locator('#banner').textContent()}`);
+    await page.unroute(ACTORS);
+    await page.locator('#banner').waitFor({ state: 'hidden' });
+    step('the banner went once the API answered again');
 
     // ---- CSP --------------------------------------------------------------------
     const csp = await page.evaluate(() => window.__csp);

@@ -63,11 +63,14 @@ function pretty(view) {
   try { return JSON.stringify(JSON.parse(view.text), null, 2); } catch (_) { return view.text; }
 }
 
-function banner(message, ok) {
+// Shows a message (an error unless `ok`); `source` names the refresh loop
+// whose failure it is, so that loop's next success clears it.
+function banner(message, ok, source) {
   const node = $('banner');
   node.textContent = message || '';
   node.className = ok ? 'banner ok' : 'banner';
   node.hidden = !message;
+  node.dataset.source = message && !ok && source ? source : '';
 }
 
 class Unauthorized extends Error {}
@@ -88,7 +91,7 @@ async function api(method, path, body) {
     if (err.name === 'TimeoutError') {
       throw new Error(`${method} ${path}: no answer in ${REQUEST_TIMEOUT_MS / 1000} s`);
     }
-    throw err;
+    throw new Error(`${method} ${path}: the host did not answer (${err.message})`);
   }
   const text = await response.text();
   let data = null;
@@ -103,12 +106,15 @@ async function api(method, path, body) {
   return data;
 }
 
-// Runs an action, showing its failure in the banner.
-async function attempt(action) {
+// Runs an action, showing its failure in the banner (as `source`'s, when
+// given); true when it succeeded.
+async function attempt(action, source) {
   try {
     await action();
+    return true;
   } catch (err) {
-    if (!(err instanceof Unauthorized)) banner(err.message);
+    if (!(err instanceof Unauthorized)) banner(err.message, false, source);
+    return false;
   }
 }
 
@@ -553,7 +559,7 @@ function start() {
     $('token-input').value = '';
     $('token-panel').hidden = true;
     banner('');
-    attempt(refreshAll);
+    attempt(refreshAll, 'tables');
   });
   $('token-forget').addEventListener('click', () => { setToken(''); showTokenPanel('Token forgotten.'); });
   $('dlq-filter').addEventListener('submit', (event) => {
@@ -582,23 +588,24 @@ function start() {
       return;
     }
     await refreshAll();
-  });
+  }, 'tables');
   const live = () => document.visibilityState === 'visible' && $('token-panel').hidden;
-  every(REFRESH_MS, live, async () => {
+  every('tables', REFRESH_MS, live, async () => {
     await loadActors();
     await loadCluster();
     if (!ui.appended) await loadDeadLetters(false);
   });
-  every(ACTOR_REFRESH_MS, () => live() && ui.actor, loadActorView);
+  every('actor', ACTOR_REFRESH_MS, () => live() && ui.actor, loadActorView);
 }
 
 // Runs `task` every `ms` while `when()` holds, one run at a time: the next
 // is scheduled when this one has ended, so a slow or hanging API never has
 // refreshes piling up (each request also gives up after REQUEST_TIMEOUT_MS).
-function every(ms, when, task) {
+// A failure shows in the banner until the loop's next success clears it.
+function every(source, ms, when, task) {
   const tick = async () => {
     try {
-      if (when()) await attempt(task);
+      if (when() && await attempt(task, source) && $('banner').dataset.source === source) banner('');
     } finally {
       setTimeout(tick, ms);
     }
