@@ -61,6 +61,55 @@ impl Drop for Stopped {
     }
 }
 
+/// Has `command`'s process sent SIGTERM when the thread that spawns it
+/// ends (Linux): the test's process killed (a CI job's timeout, SIGKILL)
+/// runs no `Drop`, and without this `wactor dev` and the browser would be
+/// left running, holding their ports. `wactor dev` and playwright end on
+/// SIGTERM.
+fn ended_with_the_test(command: &mut Command) -> &mut Command {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl(2) only, which is async-signal-safe, between fork
+        // and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_spawned_process_ends_when_the_test_does() {
+    // Spawned from a thread that then ends, as the test's process would.
+    let mut child = std::thread::spawn(|| {
+        ended_with_the_test(Command::new("sleep").arg("60"))
+            .spawn()
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process outlived the thread that spawned it");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}
+
 /// What the browser test needs, or why it cannot run.
 struct Tools {
     node: PathBuf,
@@ -146,7 +195,7 @@ fn start_dev(dir: &Path, api: &str) -> (Stopped, String) {
         &scripted_manifest("v1"),
     );
     let stdout = dir.join("dev.out");
-    let child = Command::new(env!("CARGO_BIN_EXE_wactor"))
+    let child = ended_with_the_test(&mut Command::new(env!("CARGO_BIN_EXE_wactor")))
         .current_dir(dir)
         .args(["dev", "--actors", "actors", "--no-samples", "--no-build"])
         .args([
@@ -235,7 +284,7 @@ fn dashboard_in_a_browser_shows_charts_retries_dead_letters_and_rolls_back() {
     write_manifest(&v2, &scripted_manifest("v2"));
 
     let mut command = Command::new(&tools.node);
-    command
+    ended_with_the_test(&mut command)
         .arg(repo_root().join("tests/browser/dashboard.cjs"))
         .env("NODE_PATH", &tools.node_path)
         .env("WACTOR_API", format!("http://{api}"))
