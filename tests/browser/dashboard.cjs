@@ -32,6 +32,8 @@ const V2 = process.env.SCRIPTED_V2;
 const CHROMIUM = process.env.WACTOR_CHROMIUM || '/usr/bin/chromium';
 const WAIT = 60_000;
 const XSS = '<img src=x onerror=window.__xss=1><b>bold</b>';
+// Long without a space (a base64 key, pasted notes): must not widen the page.
+const LONG = 'QUJD'.repeat(750);
 
 const screenshotAt = process.argv.indexOf('--screenshot');
 const screenshot = screenshotAt > 0 ? process.argv[screenshotAt + 1] : null;
@@ -118,8 +120,8 @@ async function main() {
       `${await page.locator('#chart-rate-last').textContent()}; call time ${await page.locator('#chart-time-last').textContent()}`);
 
     // ---- a retry in progress --------------------------------------------------
-    // Its key holds HTML too: shown as text in the retries table.
-    produce('jobs', 'stuck' + XSS, JSON.stringify({ fail_until_attempt: 1000 }));
+    // Its key holds HTML too, and is long: shown as text in the retries table.
+    produce('jobs', 'stuck' + XSS + LONG, JSON.stringify({ fail_until_attempt: 1000 }));
     const held = page.locator('#av-retries tbody tr', { hasText: 'stuck' });
     await held.waitFor();
     await page.waitForFunction(() => {
@@ -170,7 +172,7 @@ async function main() {
 
     // ---- roll back by clicking -------------------------------------------------
     // Notes with HTML: shown as text in the versions table.
-    wactor('deploy', V2, '--notes', 'browser test v2 ' + XSS);
+    wactor('deploy', V2, '--notes', 'browser test v2 ' + XSS + LONG);
     await page.locator('#av-versions tbody tr[data-version="2"].active').waitFor();
     await page.waitForFunction(() =>
       document.querySelector('#actors tr[data-actor="scripted"]').textContent.includes('v2'));
@@ -201,6 +203,17 @@ async function main() {
       throw new Error(`HTML in a key or notes was interpreted: ${JSON.stringify(anywhere)}`);
     }
     step('HTML in a retry key and in version notes is shown as text');
+    // The 3000-character key and notes are cut to their columns: the page
+    // is no wider than the window and Retry now stays on screen.
+    const widths = await page.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      window: window.innerWidth,
+      retryNow: Math.ceil(document.querySelector('#av-retries tbody button').getBoundingClientRect().right),
+    }));
+    if (widths.page > widths.window || widths.retryNow > widths.window) {
+      throw new Error(`long text widens the page: ${JSON.stringify(widths)}`);
+    }
+    step(`long keys and notes stay within the window: ${JSON.stringify(widths)}`);
 
     // ---- a slow API: refreshes wait for each other --------------------------------
     // Every series request answers after 5 s, longer than the actor view's

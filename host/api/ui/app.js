@@ -44,6 +44,14 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// A table cell of untrusted text that may be long without a space (a
+// base64 key, notes): cut to the column with an ellipsis, whole in its
+// tooltip, so it never widens the table past the screen and its buttons.
+function clipped(text) {
+  const value = text == null ? '' : String(text);
+  return el('td', { className: 'clip', title: value }, value);
+}
+
 function time(ms) {
   if (ms == null) return '';
   const date = new Date(ms);
@@ -331,13 +339,13 @@ async function loadRetries(name) {
   const rows = data.items.map((held) => {
     const last = held.attempts[held.attempts.length - 1];
     return el('tr', { 'data-id': held.id },
-      el('td', {}, held.event.key == null ? '(none)' : bytes(held.event.key)),
+      clipped(held.event.key == null ? '(none)' : bytes(held.event.key)),
       el('td', {}, `${held.event.topic}/${held.event.partition}@${held.event.offset}`),
       el('td', {}, heldState(held)),
       el('td', { className: 'num' }, held.attempts.length),
       el('td', {}, inTime(held.next_attempt_at_ms)),
       el('td', { className: 'reason', title: last ? last.error : '' }, last ? last.error : ''),
-      el('td', {}, held.host || 'this host'),
+      clipped(held.host || 'this host'),
       el('td', {}, held.retrying ? el('button', {
         type: 'button',
         onclick: () => attempt(async () => {
@@ -371,9 +379,9 @@ async function loadVersions(name) {
   const rows = [...data.items].reverse().map((v) => el('tr', { 'data-version': v.version, className: v.active ? 'active' : '' },
     el('td', {}, 'v' + v.version),
     el('td', {}, time(v.uploaded_at_ms)),
-    el('td', {}, v.uploaded_by),
+    clipped(v.uploaded_by),
     el('td', {}, el('code', { title: v.sha256 }, v.sha256.slice(0, 12))),
-    el('td', {}, v.notes),
+    clipped(v.notes),
     el('td', {}, v.active ? el('strong', {}, 'active')
       : active && v.version < active.version
         ? change('rollback', 'Roll back', { to: v.version }, `Roll ${name} back to v${v.version}?`)
@@ -387,7 +395,7 @@ async function loadVersions(name) {
     el('td', {}, 'v' + a.version),
     el('td', {}, a.previous == null ? '—' : 'v' + a.previous),
     el('td', {}, a.reason),
-    el('td', {}, a.by),
+    clipped(a.by),
   )));
 }
 
@@ -407,8 +415,8 @@ async function loadCluster() {
     const rows = host.actors.length ? host.actors : [null];
     for (const actor of rows) {
       body.append(el('tr', { className: host.alive ? '' : 'muted' },
-        el('td', {}, name),
-        el('td', {}, host.api),
+        clipped(name),
+        clipped(host.api),
         el('td', { className: host.alive ? 'state-running' : 'state-failed' }, host.alive ? 'yes' : 'no'),
         el('td', {}, time(host.heartbeat_at_ms)),
         el('td', {}, actor ? actor.actor : '—'),
@@ -443,7 +451,7 @@ async function loadDeadLetters(append) {
       el('td', {}, time(dead.dead_at_ms)),
       el('td', {}, dead.actor + ' v' + dead.version),
       el('td', {}, `${dead.event.topic}/${dead.event.partition}@${dead.event.offset}`),
-      el('td', {}, bytes(dead.event.key)),
+      clipped(bytes(dead.event.key)),
       el('td', { className: 'num' }, dead.attempts.length),
       el('td', { className: 'reason', title: dead.reason }, dead.reason),
     ));
