@@ -94,8 +94,13 @@ async function main() {
       }
     });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    // Confirm dialogs (roll back, re-drive all) are accepted.
-    page.on('dialog', (dialog) => dialog.accept());
+    // Confirm dialogs (roll back, re-drive all) are accepted unless a step
+    // says otherwise; their messages are kept.
+    const dialogs = { accept: true, seen: [] };
+    page.on('dialog', (dialog) => {
+      dialogs.seen.push(dialog.message());
+      return dialogs.accept ? dialog.accept() : dialog.dismiss();
+    });
 
     step(`open ${API}/`);
     await page.goto(API + '/');
@@ -177,7 +182,23 @@ async function main() {
     await page.waitForFunction(() =>
       document.querySelector('#actors tr[data-actor="scripted"]').textContent.includes('v2'));
     step('v2 deployed and shown active');
-    await page.locator('#av-versions tbody tr[data-version="1"] button', { hasText: 'Roll back' }).click();
+    // Cancelled in its confirmation, the roll back does nothing.
+    dialogs.accept = false;
+    const rollback = page.locator('#av-versions tbody tr[data-version="1"] button', { hasText: 'Roll back' });
+    const seenBefore = dialogs.seen.length;
+    await rollback.click();
+    const askedBy = Date.now() + 10_000;
+    while (dialogs.seen.length === seenBefore && Date.now() < askedBy) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const asked = dialogs.seen.length > seenBefore ? dialogs.seen[dialogs.seen.length - 1] : '';
+    if (!/Roll scripted back to v1\?/.test(asked)) throw new Error(`no confirmation before the roll back: ${JSON.stringify(dialogs.seen)}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const kept = await apiGet('/v1/actors/scripted');
+    if (kept.active_version !== 2) throw new Error(`a cancelled roll back changed the active version to ${kept.active_version}`);
+    dialogs.accept = true;
+    step(`the roll back asks first ("${asked}"); cancelled, v2 stays`);
+    await rollback.click();
     await page.locator('#av-versions tbody tr[data-version="1"].active').waitFor();
     await page.waitForFunction(() =>
       /\bv1\b/.test(document.querySelector('#actors tr[data-actor="scripted"] td:nth-child(2)').textContent));
