@@ -109,6 +109,11 @@ async function main() {
     step('the actors table lists echo and scripted');
 
     // ---- a chart moves after events are produced ----------------------------
+    // The series requests: the whole hour once, then only newer points.
+    const seriesUrls = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/series')) seriesUrls.push(request.url());
+    });
     await page.locator('#actors tr[data-actor="scripted"] a.actor-link').click();
     await page.locator('#actor-view').waitFor({ state: 'visible' });
     await page.locator('#chart-rate canvas').waitFor();
@@ -121,6 +126,9 @@ async function main() {
       before + 3, { timeout: WAIT });
     // Call times too: some step of the window had calls.
     await page.waitForFunction(() => Number(document.getElementById('chart-time').dataset.timed) >= 1);
+    if (/since=/.test(seriesUrls[0] || '') || !seriesUrls.slice(1).some((url) => /\?since=\d+$/.test(url))) {
+      throw new Error(`the charts do not fetch only newer points: ${JSON.stringify(seriesUrls.slice(0, 4))}`);
+    }
     step(`the chart moved: ${await page.locator('#chart-rate').getAttribute('data-events')} events, ` +
       `${await page.locator('#chart-rate-last').textContent()}; call time ${await page.locator('#chart-time-last').textContent()}`);
 
@@ -133,7 +141,7 @@ async function main() {
       const row = [...document.querySelectorAll('#av-retries tbody tr')].find((r) => r.textContent.includes('stuck'));
       return row && row.textContent.includes('retrying') && /scripted retry \d+/.test(row.textContent);
     });
-    step(`a retry in progress: ${(await held.textContent()).replace(/\s+/g, ' ')}`);
+    step(`a retry in progress: ${(await held.textContent()).replace(/\s+/g, ' ').replace(LONG, '<3000 characters>')}`);
 
     // ---- a dead letter with HTML in its payload is shown as text --------------
     produce('jobs', 'xss', JSON.stringify({ dead: true, note: XSS }));

@@ -25,6 +25,9 @@ const ui = {
   // The actor whose view is open, and its charts.
   actor: null,
   charts: null,
+  // The open actor's points so far ({ actor, points }): each refresh asks
+  // only for newer ones.
+  series: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -268,6 +271,7 @@ function ensureCharts() {
 }
 
 function destroyCharts() {
+  ui.series = null;
   if (!ui.charts) return;
   for (const chart of Object.values(ui.charts)) chart.destroy();
   ui.charts = null;
@@ -286,9 +290,18 @@ function number(value, digits) {
 }
 
 async function loadSeries(name) {
-  const data = await api('GET', `/v1/actors/${encodeURIComponent(name)}/series`);
+  // The whole hour once, then only the points after the newest one held.
+  const had = ui.series && ui.series.actor === name ? ui.series.points : [];
+  const since = had.length ? `?since=${had[had.length - 1].t_ms}` : '';
+  const data = await api('GET', `/v1/actors/${encodeURIComponent(name)}/series${since}`);
   if (ui.actor !== name) return;
-  const points = data.points;
+  // Merged with what is held now (another load may have run meanwhile):
+  // newer points only, at most the hour the host keeps.
+  const held = ui.series && ui.series.actor === name ? ui.series.points : [];
+  const newest = held.length ? held[held.length - 1].t_ms : -Infinity;
+  const keep = Math.max(1, Math.ceil(3600 / data.step_seconds));
+  const points = held.concat(data.points.filter((p) => p.t_ms > newest)).slice(-keep);
+  ui.series = { actor: name, points };
   const xs = points.map((p) => p.t_ms / 1000);
   const charts = ensureCharts();
   if (charts) {
