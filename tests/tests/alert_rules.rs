@@ -122,10 +122,13 @@ fn host_metrics() -> BTreeMap<String, BTreeSet<String>> {
             if !name.starts_with("wactor_") {
                 continue;
             }
-            let labels = args
+            // The label list of this metric's statement only: an
+            // unlabelled metric has none, whatever follows it.
+            let statement = &args[..args.find(';').unwrap_or(args.len())];
+            let labels = statement
                 .find("&[")
                 .map(|start| {
-                    let list = &args[start + 2..];
+                    let list = &statement[start + 2..];
                     list[..list.find(']').unwrap()]
                         .split(',')
                         .map(|l| l.trim().trim_matches('"').to_string())
@@ -182,6 +185,7 @@ fn the_rules_name_only_metrics_and_labels_the_host_exports() {
         "wactor_call_duration_seconds",
         "wactor_offsets_skipped_total",
         "wactor_loaded_versions",
+        "wactor_trace_export_failures_total",
     ] {
         assert!(
             host.contains_key(known),
@@ -189,6 +193,11 @@ fn the_rules_name_only_metrics_and_labels_the_host_exports() {
             host.keys()
         );
     }
+    // An unlabelled counter (read from the trace exporter at each scrape).
+    assert_eq!(
+        host.get("wactor_trace_export_failures_total"),
+        Some(&BTreeSet::new())
+    );
     assert_eq!(
         host.get("wactor_consumer_lag"),
         Some(&["actor", "partition", "topic"].map(String::from).into()),

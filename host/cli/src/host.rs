@@ -81,6 +81,11 @@ impl Host {
         }
         let producer = Producer::new(&config.kafka).context("cannot create the Kafka producer")?;
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+        // The exporter starts before the host (in `main`); its failures are
+        // read at each scrape.
+        metrics
+            .trace_export_failures_total
+            .set_source(wactor_telemetry::export_failures);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let registry = Arc::new(Registry::new(HostParts {
             store: store.clone(),

@@ -8,9 +8,13 @@
 //! Handles are resolved per label set by the callers that use them on a hot
 //! path (`with_label_values` once per worker, not per event).
 
+use std::sync::{Arc, Mutex, OnceLock};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// All host metrics.
@@ -85,6 +89,61 @@ pub struct Metrics {
     /// Time to restore one partition's actor state (from the state
     /// changelog, or seeded locally) before its events run, by actor.
     pub state_restore_seconds: HistogramVec,
+    /// `wactor_trace_export_failures_total`: batches of spans the trace
+    /// exporter failed to send (collector down, slow or refusing); 0 while
+    /// traces are off. Read from the exporter at each scrape.
+    pub trace_export_failures_total: SourcedCounter,
+}
+
+/// A counter kept outside this registry (by a crate that starts before
+/// the metrics exist, such as the trace exporter), read from its source
+/// at each scrape. Without a source it stays 0.
+#[derive(Clone)]
+pub struct SourcedCounter {
+    counter: IntCounter,
+    source: Arc<OnceLock<fn() -> u64>>,
+    /// Serializes the catch-up of concurrent scrapes.
+    sync: Arc<Mutex<()>>,
+}
+
+impl SourcedCounter {
+    fn new(opts: Opts) -> Result<Self, prometheus::Error> {
+        Ok(SourcedCounter {
+            counter: IntCounter::with_opts(opts)?,
+            source: Arc::new(OnceLock::new()),
+            sync: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Sets where the value comes from (once; later calls are ignored).
+    /// The source must never go down: it is a counter.
+    pub fn set_source(&self, source: fn() -> u64) {
+        let _ = self.source.set(source);
+    }
+
+    /// The value now.
+    pub fn get(&self) -> u64 {
+        let _guard = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(source) = self.source.get() {
+            let now = source();
+            let seen = self.counter.get();
+            if now > seen {
+                self.counter.inc_by(now - seen);
+            }
+        }
+        self.counter.get()
+    }
+}
+
+impl Collector for SourcedCounter {
+    fn desc(&self) -> Vec<&Desc> {
+        self.counter.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.get();
+        self.counter.collect()
+    }
 }
 
 impl Metrics {
@@ -281,6 +340,11 @@ impl Metrics {
             .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 120.0]),
             &["actor"],
         )?;
+        let trace_export_failures_total = SourcedCounter::new(Opts::new(
+            "wactor_trace_export_failures_total",
+            "Batches of spans the trace exporter failed to send to the collector",
+        ))?;
+        registry.register(Box::new(trace_export_failures_total.clone()))?;
         registry.register(Box::new(state_restore_seconds.clone()))?;
         registry.register(Box::new(partition_workers_failed.clone()))?;
         registry.register(Box::new(partition_worker_restarts_total.clone()))?;
@@ -335,6 +399,7 @@ impl Metrics {
             partition_worker_restarts_total,
             offsets_skipped_total,
             state_restore_seconds,
+            trace_export_failures_total,
         })
     }
 
@@ -370,6 +435,30 @@ mod tests {
             text.contains(r#"wactor_events_total{actor="echo",outcome="done",version="1"} 3"#),
             "{text}"
         );
+    }
+
+    static FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    fn failures() -> u64 {
+        FAILURES.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn trace_export_failures_are_read_from_their_source_at_each_scrape() {
+        let m = Metrics::new().unwrap();
+        // No source (traces off): exported as 0.
+        assert!(
+            m.render().contains("wactor_trace_export_failures_total 0"),
+            "{}",
+            m.render()
+        );
+        m.trace_export_failures_total.set_source(failures);
+        FAILURES.store(3, std::sync::atomic::Ordering::Relaxed);
+        assert!(m.render().contains("wactor_trace_export_failures_total 3"));
+        assert!(m.render().contains("wactor_trace_export_failures_total 3"));
+        FAILURES.store(5, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(m.trace_export_failures_total.get(), 5);
+        assert!(m.render().contains("wactor_trace_export_failures_total 5"));
     }
 
     #[test]

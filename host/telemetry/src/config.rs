@@ -11,6 +11,13 @@
 //! - service name: `OTEL_SERVICE_NAME`, else `[telemetry] service_name`,
 //!   else `wactor`.
 //! - `OTEL_SDK_DISABLED=true` turns traces off whatever else is set.
+//! - sampler: `OTEL_TRACES_SAMPLER` (`parentbased_traceidratio`,
+//!   `traceidratio`, `parentbased_always_on`, `always_on`,
+//!   `parentbased_always_off`, `always_off`) with `OTEL_TRACES_SAMPLER_ARG`
+//!   (the ratio of the `traceidratio` ones, default 1.0), else
+//!   `[telemetry] sample_ratio` under the parent's decision. Another
+//!   sampler (`jaeger_remote`, `xray`) or a ratio that is not a number
+//!   from 0.0 to 1.0 is an error at start, not silently replaced.
 //! - protocol: only `http/protobuf` (the OTLP default); another value of
 //!   `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or `OTEL_EXPORTER_OTLP_PROTOCOL`
 //!   is an error at start rather than silently ignored.
@@ -38,6 +45,7 @@ pub struct TelemetryConfig {
     /// Fraction of new traces recorded, 0.0 to 1.0; default 1.0. A span
     /// with a parent (a record that carried a `traceparent`) follows its
     /// parent's sampled flag instead (parent-based sampling).
+    /// `OTEL_TRACES_SAMPLER` replaces it.
     #[serde(default)]
     pub sample_ratio: Option<f64>,
 }
@@ -51,6 +59,9 @@ pub struct TraceSettings {
     pub service_name: String,
     /// Fraction of new traces recorded.
     pub sample_ratio: f64,
+    /// A span with a parent follows its parent's sampled flag (else the
+    /// ratio decides for it too).
+    pub parent_based: bool,
 }
 
 const TRACES_PATH: &str = "/v1/traces";
@@ -99,18 +110,63 @@ impl TraceSettings {
             .map(|name| name.trim().to_string())
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "wactor".to_string());
-        let sample_ratio = config.sample_ratio.unwrap_or(1.0);
-        if !(0.0..=1.0).contains(&sample_ratio) {
-            return Err(Error::Invalid {
-                field: "telemetry.sample_ratio",
-                message: format!("{sample_ratio} is not between 0.0 and 1.0"),
-            });
-        }
+        let (sample_ratio, parent_based) = match env("OTEL_TRACES_SAMPLER") {
+            Some(sampler) => sampler_of(sampler.trim(), env("OTEL_TRACES_SAMPLER_ARG"))?,
+            None => {
+                let ratio = config.sample_ratio.unwrap_or(1.0);
+                (checked_ratio("telemetry.sample_ratio", ratio)?, true)
+            }
+        };
         Ok(Some(TraceSettings {
             traces_endpoint,
             service_name,
             sample_ratio,
+            parent_based,
         }))
+    }
+}
+
+/// The ratio and parent-basedness of `OTEL_TRACES_SAMPLER` = `sampler`
+/// with `OTEL_TRACES_SAMPLER_ARG` = `arg`.
+fn sampler_of(sampler: &str, arg: Option<String>) -> Result<(f64, bool)> {
+    let ratio = || -> Result<f64> {
+        match arg.as_deref().map(str::trim) {
+            None => Ok(1.0),
+            Some(text) => {
+                let ratio = text.parse::<f64>().map_err(|_| Error::Invalid {
+                    field: "OTEL_TRACES_SAMPLER_ARG",
+                    message: format!("{text:?} is not a number between 0.0 and 1.0"),
+                })?;
+                checked_ratio("OTEL_TRACES_SAMPLER_ARG", ratio)
+            }
+        }
+    };
+    match sampler.to_ascii_lowercase().as_str() {
+        "always_on" => Ok((1.0, false)),
+        "always_off" => Ok((0.0, false)),
+        "traceidratio" => Ok((ratio()?, false)),
+        "parentbased_always_on" => Ok((1.0, true)),
+        "parentbased_always_off" => Ok((0.0, true)),
+        "parentbased_traceidratio" => Ok((ratio()?, true)),
+        _ => Err(Error::Invalid {
+            field: "OTEL_TRACES_SAMPLER",
+            message: format!(
+                "{sampler:?}: wactor knows always_on, always_off, traceidratio and their \
+                 parentbased_ forms"
+            ),
+        }),
+    }
+}
+
+/// `ratio` when it is a number from 0.0 to 1.0 (not NaN).
+fn checked_ratio(field: &'static str, ratio: f64) -> Result<f64> {
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(Error::Invalid {
+            field,
+            message: format!("{ratio} is not between 0.0 and 1.0"),
+        })
     }
 }
 
@@ -231,5 +287,59 @@ mod tests {
             ..file("http://c:4318")
         };
         assert!(resolve(&config, &[]).is_err());
+        for ratio in [f64::NAN, -1.0, 2.0, f64::INFINITY] {
+            let config = TelemetryConfig {
+                sample_ratio: Some(ratio),
+                ..file("http://c:4318")
+            };
+            assert!(resolve(&config, &[]).is_err(), "{ratio}");
+        }
+    }
+
+    #[test]
+    fn otel_traces_sampler_is_honoured_or_refused() {
+        let config = TelemetryConfig {
+            sample_ratio: Some(0.5),
+            ..file("http://c:4318")
+        };
+        let sampler = |env: &[(&str, &str)]| {
+            resolve(&config, env)
+                .map(|s| s.map(|s| (s.sample_ratio, s.parent_based)))
+                .map_err(|e| e.to_string())
+        };
+        // Unset: the file's ratio under the parent's decision.
+        assert_eq!(sampler(&[]), Ok(Some((0.5, true))));
+        let with = |name: &str, arg: Option<&str>| {
+            let mut env = vec![("OTEL_TRACES_SAMPLER", name)];
+            if let Some(arg) = arg {
+                env.push(("OTEL_TRACES_SAMPLER_ARG", arg));
+            }
+            sampler(&env)
+        };
+        assert_eq!(with("always_on", None), Ok(Some((1.0, false))));
+        assert_eq!(with("always_off", None), Ok(Some((0.0, false))));
+        assert_eq!(with("parentbased_always_off", None), Ok(Some((0.0, true))));
+        assert_eq!(with("parentbased_always_on", None), Ok(Some((1.0, true))));
+        assert_eq!(with("traceidratio", Some("0.25")), Ok(Some((0.25, false))));
+        assert_eq!(
+            with("parentbased_traceidratio", Some(" 0.1 ")),
+            Ok(Some((0.1, true)))
+        );
+        assert_eq!(
+            with("parentbased_traceidratio", None),
+            Ok(Some((1.0, true)))
+        );
+        for (name, arg) in [
+            ("jaeger_remote", None),
+            ("xray", None),
+            ("garbage", None),
+            ("traceidratio", Some("NaN")),
+            ("traceidratio", Some("2")),
+            ("traceidratio", Some("-1")),
+            ("traceidratio", Some("half")),
+        ] {
+            let err = with(name, arg).unwrap_err();
+            assert!(err.contains("OTEL_TRACES_SAMPLER"), "{err}");
+        }
     }
 }

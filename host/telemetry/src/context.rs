@@ -282,6 +282,51 @@ mod tests {
         assert_eq!(with(b"\xff"), None);
     }
 
+    /// Runs `f` with a subscriber whose OpenTelemetry layer has a
+    /// parent-based sampler that records new traces, and no exporter.
+    fn with_tracer(f: impl FnOnce()) {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            )))
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, f);
+    }
+
+    #[test]
+    fn a_parent_that_is_not_sampled_is_still_propagated_with_its_state() {
+        with_tracer(|| {
+            let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+            let h = headers(&[
+                ("traceparent", Some(unsampled.as_bytes())),
+                ("tracestate", Some(b"vendor=abc")),
+            ]);
+            let span = tracing::info_span!("handle");
+            set_parent(&span, incoming(&h).as_ref());
+            let child = tracing::info_span!(parent: &span, "send");
+            let (parent, state) = traceparent_of(&child).unwrap();
+            // Same trace, a span id of its own, still not sampled (so the
+            // next service does not record it either), the state kept.
+            assert!(parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+            assert!(!parent.contains("00f067aa0ba902b7"), "{parent}");
+            assert!(parent.ends_with("-00"), "{parent}");
+            assert_eq!(state.as_deref(), Some("vendor=abc"));
+            // A sampled parent gives sampled children.
+            let span = tracing::info_span!("handle");
+            set_parent(
+                &span,
+                incoming(&headers(&[("traceparent", Some(GOOD.as_bytes()))])).as_ref(),
+            );
+            let (parent, state) = traceparent_of(&span).unwrap();
+            assert!(parent.ends_with("-01"), "{parent}");
+            assert_eq!(state, None);
+        });
+    }
+
     #[test]
     fn without_an_opentelemetry_layer_spans_have_no_context() {
         let span = tracing::info_span!("x");

@@ -17,7 +17,6 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -38,6 +37,15 @@ const EXPORTED_SPANS: &[&str] = &["handle", "send", "http_request"];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
+/// Failed exports of this process's exporter (there is at most one).
+static FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// Exports that failed so far in this process (0 while traces are off):
+/// the source of `wactor_trace_export_failures_total`.
+pub fn export_failures() -> u64 {
+    FAILURES.load(Ordering::Relaxed)
+}
+
 /// True once [`init`] has set up an exporter in this process: the hot
 /// path's test for whether span names, attributes and extra spans are
 /// worth making. One relaxed atomic load.
@@ -49,7 +57,6 @@ pub fn enabled() -> bool {
 /// exit, or the last spans (up to one batch delay) are lost.
 pub struct Telemetry {
     provider: SdkTracerProvider,
-    failures: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -70,10 +77,9 @@ pub fn init(settings: &TraceSettings) -> Result<Telemetry> {
         .with_endpoint(settings.traces_endpoint.clone())
         .build()
         .map_err(|e| Error::Exporter(e.to_string()))?;
-    let failures = Arc::new(AtomicU64::new(0));
     let exporter = Watched {
         inner,
-        failures: failures.clone(),
+        failures: &FAILURES,
         failing: AtomicBool::new(false),
         endpoint: settings.traces_endpoint.clone(),
     };
@@ -85,13 +91,22 @@ pub fn init(settings: &TraceSettings) -> Result<Telemetry> {
     }
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            settings.sample_ratio,
-        ))))
+        .with_sampler(sampler(settings))
         .with_resource(resource.build())
         .build();
     ENABLED.store(true, Ordering::Relaxed);
-    Ok(Telemetry { provider, failures })
+    Ok(Telemetry { provider })
+}
+
+/// The sampler of `settings`: the ratio for new traces, and for spans
+/// with a parent too unless the parent decides.
+fn sampler(settings: &TraceSettings) -> Sampler {
+    let ratio = Sampler::TraceIdRatioBased(settings.sample_ratio);
+    if settings.parent_based {
+        Sampler::ParentBased(Box::new(ratio))
+    } else {
+        ratio
+    }
 }
 
 impl Telemetry {
@@ -123,7 +138,7 @@ impl Telemetry {
 
     /// Exports that failed so far.
     pub fn export_failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
+        export_failures()
     }
 
     /// Exports what is queued and stops the exporter, waiting at most
@@ -140,7 +155,7 @@ impl Telemetry {
 /// run of them.
 struct Watched<E> {
     inner: E,
-    failures: Arc<AtomicU64>,
+    failures: &'static AtomicU64,
     failing: AtomicBool,
     endpoint: String,
 }

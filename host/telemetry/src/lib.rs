@@ -35,7 +35,7 @@ pub use context::{
     incoming, set_attribute, set_parent, traceparent_of, IncomingContext, TraceParent, TRACEPARENT,
     TRACESTATE,
 };
-pub use export::{enabled, init, Telemetry};
+pub use export::{enabled, export_failures, init, Telemetry};
 
 /// What can go wrong setting telemetry up.
 #[derive(Debug, thiserror::Error)]
