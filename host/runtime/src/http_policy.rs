@@ -26,7 +26,9 @@
 //! `traceparent`/`tracestate` values, replacing any the guest set; with
 //! [`OutboundTrace::Spans`] the tracer starts a span per allowed request,
 //! the request carries that span's context (again replacing the guest's),
-//! and the span ends when the response head arrives or the request fails.
+//! and the span ends when the response head arrives or the request fails
+//! (or, as failed, when the call ends without waiting for it). A guest's
+//! `tracestate` goes with its `traceparent`.
 
 use std::sync::Arc;
 
@@ -164,11 +166,48 @@ type SendFuture = Box<
         > + Send,
 >;
 
-/// Sets (replaces) header `name` of `request`.
-fn set_header(request: &mut http::Request<WasiBody>, name: &'static str, value: http::HeaderValue) {
-    request
-        .headers_mut()
-        .insert(http::HeaderName::from_static(name), value);
+/// Puts the trace context `traceparent` (and `tracestate`) on a request's
+/// `headers`, replacing the guest's: every `traceparent` and every
+/// `tracestate` it set go (a guest's `tracestate` belongs to the guest's
+/// trace, not to this one). Without a `traceparent` nothing changes.
+fn set_trace_headers(
+    headers: &mut http::HeaderMap,
+    traceparent: Option<http::HeaderValue>,
+    tracestate: Option<http::HeaderValue>,
+) {
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    headers.insert(http::HeaderName::from_static("traceparent"), traceparent);
+    headers.remove("tracestate");
+    if let Some(state) = tracestate {
+        headers.insert(http::HeaderName::from_static("tracestate"), state);
+    }
+}
+
+/// The span of a request in flight. Dropped unfinished (the call ended,
+/// trapped or timed out before the response head came, and the request
+/// with it), it is finished as failed: an abandoned request is not a
+/// success in the trace.
+struct OpenSpan {
+    tracer: Arc<dyn HttpTracer>,
+    span: tracing::Span,
+    finished: bool,
+}
+
+impl OpenSpan {
+    fn finish(&mut self, result: Result<u16, &dyn std::fmt::Display>) {
+        if !self.finished {
+            self.finished = true;
+            self.tracer.finish(&self.span, result);
+        }
+    }
+}
+
+impl Drop for OpenSpan {
+    fn drop(&mut self) {
+        self.finish(Err(&"abandoned: the call ended before the response"));
+    }
 }
 
 impl WasiHttpHooks for OutboundHooks {
@@ -196,35 +235,36 @@ impl WasiHttpHooks for OutboundHooks {
                 traceparent,
                 tracestate,
             }) => {
-                set_header(&mut request, "traceparent", traceparent.clone());
-                if let Some(state) = tracestate {
-                    set_header(&mut request, "tracestate", state.clone());
-                }
+                set_trace_headers(
+                    request.headers_mut(),
+                    Some(traceparent.clone()),
+                    tracestate.clone(),
+                );
                 None
             }
             Some(OutboundTrace::Spans(tracer)) => {
                 let (span, traceparent, tracestate) = tracer.start(request.method(), request.uri());
-                if let Some(value) = traceparent {
-                    set_header(&mut request, "traceparent", value);
-                }
-                if let Some(value) = tracestate {
-                    set_header(&mut request, "tracestate", value);
-                }
-                Some((tracer.clone(), span))
+                set_trace_headers(request.headers_mut(), traceparent, tracestate);
+                Some(OpenSpan {
+                    tracer: tracer.clone(),
+                    span,
+                    finished: false,
+                })
             }
         };
         Box::new(async move {
             use http_body_util::BodyExt;
             use tracing::Instrument as _;
-            let (response, io) = match &span {
+            let mut span = span;
+            let (response, io) = match &mut span {
                 None => wasmtime_wasi_http::default_send_request(request, options).await?,
-                Some((tracer, span)) => {
+                Some(open) => {
                     let sent = wasmtime_wasi_http::default_send_request(request, options)
-                        .instrument(span.clone())
+                        .instrument(open.span.clone())
                         .await;
                     match &sent {
-                        Ok((response, _)) => tracer.finish(span, Ok(response.status().as_u16())),
-                        Err(err) => tracer.finish(span, Err(err as &dyn std::fmt::Display)),
+                        Ok((response, _)) => open.finish(Ok(response.status().as_u16())),
+                        Err(err) => open.finish(Err(err as &dyn std::fmt::Display)),
                     }
                     sent?
                 }
@@ -257,6 +297,87 @@ mod tests {
             .port_u16()
             .unwrap_or_else(|| default_port(uri.scheme_str()));
         uri.host().is_some_and(|host| l.allows(host, port))
+    }
+
+    #[test]
+    fn trace_headers_replace_every_one_the_guest_set() {
+        let value = |s: &str| http::HeaderValue::from_str(s).unwrap();
+        let guest = || {
+            let mut headers = http::HeaderMap::new();
+            headers.append("traceparent", value("00-guest-1"));
+            headers.append("TraceParent", value("00-guest-2"));
+            headers.append("tracestate", value("guest=1"));
+            headers.append("x-other", value("kept"));
+            headers
+        };
+        let all = |headers: &http::HeaderMap, name: &str| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect()
+        };
+        // Ours without a state: the guest's state goes too.
+        let mut headers = guest();
+        set_trace_headers(&mut headers, Some(value("00-ours")), None);
+        assert_eq!(all(&headers, "traceparent"), ["00-ours"]);
+        assert!(all(&headers, "tracestate").is_empty());
+        assert_eq!(all(&headers, "x-other"), ["kept"]);
+        // Ours with a state.
+        let mut headers = guest();
+        set_trace_headers(&mut headers, Some(value("00-ours")), Some(value("v=2")));
+        assert_eq!(all(&headers, "traceparent"), ["00-ours"]);
+        assert_eq!(all(&headers, "tracestate"), ["v=2"]);
+        // No context of ours: the guest's stay.
+        let mut headers = guest();
+        set_trace_headers(&mut headers, None, Some(value("v=2")));
+        assert_eq!(all(&headers, "traceparent"), ["00-guest-1", "00-guest-2"]);
+        assert_eq!(all(&headers, "tracestate"), ["guest=1"]);
+    }
+
+    /// Records how each span was finished.
+    #[derive(Default)]
+    struct Finishes(std::sync::Mutex<Vec<String>>);
+
+    impl HttpTracer for Finishes {
+        fn start(
+            &self,
+            _: &http::Method,
+            _: &http::Uri,
+        ) -> (
+            tracing::Span,
+            Option<http::HeaderValue>,
+            Option<http::HeaderValue>,
+        ) {
+            (tracing::Span::none(), None, None)
+        }
+
+        fn finish(&self, _: &tracing::Span, result: Result<u16, &dyn std::fmt::Display>) {
+            let text = match result {
+                Ok(status) => status.to_string(),
+                Err(err) => format!("error: {err}"),
+            };
+            self.0.lock().unwrap().push(text);
+        }
+    }
+
+    #[test]
+    fn a_request_span_is_finished_once_and_as_failed_when_abandoned() {
+        let tracer = Arc::new(Finishes::default());
+        let open = |tracer: &Arc<Finishes>| OpenSpan {
+            tracer: tracer.clone(),
+            span: tracing::Span::none(),
+            finished: false,
+        };
+        let mut done = open(&tracer);
+        done.finish(Ok(200));
+        drop(done);
+        // The call went away with the request in flight.
+        drop(open(&tracer));
+        let finishes = tracer.0.lock().unwrap().clone();
+        assert_eq!(finishes.len(), 2, "{finishes:?}");
+        assert_eq!(finishes[0], "200");
+        assert!(finishes[1].starts_with("error: abandoned"), "{finishes:?}");
     }
 
     #[test]
