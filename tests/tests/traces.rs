@@ -48,19 +48,24 @@ enum Export<'a> {
 /// Starts `wactor serve` in `dir` running payment-reversal against
 /// `wallet`, exporting as `export` says.
 fn serve(dir: &Path, brokers: &str, wallet: &TestServer, export: Export<'_>) -> ServeProcess {
-    serve_with(dir, brokers, wallet, export, "")
+    serve_with(dir, brokers, wallet, export, "", &[])
 }
 
-/// [`serve`], with `tables` (TOML tables) added to the manifest.
+/// [`serve`], with `tables` (TOML tables) added to the manifest and `env`
+/// set for the host.
 fn serve_with(
     dir: &Path,
     brokers: &str,
     wallet: &TestServer,
     export: Export<'_>,
     tables: &str,
+    env: &[(&str, &str)],
 ) -> ServeProcess {
-    ServeProcess::write_config(dir, brokers, "manage_topics = false");
     let config = dir.join("host.toml");
+    // A test may have written (and changed) it already.
+    if !config.exists() {
+        ServeProcess::write_config(dir, brokers, "manage_topics = false");
+    }
     if let Export::File(otlp) = export {
         let mut text = std::fs::read_to_string(&config).unwrap();
         text.push_str(&format!(
@@ -103,6 +108,7 @@ fn serve_with(
     if let Export::Env(url) = export {
         command.env("OTEL_EXPORTER_OTLP_ENDPOINT", url);
     }
+    command.envs(env.iter().copied());
     let child = command.spawn().expect("start wactor serve");
     ServeProcess { child, config }
 }
@@ -322,6 +328,7 @@ async fn each_attempt_is_a_process_span_of_its_own_under_the_records_parent() {
         &wallet,
         Export::File(&otlp),
         "[retry]\ninitial_backoff = \"100ms\"\njitter = \"none\"\n",
+        &[],
     );
     support::produce_raw(
         &kafka.settings(),
@@ -476,12 +483,28 @@ async fn with_traces_off_a_valid_traceparent_is_passed_on_unchanged() {
         &[
             record("B-on", vec![header("traceparent", incoming.clone())]),
             record("B-none", vec![]),
+            // A tracestate that would inject a header into the outbound
+            // request, and one far over the limit: neither is passed on.
+            record(
+                "B-crlf",
+                vec![
+                    header("traceparent", incoming.clone()),
+                    header("tracestate", "a=1\r\nx-injected: yes"),
+                ],
+            ),
+            record(
+                "B-huge",
+                vec![
+                    header("traceparent", incoming.clone()),
+                    header("tracestate", format!("a={}", "b".repeat(100_000))),
+                ],
+            ),
         ],
     )
     .await;
-    let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, |r| r.len() >= 2).await;
-    assert_eq!(emitted.len(), 2, "{}", host_log(dir.path()));
-    let requests = wallet_requests(&wallet, 2).await;
+    let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, |r| r.len() >= 4).await;
+    assert_eq!(emitted.len(), 4, "{}", host_log(dir.path()));
+    let requests = wallet_requests(&wallet, 4).await;
     assert!(host.terminate(), "{}", host_log(dir.path()));
 
     let by_key = |key: &str| {
@@ -503,6 +526,14 @@ async fn with_traces_off_a_valid_traceparent_is_passed_on_unchanged() {
         Some(incoming.as_str())
     );
     assert_eq!(request_of("B-none").header("traceparent"), None);
+    for id in ["B-crlf", "B-huge"] {
+        let request = request_of(id);
+        assert_eq!(request.header("traceparent"), Some(incoming.as_str()));
+        assert_eq!(request.header("tracestate"), None, "{request:?}");
+        assert_eq!(request.header("x-injected"), None, "{request:?}");
+        assert_eq!(by_key(id).headers.get("traceparent"), Some(&incoming));
+        assert_eq!(by_key(id).headers.get("tracestate"), None);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -539,6 +570,158 @@ async fn a_collector_that_is_down_fails_no_event_and_holds_up_no_exit() {
     );
     let log = host_log(dir.path());
     assert!(log.contains("cannot export traces"), "{log}");
+}
+
+/// A collector that takes connections and never answers.
+fn hanging_collector() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_collector_that_never_answers_stalls_no_event_and_holds_up_the_exit_at_most_the_flush_bound(
+) {
+    let kafka = Kafka::start();
+    kafka.topic(BOOKINGS, 1);
+    kafka.topic(COMPLETED, 1);
+    let wallet = TestServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Batches every 100 ms: the first export hangs (for the exporter's
+    // 10 s timeout) while the later events run.
+    let host = serve_with(
+        dir.path(),
+        &kafka.brokers,
+        &wallet,
+        Export::Env(hanging_collector()),
+        "",
+        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    );
+    support::produce_raw(&kafka.settings(), &[record("B-h1", vec![])]).await;
+    let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, |r| !r.is_empty()).await;
+    assert_eq!(emitted.len(), 1, "{}", host_log(dir.path()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records: Vec<OutRecord> = (2..=5)
+        .map(|i| record(&format!("B-h{i}"), vec![]))
+        .collect();
+    let produced = std::time::Instant::now();
+    support::produce_raw(&kafka.settings(), &records).await;
+    let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, |r| r.len() >= 5).await;
+    assert_eq!(emitted.len(), 5, "{}", host_log(dir.path()));
+    assert!(
+        produced.elapsed() < Duration::from_secs(8),
+        "events waited for the collector: {:?}",
+        produced.elapsed()
+    );
+    let stopping = std::time::Instant::now();
+    assert!(host.terminate(), "{}", host_log(dir.path()));
+    // The drain, and at most the 5 s flush bound, not the export's 10 s.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(9),
+        "exit took {:?}",
+        stopping.elapsed()
+    );
+    let log = host_log(dir.path());
+    assert!(
+        log.contains("traces not fully exported at shutdown"),
+        "{log}"
+    );
+}
+
+/// A free local port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body of `GET <path>` on `127.0.0.1:<port>`.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// The value of the unlabelled metric `name` in a Prometheus text body.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_collector_that_refuses_every_export_is_logged_once_and_counted_in_the_metrics() {
+    let kafka = Kafka::start();
+    kafka.topic(BOOKINGS, 1);
+    kafka.topic(COMPLETED, 1);
+    let wallet = TestServer::start().unwrap();
+    let otlp = TestServer::start().unwrap();
+    for _ in 0..200 {
+        otlp.reply(Reply::status(500));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The API on a known port, for /metrics.
+    let port = free_port();
+    ServeProcess::write_config(dir.path(), &kafka.brokers, "manage_topics = false");
+    let config = dir.path().join("host.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let host = serve_with(
+        dir.path(),
+        &kafka.brokers,
+        &wallet,
+        Export::Env(otlp.url()),
+        "",
+        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    );
+
+    for i in 1..=3 {
+        support::produce_raw(&kafka.settings(), &[record(&format!("B-r{i}"), vec![])]).await;
+        let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, move |r| r.len() >= i).await;
+        assert_eq!(emitted.len(), i, "{}", host_log(dir.path()));
+        // A batch (and its failed export) of its own.
+        assert!(
+            support::eventually(WAIT, || otlp.requests().len() >= i).await,
+            "{}",
+            host_log(dir.path())
+        );
+    }
+    let mut failures = None;
+    assert!(
+        support::eventually(WAIT, || {
+            failures = http_get(port, "/metrics")
+                .and_then(|text| metric(&text, "wactor_trace_export_failures_total"));
+            failures >= Some(3)
+        })
+        .await,
+        "failures: {failures:?}; {}",
+        host_log(dir.path())
+    );
+    assert!(host.terminate(), "{}", host_log(dir.path()));
+    let log = host_log(dir.path());
+    assert_eq!(
+        log.matches("cannot export traces").count(),
+        1,
+        "one warning for the run of failures: {log}"
+    );
 }
 
 fn host_log(dir: &Path) -> String {
