@@ -310,14 +310,22 @@ impl HttpTracer for HandleHttpTracer {
         Option<http::HeaderValue>,
     ) {
         use wactor_telemetry::set_attribute;
+        let known = known_method(method);
         let span = tracing::info_span!(
             parent: &self.parent,
             "http_request",
-            otel.name = method.as_str(),
+            otel.name = known.unwrap_or("HTTP"),
             otel.kind = "client",
             otel.status_code = Empty,
         );
-        set_attribute(&span, "http.request.method", method.as_str().to_string());
+        set_attribute(&span, "http.request.method", known.unwrap_or("_OTHER"));
+        if known.is_none() {
+            set_attribute(
+                &span,
+                "http.request.method_original",
+                method.as_str().chars().take(64).collect::<String>(),
+            );
+        }
         if let Some(host) = uri.host() {
             set_attribute(&span, "server.address", host.to_string());
         }
@@ -355,6 +363,16 @@ impl HttpTracer for HandleHttpTracer {
             }
         }
     }
+}
+
+/// `method` when it is one of HTTP's own (RFC 9110 and PATCH), as
+/// OpenTelemetry's HTTP conventions ask: a span name or attribute never
+/// takes whatever method a guest makes up (`HTTP` and `_OTHER` instead).
+fn known_method(method: &http::Method) -> Option<&'static str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.into_iter().find(|known| *known == method.as_str())
 }
 
 /// `uri` as `url.full`: scheme, host, port and path; no user info, query
@@ -724,6 +742,17 @@ mod tests {
         assert_eq!(url_without_query(&uri), "http://api.example.com:8080/a/b");
         let uri: http::Uri = "https://api.example.com/v1?q=1".parse().unwrap_or_default();
         assert_eq!(url_without_query(&uri), "https://api.example.com/v1");
+    }
+
+    #[test]
+    fn only_http_methods_name_request_spans() {
+        assert_eq!(known_method(&http::Method::POST), Some("POST"));
+        assert_eq!(known_method(&http::Method::PATCH), Some("PATCH"));
+        for made_up in [b"USER-12345-PURGE".as_slice(), b"get"] {
+            let method = http::Method::from_bytes(made_up).unwrap_or_default();
+            assert_ne!(method, http::Method::GET, "{made_up:?} parsed");
+            assert_eq!(known_method(&method), None);
+        }
     }
 
     #[test]
