@@ -81,14 +81,12 @@ pub fn init(settings: &TraceSettings) -> Result<Telemetry> {
         inner,
         failures: &FAILURES,
         failing: AtomicBool::new(false),
-        endpoint: settings.traces_endpoint.clone(),
+        endpoint: without_user_info(&settings.traces_endpoint),
+        raw_endpoint: settings.traces_endpoint.clone(),
     };
-    let mut resource = Resource::builder();
-    // `OTEL_SERVICE_NAME` is read by the resource's own detector; setting
-    // the name here would override it.
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none_or(|v| v.is_empty()) {
-        resource = resource.with_service_name(settings.service_name.clone());
-    }
+    // `settings.service_name` is `OTEL_SERVICE_NAME` already when that is
+    // set (trimmed: the resource's own detector would take "  " as a name).
+    let resource = Resource::builder().with_service_name(settings.service_name.clone());
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_sampler(sampler(settings))
@@ -96,6 +94,19 @@ pub fn init(settings: &TraceSettings) -> Result<Telemetry> {
         .build();
     ENABLED.store(true, Ordering::Relaxed);
     Ok(Telemetry { provider })
+}
+
+/// `url` for log lines: without the user info (`user:password@`) an
+/// endpoint may carry.
+fn without_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// The sampler of `settings`: the ratio for new traces, and for spans
@@ -157,7 +168,10 @@ struct Watched<E> {
     inner: E,
     failures: &'static AtomicU64,
     failing: AtomicBool,
+    /// The endpoint as logged: without its user info.
     endpoint: String,
+    /// The endpoint as given (the exporter's errors may quote it).
+    raw_endpoint: String,
 }
 
 impl<E> fmt::Debug for Watched<E> {
@@ -184,7 +198,7 @@ impl<E: SpanExporter> SpanExporter for Watched<E> {
                     tracing::warn!(
                         endpoint = %self.endpoint,
                         spans = count,
-                        error = %err,
+                        error = %err.to_string().replace(&self.raw_endpoint, &self.endpoint),
                         "cannot export traces; spans are dropped until the collector answers"
                     );
                 }
@@ -203,5 +217,23 @@ impl<E: SpanExporter> SpanExporter for Watched<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_endpoints_carry_no_user_info() {
+        assert_eq!(
+            without_user_info("http://user:s3cret@collector:4318/v1/traces"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            without_user_info("http://collector:4318/v1/traces?a=b@c"),
+            "http://collector:4318/v1/traces?a=b@c"
+        );
+        assert_eq!(without_user_info("http://c:1"), "http://c:1");
     }
 }
