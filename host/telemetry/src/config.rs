@@ -10,7 +10,9 @@
 //!   same). None of them set: no exporter, traces are off.
 //! - service name: `OTEL_SERVICE_NAME`, else `[telemetry] service_name`,
 //!   else `wactor`.
-//! - `OTEL_SDK_DISABLED=true` turns traces off whatever else is set.
+//! - `OTEL_SDK_DISABLED=true` turns traces off whatever else is set, and
+//!   so does `OTEL_TRACES_EXPORTER=none`; another exporter than `otlp`
+//!   there is an error at start.
 //! - sampler: `OTEL_TRACES_SAMPLER` (`parentbased_traceidratio`,
 //!   `traceidratio`, `parentbased_always_on`, `always_on`,
 //!   `parentbased_always_off`, `always_off`) with `OTEL_TRACES_SAMPLER_ARG`
@@ -76,6 +78,20 @@ impl TraceSettings {
         let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
         if env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
             return Ok(None);
+        }
+        if let Some(exporter) = env("OTEL_TRACES_EXPORTER") {
+            match exporter.trim().to_ascii_lowercase().as_str() {
+                "none" => return Ok(None),
+                "otlp" => {}
+                _ => {
+                    return Err(Error::Invalid {
+                        field: "OTEL_TRACES_EXPORTER",
+                        message: format!(
+                            "{exporter:?}: wactor exports traces over otlp only (or none)"
+                        ),
+                    })
+                }
+            }
         }
         let traces_endpoint = if let Some(url) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             checked_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url.trim().to_string())?
@@ -265,6 +281,16 @@ mod tests {
     fn sdk_disabled_turns_traces_off() {
         let off = resolve(&file("http://c:4318"), &[("OTEL_SDK_DISABLED", "TRUE")]).unwrap();
         assert_eq!(off, None);
+    }
+
+    #[test]
+    fn otel_traces_exporter_none_turns_traces_off_and_others_are_refused() {
+        let with =
+            |value: &str| resolve(&file("http://c:4318"), &[("OTEL_TRACES_EXPORTER", value)]);
+        assert_eq!(with("none").unwrap(), None);
+        assert!(with("otlp").unwrap().is_some());
+        assert!(with("zipkin").is_err());
+        assert!(with("console").is_err());
     }
 
     #[test]
