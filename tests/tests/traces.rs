@@ -727,3 +727,69 @@ async fn a_collector_that_refuses_every_export_is_logged_once_and_counted_in_the
 fn host_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("host.log")).unwrap_or_default()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parent_that_is_not_sampled_is_propagated_but_not_recorded() {
+    let kafka = Kafka::start();
+    kafka.topic(BOOKINGS, 1);
+    kafka.topic(COMPLETED, 1);
+    let wallet = TestServer::start().unwrap();
+    let otlp = otlp_receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let host = serve(dir.path(), &kafka.brokers, &wallet, Export::File(&otlp));
+    let unsampled = format!("00-{TRACE}-{PARENT}-00");
+    support::produce_raw(
+        &kafka.settings(),
+        &[
+            record(
+                "B-unsampled",
+                vec![
+                    header("traceparent", unsampled),
+                    header("tracestate", "vendor=abc"),
+                ],
+            ),
+            // A sampled one after it, so that an export surely happened.
+            record("B-sampled", vec![]),
+        ],
+    )
+    .await;
+    let emitted = read_until(&kafka.brokers, COMPLETED, WAIT, |r| r.len() >= 2).await;
+    assert_eq!(emitted.len(), 2, "{}", host_log(dir.path()));
+    let requests = wallet_requests(&wallet, 2).await;
+    assert!(host.terminate(), "{}", host_log(dir.path()));
+
+    // Passed on: the same trace, not sampled, its state kept; the span
+    // ids are the host's own (the next service's parent).
+    let record = emitted
+        .iter()
+        .find(|r| r.key.as_deref() == Some("B-unsampled"))
+        .unwrap();
+    let header = record.headers.get("traceparent").unwrap();
+    assert!(header.starts_with(&format!("00-{TRACE}-")), "{header}");
+    assert!(header.ends_with("-00"), "{header}");
+    assert!(!header.contains(PARENT), "{header}");
+    assert_eq!(
+        record.headers.get("tracestate").map(String::as_str),
+        Some("vendor=abc")
+    );
+    let request = requests
+        .iter()
+        .find(|r| r.header("idempotency-key") == Some("B-unsampled"))
+        .unwrap();
+    let sent = request.header("traceparent").unwrap();
+    assert!(
+        sent.starts_with(&format!("00-{TRACE}-")) && sent.ends_with("-00"),
+        "{sent}"
+    );
+    // Not recorded: no span of that trace reached the collector, the
+    // other event's did.
+    let (spans, _) = received(&otlp);
+    let trace = hex_bytes(TRACE);
+    assert!(spans.iter().all(|s| s.trace_id != trace), "{spans:#?}");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == format!("process {BOOKINGS}")),
+        "{spans:#?}"
+    );
+}
