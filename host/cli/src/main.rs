@@ -143,6 +143,7 @@ fn init_telemetry(command: &Command) -> Result<Option<wactor_telemetry::Telemetr
 const TRACE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn init_tracing(default: &str, telemetry: Option<&wactor_telemetry::Telemetry>) {
+    use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
@@ -156,16 +157,22 @@ fn init_tracing(default: &str, telemetry: Option<&wactor_telemetry::Telemetry>) 
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // The log filter is the log layer's own: the trace layer (when on) has
-    // its own and sees the spans whatever `WACTOR_LOG` hides.
-    let registry = tracing_subscriber::registry().with(telemetry.map(|t| t.layer()));
-    if json {
-        registry
-            .with(layer.json().with_filter(quiet).with_filter(filter))
-            .init();
-    } else {
-        registry
-            .with(layer.with_filter(quiet).with_filter(filter))
-            .init();
+    // its own and sees the spans whatever `WACTOR_LOG` hides. One combined
+    // filter (`and`), not two nested `with_filter`s: with nested per-layer
+    // filters, tracing-subscriber 0.3 disabled every event once a
+    // directive such as `librdkafka=warn` turned a callsite off (the host
+    // logged nothing; tests/tests/cluster_registry.rs and
+    // host/cli/tests/shutdown.rs wait for its lines).
+    let log_layer: Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync> =
+        if json {
+            layer.json().with_filter(filter.and(quiet)).boxed()
+        } else {
+            layer.with_filter(filter.and(quiet)).boxed()
+        };
+    let registry = tracing_subscriber::registry().with(log_layer);
+    match telemetry {
+        Some(telemetry) => registry.with(telemetry.layer()).init(),
+        None => registry.init(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A clean shutdown of `wactor serve` (SIGTERM, SIGINT) against a `wactor
-//! broker` process: exit 0 and no ERROR line in its log. (`wactor dev`'s
-//! Ctrl-C is checked in `dev.rs`.)
+//! broker` process: exit 0 and no ERROR line in its log; and a stop after
+//! the broker died is bounded. (`wactor dev`'s Ctrl-C is checked in
+//! `dev.rs`.)
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -108,4 +109,58 @@ fn serve_stops_cleanly_on_sigterm() {
 #[test]
 fn serve_stops_cleanly_on_sigint() {
     serve_stops_cleanly_on("INT");
+}
+
+/// The brokers are gone when the host is told to stop: each step that
+/// needs them gives up within its bound (leave record 5 s, drain, flush
+/// 10 s) instead of the producer's message timeout (5 minutes: the stop
+/// took 300 s before the leave record was bounded).
+#[test]
+fn serve_stops_within_its_bounds_when_the_brokers_are_gone() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_actor(
+        dir.path(),
+        "greeter",
+        "fixture-noop",
+        "name = \"greeter\"\ntopics = [\"signups\"]\n",
+    );
+    let mut serve = ServeProcess::start(dir.path(), &broker.address);
+    let log = dir.path().join("host.log");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !read_log().contains("partitions assigned") {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            panic!("wactor serve exited with {status}:\n{}", read_log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start:\n{}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(broker);
+    let killed = Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The bounds add up to well under two minutes (the drain bound of the
+    // test config is 5 s); five minutes means one of them is missing.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop within 2 minutes of SIGTERM with the broker gone:\n{}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = read_log();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("host stopped"), "{text}");
 }

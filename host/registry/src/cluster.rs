@@ -37,6 +37,13 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A host is alive while its last heartbeat is younger than this: 20 s.
 pub const ALIVE_FOR: Duration = Duration::from_secs(20);
 
+/// How long a stopping host waits for its leave record (a tombstone in
+/// `<registry topic>.hosts`) to be acknowledged: 5 s. With the brokers
+/// unreachable the producer would wait its message timeout (5 minutes);
+/// past this bound the host stops anyway and the others see it as not
+/// alive once its last heartbeat is [`ALIVE_FOR`] old.
+pub const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
 /// A host silent this long is forgotten: 1 hour.
 pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
@@ -321,7 +328,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes this host from the view of every host (a clean stop).
+    /// Removes this host from the view of every host (a clean stop); waits
+    /// at most [`LEAVE_WAIT`] for the brokers.
     pub async fn leave_cluster_view(&self) {
         let Some(view) = self.cluster.get() else {
             return;
@@ -329,8 +337,15 @@ impl Registry {
         view.left.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut record = view.log.record(view.id.clone(), Vec::new());
         record.payload = None;
-        if let Err(err) = self.parts().producer.send(&record).await {
-            tracing::warn!(error = %err, "cannot remove this host from the cluster view");
+        match tokio::time::timeout(LEAVE_WAIT, self.parts().producer.send(&record)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot remove this host from the cluster view")
+            }
+            Err(_) => tracing::warn!(
+                "the brokers did not take this host's leave record within {LEAVE_WAIT:?}; \
+                 the other hosts see it as not alive once its heartbeat is {ALIVE_FOR:?} old"
+            ),
         }
     }
 
