@@ -69,6 +69,11 @@ pub struct KafkaArgs {
     /// default, 500, when not given).
     #[arg(long)]
     pub fetch_wait_ms: Option<u64>,
+    /// Run only one side of `throughput`, `bare` or `wactor` (e.g. under
+    /// `valgrind --tool=callgrind`, where each side is profiled on its own
+    /// and at two record counts, see docs/benchmarks.md).
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 /// Runs the suite.
@@ -95,7 +100,7 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
     if all || args.what == "throughput" {
         results.insert(
             "throughput".into(),
-            throughput(args.events, args.brokers.as_deref()).await?,
+            throughput(args.events, args.brokers.as_deref(), args.only.as_deref()).await?,
         );
     }
     if all || args.what == "ordering" {
@@ -495,16 +500,29 @@ pub(crate) async fn fill(brokers: &str, topic: &str, n: usize, payload: &str) ->
 }
 
 /// Events/s of a bare consumer loop and of a no-op actor on the same broker.
-async fn throughput(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
+async fn throughput(
+    n: usize,
+    external: Option<&str>,
+    only: Option<&str>,
+) -> Result<serde_json::Value> {
+    if !matches!(only, None | Some("bare") | Some("wactor")) {
+        bail!("--only takes `bare` or `wactor`, not {only:?}");
+    }
     let kafka = Broker::new(external);
     let bare_topic = kafka.topic("bench.bare", 4).await?;
     let actor_topic = kafka.topic("bench.actor", 4).await?;
     let payload = format!("{{\"filler\":\"{}\"}}", "x".repeat(80));
-    fill(&kafka.brokers, &bare_topic, n, &payload).await?;
-    fill(&kafka.brokers, &actor_topic, n, &payload).await?;
+    if only != Some("wactor") {
+        fill(&kafka.brokers, &bare_topic, n, &payload).await?;
+    }
+    if only != Some("bare") {
+        fill(&kafka.brokers, &actor_topic, n, &payload).await?;
+    }
 
     // The bare loop: poll and count, offsets auto-stored and committed.
-    let bare = {
+    let bare = if only == Some("wactor") {
+        f64::NAN
+    } else {
         let brokers = kafka.brokers.clone();
         let topic = bare_topic.clone();
         let group = format!("bench-bare{}", kafka.suffix);
@@ -531,14 +549,18 @@ async fn throughput(n: usize, external: Option<&str>) -> Result<serde_json::Valu
         .await??
     };
 
-    let dir = tempfile::tempdir()?;
-    let (_host, _, consumer, done) = noop_actor(&kafka, dir.path(), "noop", &actor_topic).await;
-    let (handled, elapsed) = watch(done, n).await?;
-    let wactor = handled as f64 / elapsed.as_secs_f64();
-    consumer.stop().await;
-    if handled < n {
-        bail!("the actor handled {handled} of {n} events");
-    }
+    let wactor = if only == Some("bare") {
+        f64::NAN
+    } else {
+        let dir = tempfile::tempdir()?;
+        let (_host, _, consumer, done) = noop_actor(&kafka, dir.path(), "noop", &actor_topic).await;
+        let (handled, elapsed) = watch(done, n).await?;
+        consumer.stop().await;
+        if handled < n {
+            bail!("the actor handled {handled} of {n} events");
+        }
+        handled as f64 / elapsed.as_secs_f64()
+    };
     let ratio = wactor / bare;
     println!(
         "throughput ({n} records of ~100 bytes, 4 partitions, 1000 keys, {}):",

@@ -179,8 +179,12 @@ impl Worker {
                 return;
             }
         }
-        let key = event.key.clone();
-        self.scheduler.push(key.as_deref(), Arc::new(event));
+        // The lane is found by the key the event itself carries: no copy
+        // of the key per event (measured in docs/benchmarks.md, "Where the
+        // time goes").
+        let event = Arc::new(event);
+        let item = Arc::clone(&event);
+        self.scheduler.push(event.key.as_deref(), item);
     }
 
     /// Starts what may run: due held heads first (they are older), then
