@@ -3,7 +3,8 @@
 //! rate limit; each re-driven event dies again, often before the re-drive
 //! call has removed the letter it sent. The set ends with exactly 3,000
 //! letters, each re-driven once. Two re-drives of the same letters at once
-//! do not run any event twice.
+//! do not run any event twice. A re-drive under a rate limit keeps the
+//! rate and removes each letter as it goes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,7 +55,13 @@ async fn redriving_three_thousand_dead_letters_that_die_again_keeps_every_letter
         by: "test".into(),
         ..RedriveRequest::default()
     };
+    let started = std::time::Instant::now();
     let (first, second) = tokio::join!(registry.redrive(request()), registry.redrive(request()));
+    // Printed, not asserted (speed lives in docs/benchmarks.md).
+    eprintln!(
+        "two concurrent re-drives of {total} letters took {:?}",
+        started.elapsed()
+    );
     let (first, second) = (first.unwrap(), second.unwrap());
     assert_eq!(
         first.redriven + second.redriven,
@@ -81,5 +88,86 @@ async fn redriving_three_thousand_dead_letters_that_die_again_keeps_every_letter
         page.items.len(),
         page.items.iter().filter(|d| d.redrives == 1).count()
     );
+    registry.shutdown().await;
+}
+
+/// Re-drives are sent a window at a time without a rate; under one, the
+/// n-th is sent at start + n / rate and each letter leaves the set soon
+/// after its send, not when the whole request is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_limited_redrive_keeps_its_rate_and_removes_letters_as_it_goes() {
+    let kafka = Kafka::start();
+    kafka.topic("doomed", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new(dir.path(), kafka.settings());
+    let registry = host.registry();
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    let spec = manifest("doomed", "doomed", "");
+    registry
+        .deploy(Upload {
+            manifest_toml: &spec,
+            component: &component,
+            uploaded_by: "test",
+            notes: "",
+            activate: true,
+        })
+        .await
+        .unwrap();
+    let total = 20;
+    let records: Vec<_> = (0..total)
+        .map(|i| {
+            (
+                Some(format!("k{i}")),
+                format!("{{\"seq\": {i}, \"dead\": true}}"),
+            )
+        })
+        .collect();
+    produce(&kafka.brokers, "doomed", &records).await;
+    let dead_letters = host.store.dead_letters();
+    assert!(eventually(WAIT, || dead_letters.len() == total).await);
+    // A version that handles them: re-driven letters do not come back.
+    let noop = wactor_tests::guest_bytes("fixture-noop");
+    registry
+        .deploy(Upload {
+            manifest_toml: &spec,
+            component: &noop,
+            uploaded_by: "test",
+            notes: "",
+            activate: true,
+        })
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let mut redrive = std::pin::pin!(registry.redrive(RedriveRequest {
+        by: "test".into(),
+        rate_per_sec: Some(5),
+        ..RedriveRequest::default()
+    }));
+    // 20 at 5 a second: the request runs about 3.8 s; letters leave the
+    // set while it runs.
+    let mut removed_while_running = false;
+    let report = loop {
+        tokio::select! {
+            report = &mut redrive => break report.unwrap(),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                if dead_letters.len() <= total - 3 {
+                    removed_while_running = true;
+                }
+            }
+        }
+    };
+    assert!(
+        removed_while_running,
+        "letters were removed only at the end of the re-drive"
+    );
+    let took = started.elapsed();
+    assert_eq!(report.redriven, total, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(
+        took >= Duration::from_millis(3_750),
+        "20 re-drives at 5 a second take 3.8 s at least, took {took:?}"
+    );
+    assert_eq!(dead_letters.len(), 0);
     registry.shutdown().await;
 }

@@ -20,6 +20,7 @@
 //!   handles again.
 //! - `schedule`: firing skew of a schedule firing every second, at one and
 //!   two hosts (the real clock).
+//! - `redrive`: dead letters/s one re-drive request sends and removes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,9 +44,12 @@ use crate::stats::Summary;
 #[derive(Debug, Args)]
 pub struct KafkaArgs {
     /// Which measurement: `throughput`, `overhead`, `ordering`, `swap`,
-    /// `state`, `replay`, `schedule` or `all`.
+    /// `state`, `replay`, `schedule`, `redrive` or `all`.
     #[arg(default_value = "all")]
     pub what: String,
+    /// Dead letters of the `redrive` run.
+    #[arg(long, default_value_t = 10_000)]
+    pub redrive_letters: usize,
     /// Records for the throughput run.
     #[arg(long, default_value_t = 100_000)]
     pub events: usize,
@@ -89,6 +93,7 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
             "state",
             "replay",
             "schedule",
+            "redrive",
         ]
         .contains(&args.what.as_str())
     {
@@ -120,6 +125,9 @@ pub async fn run(args: KafkaArgs) -> Result<serde_json::Value> {
             "replay".into(),
             replay(args.events.min(50_000), args.brokers.as_deref()).await?,
         );
+    }
+    if all || args.what == "redrive" {
+        results.insert("redrive".into(), redrive(args.redrive_letters).await?);
     }
     if all || args.what == "schedule" {
         let mut runs = Vec::new();
@@ -375,6 +383,69 @@ async fn replay(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
         "records": n,
         "fed_per_s": fed_per_s,
         "handled_per_s": handled_per_s,
+    }))
+}
+
+/// Re-drive rate: `n` dead letters (an actor that declares every event
+/// dead, in-process mock broker) re-driven by one request with no rate
+/// limit; the time from the request to its report (every re-drive
+/// acknowledged and its letter removed). The re-driven events die again
+/// meanwhile (not waited for).
+async fn redrive(n: usize) -> Result<serde_json::Value> {
+    use wactor_registry::RedriveRequest;
+    use wactor_tests::kafka::{eventually, produce};
+    let kafka = Kafka::start();
+    kafka.topic("bench.doomed", 4);
+    let dir = tempfile::tempdir()?;
+    let host = Host::new(dir.path(), kafka.settings());
+    let registry = host.registry();
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    registry
+        .deploy(Upload {
+            manifest_toml: &manifest("doomed", "bench.doomed", "max_in_flight = 64"),
+            component: &component,
+            uploaded_by: "bench",
+            notes: "",
+            activate: true,
+        })
+        .await?;
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            (
+                Some(format!("k{i}")),
+                format!("{{\"seq\": {i}, \"dead\": true}}"),
+            )
+        })
+        .collect();
+    produce(&kafka.brokers, "bench.doomed", &records).await;
+    let letters = host.store.dead_letters();
+    if !eventually(Duration::from_secs(300), || letters.len() == n).await {
+        bail!("{} of {n} events were dead-lettered", letters.len());
+    }
+    let started = Instant::now();
+    let report = registry
+        .redrive(RedriveRequest {
+            by: "bench".into(),
+            ..RedriveRequest::default()
+        })
+        .await?;
+    let took = started.elapsed();
+    if report.redriven != n {
+        bail!(
+            "re-drove {} of {n}: {:?}",
+            report.redriven,
+            report.failed.first()
+        );
+    }
+    let per_s = n as f64 / took.as_secs_f64();
+    println!("redrive ({n} dead letters, no rate limit, librdkafka mock in process):");
+    println!("  re-driven and removed             {per_s:>10.0} letters/s ({took:.2?})");
+    registry.shutdown().await;
+    Ok(serde_json::json!({
+        "broker": "librdkafka mock, in process",
+        "letters": n,
+        "seconds": took.as_secs_f64(),
+        "per_s": per_s,
     }))
 }
 

@@ -105,6 +105,20 @@ impl Registry {
         Ok(())
     }
 
+    /// Hands the tombstone that removes `dead` (this death of it) from
+    /// every host to the producer; `None` when dead letters are not
+    /// shared. Await the delivery for its acknowledgement.
+    pub(crate) fn enqueue_removal(
+        &self,
+        dead: &DeadLetter,
+    ) -> Option<wactor_kafka::producer::Delivery> {
+        if !self.shares_dead_letters() {
+            return None;
+        }
+        let record = dead_letter_log::tombstone(&dead.group, &dead.id, dead.redrives);
+        Some(self.parts().producer.enqueue(&record))
+    }
+
     /// Publishes the letters of this host that were never read back from
     /// their group's topic, once a record failed (and once after start);
     /// returns how many it sent. The host calls it with the retention

@@ -39,6 +39,20 @@ use crate::registry::Registry;
 /// Most dead letters one re-drive or discard request may touch.
 pub const MAX_BATCH: usize = 100_000;
 
+/// Re-drive records handed to the producer before their acknowledgements
+/// are awaited together: 512. One letter at a time waited a produce
+/// round trip (librdkafka's `linger.ms` and the broker's answer) per
+/// letter, about 290 letters a second; a window keeps the producer's
+/// batches full. Claims on the letters of a window are held until it is
+/// settled, so a second re-drive of them is refused meanwhile.
+pub const REDRIVE_WINDOW: usize = 512;
+
+/// Under a rate limit, the letters already sent are settled (awaited and
+/// removed) before any wait for the next send slot longer than this:
+/// 20 ms. At up to about 50 letters a second each letter leaves the set
+/// soon after its send, not a window later.
+const SETTLE_BEFORE_WAIT: Duration = Duration::from_millis(20);
+
 /// How often the host applies dead-letter retention
 /// ([`Registry::sweep_dead_letters`]): every minute.
 pub const DEAD_LETTER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -160,10 +174,12 @@ impl Registry {
         if request.dry_run {
             return Ok(report);
         }
-        let pause = request
-            .rate_per_sec
-            .map(|rate| Duration::from_secs_f64(1.0 / f64::from(rate)));
+        // Sends are paced by slot (the n-th at start + n / rate), not by
+        // waiting after each one: the rate holds while acknowledgements
+        // are awaited a window at a time.
+        let mut pacer = request.rate_per_sec.map(Pacer::new);
         let dead_letters = self.parts().store.dead_letters();
+        let mut pending: Vec<PendingRedrive<'_>> = Vec::new();
         for dead in selected {
             let group = match self.group_of(&dead.actor) {
                 Ok(group) => group,
@@ -189,6 +205,14 @@ impl Registry {
                 RedriveTarget::Active => None,
                 RedriveTarget::Version(v) => Some(v),
             };
+            if dead.blocking {
+                // Run in its lane by the partition's worker (a request to
+                // the owner, one at a time); paced like the others.
+                if let Some(pacer) = pacer.as_mut() {
+                    self.pace(pacer, &mut pending, &mut report, &request.by)
+                        .await?;
+                }
+            }
             match self
                 .release_blocked(&dead, Unblock::Redrive { version })
                 .await?
@@ -196,9 +220,6 @@ impl Registry {
                 Some(Ok(())) => {
                     report.redriven += 1;
                     tracing::info!(id = %dead.id, actor = %dead.actor, by = %request.by, "blocked dead letter re-driven in its lane");
-                    if let Some(pause) = pause {
-                        tokio::time::sleep(pause).await;
-                    }
                     continue;
                 }
                 Some(Err(why)) => {
@@ -208,10 +229,7 @@ impl Registry {
                 None => {}
             }
             let envelope = RedriveEnvelope {
-                version: match request.target {
-                    RedriveTarget::Active => None,
-                    RedriveTarget::Version(v) => Some(v),
-                },
+                version,
                 redriven_at_ms: self.parts().clock.now_ms(),
                 by: request.by.clone(),
                 dead_letter: dead.clone(),
@@ -266,44 +284,108 @@ impl Registry {
                 ));
                 continue;
             }
-            let sent = self.parts().producer.send(&record).await;
-            // Every host forgets this death of the letter (never a later
-            // one: see dead_letter_sharing).
-            let shared = match &sent {
-                Ok(_) => self.share_removal(&dead).await.err(),
-                Err(_) => None,
-            };
-            // Compare-and-delete: if the re-driven event already died again,
-            // its new letter stays.
-            let removed = match &sent {
-                Ok(_) => dead_letters.remove_if_unchanged(&dead).map(Some),
-                Err(_) => Ok(None),
-            };
-            drop(claim);
-            removed?;
-            match (sent, shared) {
-                (Err(err), _) => report.failed.push((dead.id.clone(), err.to_string())),
-                (Ok(_), Some(err)) => {
-                    report.redriven += 1;
-                    report.failed.push((
-                        dead.id.clone(),
-                        format!(
-                            "re-driven, but its removal did not reach the other hosts ({err}): \
-                             they still list it; discard it there"
-                        ),
-                    ));
-                }
-                (Ok(_), None) => {
-                    report.redriven += 1;
-                    tracing::info!(id = %dead.id, actor = %dead.actor, by = %request.by, "dead letter re-driven");
-                }
+            if let Some(pacer) = pacer.as_mut() {
+                self.pace(pacer, &mut pending, &mut report, &request.by)
+                    .await?;
             }
-            if let Some(pause) = pause {
-                tokio::time::sleep(pause).await;
+            // Handed to librdkafka now, in order (records of one key keep
+            // the letters' order in the re-drive topic); acknowledged below.
+            let delivery = self.parts().producer.enqueue(&record);
+            pending.push(PendingRedrive {
+                dead,
+                delivery,
+                _claim: claim,
+            });
+            if pending.len() >= REDRIVE_WINDOW {
+                self.settle_redrives(&mut pending, &mut report, &request.by)
+                    .await?;
             }
+        }
+        self.settle_redrives(&mut pending, &mut report, &request.by)
+            .await?;
+        if report.redriven > 0 || !report.failed.is_empty() {
+            tracing::info!(
+                by = %request.by,
+                redriven = report.redriven,
+                failed = report.failed.len(),
+                "dead letters re-driven"
+            );
         }
         self.parts().store.flush_async().await?;
         Ok(report)
+    }
+
+    /// Waits for the pacer's next send slot; settles what was sent first
+    /// when that wait is long.
+    async fn pace(
+        &self,
+        pacer: &mut Pacer,
+        pending: &mut Vec<PendingRedrive<'_>>,
+        report: &mut RedriveReport,
+        by: &str,
+    ) -> Result<()> {
+        let at = pacer.next_slot();
+        if at.saturating_duration_since(tokio::time::Instant::now()) > SETTLE_BEFORE_WAIT {
+            self.settle_redrives(pending, report, by).await?;
+        }
+        tokio::time::sleep_until(at).await;
+        Ok(())
+    }
+
+    /// Awaits the acknowledgements of the re-drives sent, then, for each
+    /// one acknowledged, shares its removal (every host forgets this death
+    /// of the letter, never a later one: see dead_letter_sharing) and
+    /// removes it here (compare-and-delete: if the re-driven event already
+    /// died again, its new letter stays). A re-drive that was not
+    /// acknowledged keeps its letter and is reported failed.
+    async fn settle_redrives(
+        &self,
+        pending: &mut Vec<PendingRedrive<'_>>,
+        report: &mut RedriveReport,
+        by: &str,
+    ) -> Result<()> {
+        let mut sent = Vec::with_capacity(pending.len());
+        for redrive in pending.drain(..) {
+            // All were enqueued already: awaiting one after another costs
+            // one round trip for the window, not one per letter.
+            let PendingRedrive {
+                dead,
+                delivery,
+                _claim,
+            } = redrive;
+            match delivery.await {
+                Ok(_) => sent.push((dead, _claim)),
+                Err(err) => report.failed.push((dead.id.clone(), err.to_string())),
+            }
+        }
+        let removals: Vec<_> = sent
+            .iter()
+            .map(|(dead, _)| self.enqueue_removal(dead))
+            .collect();
+        let dead_letters = self.parts().store.dead_letters();
+        for ((dead, claim), removal) in sent.into_iter().zip(removals) {
+            let shared = match removal {
+                Some(delivery) => delivery.await.err(),
+                None => None,
+            };
+            let removed = dead_letters.remove_if_unchanged(&dead);
+            drop(claim);
+            removed?;
+            report.redriven += 1;
+            match shared {
+                Some(err) => report.failed.push((
+                    dead.id.clone(),
+                    format!(
+                        "re-driven, but its removal did not reach the other hosts ({err}): \
+                         they still list it; discard it there"
+                    ),
+                )),
+                None => {
+                    tracing::debug!(id = %dead.id, actor = %dead.actor, %by, "dead letter re-driven")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Applies every actor's dead-letter retention now (the manifest's
@@ -538,6 +620,38 @@ struct Claim<'a> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         self.registry.release_redrive(&self.id);
+    }
+}
+
+/// A re-drive handed to the producer and not yet acknowledged, with the
+/// claim on its letter.
+struct PendingRedrive<'a> {
+    dead: DeadLetter,
+    delivery: wactor_kafka::producer::Delivery,
+    _claim: Claim<'a>,
+}
+
+/// Send slots at a fixed rate: the n-th (from 0) at start + n / rate.
+struct Pacer {
+    start: tokio::time::Instant,
+    interval: Duration,
+    sent: u32,
+}
+
+impl Pacer {
+    fn new(rate_per_sec: u32) -> Pacer {
+        Pacer {
+            start: tokio::time::Instant::now(),
+            interval: Duration::from_secs_f64(1.0 / f64::from(rate_per_sec.max(1))),
+            sent: 0,
+        }
+    }
+
+    /// The time of the next send; counts it.
+    fn next_slot(&mut self) -> tokio::time::Instant {
+        let at = self.start + self.interval.saturating_mul(self.sent);
+        self.sent = self.sent.saturating_add(1);
+        at
     }
 }
 
