@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{eventually, manifest, produce, Host, Kafka};
+use support::{eventually, manifest, produce, read_until, Host, Kafka};
 use wactor_registry::{RedriveRequest, Upload};
 use wactor_store::DeadLetterFilter;
 
@@ -169,5 +169,64 @@ async fn a_rate_limited_redrive_keeps_its_rate_and_removes_letters_as_it_goes() 
         "20 re-drives at 5 a second take 3.8 s at least, took {took:?}"
     );
     assert_eq!(dead_letters.len(), 0);
+    registry.shutdown().await;
+}
+
+/// One request re-drives a key's letters oldest event first: the listing is
+/// newest first, the re-drive topic gets them in the events' order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keys_letters_are_redriven_oldest_first() {
+    let kafka = Kafka::start();
+    kafka.topic("doomed", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new(dir.path(), kafka.settings());
+    let registry = host.registry();
+    let spec = manifest("doomed", "doomed", "");
+    let component = wactor_tests::guest_bytes("fixture-scripted");
+    registry
+        .deploy(Upload {
+            manifest_toml: &spec,
+            component: &component,
+            uploaded_by: "test",
+            notes: "",
+            activate: true,
+        })
+        .await
+        .unwrap();
+    let total = 6;
+    let records: Vec<_> = (0..total)
+        .map(|i| {
+            (
+                Some("same-key".to_string()),
+                format!("{{\"seq\": {i}, \"dead\": true}}"),
+            )
+        })
+        .collect();
+    produce(&kafka.brokers, "doomed", &records).await;
+    let dead_letters = host.store.dead_letters();
+    assert!(eventually(WAIT, || dead_letters.len() == total).await);
+    let report = registry
+        .redrive(RedriveRequest {
+            by: "test".into(),
+            ..RedriveRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.redriven, total, "{report:?}");
+    let sent = read_until(&kafka.brokers, "wactor.doomed.redrive", WAIT, move |r| {
+        r.len() >= total
+    })
+    .await;
+    let offsets: Vec<i64> = sent
+        .iter()
+        .map(|r| {
+            wactor_kafka::redrive::RedriveEnvelope::decode(r.value_bytes.as_deref())
+                .unwrap()
+                .dead_letter
+                .event
+                .offset
+        })
+        .collect();
+    assert_eq!(offsets, (0..total as i64).collect::<Vec<_>>());
     registry.shutdown().await;
 }

@@ -119,19 +119,23 @@ async fn redrive(
     JsonBody(body): JsonBody<RedriveBody>,
 ) -> ApiResult<Json<BatchReport>> {
     let (id, filter) = selection(body.id, body.filter, body.all, "re-drive")?;
-    let report = state
-        .registry
-        .redrive(RedriveRequest {
-            filter,
-            id,
-            target: body
-                .version
-                .map_or(RedriveTarget::Active, RedriveTarget::Version),
-            dry_run: body.dry_run,
-            rate_per_sec: body.rate,
-            by: caller.0,
-        })
-        .await?;
+    let request = RedriveRequest {
+        filter,
+        id,
+        target: body
+            .version
+            .map_or(RedriveTarget::Active, RedriveTarget::Version),
+        dry_run: body.dry_run,
+        rate_per_sec: body.rate,
+        by: caller.0,
+    };
+    // A task of its own: a client that hangs up (or a CLI stopped with
+    // Ctrl-C) must not drop the request between sending a window of
+    // re-drives and removing their letters.
+    let registry = state.registry.clone();
+    let report = tokio::spawn(async move { registry.redrive(request).await })
+        .await
+        .map_err(|err| RegistryError::Internal(format!("the re-drive task failed: {err}")))??;
     Ok(Json(batch_report(report, true)))
 }
 

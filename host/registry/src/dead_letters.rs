@@ -17,7 +17,17 @@
 //!   (reported as failed, "already being re-driven"), so it runs once;
 //! - a discard while the letter's re-drive is being sent: the letter is
 //!   gone, the re-driven event still runs once, and if it dies again it is
-//!   a dead letter again.
+//!   a dead letter again;
+//! - re-drives go out a window at a time ([`REDRIVE_WINDOW`]): whatever
+//!   ends the request (an error of the store or of an owner's answer), the
+//!   window handed to the producer is settled first, so no letter whose
+//!   record was sent stays in the set to be sent again; the API runs a
+//!   re-drive as a task of its own, so a client that hangs up does not
+//!   drop a window half done (a host that stops or crashes mid-window
+//!   does: its letters stay and may be re-driven again, at least once);
+//! - a re-drive of the same letter from another host while this one's
+//!   window is in flight (claims are per host): the letter is sent twice;
+//!   other hosts forget it when its window is settled.
 
 use std::time::Duration;
 
@@ -40,12 +50,19 @@ use crate::registry::Registry;
 pub const MAX_BATCH: usize = 100_000;
 
 /// Re-drive records handed to the producer before their acknowledgements
-/// are awaited together: 512. One letter at a time waited a produce
-/// round trip (librdkafka's `linger.ms` and the broker's answer) per
-/// letter, about 290 letters a second; a window keeps the producer's
+/// are awaited together: 512 (or [`REDRIVE_WINDOW_BYTES`], whichever
+/// comes first). One letter at a time waited a produce round trip
+/// (librdkafka's `linger.ms` and the broker's answer) per letter, about
+/// 400 letters a second on the mock broker; a window keeps the producer's
 /// batches full. Claims on the letters of a window are held until it is
-/// settled, so a second re-drive of them is refused meanwhile.
+/// settled, so a second re-drive of them on this host is refused
+/// meanwhile.
 pub const REDRIVE_WINDOW: usize = 512;
+
+/// Bytes of re-drive records in flight at most: 16 MiB (a record larger
+/// than that goes alone). The producer is shared with the actors' emits;
+/// a window of large letters must not fill its queue.
+pub const REDRIVE_WINDOW_BYTES: usize = 16 << 20;
 
 /// Under a rate limit, the letters already sent are settled (awaited and
 /// removed) before any wait for the next send slot longer than this:
@@ -174,12 +191,58 @@ impl Registry {
         if request.dry_run {
             return Ok(report);
         }
-        // Sends are paced by slot (the n-th at start + n / rate), not by
-        // waiting after each one: the rate holds while acknowledgements
-        // are awaited a window at a time.
+        // Oldest event first per partition: records of one key reach the
+        // re-drive topic in the order the events had (the listing is
+        // newest first).
+        let mut selected = selected;
+        selected.sort_by(|a, b| {
+            (&a.event.topic, a.event.partition, a.event.offset).cmp(&(
+                &b.event.topic,
+                b.event.partition,
+                b.event.offset,
+            ))
+        });
         let mut pacer = request.rate_per_sec.map(Pacer::new);
+        let mut window = Window::default();
+        // Whatever ends the loop (an error, too), what was handed to the
+        // producer is settled: its records are delivered anyway, so its
+        // letters must leave the set, or a later re-drive would send them
+        // again.
+        let outcome = self
+            .redrive_each(selected, &request, &mut pacer, &mut window, &mut report)
+            .await;
+        let settled = self
+            .settle_redrives(&mut window, &mut report, &request.by)
+            .await;
+        tracing::info!(
+            by = %request.by,
+            matched = report.matched,
+            redriven = report.redriven,
+            failed = report.failed.len(),
+            "dead letters re-driven"
+        );
+        outcome?;
+        settled?;
+        self.parts().store.flush_async().await?;
+        Ok(report)
+    }
+
+    /// The loop of [`redrive`](Self::redrive) over the selected letters:
+    /// blocking ones released in their lanes one at a time, the others
+    /// handed to the producer and settled a window at a time.
+    async fn redrive_each<'a>(
+        &'a self,
+        selected: Vec<DeadLetter>,
+        request: &RedriveRequest,
+        pacer: &mut Option<Pacer>,
+        window: &mut Window<'a>,
+        report: &mut RedriveReport,
+    ) -> Result<()> {
         let dead_letters = self.parts().store.dead_letters();
-        let mut pending: Vec<PendingRedrive<'_>> = Vec::new();
+        let version = match request.target {
+            RedriveTarget::Active => None,
+            RedriveTarget::Version(v) => Some(v),
+        };
         for dead in selected {
             let group = match self.group_of(&dead.actor) {
                 Ok(group) => group,
@@ -201,16 +264,13 @@ impl Registry {
                 ));
                 continue;
             }
-            let version = match request.target {
-                RedriveTarget::Active => None,
-                RedriveTarget::Version(v) => Some(v),
-            };
             if dead.blocking {
                 // Run in its lane by the partition's worker (a request to
-                // the owner, one at a time); paced like the others.
+                // the owner, one at a time): what is in flight is settled
+                // first, so it does not wait behind owners' answers.
+                self.settle_redrives(window, report, &request.by).await?;
                 if let Some(pacer) = pacer.as_mut() {
-                    self.pace(pacer, &mut pending, &mut report, &request.by)
-                        .await?;
+                    self.pace(pacer, window, report, &request.by).await?;
                 }
             }
             match self
@@ -251,18 +311,24 @@ impl Registry {
                     Some(dead.id.clone().into_bytes()),
                 )],
             };
+            let size = record.wire_size();
             let limit = max_message_bytes(&self.parts().kafka);
-            if record.wire_size() > limit {
+            if size > limit {
                 report.failed.push((
                     dead.id.clone(),
                     format!(
-                        "too large to re-drive through Kafka: the re-drive record is {} bytes, \
+                        "too large to re-drive through Kafka: the re-drive record is {size} bytes, \
                          over the limit of {limit} bytes (kafka message.max.bytes); the dead \
-                         letter is kept",
-                        record.wire_size()
+                         letter is kept"
                     ),
                 ));
                 continue;
+            }
+            // The wait for the send slot comes before the claim and the
+            // check below, so that nothing changes between them and the
+            // send.
+            if let Some(pacer) = pacer.as_mut() {
+                self.pace(pacer, window, report, &request.by).await?;
             }
             let Some(claim) = self.claim_guard(&dead.id) else {
                 report
@@ -272,11 +338,7 @@ impl Registry {
             };
             // Under the claim: still the letter that was selected? (Another
             // re-drive may have sent and removed it since, or it died again.)
-            let unchanged = match dead_letters.get(&dead.id) {
-                Ok(current) => current.as_ref() == Some(&dead),
-                Err(err) => return Err(err.into()),
-            };
-            if !unchanged {
+            if dead_letters.get(&dead.id)?.as_ref() != Some(&dead) {
                 report.failed.push((
                     dead.id.clone(),
                     "changed or gone since it was selected (re-driven or discarded meanwhile)"
@@ -284,35 +346,20 @@ impl Registry {
                 ));
                 continue;
             }
-            if let Some(pacer) = pacer.as_mut() {
-                self.pace(pacer, &mut pending, &mut report, &request.by)
-                    .await?;
-            }
-            // Handed to librdkafka now, in order (records of one key keep
-            // the letters' order in the re-drive topic); acknowledged below.
+            // Handed to librdkafka now, in order; acknowledged when the
+            // window is settled.
             let delivery = self.parts().producer.enqueue(&record);
-            pending.push(PendingRedrive {
+            window.bytes = window.bytes.saturating_add(size);
+            window.items.push(PendingRedrive {
                 dead,
                 delivery,
                 _claim: claim,
             });
-            if pending.len() >= REDRIVE_WINDOW {
-                self.settle_redrives(&mut pending, &mut report, &request.by)
-                    .await?;
+            if window.items.len() >= REDRIVE_WINDOW || window.bytes >= REDRIVE_WINDOW_BYTES {
+                self.settle_redrives(window, report, &request.by).await?;
             }
         }
-        self.settle_redrives(&mut pending, &mut report, &request.by)
-            .await?;
-        if report.redriven > 0 || !report.failed.is_empty() {
-            tracing::info!(
-                by = %request.by,
-                redriven = report.redriven,
-                failed = report.failed.len(),
-                "dead letters re-driven"
-            );
-        }
-        self.parts().store.flush_async().await?;
-        Ok(report)
+        Ok(())
     }
 
     /// Waits for the pacer's next send slot; settles what was sent first
@@ -320,13 +367,13 @@ impl Registry {
     async fn pace(
         &self,
         pacer: &mut Pacer,
-        pending: &mut Vec<PendingRedrive<'_>>,
+        window: &mut Window<'_>,
         report: &mut RedriveReport,
         by: &str,
     ) -> Result<()> {
         let at = pacer.next_slot();
         if at.saturating_duration_since(tokio::time::Instant::now()) > SETTLE_BEFORE_WAIT {
-            self.settle_redrives(pending, report, by).await?;
+            self.settle_redrives(window, report, by).await?;
         }
         tokio::time::sleep_until(at).await;
         Ok(())
@@ -337,15 +384,19 @@ impl Registry {
     /// of the letter, never a later one: see dead_letter_sharing) and
     /// removes it here (compare-and-delete: if the re-driven event already
     /// died again, its new letter stays). A re-drive that was not
-    /// acknowledged keeps its letter and is reported failed.
+    /// acknowledged keeps its letter and is reported failed. A letter
+    /// whose removal fails here is reported (re-driven, still listed) and
+    /// the rest of the window is still settled; the first such error is
+    /// returned after.
     async fn settle_redrives(
         &self,
-        pending: &mut Vec<PendingRedrive<'_>>,
+        window: &mut Window<'_>,
         report: &mut RedriveReport,
         by: &str,
     ) -> Result<()> {
-        let mut sent = Vec::with_capacity(pending.len());
-        for redrive in pending.drain(..) {
+        window.bytes = 0;
+        let mut sent = Vec::with_capacity(window.items.len());
+        for redrive in window.items.drain(..) {
             // All were enqueued already: awaiting one after another costs
             // one round trip for the window, not one per letter.
             let PendingRedrive {
@@ -363,15 +414,25 @@ impl Registry {
             .map(|(dead, _)| self.enqueue_removal(dead))
             .collect();
         let dead_letters = self.parts().store.dead_letters();
+        let mut first_error = None;
         for ((dead, claim), removal) in sent.into_iter().zip(removals) {
             let shared = match removal {
                 Some(delivery) => delivery.await.err(),
                 None => None,
             };
-            let removed = dead_letters.remove_if_unchanged(&dead);
-            drop(claim);
-            removed?;
             report.redriven += 1;
+            if let Err(err) = dead_letters.remove_if_unchanged(&dead) {
+                report.failed.push((
+                    dead.id.clone(),
+                    format!(
+                        "re-driven, but not removed from this host's set ({err}): it is still \
+                         listed; discard it rather than re-drive it again"
+                    ),
+                ));
+                first_error.get_or_insert(err);
+                continue;
+            }
+            drop(claim);
             match shared {
                 Some(err) => report.failed.push((
                     dead.id.clone(),
@@ -381,11 +442,14 @@ impl Registry {
                     ),
                 )),
                 None => {
-                    tracing::debug!(id = %dead.id, actor = %dead.actor, %by, "dead letter re-driven")
+                    tracing::info!(id = %dead.id, actor = %dead.actor, %by, "dead letter re-driven")
                 }
             }
         }
-        Ok(())
+        match first_error {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
     }
 
     /// Applies every actor's dead-letter retention now (the manifest's
@@ -631,26 +695,35 @@ struct PendingRedrive<'a> {
     _claim: Claim<'a>,
 }
 
-/// Send slots at a fixed rate: the n-th (from 0) at start + n / rate.
+/// The re-drives in flight: handed to the producer, not yet settled.
+#[derive(Default)]
+struct Window<'a> {
+    items: Vec<PendingRedrive<'a>>,
+    /// Their records' bytes on the wire.
+    bytes: usize,
+}
+
+/// Send slots at a fixed rate, one interval (1 / rate) apart and never in
+/// the past: after a stall (a slow settle, a full producer queue, an
+/// owner's answer) sending goes on at the rate, without a burst to catch
+/// up.
 struct Pacer {
-    start: tokio::time::Instant,
+    next: tokio::time::Instant,
     interval: Duration,
-    sent: u32,
 }
 
 impl Pacer {
     fn new(rate_per_sec: u32) -> Pacer {
         Pacer {
-            start: tokio::time::Instant::now(),
-            interval: Duration::from_secs_f64(1.0 / f64::from(rate_per_sec.max(1))),
-            sent: 0,
+            next: tokio::time::Instant::now(),
+            interval: Duration::from_nanos((1_000_000_000 / u64::from(rate_per_sec.max(1))).max(1)),
         }
     }
 
-    /// The time of the next send; counts it.
+    /// The time of the next send.
     fn next_slot(&mut self) -> tokio::time::Instant {
-        let at = self.start + self.interval.saturating_mul(self.sent);
-        self.sent = self.sent.saturating_add(1);
+        let at = self.next.max(tokio::time::Instant::now());
+        self.next = at + self.interval;
         at
     }
 }
@@ -663,5 +736,37 @@ pub fn retention_of(manifest: &ActorManifest) -> Retention {
             .max_age
             .map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX)),
         max_count: Some(manifest.dead_letter.max_count),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_sends_and_does_not_burst_after_a_stall() {
+        let mut pacer = Pacer::new(5);
+        let start = tokio::time::Instant::now();
+        let first = pacer.next_slot();
+        let second = pacer.next_slot();
+        assert_eq!(first, start);
+        assert_eq!(second - first, Duration::from_millis(200));
+        // A 10 s stall (a slow settle, a full queue): the next slots start
+        // from now, one interval apart, not ten seconds' worth at once.
+        tokio::time::sleep_until(second).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let now = tokio::time::Instant::now();
+        let third = pacer.next_slot();
+        let fourth = pacer.next_slot();
+        assert_eq!(third, now);
+        assert_eq!(fourth - third, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn the_pacer_interval_is_exact_and_never_zero() {
+        assert_eq!(Pacer::new(1).interval, Duration::from_secs(1));
+        assert_eq!(Pacer::new(3).interval, Duration::from_nanos(333_333_333));
+        assert_eq!(Pacer::new(u32::MAX).interval, Duration::from_nanos(1));
+        assert_eq!(Pacer::new(0).interval, Duration::from_secs(1));
     }
 }
