@@ -20,35 +20,11 @@ const WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redriving_three_thousand_dead_letters_that_die_again_keeps_every_letter() {
-    let kafka = Kafka::start();
-    kafka.topic("doomed", 4);
-    let dir = tempfile::tempdir().unwrap();
-    let host = Host::new(dir.path(), kafka.settings());
-    let registry = host.registry();
-    let component = wactor_tests::guest_bytes("fixture-scripted");
-    let spec = manifest("doomed", "doomed", "max_in_flight = 32");
-    registry
-        .deploy(Upload {
-            manifest_toml: &spec,
-            component: &component,
-            uploaded_by: "test",
-            notes: "",
-            activate: true,
-        })
-        .await
-        .unwrap();
     let total = 3_000;
-    let records: Vec<_> = (0..total)
-        .map(|i| {
-            (
-                Some(format!("k{i}")),
-                format!("{{\"seq\": {i}, \"dead\": true}}"),
-            )
-        })
-        .collect();
-    produce(&kafka.brokers, "doomed", &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = (0..total).map(|i| format!("k{i}")).collect();
+    let (_kafka, host, registry) = doomed_letters(dir.path(), 4, "max_in_flight = 32", keys).await;
     let dead_letters = host.store.dead_letters();
-    assert!(eventually(WAIT, || dead_letters.len() == total).await);
 
     // Two re-drives of the whole set at once.
     let request = || RedriveRequest {
@@ -96,47 +72,13 @@ async fn redriving_three_thousand_dead_letters_that_die_again_keeps_every_letter
 /// after its send, not when the whole request is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rate_limited_redrive_keeps_its_rate_and_removes_letters_as_it_goes() {
-    let kafka = Kafka::start();
-    kafka.topic("doomed", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let host = Host::new(dir.path(), kafka.settings());
-    let registry = host.registry();
-    let component = wactor_tests::guest_bytes("fixture-scripted");
-    let spec = manifest("doomed", "doomed", "");
-    registry
-        .deploy(Upload {
-            manifest_toml: &spec,
-            component: &component,
-            uploaded_by: "test",
-            notes: "",
-            activate: true,
-        })
-        .await
-        .unwrap();
     let total = 20;
-    let records: Vec<_> = (0..total)
-        .map(|i| {
-            (
-                Some(format!("k{i}")),
-                format!("{{\"seq\": {i}, \"dead\": true}}"),
-            )
-        })
-        .collect();
-    produce(&kafka.brokers, "doomed", &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = (0..total).map(|i| format!("k{i}")).collect();
+    let (_kafka, host, registry) = doomed_letters(dir.path(), 2, "", keys).await;
     let dead_letters = host.store.dead_letters();
-    assert!(eventually(WAIT, || dead_letters.len() == total).await);
     // A version that handles them: re-driven letters do not come back.
-    let noop = wactor_tests::guest_bytes("fixture-noop");
-    registry
-        .deploy(Upload {
-            manifest_toml: &spec,
-            component: &noop,
-            uploaded_by: "test",
-            notes: "",
-            activate: true,
-        })
-        .await
-        .unwrap();
+    deploy(&registry, "", "fixture-noop").await;
 
     let started = std::time::Instant::now();
     let mut redrive = std::pin::pin!(registry.redrive(RedriveRequest {
@@ -176,35 +118,10 @@ async fn a_rate_limited_redrive_keeps_its_rate_and_removes_letters_as_it_goes() 
 /// newest first, the re-drive topic gets them in the events' order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_keys_letters_are_redriven_oldest_first() {
-    let kafka = Kafka::start();
-    kafka.topic("doomed", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let host = Host::new(dir.path(), kafka.settings());
-    let registry = host.registry();
-    let spec = manifest("doomed", "doomed", "");
-    let component = wactor_tests::guest_bytes("fixture-scripted");
-    registry
-        .deploy(Upload {
-            manifest_toml: &spec,
-            component: &component,
-            uploaded_by: "test",
-            notes: "",
-            activate: true,
-        })
-        .await
-        .unwrap();
     let total = 6;
-    let records: Vec<_> = (0..total)
-        .map(|i| {
-            (
-                Some("same-key".to_string()),
-                format!("{{\"seq\": {i}, \"dead\": true}}"),
-            )
-        })
-        .collect();
-    produce(&kafka.brokers, "doomed", &records).await;
-    let dead_letters = host.store.dead_letters();
-    assert!(eventually(WAIT, || dead_letters.len() == total).await);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = vec!["same-key".to_string(); total];
+    let (kafka, _host, registry) = doomed_letters(dir.path(), 1, "", keys).await;
     let report = registry
         .redrive(RedriveRequest {
             by: "test".into(),
@@ -229,4 +146,46 @@ async fn a_keys_letters_are_redriven_oldest_first() {
         .collect();
     assert_eq!(offsets, (0..total as i64).collect::<Vec<_>>());
     registry.shutdown().await;
+}
+
+/// A host whose actor `doomed` (on topic `doomed`, `partitions`
+/// partitions; `fixture-scripted`, manifest `extra`) has declared `keys`
+/// events dead (their keys, in order); returns once the set holds them.
+async fn doomed_letters(
+    dir: &std::path::Path,
+    partitions: i32,
+    extra: &str,
+    keys: Vec<String>,
+) -> (Kafka, Host, wactor_registry::Registry) {
+    let kafka = Kafka::start();
+    kafka.topic("doomed", partitions);
+    let host = Host::new(dir, kafka.settings());
+    let registry = host.registry();
+    deploy(&registry, extra, "fixture-scripted").await;
+    let total = keys.len();
+    let records: Vec<_> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (Some(key), format!("{{\"seq\": {i}, \"dead\": true}}")))
+        .collect();
+    produce(&kafka.brokers, "doomed", &records).await;
+    let dead_letters = host.store.dead_letters();
+    assert!(eventually(WAIT, || dead_letters.len() == total).await);
+    (kafka, host, registry)
+}
+
+/// Deploys and activates `guest` as `doomed`.
+async fn deploy(registry: &wactor_registry::Registry, extra: &str, guest: &str) {
+    let spec = manifest("doomed", "doomed", extra);
+    let component = wactor_tests::guest_bytes(guest);
+    registry
+        .deploy(Upload {
+            manifest_toml: &spec,
+            component: &component,
+            uploaded_by: "test",
+            notes: "",
+            activate: true,
+        })
+        .await
+        .unwrap();
 }

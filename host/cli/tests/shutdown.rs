@@ -45,8 +45,9 @@ impl Drop for Broker {
     }
 }
 
-fn serve_stops_cleanly_on(signal: &str) {
-    let broker = Broker::start();
+/// A `wactor serve` of one actor on `broker`, in a new directory (its log
+/// is `host.log` there), once its partitions are assigned.
+fn serving(broker: &Broker) -> (ServeProcess, tempfile::TempDir) {
     assert!(
         !broker.address.is_empty(),
         "wactor broker printed no address"
@@ -59,38 +60,57 @@ fn serve_stops_cleanly_on(signal: &str) {
         "name = \"greeter\"\ntopics = [\"signups\"]\n",
     );
     let mut serve = ServeProcess::start(dir.path(), &broker.address);
-    let log = dir.path().join("host.log");
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !read_log().contains("partitions assigned") {
+    while !log_of(&dir).contains("partitions assigned") {
         if let Some(status) = serve.child.try_wait().unwrap() {
-            panic!("wactor serve exited with {status}:\n{}", read_log());
+            panic!("wactor serve exited with {status}:\n{}", log_of(&dir));
         }
         assert!(
             Instant::now() < deadline,
             "serve did not start:\n{}",
-            read_log()
+            log_of(&dir)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    (serve, dir)
+}
+
+fn log_of(dir: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("host.log")).unwrap_or_default()
+}
+
+/// Sends SIG`signal` and waits up to `within` for the exit; returns the
+/// exit status and the log.
+fn stop(
+    serve: &mut ServeProcess,
+    dir: &tempfile::TempDir,
+    signal: &str,
+    within: Duration,
+) -> (std::process::ExitStatus, String) {
     let killed = Command::new("kill")
         .args([&format!("-{signal}"), &serve.child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + within;
     let status = loop {
         if let Some(status) = serve.child.try_wait().unwrap() {
             break status;
         }
         assert!(
             Instant::now() < deadline,
-            "serve did not stop on SIG{signal}:\n{}",
-            read_log()
+            "serve did not stop within {within:?} of SIG{signal}:\n{}",
+            log_of(dir)
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let text = read_log();
+    (status, log_of(dir))
+}
+
+fn serve_stops_cleanly_on(signal: &str) {
+    let broker = Broker::start();
+    let (mut serve, dir) = serving(&broker);
+    let (status, text) = stop(&mut serve, &dir, signal, Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "SIG{signal}:\n{text}");
     assert!(text.contains("host stopped"), "{text}");
     let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
@@ -118,49 +138,11 @@ fn serve_stops_cleanly_on_sigint() {
 #[test]
 fn serve_stops_within_its_bounds_when_the_brokers_are_gone() {
     let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    write_actor(
-        dir.path(),
-        "greeter",
-        "fixture-noop",
-        "name = \"greeter\"\ntopics = [\"signups\"]\n",
-    );
-    let mut serve = ServeProcess::start(dir.path(), &broker.address);
-    let log = dir.path().join("host.log");
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !read_log().contains("partitions assigned") {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            panic!("wactor serve exited with {status}:\n{}", read_log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not start:\n{}",
-            read_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut serve, dir) = serving(&broker);
     drop(broker);
-    let killed = Command::new("kill")
-        .args(["-TERM", &serve.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
     // The bounds add up to well under two minutes (the drain bound of the
     // test config is 5 s); five minutes means one of them is missing.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not stop within 2 minutes of SIGTERM with the broker gone:\n{}",
-            read_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let text = read_log();
+    let (status, text) = stop(&mut serve, &dir, "TERM", Duration::from_secs(120));
     assert_eq!(status.code(), Some(0), "{text}");
     assert!(text.contains("host stopped"), "{text}");
 }

@@ -1190,7 +1190,7 @@ mod tests {
             set.by_actor.clear().unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::reopen(dir.path());
         let set = store.dead_letters();
         assert_eq!(set.by_actor.len(), 2);
         assert_eq!(
@@ -1221,7 +1221,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::reopen(dir.path());
         let set = store.dead_letters();
         let read = set.get("a:t:0:1").unwrap().unwrap();
         assert_eq!(read.event.payload, Some(Vec::new()));
@@ -1247,7 +1247,7 @@ mod tests {
             store.dead_letters().put(&entry).unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::reopen(dir.path());
         let set = store.dead_letters();
         assert_eq!(set.get(&entry.id).unwrap(), Some(entry.clone()));
         assert_eq!(

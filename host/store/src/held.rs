@@ -923,7 +923,7 @@ mod tests {
             store.held("billing").unwrap().put(&head).unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::reopen(dir.path());
         let held = store.held("billing").unwrap();
         assert_eq!(held.get(&head.id()).unwrap(), Some(head));
         assert!(store.held("other").unwrap().is_empty());

@@ -333,6 +333,24 @@ pub(crate) fn abort(error: StoreError) -> ConflictableTransactionError<StoreErro
     ConflictableTransactionError::Abort(error)
 }
 
+/// Opening a store again in the process that just dropped it: sled
+/// releases its file lock from a background thread, a moment after the
+/// drop, so an open right after can find the lock still held. Retried for
+/// up to 10 s (tests only: a restarted process does not meet this).
+#[cfg(test)]
+pub(crate) fn reopen(dir: &Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("cannot open the store again: {err}"),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -376,7 +394,7 @@ mod tests {
             assert_send(&flush);
             block_on(flush).unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::reopen(dir.path());
         let state = store.actor_state("counter").unwrap();
         assert_eq!(state.get("t", 0, "a").unwrap(), Some(b"1".to_vec()));
     }

@@ -878,7 +878,7 @@ mod tests {
             registry.remove_actor("billing").unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::reopen(dir.path());
         let registry = store.registry();
         assert_eq!(registry.actor("billing").unwrap(), None);
         assert_eq!(registry.history("billing").unwrap().len(), 1);

@@ -328,7 +328,7 @@ mod tests {
             state.apply("t", 0, [("b", StateChange::Delete)]).unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::reopen(dir.path());
         let state = store.actor_state("counter").unwrap();
         assert_eq!(state.get("t", 0, "a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(state.get("t", 0, "b").unwrap(), None);
