@@ -656,9 +656,19 @@ pub(crate) async fn watch(done: prometheus::IntCounter, n: usize) -> Result<(usi
     tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut first = None;
+        let trace = std::env::var_os("WACTOR_BENCH_PROGRESS").is_some();
+        let mut last = Instant::now();
         while (done.get() as usize) < n && Instant::now() < deadline {
             if done.get() > 0 {
                 first.get_or_insert_with(Instant::now);
+            }
+            if trace && last.elapsed() >= Duration::from_millis(50) {
+                last = Instant::now();
+                eprintln!(
+                    "progress: {} ms after the first event, {} done",
+                    first.map_or(0, |f| f.elapsed().as_millis()),
+                    done.get()
+                );
             }
             std::thread::sleep(Duration::from_micros(500));
         }

@@ -129,29 +129,36 @@ impl Changelog {
     pub fn restore(
         &self,
         settings: &KafkaSettings,
+        producer: &Producer,
         topic: &str,
         partition: i32,
     ) -> Result<Restored> {
         let source = self.partition_of(topic, partition);
         let mut latest: HashMap<String, Option<HeldEvent>> = HashMap::new();
         let mut seen = false;
-        read_to_end(settings, &self.topic, source, |key, payload, offset| {
-            if let Some((key, id)) = decode_key(key) {
-                if id.topic == topic && id.partition == partition {
-                    seen = true;
-                    match decode_held(&id, payload) {
-                        Ok(value) => {
-                            latest.insert(key.to_string(), value);
+        read_to_end(
+            settings,
+            producer,
+            &self.topic,
+            source,
+            |key, payload, offset| {
+                if let Some((key, id)) = decode_key(key) {
+                    if id.topic == topic && id.partition == partition {
+                        seen = true;
+                        match decode_held(&id, payload) {
+                            Ok(value) => {
+                                latest.insert(key.to_string(), value);
+                            }
+                            Err(err) => tracing::warn!(
+                                changelog = %self.topic, partition = source, offset, key,
+                                error = %err,
+                                "changelog record skipped; the key's earlier record stands"
+                            ),
                         }
-                        Err(err) => tracing::warn!(
-                            changelog = %self.topic, partition = source, offset, key,
-                            error = %err,
-                            "changelog record skipped; the key's earlier record stands"
-                        ),
                     }
                 }
-            }
-        })?;
+            },
+        )?;
         let mut records: Vec<HeldEvent> = latest.into_values().flatten().collect();
         records.sort_by_key(|r| r.event.offset);
         Ok(Restored { records, seen })
@@ -200,21 +207,25 @@ pub(crate) async fn open_compacted(settings: &KafkaSettings, topic: &str) -> Res
 }
 
 /// Reads `topic[partition]` from its beginning to the end it has now (the
-/// high watermark read first), calling `on_record(key, value, offset)` for
-/// each record. Blocking: run it on a blocking thread. Gives up after
-/// [`RESTORE_TIMEOUT`].
+/// high watermark read first, through the host's connected `producer`),
+/// calling `on_record(key, value, offset)` for each record. An empty
+/// partition is answered from the watermarks alone; only a partition with
+/// records gets a reader of its own (a new consumer, which takes 100 ms to
+/// over a second to connect: with one per restore, a partition with nothing
+/// to restore waited that long before its first event). Blocking: run it on
+/// a blocking thread. Gives up after [`RESTORE_TIMEOUT`].
 ///
 /// # Errors
 /// [`KafkaError::Topics`] when the end cannot be read or is not reached in
 /// time; the client's error when reading fails.
 pub(crate) fn read_to_end(
     settings: &KafkaSettings,
+    producer: &Producer,
     topic: &str,
     partition: i32,
     mut on_record: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64),
 ) -> Result<()> {
-    let consumer: BaseConsumer = settings.reader_config().create()?;
-    let (low, high) = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+    let (low, high) = match producer.watermarks(topic, partition, Duration::from_secs(10)) {
         Ok(marks) => marks,
         Err(err) => {
             return Err(KafkaError::Topics(format!(
@@ -225,6 +236,7 @@ pub(crate) fn read_to_end(
     if high <= low {
         return Ok(());
     }
+    let consumer: BaseConsumer = settings.reader_config().create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
     consumer.assign(&tpl)?;
@@ -380,6 +392,45 @@ fn layout_warning(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// An empty changelog partition is answered from the watermarks the
+    /// host's producer reads: no reader is made for it (a new consumer
+    /// took 100 ms to over a second to connect, and every partition with
+    /// nothing to restore waited that long before its first event). Shown
+    /// with a reader config that librdkafka refuses: the empty partition
+    /// still reads, the one with a record needs the reader and fails.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_empty_partition_is_read_without_a_reader_of_its_own() {
+        let cluster = crate::dev_cluster::DevCluster::start(1).unwrap();
+        cluster.create_topic("g.retries", 2).unwrap();
+        let mut settings = KafkaSettings::new(&cluster.bootstrap_servers());
+        let producer = Producer::new(&settings).unwrap();
+        let record = OutRecord {
+            topic: "g.retries".into(),
+            partition: Some(1),
+            key: Some(b"k".to_vec()),
+            payload: Some(b"v".to_vec()),
+            ..OutRecord::default()
+        };
+        producer.send(&record).await.unwrap();
+        settings
+            .consumer
+            .insert("no.such.librdkafka.property".into(), "1".into());
+        let (settings, producer) = tokio::task::spawn_blocking(move || {
+            let mut seen = 0;
+            read_to_end(&settings, &producer, "g.retries", 0, |_, _, _| seen += 1).unwrap();
+            assert_eq!(seen, 0);
+            (settings, producer)
+        })
+        .await
+        .unwrap();
+        let full = tokio::task::spawn_blocking(move || {
+            read_to_end(&settings, &producer, "g.retries", 1, |_, _, _| {})
+        })
+        .await
+        .unwrap();
+        assert!(full.is_err(), "a partition with records needs its reader");
+    }
 
     #[test]
     fn changelog_partitions_are_stable_and_in_range() {

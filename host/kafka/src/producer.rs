@@ -258,6 +258,22 @@ impl Producer {
         self.enqueue(record).await
     }
 
+    /// The low and high watermark of `topic[partition]` (the first offset
+    /// kept and the offset the next record gets), asked of the brokers
+    /// through this producer's connections: a client that is already
+    /// connected answers in one round trip, where a new consumer first has
+    /// to connect and learn the cluster (100 ms to over a second).
+    /// Blocking: call it from a blocking thread.
+    ///
+    /// # Errors
+    /// The client's error when the brokers do not answer within `timeout`.
+    pub fn watermarks(&self, topic: &str, partition: i32, timeout: Duration) -> Result<(i64, i64)> {
+        Ok(self
+            .inner
+            .client()
+            .fetch_watermarks(topic, partition, Timeout::After(timeout))?)
+    }
+
     /// Waits up to `timeout` for every enqueued record to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.inner.flush(Timeout::After(timeout))?;

@@ -146,6 +146,7 @@ impl StateChangelog {
     pub fn restore(
         &self,
         settings: &KafkaSettings,
+        producer: &Producer,
         topic: &str,
         partition: i32,
     ) -> Result<RestoredState> {
@@ -153,21 +154,27 @@ impl StateChangelog {
         let mut latest: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut marked = false;
         let mut records = 0u64;
-        read_to_end(settings, &self.topic, source, |key, value, _offset| {
-            let Some((scope_topic, scope_partition, key)) = decode_key(key) else {
-                return;
-            };
-            if scope_topic != topic || scope_partition != partition {
-                return;
-            }
-            records += 1;
-            match key {
-                Some(key) => {
-                    latest.insert(key.to_string(), value.map(<[u8]>::to_vec));
+        read_to_end(
+            settings,
+            producer,
+            &self.topic,
+            source,
+            |key, value, _offset| {
+                let Some((scope_topic, scope_partition, key)) = decode_key(key) else {
+                    return;
+                };
+                if scope_topic != topic || scope_partition != partition {
+                    return;
                 }
-                None => marked = true,
-            }
-        })?;
+                records += 1;
+                match key {
+                    Some(key) => {
+                        latest.insert(key.to_string(), value.map(<[u8]>::to_vec));
+                    }
+                    None => marked = true,
+                }
+            },
+        )?;
         Ok(RestoredState {
             latest,
             marked,
@@ -295,7 +302,7 @@ pub fn restore_scope(
         "state restore failed (fail point)".to_string()
     ));
     let restored = changelog
-        .restore(settings, topic, partition)
+        .restore(settings, producer, topic, partition)
         .map_err(|e| format!("cannot read the state changelog: {e}"))?;
     if cancel.load(Ordering::Relaxed) {
         return Err("restore abandoned: the partition was revoked".to_string());

@@ -265,6 +265,7 @@ impl Worker {
             self.partition,
             self.changelog.clone(),
             self.ctx.settings.clone(),
+            self.ctx.producer.clone(),
             cancel.clone(),
             self.fence.clone(),
         );
@@ -695,6 +696,7 @@ async fn load_held(
     partition: i32,
     changelog: Option<Arc<Changelog>>,
     settings: crate::settings::KafkaSettings,
+    producer: crate::producer::Producer,
     cancel: Arc<AtomicBool>,
     fence: Option<Fence>,
 ) -> Result<Loaded, String> {
@@ -708,7 +710,7 @@ async fn load_held(
                 // Fault tests make the changelog slow here.
                 fail::fail_point!("wactor-restore-read");
                 let restored = changelog
-                    .restore(&settings, &topic, partition)
+                    .restore(&settings, &producer, &topic, partition)
                     .map_err(|e| e.to_string())?;
                 if cancel.load(Ordering::Relaxed) {
                     return Err("restore abandoned: the partition was revoked".to_string());
