@@ -475,14 +475,14 @@ async fn noop_actor(
 
 /// The broker of a run: the in-process mock, or an external one
 /// (`--brokers`), where topic names get a per-run suffix.
-struct Broker {
+pub(crate) struct Broker {
     mock: Option<Kafka>,
-    brokers: String,
+    pub(crate) brokers: String,
     suffix: String,
 }
 
 impl Broker {
-    fn new(external: Option<&str>) -> Self {
+    pub(crate) fn new(external: Option<&str>) -> Self {
         match external {
             None => {
                 let kafka = Kafka::start();
@@ -508,7 +508,7 @@ impl Broker {
     }
 
     /// Creates `name` (with the run's suffix) and returns its full name.
-    async fn topic(&self, name: &str, partitions: i32) -> Result<String> {
+    pub(crate) async fn topic(&self, name: &str, partitions: i32) -> Result<String> {
         let full = format!("{name}{}", self.suffix);
         match &self.mock {
             Some(kafka) => kafka.topic(&full, partitions),
@@ -524,7 +524,7 @@ impl Broker {
     }
 
     /// Host settings for this broker.
-    fn settings(&self) -> KafkaSettings {
+    pub(crate) fn settings(&self) -> KafkaSettings {
         let mut settings = match &self.mock {
             Some(kafka) => kafka.settings(),
             None => {
@@ -538,7 +538,7 @@ impl Broker {
         settings
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.mock {
             Some(_) => "in-process mock broker".into(),
             None => format!("broker {}", self.brokers),

@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p wactor-bench -- runtime [--iterations N] [--json out.json]
 //! cargo run --release -p wactor-bench -- kafka [throughput|overhead|ordering|swap|all]
+//! cargo run --release -p wactor-bench -- latency [--rate 5000] [--seconds 10] [--brokers HOST:PORT]
 //! cargo run --release -p wactor-bench -- neighbours [--events N] [--quick]
 //! cargo run --release -p wactor-bench -- languages [--iterations N] [--loads N]
 //! ```
@@ -16,6 +17,7 @@
 //!   instances) and the artifact cache's effect on load time.
 //! - `kafka`: throughput against a bare rdkafka consumer, host overhead per
 //!   event, key vs partition ordering, hot swap and rollback.
+//! - `latency`: produce→done time per event at a fixed rate, p50/p99.
 //! - `neighbours`: a well-behaved actor's throughput alone and beside
 //!   hostile actors on the same host (issue 9).
 //! - `languages`: the echo actor in Rust, Python and JavaScript: size,
@@ -33,6 +35,7 @@
 
 mod kafka;
 mod languages;
+mod latency;
 mod neighbours;
 mod runtime;
 mod stats;
@@ -62,6 +65,8 @@ enum Command {
     /// partition ordering, hot swap and rollback times, on an in-process
     /// Kafka-protocol broker.
     Kafka(kafka::KafkaArgs),
+    /// Produce→done latency per event at a fixed rate (issue 15).
+    Latency(latency::LatencyArgs),
     /// A well-behaved actor's throughput alone and beside hostile actors
     /// (loop, memory hog, recursion, traps, limit floods) on the same host.
     Neighbours(neighbours::NeighboursArgs),
@@ -73,11 +78,28 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Ok(filter) = std::env::var("WACTOR_BENCH_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .init();
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::Layer as _;
+        // The host's logs when asked for; `latency`'s span layer always
+        // (inert until that suite arms it).
+        let log = std::env::var("WACTOR_BENCH_LOG").ok().map(|filter| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::EnvFilter::new(filter))
+        });
+        // Spans at INFO as `wactor serve` has them (its default filter).
+        let measuring = matches!(cli.command, Command::Latency(_))
+            .then(|| latency::DoneLayer.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+        // No subscriber at all otherwise: the other suites measure the
+        // host without one.
+        if log.is_some() || measuring.is_some() {
+            tracing_subscriber::registry()
+                .with(log)
+                .with(measuring)
+                .init();
+        }
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -97,9 +119,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
         }
-        Command::Kafka(_) | Command::Neighbours(_) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+        Command::Kafka(_) | Command::Neighbours(_) | Command::Latency(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+        }
     }
     .context("cannot start tokio")?;
     let machine = stats::Machine::detect();
@@ -108,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Runtime(args) => runtime::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
+            Command::Latency(args) => latency::run(args).await,
             Command::Neighbours(args) => neighbours::run(args).await,
             Command::Languages(args) => languages::run(args).await,
         }

@@ -403,7 +403,7 @@ mod tests {
     async fn an_empty_partition_is_read_without_a_reader_of_its_own() {
         let cluster = crate::dev_cluster::DevCluster::start(1).unwrap();
         cluster.create_topic("g.retries", 2).unwrap();
-        let mut settings = KafkaSettings::new(&cluster.bootstrap_servers());
+        let mut settings = KafkaSettings::new(cluster.bootstrap_servers());
         let producer = Producer::new(&settings).unwrap();
         let record = OutRecord {
             topic: "g.retries".into(),

@@ -260,12 +260,10 @@ impl Worker {
         cancel: Arc<AtomicBool>,
     ) -> impl std::future::Future<Output = Result<Loaded, String>> + Send + 'static {
         let held = load_held(
-            self.ctx.held.clone(),
+            self.ctx.clone(),
             self.topic.clone(),
             self.partition,
             self.changelog.clone(),
-            self.ctx.settings.clone(),
-            self.ctx.producer.clone(),
             cancel.clone(),
             self.fence.clone(),
         );
@@ -691,15 +689,14 @@ impl Worker {
 /// `cancel` set means the worker gave up waiting (its partition was
 /// revoked): the restore then leaves the store alone.
 async fn load_held(
-    held: wactor_store::HeldEvents,
+    ctx: Arc<crate::ActorContext>,
     topic: String,
     partition: i32,
     changelog: Option<Arc<Changelog>>,
-    settings: crate::settings::KafkaSettings,
-    producer: crate::producer::Producer,
     cancel: Arc<AtomicBool>,
     fence: Option<Fence>,
 ) -> Result<Loaded, String> {
+    let held = ctx.held.clone();
     match &changelog {
         Some(changelog) => {
             let changelog = changelog.clone();
@@ -710,7 +707,7 @@ async fn load_held(
                 // Fault tests make the changelog slow here.
                 fail::fail_point!("wactor-restore-read");
                 let restored = changelog
-                    .restore(&settings, &producer, &topic, partition)
+                    .restore(&ctx.settings, &ctx.producer, &topic, partition)
                     .map_err(|e| e.to_string())?;
                 if cancel.load(Ordering::Relaxed) {
                     return Err("restore abandoned: the partition was revoked".to_string());
