@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 use tracing::field::Empty;
 use tracing::Instrument;
 use wactor_runtime::{
-    CallResult, Effects, Event, HttpTracer, LogLevel, LogLine, OutboundTrace, Outcome, StateWrite,
+    CallResult, Effects, Event, HttpTracer, LogLevel, LogLine, OutboundTrace, Outcome, StateReader,
+    StateWrite,
 };
 use wactor_store::{ActorState, StateChange};
 use wactor_telemetry::{IncomingContext, TRACEPARENT, TRACESTATE};
@@ -164,6 +165,20 @@ pub async fn run(
     version: Option<Arc<ActiveVersion>>,
     event: Arc<Event>,
 ) -> CallReport {
+    let reader = ScopedStateReader::shared(ctx.state.clone(), &event.topic, event.partition);
+    run_scoped(ctx, version, event, reader).await
+}
+
+/// [`run`] with the state reader of the event's scope given: a partition
+/// worker keeps one per scope (`topic`, `partition` of the events it
+/// presents) instead of making one per call. `reader` must read the scope
+/// of `event.topic` and `event.partition` (see `ScopedStateReader::shared`).
+pub async fn run_scoped(
+    ctx: Arc<ActorContext>,
+    version: Option<Arc<ActiveVersion>>,
+    event: Arc<Event>,
+    reader: Arc<dyn StateReader>,
+) -> CallReport {
     let started_at_ms = ctx.clock.now_ms();
     let started = Instant::now();
     let Some(version) = version else {
@@ -195,7 +210,7 @@ pub async fn run(
     if traced {
         trace_handle_span(&span, &ctx, &version, &event);
     }
-    let (outcome, logs) = attempt(&ctx, &version, &event, &span, traced)
+    let (outcome, logs) = attempt(&ctx, &version, &event, reader, &span, traced)
         .instrument(span.clone())
         .await;
     span.record("outcome", outcome.label());
@@ -413,10 +428,10 @@ async fn attempt(
     ctx: &ActorContext,
     version: &ActiveVersion,
     event: &Event,
+    reader: Arc<dyn StateReader>,
     span: &tracing::Span,
     traced: bool,
 ) -> (CallOutcome, Vec<LogLine>) {
-    let reader = ScopedStateReader::shared(ctx.state.clone(), &event.topic, event.partition);
     let incoming = wactor_telemetry::incoming(&event.headers);
     let trace = outbound_trace(span, traced, incoming);
     let mut invocation = version.actor.invoke_traced(event, reader, trace).await;

@@ -331,10 +331,7 @@ impl LoadedActor {
         data.hooks.trace = None;
         let (out, out_dropped) = data.stdout.drain();
         let (err, err_dropped) = data.stderr.drain();
-        let mut call = std::mem::replace(
-            &mut data.call,
-            CallState::new(Arc::new(crate::types::EmptyState), limits, started),
-        );
+        let mut call = std::mem::replace(&mut data.call, CallState::idle(limits, started));
         call.push_output(LogLevel::Info, &out, out_dropped);
         call.push_output(LogLevel::Warn, &err, err_dropped);
         if call.dropped_logs > 0 {

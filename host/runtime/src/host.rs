@@ -50,9 +50,7 @@ use crate::bindings::wactor::actor::{config, emit, logging, state, types as wit}
 use crate::http_policy::{HostAllowList, OutboundHooks};
 use crate::output::OutputCapture;
 use crate::topics::check_emit_topic;
-use crate::types::{
-    Effects, EmittedRecord, EmptyState, Limits, LogLevel, LogLine, StateReader, StateWrite,
-};
+use crate::types::{Effects, EmittedRecord, Limits, LogLevel, LogLine, StateReader, StateWrite};
 
 /// Longest log line kept, in bytes; longer lines are cut.
 pub const MAX_LOG_LINE_BYTES: usize = 4096;
@@ -123,8 +121,9 @@ impl EffectsInProgress {
 
 /// The per-call part of [`HostState`].
 pub(crate) struct CallState {
-    /// Committed state of the actor.
-    pub(crate) state: Arc<dyn StateReader>,
+    /// Committed state of the actor; `None` between calls (reads find
+    /// nothing), so parking an instance allocates nothing.
+    pub(crate) state: Option<Arc<dyn StateReader>>,
     /// Emits and state writes of this call.
     pub(crate) effects: EffectsInProgress,
     /// Log lines of this call.
@@ -142,9 +141,23 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
+    /// The state between calls: no state reader (reads find nothing).
+    pub(crate) fn idle(limits: Limits, deadline: Instant) -> Self {
+        CallState {
+            state: None,
+            effects: EffectsInProgress::default(),
+            logs: Vec::new(),
+            log_bytes: 0,
+            dropped_logs: 0,
+            deadline,
+            limits,
+            host_error: None,
+        }
+    }
+
     pub(crate) fn new(state: Arc<dyn StateReader>, limits: Limits, deadline: Instant) -> Self {
         CallState {
-            state,
+            state: Some(state),
             effects: EffectsInProgress::default(),
             logs: Vec::new(),
             log_bytes: 0,
@@ -293,7 +306,7 @@ impl HostState {
         let _ = self.stderr.drain();
         self.limiter.hit = false;
         let limits = self.call.limits;
-        self.call = CallState::new(Arc::new(EmptyState), limits, Instant::now());
+        self.call = CallState::idle(limits, Instant::now());
     }
 }
 
@@ -446,7 +459,11 @@ impl state::Host for HostState {
                 StateWrite::Delete => None,
             });
         }
-        match self.call.state.get(&key) {
+        let read = match &self.call.state {
+            Some(state) => state.get(&key),
+            None => Ok(None),
+        };
+        match read {
             Ok(value) => Ok(value),
             Err(err) => {
                 let message = format!("state read of {} failed: {err}", quote(&key));
@@ -487,7 +504,7 @@ mod tests {
     use super::*;
 
     fn call(limits: Limits) -> CallState {
-        CallState::new(Arc::new(EmptyState), limits, Instant::now())
+        CallState::new(Arc::new(crate::types::EmptyState), limits, Instant::now())
     }
 
     fn set(value: &[u8]) -> StateWrite {

@@ -235,6 +235,9 @@ impl Worker {
         let dropped = self.scheduler.drain_pending().len();
         self.shared.pending.store(0, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + self.ctx.settings.drain_timeout;
+        for (job, report) in std::mem::take(&mut self.finished_now) {
+            self.finish(job, report);
+        }
         while !self.running.is_empty() {
             tokio::select! {
                 finished = self.running.next() => match finished {

@@ -193,7 +193,7 @@ impl Worker {
         if !self.accepting {
             return;
         }
-        while self.running.len() < self.ctx.max_in_flight {
+        while self.running.len() + self.finished_now.len() < self.ctx.max_in_flight {
             if let Some(lane) = self.ready_held.pop_front() {
                 self.start_held(lane);
                 continue;
@@ -286,8 +286,9 @@ impl Worker {
         let ctx = self.ctx.clone();
         let event = job.presented.clone();
         let clock = self.ctx.clock.clone();
-        self.running.push(Box::pin(async move {
-            let call = std::panic::AssertUnwindSafe(call::run(ctx, version, event));
+        let reader = self.state_reader(&event);
+        let mut call: super::RunningCall = Box::pin(async move {
+            let call = std::panic::AssertUnwindSafe(call::run_scoped(ctx, version, event, reader));
             let report = match call.catch_unwind().await {
                 Ok(report) => report,
                 Err(_) => {
@@ -305,7 +306,37 @@ impl Worker {
                 }
             };
             (job, report)
-        }));
+        });
+        // Polled once here: a call that never waits (a warm instance, no
+        // host I/O) is done at once and skips the `FuturesUnordered`. A
+        // pending one is polled again by it straight away with this task's
+        // waker, so the no-op waker of this first poll is never relied on.
+        let mut first = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        match call.as_mut().poll(&mut first) {
+            std::task::Poll::Ready(done) => self.finished_now.push(done),
+            std::task::Poll::Pending => self.running.push(call),
+        }
+    }
+
+    /// The state reader of `event`'s scope: the last one made, while calls
+    /// stay in its scope.
+    fn state_reader(&mut self, event: &Event) -> Arc<dyn wactor_runtime::StateReader> {
+        match &self.state_reader {
+            Some((topic, partition, reader))
+                if *partition == event.partition && *topic == event.topic =>
+            {
+                reader.clone()
+            }
+            _ => {
+                let reader = crate::state_changelog::ScopedStateReader::shared(
+                    self.ctx.state.clone(),
+                    &event.topic,
+                    event.partition,
+                );
+                self.state_reader = Some((event.topic.clone(), event.partition, reader.clone()));
+                reader
+            }
+        }
     }
 
     pub(super) fn complete_lane(&mut self, lane: LaneId) {

@@ -231,6 +231,8 @@ pub(crate) fn spawn(
         held: HeldLanes::default(),
         ready_held: VecDeque::new(),
         running: FuturesUnordered::new(),
+        finished_now: Vec::new(),
+        state_reader: None,
         durable: Durable::default(),
         tick_running: false,
         tick_tx,
@@ -349,6 +351,15 @@ struct Worker {
     /// thread per event. Calls of other partitions run in their workers,
     /// on other threads.
     running: FuturesUnordered<RunningCall>,
+    /// Calls that were done at their first poll (a warm instance that
+    /// never waited: most calls), finished at the next round of the loop
+    /// like any other. They count towards `max_in_flight` until then and
+    /// cost no `FuturesUnordered` task (a heap task and atomics per call).
+    finished_now: Vec<(Job, CallReport)>,
+    /// The state reader of the last scope a call read (the partition's own;
+    /// a re-drive worker's events have the scope of their source
+    /// partition), reused while calls stay in it.
+    state_reader: Option<(String, i32, Arc<dyn wactor_runtime::StateReader>)>,
     durable: Durable,
     tick_running: bool,
     tick_tx: mpsc::UnboundedSender<Tick>,
@@ -451,6 +462,7 @@ impl Worker {
                 self.accepting = false;
                 self.feed = None;
                 self.running = FuturesUnordered::new();
+                self.finished_now.clear();
                 return Err(reason);
             }
             self.pull();
@@ -464,7 +476,7 @@ impl Worker {
                 .map(|feed| feed.ready.clone());
             // With calls running, their completions bring the loop back to
             // the queue anyway; only an idle worker needs the safety net.
-            let recheck = self.running.is_empty();
+            let recheck = self.running.is_empty() && self.finished_now.is_empty();
             tokio::select! {
                 biased;
                 control = self.control.recv() => match control {
@@ -494,6 +506,14 @@ impl Worker {
                 () = async { if let Some(sleep) = sleep { sleep.await } }, if due.is_some() => {
                     let now = self.ctx.clock.now_ms();
                     self.ready_held.extend(self.held.take_due(now));
+                }
+                // Calls done at their first poll: before the running ones,
+                // after the timers (which they can't starve: at most
+                // `max_in_flight` start per round).
+                () = std::future::ready(()), if !self.finished_now.is_empty() => {
+                    for (job, report) in std::mem::take(&mut self.finished_now) {
+                        self.finish(job, report);
+                    }
                 }
                 Some((job, report)) = self.running.next(), if !self.running.is_empty() => {
                     self.finish(job, report);
