@@ -591,13 +591,14 @@ async fn throughput(
     }
 
     // The bare loop: poll and count, offsets auto-stored and committed.
-    let bare = if only == Some("wactor") {
-        f64::NAN
+    let (bare, bare_cpu) = if only == Some("wactor") {
+        (f64::NAN, None)
     } else {
         let brokers = kafka.brokers.clone();
         let topic = bare_topic.clone();
         let group = format!("bench-bare{}", kafka.suffix);
-        tokio::task::spawn_blocking(move || -> Result<f64> {
+        tokio::task::spawn_blocking(move || -> Result<(f64, Option<Duration>)> {
+            let mut cpu_before = None;
             let consumer: BaseConsumer = KafkaSettings::new(&brokers)
                 .consumer_config(&group)
                 .set("enable.auto.offset.store", "true")
@@ -610,28 +611,43 @@ async fn throughput(
                 if let Some(message) = consumer.poll(Duration::from_millis(100)) {
                     let message = message?;
                     std::hint::black_box(message.payload());
-                    first.get_or_insert_with(Instant::now);
+                    if first.is_none() {
+                        first = Some(Instant::now());
+                        cpu_before = crate::stats::process_cpu();
+                    }
                     count += 1;
                 }
             }
             let first = first.context("the bare consumer read nothing")?;
-            Ok(count as f64 / first.elapsed().as_secs_f64())
+            let rate = count as f64 / first.elapsed().as_secs_f64();
+            let cpu = crate::stats::process_cpu()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before));
+            Ok((rate, cpu))
         })
         .await??
     };
 
-    let wactor = if only == Some("bare") {
-        f64::NAN
+    let (wactor, wactor_cpu) = if only == Some("bare") {
+        (f64::NAN, None)
     } else {
         let dir = tempfile::tempdir()?;
         let (_host, _, consumer, done) = noop_actor(&kafka, dir.path(), "noop", &actor_topic).await;
-        let (handled, elapsed) = watch(done, n).await?;
+        let (handled, elapsed, cpu) = watch_with_cpu(done, n).await?;
         consumer.stop().await;
         if handled < n {
             bail!("the actor handled {handled} of {n} events");
         }
-        handled as f64 / elapsed.as_secs_f64()
+        (handled as f64 / elapsed.as_secs_f64(), cpu)
     };
+    // Events per second of CPU: the process's CPU time (every thread,
+    // the in-process mock broker's too) from the side's first event to its
+    // last.
+    let per_cpu = |cpu: Option<Duration>| {
+        cpu.filter(|c| !c.is_zero())
+            .map_or(f64::NAN, |c| n as f64 / c.as_secs_f64())
+    };
+    let (bare_per_cpu, wactor_per_cpu) = (per_cpu(bare_cpu), per_cpu(wactor_cpu));
     let ratio = wactor / bare;
     println!(
         "throughput ({n} records of ~100 bytes, 4 partitions, 1000 keys, {}):",
@@ -640,12 +656,18 @@ async fn throughput(
     println!("  bare rdkafka consumer loop   {bare:>10.0} events/s");
     println!("  wactor, no-op actor (warm)   {wactor:>10.0} events/s");
     println!("  ratio                        {ratio:>10.2}x");
+    println!(
+        "  events per CPU-second         bare {bare_per_cpu:>10.0}   wactor {wactor_per_cpu:>10.0}   ratio {:.2}x",
+        wactor_per_cpu / bare_per_cpu
+    );
     Ok(serde_json::json!({
         "broker": kafka.describe(),
         "events": n,
         "bare_events_per_s": bare,
         "wactor_events_per_s": wactor,
         "ratio": ratio,
+        "bare_events_per_cpu_s": bare_per_cpu,
+        "wactor_events_per_cpu_s": wactor_per_cpu,
     }))
 }
 
@@ -653,14 +675,26 @@ async fn throughput(
 /// starved by the very work it times) and returns how many events were
 /// done and the time from the first to the `n`th (or to the 300 s limit).
 pub(crate) async fn watch(done: prometheus::IntCounter, n: usize) -> Result<(usize, Duration)> {
+    let (handled, elapsed, _) = watch_with_cpu(done, n).await?;
+    Ok((handled, elapsed))
+}
+
+/// [`watch`], plus the process's CPU time from the first event to the
+/// `n`th (`None` without `/proc/self/stat`).
+pub(crate) async fn watch_with_cpu(
+    done: prometheus::IntCounter,
+    n: usize,
+) -> Result<(usize, Duration, Option<Duration>)> {
     tokio::task::spawn_blocking(move || {
+        let mut cpu_at_first = None;
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut first = None;
         let trace = std::env::var_os("WACTOR_BENCH_PROGRESS").is_some();
         let mut last = Instant::now();
         while (done.get() as usize) < n && Instant::now() < deadline {
-            if done.get() > 0 {
-                first.get_or_insert_with(Instant::now);
+            if done.get() > 0 && first.is_none() {
+                first = Some(Instant::now());
+                cpu_at_first = crate::stats::process_cpu();
             }
             if trace && last.elapsed() >= Duration::from_millis(50) {
                 last = Instant::now();
@@ -673,7 +707,10 @@ pub(crate) async fn watch(done: prometheus::IntCounter, n: usize) -> Result<(usi
             std::thread::sleep(Duration::from_micros(500));
         }
         let first = first.context("nothing was handled")?;
-        Ok((done.get() as usize, first.elapsed()))
+        let cpu = crate::stats::process_cpu()
+            .zip(cpu_at_first)
+            .map(|(after, before)| after.saturating_sub(before));
+        Ok((done.get() as usize, first.elapsed(), cpu))
     })
     .await?
 }

@@ -507,14 +507,6 @@ impl Worker {
                     let now = self.ctx.clock.now_ms();
                     self.ready_held.extend(self.held.take_due(now));
                 }
-                // Calls done at their first poll: before the running ones,
-                // after the timers (which they can't starve: at most
-                // `max_in_flight` start per round).
-                () = std::future::ready(()), if !self.finished_now.is_empty() => {
-                    for (job, report) in std::mem::take(&mut self.finished_now) {
-                        self.finish(job, report);
-                    }
-                }
                 Some((job, report)) = self.running.next(), if !self.running.is_empty() => {
                     self.finish(job, report);
                     // Collect the other calls that are done too, before the
@@ -524,6 +516,18 @@ impl Worker {
                             Some(Some((job, report))) => self.finish(job, report),
                             _ => break,
                         }
+                    }
+                }
+                // Calls done at their first poll: after the running ones,
+                // which are polled every round (with this task's waker)
+                // before these are taken. Before the fix of issue 15's
+                // review this branch came first: under a backlog it was
+                // ready every round, and a call that waited (HTTP, a long
+                // computation) was not polled again until the backlog was
+                // gone, holding back the partition's commits all along.
+                () = std::future::ready(()), if !self.finished_now.is_empty() => {
+                    for (job, report) in std::mem::take(&mut self.finished_now) {
+                        self.finish(job, report);
                     }
                 }
                 event = self.inbox.recv(), if self.accepting => match event {
