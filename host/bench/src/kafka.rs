@@ -741,6 +741,11 @@ async fn overhead(iterations: usize) -> Result<serde_json::Value> {
             host.settings.clone(),
             host.clock.clone(),
         )?);
+        let reader = wactor_kafka::state_changelog::ScopedStateReader::shared(
+            ctx.state.clone(),
+            "bench.none",
+            0,
+        );
         let mut scheduler: LaneScheduler<Arc<Event>> = LaneScheduler::new(OrderingMode::Key, 64);
         let mut offsets = OffsetTracker::new();
         let mut samples = Vec::with_capacity(iterations);
@@ -761,8 +766,14 @@ async fn overhead(iterations: usize) -> Result<serde_json::Value> {
             let key = event.key.clone();
             scheduler.push(key.as_deref(), event);
             let (lane, event) = scheduler.next_ready().context("nothing ready")?;
-            let report =
-                wactor_kafka::call::run(ctx.clone(), Some(version.clone()), event.clone()).await;
+            // As a partition worker calls it: with its scope's reader.
+            let report = wactor_kafka::call::run_scoped(
+                ctx.clone(),
+                Some(version.clone()),
+                event.clone(),
+                reader.clone(),
+            )
+            .await;
             scheduler.complete(lane)?;
             offsets.finish(event.offset);
             let total = started.elapsed();
