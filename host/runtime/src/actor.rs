@@ -305,8 +305,11 @@ impl LoadedActor {
             },
         };
 
-        // The deadline counts from the start of the call proper.
-        instance.store.data_mut().call.deadline = Instant::now() + limits.call_timeout;
+        // The deadline counts from the start of the call proper: after the
+        // instantiation for a fresh instance (a warm one was taken at once,
+        // so no second clock read for it).
+        let call_started = if fresh { Instant::now() } else { started };
+        instance.store.data_mut().call.deadline = call_started + limits.call_timeout;
         instance.store.set_epoch_deadline(1);
         instance.store.data_mut().hooks.trace = trace;
         let wit_event = to_wit(event);
