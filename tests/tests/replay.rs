@@ -422,3 +422,92 @@ async fn a_replayed_event_dies_as_the_original_and_a_paused_actors_replay_can_be
     let shown = cancelled(&api, &paused, Duration::from_secs(10)).await;
     assert_eq!(shown["progress"]["handled"], 0, "{shown}");
 }
+
+/// The feeder keeps several batches of 256 in flight (it reads and
+/// produces the next while earlier ones are acknowledged): over many
+/// batches every record is fed once, in its source partition's order, and
+/// counted when acknowledged; the replay ends done with every partition
+/// read to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_of_many_batches_feeds_each_record_once_in_order() {
+    use wactor_kafka::replay::{feed, plan, replay_topic, ReplayRun, ReplaySpec, ReplayState};
+    let (n, partitions) = (3_000usize, 2);
+    let kafka = Kafka::start();
+    kafka.topic("replay.many", partitions);
+    let from_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 1_000;
+    let records: Vec<_> = (0..n)
+        .map(|i| (Some(format!("k{}", i % 7)), format!("{{\"seq\": {i}}}")))
+        .collect();
+    support::produce(&kafka.brokers, "replay.many", &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = support::Host::new(dir.path(), kafka.settings());
+    let spec = support::manifest("many", "replay.many", "");
+    let (consumer, _slot) = host.run("fixture-noop", &spec).await;
+    let settings = kafka.settings();
+    let ranges = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || {
+            plan(&settings, &["replay.many".to_string()], None, from_ms, None)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    let group = "wactor.many".to_string();
+    let run = std::sync::Arc::new(ReplayRun::new(
+        ReplaySpec {
+            id: "many".into(),
+            actor: "many".into(),
+            group: group.clone(),
+            from_ms,
+            to_ms: None,
+            version: None,
+            rate: None,
+            ranges,
+        },
+        from_ms,
+        "test".into(),
+    ));
+    tokio::time::timeout(
+        WAIT,
+        feed(
+            run.clone(),
+            settings.clone(),
+            wactor_kafka::Producer::new(&settings).unwrap(),
+            settings.changelog_partitions,
+        ),
+    )
+    .await
+    .expect("the replay ends");
+    let progress = run.progress();
+    assert_eq!(progress.state, ReplayState::Done, "{progress:?}");
+    assert_eq!(progress.fed, n as u64, "{progress:?}");
+    for part in &progress.partitions {
+        assert_eq!(part.next_offset, part.range.end_offset, "{progress:?}");
+        assert_eq!(part.fed, part.range.len(), "{progress:?}");
+    }
+    // Each source partition's records once, in their order.
+    let copied = read_until(&kafka.brokers, &replay_topic(&group), WAIT, move |r| {
+        r.len() >= n
+    })
+    .await;
+    assert_eq!(copied.len(), n);
+    let mut by_source: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for record in &copied {
+        let of = &record.headers[wactor_kafka::replay::REPLAY_OF_HEADER];
+        let (source, offset) = of.rsplit_once('/').unwrap();
+        by_source
+            .entry(source.to_string())
+            .or_default()
+            .push(offset.parse().unwrap());
+    }
+    for (source, offsets) in &by_source {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, &expected, "{source}");
+    }
+    consumer.stop().await;
+}

@@ -347,18 +347,26 @@ async fn replay(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
         Producer::new(&settings)?,
         settings.changelog_partitions,
     ));
+    // The first MAX_UNHANDLED records are fed as fast as the feeder goes;
+    // after them it waits for the actor's commits.
+    let ahead = n.min(wactor_kafka::replay::MAX_UNHANDLED as usize);
     let fed_at = {
         let run = run.clone();
         tokio::spawn(async move {
+            let mut ahead_at = None;
             while (run.progress().fed as usize) < n && !run.progress().state.is_final() {
+                if ahead_at.is_none() && run.progress().fed as usize >= ahead {
+                    ahead_at = Some(started.elapsed());
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            started.elapsed()
+            let all = started.elapsed();
+            (ahead_at.unwrap_or(all), all)
         })
     };
     let (handled, _) = watch(done, 2 * n).await?;
     let handled_at = started.elapsed();
-    let fed_at = fed_at.await?;
+    let (ahead_at, fed_at) = fed_at.await?;
     feeder.await?;
     consumer.stop().await;
     let progress = run.progress();
@@ -370,17 +378,20 @@ async fn replay(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
             handled - n
         );
     }
+    let ahead_per_s = ahead as f64 / ahead_at.as_secs_f64();
     let fed_per_s = n as f64 / fed_at.as_secs_f64();
     let handled_per_s = n as f64 / handled_at.as_secs_f64();
     println!(
         "replay ({n} records of ~100 bytes, 4 partitions, no-op actor, {}):",
         kafka.describe()
     );
+    println!("  fed, the first {ahead:<6} (ahead)    {ahead_per_s:>10.0} records/s");
     println!("  fed (copied to <group>.replay)    {fed_per_s:>10.0} records/s");
     println!("  handled again, end to end         {handled_per_s:>10.0} records/s");
     Ok(serde_json::json!({
         "broker": kafka.describe(),
         "records": n,
+        "fed_ahead_per_s": ahead_per_s,
         "fed_per_s": fed_per_s,
         "handled_per_s": handled_per_s,
     }))
@@ -389,26 +400,33 @@ async fn replay(n: usize, external: Option<&str>) -> Result<serde_json::Value> {
 /// Re-drive rate: `n` dead letters (an actor that declares every event
 /// dead, in-process mock broker) re-driven by one request with no rate
 /// limit; the time from the request to its report (every re-drive
-/// acknowledged and its letter removed). The re-driven events die again
-/// meanwhile (not waited for).
+/// acknowledged and its letter removed). Twice: first while the re-driven
+/// events die again (not waited for, but on the same cores, writing their
+/// letters again), then, once they are all back, with a version that
+/// handles them (`fixture-noop`), which shows the re-drive's own cost.
 async fn redrive(n: usize) -> Result<serde_json::Value> {
-    use wactor_registry::RedriveRequest;
     use wactor_tests::kafka::{eventually, produce};
     let kafka = Kafka::start();
     kafka.topic("bench.doomed", 4);
     let dir = tempfile::tempdir()?;
     let host = Host::new(dir.path(), kafka.settings());
     let registry = host.registry();
-    let component = wactor_tests::guest_bytes("fixture-scripted");
-    registry
-        .deploy(Upload {
-            manifest_toml: &manifest("doomed", "bench.doomed", "max_in_flight = 64"),
-            component: &component,
-            uploaded_by: "bench",
-            notes: "",
-            activate: true,
-        })
-        .await?;
+    let deploy = |guest: &'static str| {
+        let registry = &registry;
+        async move {
+            let component = wactor_tests::guest_bytes(guest);
+            registry
+                .deploy(Upload {
+                    manifest_toml: &manifest("doomed", "bench.doomed", "max_in_flight = 64"),
+                    component: &component,
+                    uploaded_by: "bench",
+                    notes: "",
+                    activate: true,
+                })
+                .await
+        }
+    };
+    deploy("fixture-scripted").await?;
     let records: Vec<_> = (0..n)
         .map(|i| {
             (
@@ -422,11 +440,45 @@ async fn redrive(n: usize) -> Result<serde_json::Value> {
     if !eventually(Duration::from_secs(300), || letters.len() == n).await {
         bail!("{} of {n} events were dead-lettered", letters.len());
     }
+    let dying = redrive_once(&registry, n).await?;
+    // Every letter back (died again, one re-drive counted), then a
+    // version that handles them.
+    if !eventually(Duration::from_secs(300), || {
+        letters
+            .list(&Default::default(), 10_000, None)
+            .is_ok_and(|page| page.items.len() == n && page.items.iter().all(|d| d.redrives == 1))
+    })
+    .await
+    {
+        bail!("{} of {n} re-driven events died again", letters.len());
+    }
+    deploy("fixture-noop").await?;
+    let handled = redrive_once(&registry, n).await?;
+    let (dying_s, handled_s) = (
+        n as f64 / dying.as_secs_f64(),
+        n as f64 / handled.as_secs_f64(),
+    );
+    println!("redrive ({n} dead letters, no rate limit, librdkafka mock in process):");
+    println!("  re-driven and removed, dying again {dying_s:>9.0} letters/s ({dying:.2?})");
+    println!("  re-driven and removed, handled     {handled_s:>9.0} letters/s ({handled:.2?})");
+    registry.shutdown().await;
+    Ok(serde_json::json!({
+        "broker": "librdkafka mock, in process",
+        "letters": n,
+        "seconds": dying.as_secs_f64(),
+        "per_s": dying_s,
+        "handled_seconds": handled.as_secs_f64(),
+        "handled_per_s": handled_s,
+    }))
+}
+
+/// One re-drive of every letter (`n` of them); how long it took.
+async fn redrive_once(registry: &wactor_registry::Registry, n: usize) -> Result<Duration> {
     let started = Instant::now();
     let report = registry
-        .redrive(RedriveRequest {
+        .redrive(wactor_registry::RedriveRequest {
             by: "bench".into(),
-            ..RedriveRequest::default()
+            ..wactor_registry::RedriveRequest::default()
         })
         .await?;
     let took = started.elapsed();
@@ -437,16 +489,7 @@ async fn redrive(n: usize) -> Result<serde_json::Value> {
             report.failed.first()
         );
     }
-    let per_s = n as f64 / took.as_secs_f64();
-    println!("redrive ({n} dead letters, no rate limit, librdkafka mock in process):");
-    println!("  re-driven and removed             {per_s:>10.0} letters/s ({took:.2?})");
-    registry.shutdown().await;
-    Ok(serde_json::json!({
-        "broker": "librdkafka mock, in process",
-        "letters": n,
-        "seconds": took.as_secs_f64(),
-        "per_s": per_s,
-    }))
+    Ok(took)
 }
 
 /// A host in `dir` running `fixture-noop` (`max_in_flight = 64`) as

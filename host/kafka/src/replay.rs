@@ -20,13 +20,16 @@
 //! actor's group has committed on the replay topic (handled: done,
 //! dead-lettered or held for a retry), so a cancel takes effect within
 //! that many records and the replay topic never holds a copy of a whole
-//! topic.
+//! topic. It reads and produces a batch while the acknowledgements of up
+//! to four earlier batches are on their way (a record is counted as fed
+//! once acknowledged), and awaits every batch it handed to the producer
+//! before it stops, whatever stops it.
 //!
 //! It does not decide who may start a replay or keep the jobs
 //! (wactor-registry's `replays`), and it does not run the actor (the
 //! partition worker).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use wactor_runtime::Event;
 
 use crate::error::{KafkaError, Result};
-use crate::producer::{max_message_bytes, OutRecord, Producer};
+use crate::producer::{max_message_bytes, Delivery, OutRecord, Producer};
 use crate::settings::KafkaSettings;
 
 /// Header of a replayed record and of the records its handling emits: the
@@ -664,11 +667,94 @@ async fn refresh_handled(run: &Arc<ReplayRun>, reader: &Arc<BaseConsumer>) -> Op
     Some(handled)
 }
 
+/// Copies the ranges' records to the replay topic, a batch of up to
+/// [`READ_BATCH`] records at a time, with up to [`BATCHES_IN_FLIGHT`]
+/// batches handed to the producer before the oldest one's
+/// acknowledgements are awaited: the next batch is read and produced
+/// while earlier ones are on their way. Whatever ends it (the end, a
+/// cancel, an error), every batch handed to the producer is awaited and
+/// counted before it returns.
 async fn feed_ranges(
     run: &Arc<ReplayRun>,
     settings: &KafkaSettings,
     producer: &Producer,
     replay_partitions: i32,
+) -> Result<()> {
+    let mut in_flight = VecDeque::new();
+    let fed = feed_batches(run, settings, producer, replay_partitions, &mut in_flight).await;
+    let settled = settle_batches(run, &mut in_flight, 0).await;
+    fed.and(settled)
+}
+
+/// Batches handed to the producer (and not yet counted as fed) at most:
+/// 4, about 1,000 records. Awaiting each batch's acknowledgements before
+/// reading the next one left the producer idle during every read.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// A batch handed to the producer, not yet acknowledged.
+struct SentBatch {
+    /// Its range's index in the spec.
+    index: usize,
+    /// The next offset to read in its source partition after it.
+    next: i64,
+    deliveries: Vec<Delivery>,
+    /// Records of the batch outside the time range.
+    passed_over: u64,
+    /// Records of the batch too large to copy.
+    too_large: u64,
+}
+
+/// Awaits the oldest batches in flight until at most `keep` are left,
+/// counting what was fed in the run's progress. A batch with a failed
+/// delivery is still awaited to the end (what was delivered is counted);
+/// the first failure is returned after every batch asked for is awaited.
+async fn settle_batches(
+    run: &Arc<ReplayRun>,
+    in_flight: &mut VecDeque<SentBatch>,
+    keep: usize,
+) -> Result<()> {
+    let mut first_error = None;
+    while in_flight.len() > keep {
+        let Some(batch) = in_flight.pop_front() else {
+            break;
+        };
+        let mut fed = 0u64;
+        let mut failed = false;
+        for delivery in batch.deliveries {
+            match delivery.await {
+                Ok(delivered) => {
+                    run.wrote(delivered.partition, delivered.offset);
+                    fed += 1;
+                }
+                Err(err) => {
+                    failed = true;
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        run.update(|p| {
+            p.fed += fed;
+            p.passed_over += batch.passed_over;
+            p.too_large += batch.too_large;
+            if let Some(part) = p.partitions.get_mut(batch.index) {
+                part.fed += fed;
+                if !failed {
+                    part.next_offset = batch.next;
+                }
+            }
+        });
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The loop of [`feed_ranges`]: reads and produces, leaving the last
+/// batches in `in_flight`.
+async fn feed_batches(
+    run: &Arc<ReplayRun>,
+    settings: &KafkaSettings,
+    producer: &Producer,
+    replay_partitions: i32,
+    in_flight: &mut VecDeque<SentBatch>,
 ) -> Result<()> {
     let replay = replay_topic(&run.spec.group);
     let limit = max_message_bytes(settings);
@@ -678,6 +764,8 @@ async fn feed_ranges(
         at: None,
     });
     let started = Instant::now();
+    // Records handed to the producer by this feed: fed, or in flight.
+    let mut enqueued = 0u64;
     for (index, range) in run.spec.ranges.iter().enumerate() {
         if range.is_empty() {
             continue;
@@ -689,15 +777,17 @@ async fn feed_ranges(
             if run.is_cancelled() {
                 return Ok(());
             }
-            // Stay at most MAX_UNHANDLED ahead of the actor.
+            // Stay at most MAX_UNHANDLED ahead of the actor (what is in
+            // flight counts: it is awaited before waiting for commits).
             loop {
-                let progress = run.progress();
-                if progress.fed.saturating_sub(progress.handled) < MAX_UNHANDLED {
+                let handled = run.progress().handled;
+                if enqueued.saturating_sub(handled) < MAX_UNHANDLED {
                     break;
                 }
                 if run.is_cancelled() {
                     return Ok(());
                 }
+                settle_batches(run, in_flight, 0).await?;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 refresh_handled(run, &committer).await;
             }
@@ -723,21 +813,24 @@ async fn feed_ranges(
                 continue;
             }
             quiet_since = Instant::now();
-            let mut deliveries = Vec::with_capacity(batch.records.len());
-            let mut passed_over = 0u64;
-            let mut too_large = 0u64;
-            let mut read_to = batch.next;
+            let mut sent = SentBatch {
+                index,
+                next: batch.next,
+                deliveries: Vec::with_capacity(batch.records.len()),
+                passed_over: 0,
+                too_large: 0,
+            };
             for record in batch.records {
                 if run.is_cancelled() {
                     // Not fed: the partition's progress stops before it.
-                    read_to = record.offset;
+                    sent.next = record.offset;
                     break;
                 }
                 let in_range = record.timestamp_ms.is_some_and(|ts| {
                     ts >= run.spec.from_ms && run.spec.to_ms.is_none_or(|to| ts < to)
                 });
                 if !in_range {
-                    passed_over += 1;
+                    sent.passed_over += 1;
                     continue;
                 }
                 let out = replay_record(&run.spec, &replay, target, &record);
@@ -747,34 +840,22 @@ async fn feed_ranges(
                         offset = record.offset,
                         "record too large to replay with the replay's headers: not fed"
                     );
-                    too_large += 1;
+                    sent.too_large += 1;
                     continue;
                 }
                 if let Some(rate) = run.spec.rate.filter(|r| *r > 0) {
-                    let sent = run.progress().fed + deliveries.len() as u64;
-                    let due = Duration::from_secs_f64(sent as f64 / f64::from(rate));
+                    // The n-th record (from 0) goes at start + n / rate.
+                    let due = Duration::from_secs_f64(enqueued as f64 / f64::from(rate));
                     if let Some(wait) = due.checked_sub(started.elapsed()) {
                         tokio::time::sleep(wait).await;
                     }
                 }
-                deliveries.push(producer.enqueue(&out));
+                sent.deliveries.push(producer.enqueue(&out));
+                enqueued += 1;
             }
-            let mut fed = 0u64;
-            for delivery in deliveries {
-                let delivered = delivery.await?;
-                run.wrote(delivered.partition, delivered.offset);
-                fed += 1;
-            }
-            next = read_to;
-            run.update(|p| {
-                p.fed += fed;
-                p.passed_over += passed_over;
-                p.too_large += too_large;
-                if let Some(part) = p.partitions.get_mut(index) {
-                    part.fed += fed;
-                    part.next_offset = next;
-                }
-            });
+            next = sent.next;
+            in_flight.push_back(sent);
+            settle_batches(run, in_flight, BATCHES_IN_FLIGHT).await?;
         }
     }
     Ok(())

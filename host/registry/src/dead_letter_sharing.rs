@@ -105,18 +105,11 @@ impl Registry {
         Ok(())
     }
 
-    /// Hands the tombstone that removes `dead` (this death of it) from
-    /// every host to the producer; `None` when dead letters are not
-    /// shared. Await the delivery for its acknowledgement.
-    pub(crate) fn enqueue_removal(
-        &self,
-        dead: &DeadLetter,
-    ) -> Option<wactor_kafka::producer::Delivery> {
-        if !self.shares_dead_letters() {
-            return None;
-        }
-        let record = dead_letter_log::tombstone(&dead.group, &dead.id, dead.redrives);
-        Some(self.parts().producer.enqueue(&record))
+    /// The producer that writes removals to the cluster, `None` when dead
+    /// letters are not shared; give it to [`enqueue_removal`].
+    pub(crate) fn removal_producer(&self) -> Option<wactor_kafka::Producer> {
+        self.shares_dead_letters()
+            .then(|| self.parts().producer.clone())
     }
 
     /// Publishes the letters of this host that were never read back from
@@ -158,4 +151,15 @@ impl Registry {
         }
         Ok(sent)
     }
+}
+
+/// Hands the tombstone that removes `dead` (this death of it) from every
+/// host to `producer` (from [`Registry::removal_producer`]). Await the
+/// delivery for its acknowledgement.
+pub(crate) fn enqueue_removal(
+    producer: &wactor_kafka::Producer,
+    dead: &DeadLetter,
+) -> wactor_kafka::producer::Delivery {
+    let record = dead_letter_log::tombstone(&dead.group, &dead.id, dead.redrives);
+    producer.enqueue(&record)
 }

@@ -18,30 +18,36 @@
 //! - a discard while the letter's re-drive is being sent: the letter is
 //!   gone, the re-driven event still runs once, and if it dies again it is
 //!   a dead letter again;
-//! - re-drives go out a window at a time ([`REDRIVE_WINDOW`]): whatever
-//!   ends the request (an error of the store or of an owner's answer), the
-//!   window handed to the producer is settled first, so no letter whose
-//!   record was sent stays in the set to be sent again; the API runs a
-//!   re-drive as a task of its own, so a client that hangs up does not
-//!   drop a window half done (a host that stops or crashes mid-window
-//!   does: its letters stay and may be re-driven again, at least once);
+//! - re-drives go out a window at a time ([`REDRIVE_WINDOW`]), each
+//!   window settled by a task of its own while the next one is sent (at
+//!   most two windows in flight): whatever ends the request (an error of
+//!   the store or of an owner's answer), every window handed to the
+//!   producer is settled first, so no letter whose record was sent stays
+//!   in the set to be sent again; the API runs a re-drive as a task of its
+//!   own, so a client that hangs up does not drop a window half done (a
+//!   host that stops or crashes mid-window does: its letters stay and may
+//!   be re-driven again, at least once);
 //! - a re-drive of the same letter from another host while this one's
 //!   window is in flight (claims are per host): the letter is sent twice;
 //!   other hosts forget it when its window is settled.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wactor_kafka::actor::redrive_topic;
-use wactor_kafka::producer::max_message_bytes;
+use wactor_kafka::producer::{max_message_bytes, Delivery};
 use wactor_kafka::redrive::RedriveEnvelope;
 use wactor_kafka::worker::Unblock;
-use wactor_kafka::OutRecord;
+use wactor_kafka::{OutRecord, Producer};
 use wactor_manifest::ActorManifest;
 use wactor_store::{
-    DeadLetter, DeadLetterFilter, DeadLetterPage, Evicted, HeldEvent, HeldFilter, Retention,
+    DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetters, Evicted, HeldEvent, HeldFilter,
+    Retention,
 };
 
+use crate::dead_letter_sharing::enqueue_removal;
 use crate::error::{RegistryError, Result};
 use crate::owner_requests::Blocking;
 use crate::registry::Registry;
@@ -54,20 +60,30 @@ pub const MAX_BATCH: usize = 100_000;
 /// comes first). One letter at a time waited a produce round trip
 /// (librdkafka's `linger.ms` and the broker's answer) per letter, about
 /// 400 letters a second on the mock broker; a window keeps the producer's
-/// batches full. Claims on the letters of a window are held until it is
-/// settled, so a second re-drive of them on this host is refused
+/// batches full. A full window is settled (acknowledgements awaited,
+/// removals shared, letters removed) by a task of its own while the next
+/// one is sent; the window after that waits for it, so at most two are in
+/// flight. Claims on the letters of a window are held until each letter
+/// is settled, so a second re-drive of them on this host is refused
 /// meanwhile.
 pub const REDRIVE_WINDOW: usize = 512;
 
-/// Bytes of re-drive records in flight at most: 16 MiB (a record larger
-/// than that goes alone). The producer is shared with the actors' emits;
-/// a window of large letters must not fill its queue.
+/// Bytes of re-drive records in a window at most: 16 MiB (a record larger
+/// than that goes alone), so 32 MiB in flight at most (two windows). The
+/// producer is shared with the actors' emits; windows of large letters
+/// must not fill its queue.
 pub const REDRIVE_WINDOW_BYTES: usize = 16 << 20;
 
-/// Under a rate limit, the letters already sent are settled (awaited and
-/// removed) before any wait for the next send slot longer than this:
-/// 20 ms. At up to about 50 letters a second each letter leaves the set
-/// soon after its send, not a window later.
+/// Letters removed in one store transaction when a window is settled: 64.
+/// One transaction per letter took sled's transaction lock (which every
+/// other store operation of the host waits for) 512 times a window; one
+/// for the whole window would hold it for milliseconds.
+const REMOVE_CHUNK: usize = 64;
+
+/// Under a rate limit, the letters already sent are handed to a settling
+/// task (awaited and removed during the wait) before any wait for the next
+/// send slot longer than this: 20 ms. At up to about 50 letters a second
+/// each letter leaves the set soon after its send, not a window later.
 const SETTLE_BEFORE_WAIT: Duration = Duration::from_millis(20);
 
 /// How often the host applies dead-letter retention
@@ -203,17 +219,15 @@ impl Registry {
             ))
         });
         let mut pacer = request.rate_per_sec.map(Pacer::new);
-        let mut window = Window::default();
+        let mut flight = Flight::default();
         // Whatever ends the loop (an error, too), what was handed to the
         // producer is settled: its records are delivered anyway, so its
         // letters must leave the set, or a later re-drive would send them
         // again.
         let outcome = self
-            .redrive_each(selected, &request, &mut pacer, &mut window, &mut report)
+            .redrive_each(selected, &request, &mut pacer, &mut flight, &mut report)
             .await;
-        let settled = self
-            .settle_redrives(&mut window, &mut report, &request.by)
-            .await;
+        let settled = self.settle_all(&mut flight, &mut report, &request.by).await;
         tracing::info!(
             by = %request.by,
             matched = report.matched,
@@ -229,13 +243,14 @@ impl Registry {
 
     /// The loop of [`redrive`](Self::redrive) over the selected letters:
     /// blocking ones released in their lanes one at a time, the others
-    /// handed to the producer and settled a window at a time.
-    async fn redrive_each<'a>(
-        &'a self,
+    /// handed to the producer a window at a time, each window settled by
+    /// a task of its own while the next is sent.
+    async fn redrive_each(
+        &self,
         selected: Vec<DeadLetter>,
         request: &RedriveRequest,
         pacer: &mut Option<Pacer>,
-        window: &mut Window<'a>,
+        flight: &mut Flight,
         report: &mut RedriveReport,
     ) -> Result<()> {
         let dead_letters = self.parts().store.dead_letters();
@@ -243,11 +258,19 @@ impl Registry {
             RedriveTarget::Active => None,
             RedriveTarget::Version(v) => Some(v),
         };
+        let limit = max_message_bytes(&self.parts().kafka);
+        // Each actor's group, read once per request (a read of its record
+        // and a parse of its manifest per letter cost more than the rest
+        // of a letter's send).
+        let mut groups: HashMap<String, std::result::Result<String, String>> = HashMap::new();
         for dead in selected {
-            let group = match self.group_of(&dead.actor) {
-                Ok(group) => group,
+            let group = groups
+                .entry(dead.actor.clone())
+                .or_insert_with(|| self.group_of(&dead.actor).map_err(|err| err.to_string()));
+            let group = match group {
+                Ok(group) => group.as_str(),
                 Err(err) => {
-                    report.failed.push((dead.id.clone(), err.to_string()));
+                    report.failed.push((dead.id.clone(), err.clone()));
                     continue;
                 }
             };
@@ -268,9 +291,9 @@ impl Registry {
                 // Run in its lane by the partition's worker (a request to
                 // the owner, one at a time): what is in flight is settled
                 // first, so it does not wait behind owners' answers.
-                self.settle_redrives(window, report, &request.by).await?;
+                self.settle_all(flight, report, &request.by).await?;
                 if let Some(pacer) = pacer.as_mut() {
-                    self.pace(pacer, window, report, &request.by).await?;
+                    self.pace(pacer, flight, report, &request.by).await?;
                 }
             }
             match self
@@ -288,31 +311,14 @@ impl Registry {
                 }
                 None => {}
             }
-            let envelope = RedriveEnvelope {
-                version,
-                redriven_at_ms: self.parts().clock.now_ms(),
-                by: request.by.clone(),
-                dead_letter: dead.clone(),
-            };
-            let payload = match envelope.encode() {
-                Ok(payload) => payload,
+            let record = match self.redrive_record(&dead, group, version, &request.by) {
+                Ok(record) => record,
                 Err(err) => {
                     report.failed.push((dead.id.clone(), err));
                     continue;
                 }
             };
-            let record = OutRecord {
-                topic: redrive_topic(&group),
-                partition: None,
-                key: dead.event.key.clone(),
-                payload: Some(payload),
-                headers: vec![(
-                    "wactor-redrive-of".into(),
-                    Some(dead.id.clone().into_bytes()),
-                )],
-            };
             let size = record.wire_size();
-            let limit = max_message_bytes(&self.parts().kafka);
             if size > limit {
                 report.failed.push((
                     dead.id.clone(),
@@ -328,7 +334,7 @@ impl Registry {
             // check below, so that nothing changes between them and the
             // send.
             if let Some(pacer) = pacer.as_mut() {
-                self.pace(pacer, window, report, &request.by).await?;
+                self.pace(pacer, flight, report, &request.by).await?;
             }
             let Some(claim) = self.claim_guard(&dead.id) else {
                 report
@@ -349,107 +355,116 @@ impl Registry {
             // Handed to librdkafka now, in order; acknowledged when the
             // window is settled.
             let delivery = self.parts().producer.enqueue(&record);
+            let window = &mut flight.filling;
             window.bytes = window.bytes.saturating_add(size);
             window.items.push(PendingRedrive {
                 dead,
                 delivery,
-                _claim: claim,
+                claim,
             });
             if window.items.len() >= REDRIVE_WINDOW || window.bytes >= REDRIVE_WINDOW_BYTES {
-                self.settle_redrives(window, report, &request.by).await?;
+                self.hand_off(flight, report, &request.by).await?;
             }
         }
         Ok(())
     }
 
-    /// Waits for the pacer's next send slot; settles what was sent first
-    /// when that wait is long.
+    /// Waits for the pacer's next send slot; when that wait is long, what
+    /// was sent is handed to a settling task first (settled during the
+    /// wait).
     async fn pace(
         &self,
         pacer: &mut Pacer,
-        window: &mut Window<'_>,
+        flight: &mut Flight,
         report: &mut RedriveReport,
         by: &str,
     ) -> Result<()> {
         let at = pacer.next_slot();
         if at.saturating_duration_since(tokio::time::Instant::now()) > SETTLE_BEFORE_WAIT {
-            self.settle_redrives(window, report, by).await?;
+            self.hand_off(flight, report, by).await?;
         }
         tokio::time::sleep_until(at).await;
         Ok(())
     }
 
-    /// Awaits the acknowledgements of the re-drives sent, then, for each
-    /// one acknowledged, shares its removal (every host forgets this death
-    /// of the letter, never a later one: see dead_letter_sharing) and
-    /// removes it here (compare-and-delete: if the re-driven event already
-    /// died again, its new letter stays). A re-drive that was not
-    /// acknowledged keeps its letter and is reported failed. A letter
-    /// whose removal fails here is reported (re-driven, still listed) and
-    /// the rest of the window is still settled; the first such error is
-    /// returned after.
-    async fn settle_redrives(
+    /// Hands the window being filled (if any) to a task that settles it
+    /// ([`settle_window`]), after waiting for the window settling before
+    /// it: at most two windows are in flight, one settling while the next
+    /// is sent. The earlier window's outcome is added to `report`; the
+    /// first store error it met is returned, after the new window was
+    /// handed off (it was sent: it is settled whatever happens next).
+    async fn hand_off(
         &self,
-        window: &mut Window<'_>,
+        flight: &mut Flight,
         report: &mut RedriveReport,
         by: &str,
     ) -> Result<()> {
-        window.bytes = 0;
-        let mut sent = Vec::with_capacity(window.items.len());
-        for redrive in window.items.drain(..) {
-            // All were enqueued already: awaiting one after another costs
-            // one round trip for the window, not one per letter.
-            let PendingRedrive {
-                dead,
-                delivery,
-                _claim,
-            } = redrive;
-            match delivery.await {
-                Ok(_) => sent.push((dead, _claim)),
-                Err(err) => report.failed.push((dead.id.clone(), err.to_string())),
-            }
+        if flight.filling.items.is_empty() {
+            return Ok(());
         }
-        let removals: Vec<_> = sent
-            .iter()
-            .map(|(dead, _)| self.enqueue_removal(dead))
-            .collect();
-        let dead_letters = self.parts().store.dead_letters();
-        let mut first_error = None;
-        for ((dead, claim), removal) in sent.into_iter().zip(removals) {
-            let shared = match removal {
-                Some(delivery) => delivery.await.err(),
-                None => None,
-            };
-            report.redriven += 1;
-            if let Err(err) = dead_letters.remove_if_unchanged(&dead) {
-                report.failed.push((
-                    dead.id.clone(),
-                    format!(
-                        "re-driven, but not removed from this host's set ({err}): it is still \
-                         listed; discard it rather than re-drive it again"
-                    ),
-                ));
-                first_error.get_or_insert(err);
-                continue;
-            }
-            drop(claim);
-            match shared {
-                Some(err) => report.failed.push((
-                    dead.id.clone(),
-                    format!(
-                        "re-driven, but its removal did not reach the other hosts ({err}): \
-                         they still list it; discard it there"
-                    ),
-                )),
-                None => {
-                    tracing::info!(id = %dead.id, actor = %dead.actor, %by, "dead letter re-driven")
-                }
-            }
-        }
-        match first_error {
-            Some(err) => Err(err.into()),
+        // Once a window at least, the request lets the runtime run other
+        // tasks (a window settled meanwhile is no reason to go on for the
+        // whole request without a pause).
+        tokio::task::yield_now().await;
+        let earlier = match flight.settling.take() {
+            Some(settling) => settling.join(report).await,
             None => Ok(()),
-        }
+        };
+        let window = std::mem::take(&mut flight.filling);
+        let ids = window.items.iter().map(|p| p.dead.id.clone()).collect();
+        let task = tokio::spawn(settle_window(
+            window.items,
+            self.removal_producer(),
+            self.parts().store.dead_letters(),
+            by.to_string(),
+        ));
+        flight.settling = Some(Settling { task, ids });
+        earlier
+    }
+
+    /// Settles everything in flight: the window being filled is handed
+    /// off, and every window is awaited. Returns the first store error
+    /// met.
+    async fn settle_all(
+        &self,
+        flight: &mut Flight,
+        report: &mut RedriveReport,
+        by: &str,
+    ) -> Result<()> {
+        let handed = self.hand_off(flight, report, by).await;
+        let last = match flight.settling.take() {
+            Some(settling) => settling.join(report).await,
+            None => Ok(()),
+        };
+        handed.and(last)
+    }
+
+    /// The re-drive record of `dead`: its envelope on `group`'s re-drive
+    /// topic, keyed by the event's key. `Err` says why it cannot be
+    /// encoded.
+    fn redrive_record(
+        &self,
+        dead: &DeadLetter,
+        group: &str,
+        version: Option<u64>,
+        by: &str,
+    ) -> std::result::Result<OutRecord, String> {
+        let envelope = RedriveEnvelope {
+            version,
+            redriven_at_ms: self.parts().clock.now_ms(),
+            by: by.to_string(),
+            dead_letter: dead.clone(),
+        };
+        Ok(OutRecord {
+            topic: redrive_topic(group),
+            partition: None,
+            key: dead.event.key.clone(),
+            payload: Some(envelope.encode()?),
+            headers: vec![(
+                "wactor-redrive-of".into(),
+                Some(dead.id.clone().into_bytes()),
+            )],
+        })
     }
 
     /// Applies every actor's dead-letter retention now (the manifest's
@@ -495,29 +510,15 @@ impl Registry {
         Ok(out)
     }
 
-    /// Marks `id` as being re-driven; false when it already is.
-    fn claim_redrive(&self, id: &str) -> bool {
-        match self.redriving.lock() {
-            Ok(mut set) => set.insert(id.to_string()),
-            Err(poisoned) => poisoned.into_inner().insert(id.to_string()),
-        }
-    }
-
-    /// [`claim_redrive`](Self::claim_redrive), released when the returned
-    /// guard drops: a request whose client hung up mid-way (its future
-    /// dropped) cannot keep the letter claimed.
-    fn claim_guard(&self, id: &str) -> Option<Claim<'_>> {
-        self.claim_redrive(id).then(|| Claim {
-            registry: self,
+    /// Marks `id` as being re-driven, released when the returned claim
+    /// drops; `None` when it is already. A request whose client hung up
+    /// mid-way (its future dropped) cannot keep the letter claimed; a
+    /// claim moves with its letter to the task that settles its window.
+    fn claim_guard(&self, id: &str) -> Option<Claim> {
+        lock(&self.redriving).insert(id.to_string()).then(|| Claim {
+            claims: self.redriving.clone(),
             id: id.to_string(),
         })
-    }
-
-    fn release_redrive(&self, id: &str) {
-        match self.redriving.lock() {
-            Ok(mut set) => set.remove(id),
-            Err(poisoned) => poisoned.into_inner().remove(id),
-        };
     }
 
     /// Removes dead letters for good (one by id, or those matching).
@@ -676,31 +677,204 @@ pub(crate) const MAX_HELD_LISTING: usize = 10_000;
 
 /// A dead letter claimed for a re-drive on this host
 /// ([`Registry::claim_guard`]); the claim ends when it drops.
-struct Claim<'a> {
-    registry: &'a Registry,
+struct Claim {
+    claims: Arc<Mutex<std::collections::HashSet<String>>>,
     id: String,
 }
 
-impl Drop for Claim<'_> {
+impl Drop for Claim {
     fn drop(&mut self) {
-        self.registry.release_redrive(&self.id);
+        lock(&self.claims).remove(&self.id);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A re-drive handed to the producer and not yet acknowledged, with the
 /// claim on its letter.
-struct PendingRedrive<'a> {
+struct PendingRedrive {
     dead: DeadLetter,
-    delivery: wactor_kafka::producer::Delivery,
-    _claim: Claim<'a>,
+    delivery: Delivery,
+    claim: Claim,
 }
 
-/// The re-drives in flight: handed to the producer, not yet settled.
+/// Re-drives handed to the producer and not settled yet.
 #[derive(Default)]
-struct Window<'a> {
-    items: Vec<PendingRedrive<'a>>,
+struct Window {
+    items: Vec<PendingRedrive>,
     /// Their records' bytes on the wire.
     bytes: usize,
+}
+
+/// The re-drives of a request in flight: the window being filled, and
+/// the one before it being settled by its task.
+#[derive(Default)]
+struct Flight {
+    filling: Window,
+    settling: Option<Settling>,
+}
+
+/// A window being settled by its task ([`settle_window`]).
+struct Settling {
+    task: tokio::task::JoinHandle<Settled>,
+    /// Its letters' ids (reported if the task fails).
+    ids: Vec<String>,
+}
+
+impl Settling {
+    /// Waits for the window to be settled and adds what happened to
+    /// `report`; returns the first store error met.
+    async fn join(self, report: &mut RedriveReport) -> Result<()> {
+        match self.task.await {
+            Ok(settled) => {
+                report.redriven += settled.redriven;
+                report.failed.extend(settled.failed);
+                settled.error.map_or(Ok(()), Err)
+            }
+            Err(err) => {
+                let why = format!(
+                    "its re-drive may have been sent, but settling it failed ({err}): it may \
+                     still be listed; discard it rather than re-drive it again"
+                );
+                report
+                    .failed
+                    .extend(self.ids.into_iter().map(|id| (id, why.clone())));
+                Err(RegistryError::Internal(format!(
+                    "settling a window of re-drives failed: {err}"
+                )))
+            }
+        }
+    }
+}
+
+/// What settling a window did.
+#[derive(Default)]
+struct Settled {
+    /// Re-drives acknowledged.
+    redriven: usize,
+    /// Letters not re-driven, or re-driven but not removed, with why.
+    failed: Vec<(String, String)>,
+    /// The first store error met.
+    error: Option<RegistryError>,
+}
+
+/// Settles a window of re-drives, as a task of its own while the next
+/// window is sent: awaits every acknowledgement, then, for each one
+/// acknowledged, shares its removal when `sharing` (every host forgets
+/// this death of the letter, never a later one: see dead_letter_sharing)
+/// and removes it here (compare-and-delete: if the re-driven event already
+/// died again, its new letter stays), [`REMOVE_CHUNK`] letters to a store
+/// transaction, on a blocking thread. A re-drive that was not acknowledged
+/// keeps its letter and is reported failed. When a chunk's transaction
+/// fails its letters are removed one at a time, so that a letter whose
+/// removal fails is reported alone (re-driven, still listed) and the rest
+/// of the window is still settled; the first such error is kept. Each
+/// letter's claim is released once it is settled.
+async fn settle_window(
+    items: Vec<PendingRedrive>,
+    sharing: Option<Producer>,
+    dead_letters: DeadLetters,
+    by: String,
+) -> Settled {
+    let mut settled = Settled::default();
+    let mut sent = Vec::with_capacity(items.len());
+    for PendingRedrive {
+        dead,
+        delivery,
+        claim,
+    } in items
+    {
+        // All were enqueued already: awaiting one after another costs one
+        // round trip for the window, not one per letter.
+        match delivery.await {
+            Ok(_) => sent.push((dead, claim)),
+            Err(err) => settled.failed.push((dead.id.clone(), err.to_string())),
+        }
+    }
+    let removals: Vec<Option<Delivery>> = sent
+        .iter()
+        .map(|(dead, _)| sharing.as_ref().map(|p| enqueue_removal(p, dead)))
+        .collect();
+    let mut shared = Vec::with_capacity(removals.len());
+    for removal in removals {
+        shared.push(match removal {
+            Some(delivery) => delivery.await.err(),
+            None => None,
+        });
+    }
+    settled.redriven = sent.len();
+    let ids: Vec<String> = sent.iter().map(|(dead, _)| dead.id.clone()).collect();
+    let removed = tokio::task::spawn_blocking(move || {
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        let (letters, claims): (Vec<DeadLetter>, Vec<Claim>) = sent.into_iter().unzip();
+        let mut claims = claims.into_iter();
+        let mut shared = shared.into_iter();
+        for chunk in letters.chunks(REMOVE_CHUNK) {
+            let removed: Vec<std::result::Result<bool, wactor_store::StoreError>> =
+                match dead_letters.remove_each_if_unchanged(chunk) {
+                    Ok(removed) => removed.into_iter().map(Ok).collect(),
+                    // One at a time, so that only the letter at fault fails.
+                    Err(_) => chunk
+                        .iter()
+                        .map(|dead| dead_letters.remove_if_unchanged(dead))
+                        .collect(),
+                };
+            for (dead, removed) in chunk.iter().zip(removed) {
+                let claim = claims.next();
+                let shared = shared.next().flatten();
+                if let Err(err) = removed {
+                    failed.push((
+                        dead.id.clone(),
+                        format!(
+                            "re-driven, but not removed from this host's set ({err}): it is \
+                             still listed; discard it rather than re-drive it again"
+                        ),
+                    ));
+                    first_error.get_or_insert(err);
+                    continue;
+                }
+                drop(claim);
+                match shared {
+                    Some(err) => failed.push((
+                        dead.id.clone(),
+                        format!(
+                            "re-driven, but its removal did not reach the other hosts ({err}): \
+                             they still list it; discard it there"
+                        ),
+                    )),
+                    None => {
+                        tracing::info!(id = %dead.id, actor = %dead.actor, %by, "dead letter re-driven")
+                    }
+                }
+            }
+        }
+        (failed, first_error)
+    })
+    .await;
+    match removed {
+        Ok((failed, first_error)) => {
+            settled.failed.extend(failed);
+            settled.error = first_error.map(RegistryError::from);
+        }
+        Err(err) => {
+            let why = format!(
+                "re-driven, but removing it failed ({err}): it may still be listed; discard it \
+                 rather than re-drive it again"
+            );
+            settled
+                .failed
+                .extend(ids.into_iter().map(|id| (id, why.clone())));
+            settled.error = Some(RegistryError::Internal(format!(
+                "removing re-driven letters failed: {err}"
+            )));
+        }
+    }
+    settled
 }
 
 /// Send slots at a fixed rate, one interval (1 / rate) apart and never in

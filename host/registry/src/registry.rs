@@ -233,7 +233,9 @@ pub struct Registry {
     loaded_versions: Option<prometheus::IntGaugeVec>,
     /// Dead letters a re-drive is sending right now: a second re-drive of
     /// the same letter skips it rather than run the event twice.
-    pub(crate) redriving: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Shared with the tasks that settle a re-drive's windows, which
+    /// release each claim once its letter is settled.
+    pub(crate) redriving: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The cluster's registry log, once attached
     /// ([`attach_shared`](Self::attach_shared)); without it changes apply
     /// to this host only.
@@ -266,7 +268,7 @@ impl Registry {
             live: Mutex::new(BTreeMap::new()),
             views: std::sync::RwLock::new(BTreeMap::new()),
             loaded_versions,
-            redriving: std::sync::Mutex::default(),
+            redriving: Arc::default(),
             shared: std::sync::OnceLock::new(),
             apply_lock: Mutex::new(()),
             followed: Arc::default(),

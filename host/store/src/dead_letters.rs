@@ -303,6 +303,28 @@ pub(crate) fn put_in(
     Ok(())
 }
 
+/// Removes `dead.id` inside a transaction over the three trees if it is
+/// still exactly `dead` (compare-and-delete); whether it did.
+fn remove_in(
+    (records, by_time, by_actor): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
+    dead: &DeadLetter,
+) -> ConflictableTransactionResult<bool, StoreError> {
+    let Some(current) = records.get(dead.id.as_bytes())? else {
+        return Ok(false);
+    };
+    // Compared decoded: a letter stored by an earlier version is JSON, not
+    // the bytes this version would write.
+    if decode(&current).map_err(abort)? != *dead {
+        return Ok(false);
+    }
+    records.remove(dead.id.as_bytes())?;
+    by_time.remove(codec::dead_letter_time_key(dead.dead_at_ms, &dead.id))?;
+    by_actor.remove(
+        codec::dead_letter_actor_key(&dead.actor, dead.dead_at_ms, &dead.id).map_err(abort)?,
+    )?;
+    Ok(true)
+}
+
 /// Key of a read position in `dead_letters_log`.
 fn log_key(topic: &str, partition: i32) -> Vec<u8> {
     let mut key = topic.as_bytes().to_vec();
@@ -423,21 +445,22 @@ impl DeadLetters {
     pub fn remove_if_unchanged(&self, dead: &DeadLetter) -> Result<bool> {
         (&self.records, &self.by_time, &self.by_actor)
             .transaction(|(records, by_time, by_actor)| {
-                let Some(current) = records.get(dead.id.as_bytes())? else {
-                    return Ok(false);
-                };
-                // Compared decoded: a letter stored by an earlier version is
-                // JSON, not the bytes this version would write.
-                if decode(&current).map_err(abort)? != *dead {
-                    return Ok(false);
-                }
-                records.remove(dead.id.as_bytes())?;
-                by_time.remove(codec::dead_letter_time_key(dead.dead_at_ms, &dead.id))?;
-                by_actor.remove(
-                    codec::dead_letter_actor_key(&dead.actor, dead.dead_at_ms, &dead.id)
-                        .map_err(abort)?,
-                )?;
-                Ok(true)
+                remove_in((records, by_time, by_actor), dead)
+            })
+            .map_err(from_tx)
+    }
+
+    /// [`remove_if_unchanged`](Self::remove_if_unchanged) of each letter
+    /// of `dead` (distinct ids), in one transaction: sled's transaction
+    /// lock, which every other store operation waits for, is taken once
+    /// for them all rather than once each. Returns, in order, whether each
+    /// was removed. On an error nothing is removed.
+    pub fn remove_each_if_unchanged(&self, dead: &[DeadLetter]) -> Result<Vec<bool>> {
+        (&self.records, &self.by_time, &self.by_actor)
+            .transaction(|(records, by_time, by_actor)| {
+                dead.iter()
+                    .map(|d| remove_in((records, by_time, by_actor), d))
+                    .collect()
             })
             .map_err(from_tx)
     }
@@ -1177,6 +1200,32 @@ mod tests {
         assert_eq!(set.get("a:t:0:2").unwrap(), None);
         set.remove("a:t:0:1").unwrap();
         assert!(set.by_actor.is_empty());
+    }
+
+    #[test]
+    fn removing_several_unchanged_letters_at_once_keeps_those_that_changed() {
+        let set = Store::temporary().unwrap().dead_letters();
+        let sent: Vec<DeadLetter> = (1..=4).map(|o| dead("a", "t", o, 100 + o)).collect();
+        for d in &sent {
+            set.put(d).unwrap();
+        }
+        // Letter 2 died again after it was sent; letter 3 is gone.
+        let mut again = sent[1].clone();
+        again.redrives = 1;
+        again.dead_at_ms = 500;
+        set.put(&again).unwrap();
+        set.remove(&sent[2].id).unwrap();
+        let removed = set.remove_each_if_unchanged(&sent).unwrap();
+        assert_eq!(removed, vec![true, false, false, true]);
+        // Only the letter of the later death is left, with its index entries.
+        assert_eq!(set.get(&sent[1].id).unwrap(), Some(again));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.by_time.len(), 1);
+        assert_eq!(set.by_actor.len(), 1);
+        assert_eq!(
+            set.remove_each_if_unchanged(&[]).unwrap(),
+            Vec::<bool>::new()
+        );
     }
 
     #[test]
