@@ -114,6 +114,54 @@ async fn a_rate_limited_redrive_keeps_its_rate_and_removes_letters_as_it_goes() 
     registry.shutdown().await;
 }
 
+/// An actor moved to another consumer group while a rate-limited re-drive
+/// runs: the letters not yet sent are not sent to the old group's re-drive
+/// topic (which nothing reads any more) and removed; they stay in the set,
+/// reported as of another group (review of issue 15: the group was read
+/// once per request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redrive_stops_sending_to_a_group_the_actor_left() {
+    let total = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = (0..total).map(|i| format!("k{i}")).collect();
+    let (_kafka, host, registry) = doomed_letters(dir.path(), 2, "", keys).await;
+    let dead_letters = host.store.dead_letters();
+    let mut redrive = std::pin::pin!(registry.redrive(RedriveRequest {
+        by: "test".into(),
+        rate_per_sec: Some(5),
+        ..RedriveRequest::default()
+    }));
+    let mut moved = false;
+    let report = loop {
+        tokio::select! {
+            report = &mut redrive => break report.unwrap(),
+            _ = tokio::time::sleep(Duration::from_millis(20)), if !moved => {
+                if dead_letters.len() <= total - 2 {
+                    deploy(&registry, "group = \"wactor.moved\"", "fixture-noop").await;
+                    moved = true;
+                }
+            }
+        }
+    };
+    assert!(
+        moved,
+        "the re-drive ended before the actor moved: {report:?}"
+    );
+    let left = dead_letters.len();
+    assert!(
+        left >= total - 5,
+        "letters were sent to the group the actor left and removed: {left} left, {report:?}"
+    );
+    assert!(
+        report
+            .failed
+            .iter()
+            .any(|(_, why)| why.contains("belongs to group")),
+        "{report:?}"
+    );
+    registry.shutdown().await;
+}
+
 /// One request re-drives a key's letters oldest event first: the listing is
 /// newest first, the re-drive topic gets them in the events' order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -112,6 +112,18 @@ pub struct Delivery {
     failed: Option<String>,
 }
 
+impl Delivery {
+    /// A delivery that failed before reaching librdkafka (`reason` says
+    /// why): it resolves at once to [`KafkaError::Produce`].
+    pub(crate) fn failed(topic: &str, reason: impl Into<String>) -> Self {
+        Delivery {
+            topic: topic.to_string(),
+            inner: None,
+            failed: Some(reason.into()),
+        }
+    }
+}
+
 impl Future for Delivery {
     type Output = Result<Delivered>;
 
@@ -212,11 +224,7 @@ impl Producer {
                     _ => wait(),
                 }
             }
-            Err((err, _)) => Delivery {
-                topic: record.topic.clone(),
-                inner: None,
-                failed: Some(err.to_string()),
-            },
+            Err((err, _)) => Delivery::failed(&record.topic, err.to_string()),
         }
     }
 
@@ -243,11 +251,7 @@ impl Producer {
                         future = back;
                         continue;
                     }
-                    return Delivery {
-                        topic: record.topic.clone(),
-                        inner: None,
-                        failed: Some(err.to_string()),
-                    };
+                    return Delivery::failed(&record.topic, err.to_string());
                 }
             }
         }

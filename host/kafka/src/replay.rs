@@ -482,6 +482,11 @@ pub struct ReplayRun {
     cancelled: AtomicBool,
     /// Offsets written per replay partition, as `[start, end)` runs.
     written: Mutex<BTreeMap<i32, Vec<(i64, i64)>>>,
+    /// Ranges (by index) with a batch that was not wholly delivered: their
+    /// `next_offset` stays at that batch's start, whatever later batches
+    /// of the range that were in flight with it deliver, so a restart from
+    /// it feeds the undelivered records again (some twice, none skipped).
+    stuck: Mutex<std::collections::BTreeSet<usize>>,
 }
 
 impl ReplayRun {
@@ -506,6 +511,7 @@ impl ReplayRun {
             }),
             cancelled: AtomicBool::new(false),
             written: Mutex::default(),
+            stuck: Mutex::default(),
         }
     }
 
@@ -732,13 +738,23 @@ async fn settle_batches(
                 }
             }
         }
+        // A range stops moving at its first batch not wholly delivered:
+        // later batches of it, in flight with that one, may still be
+        // delivered, but the next offset must not pass the records lost.
+        let advance = {
+            let mut stuck = lock(&run.stuck);
+            if failed {
+                stuck.insert(batch.index);
+            }
+            !stuck.contains(&batch.index)
+        };
         run.update(|p| {
             p.fed += fed;
             p.passed_over += batch.passed_over;
             p.too_large += batch.too_large;
             if let Some(part) = p.partitions.get_mut(batch.index) {
                 part.fed += fed;
-                if !failed {
+                if advance {
                     part.next_offset = batch.next;
                 }
             }
@@ -975,6 +991,49 @@ fn replay_record(spec: &ReplaySpec, topic: &str, partition: i32, record: &Event)
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Review of issue 15's replay pipelining: with several batches of a
+    /// range in flight, one that fails must hold the range's next offset at
+    /// its start even when later batches of the range are delivered (a
+    /// restart from the next offset would otherwise skip its records).
+    #[tokio::test]
+    async fn a_failed_batch_holds_its_range_while_later_batches_are_delivered() {
+        let mut spec = spec();
+        spec.ranges = vec![PartitionRange {
+            topic: "orders".into(),
+            partition: 0,
+            start_offset: 100,
+            end_offset: 400,
+        }];
+        let run = Arc::new(ReplayRun::new(spec, 0, "test".into()));
+        let batch = |next: i64, deliveries: Vec<Delivery>| SentBatch {
+            index: 0,
+            next,
+            deliveries,
+            passed_over: 0,
+            too_large: 0,
+        };
+        let mut in_flight = VecDeque::from([
+            batch(200, Vec::new()),
+            batch(
+                300,
+                vec![Delivery::failed("wactor.a.replay", "broker down")],
+            ),
+            batch(400, Vec::new()),
+        ]);
+        let settled = settle_batches(&run, &mut in_flight, 0).await;
+        assert!(settled.is_err(), "the failure is reported");
+        assert!(in_flight.is_empty(), "every batch asked for is awaited");
+        assert_eq!(
+            run.progress().partitions[0].next_offset,
+            200,
+            "the range stops at the start of its failed batch"
+        );
+        // A later settle of the same run does not move it on either.
+        let mut later = VecDeque::from([batch(500, Vec::new())]);
+        settle_batches(&run, &mut later, 0).await.unwrap();
+        assert_eq!(run.progress().partitions[0].next_offset, 200);
+    }
 
     fn spec() -> ReplaySpec {
         ReplaySpec {

@@ -25,8 +25,9 @@
 //!   producer is settled first, so no letter whose record was sent stays
 //!   in the set to be sent again; the API runs a re-drive as a task of its
 //!   own, so a client that hangs up does not drop a window half done (a
-//!   host that stops or crashes mid-window does: its letters stay and may
-//!   be re-driven again, at least once);
+//!   host that stops or crashes with windows in flight does: up to two
+//!   windows, 1,024 letters, stay and may be re-driven again, at least
+//!   once);
 //! - a re-drive of the same letter from another host while this one's
 //!   window is in flight (claims are per host): the letter is sent twice;
 //!   other hosts forget it when its window is settled.
@@ -68,10 +69,13 @@ pub const MAX_BATCH: usize = 100_000;
 /// meanwhile.
 pub const REDRIVE_WINDOW: usize = 512;
 
-/// Bytes of re-drive records in a window at most: 16 MiB (a record larger
-/// than that goes alone), so 32 MiB in flight at most (two windows). The
-/// producer is shared with the actors' emits; windows of large letters
-/// must not fill its queue.
+/// Bytes of re-drive records in a window: a window is handed off once it
+/// reaches 16 MiB, so it holds at most 16 MiB plus its last record, and two
+/// windows are in flight at most. Each record's letter is kept with it
+/// until settled (its payload a second time), so the memory in flight is
+/// about twice that; the selection itself holds up to [`MAX_BATCH`]
+/// letters. The producer is shared with the actors' emits; windows of
+/// large letters must not fill its queue.
 pub const REDRIVE_WINDOW_BYTES: usize = 16 << 20;
 
 /// Letters removed in one store transaction when a window is settled: 64.
@@ -259,11 +263,21 @@ impl Registry {
             RedriveTarget::Version(v) => Some(v),
         };
         let limit = max_message_bytes(&self.parts().kafka);
-        // Each actor's group, read once per request (a read of its record
+        // Each actor's group, read again every window (a read of its record
         // and a parse of its manifest per letter cost more than the rest
-        // of a letter's send).
+        // of a letter's send) and before every letter of a rate-limited
+        // request: a request can run for hours, and an actor that moved to
+        // another group meanwhile must not get letters sent to the old
+        // group's re-drive topic, which nothing reads any more (review of
+        // issue 15). A change is seen within one window (512 letters).
         let mut groups: HashMap<String, std::result::Result<String, String>> = HashMap::new();
+        let mut since_read = 0usize;
         for dead in selected {
+            if pacer.is_some() || since_read >= REDRIVE_WINDOW {
+                groups.clear();
+                since_read = 0;
+            }
+            since_read += 1;
             let group = groups
                 .entry(dead.actor.clone())
                 .or_insert_with(|| self.group_of(&dead.actor).map_err(|err| err.to_string()));
