@@ -155,16 +155,11 @@ impl CallState {
         }
     }
 
+    /// The state of a call reading `state`, ending at `deadline`.
     pub(crate) fn new(state: Arc<dyn StateReader>, limits: Limits, deadline: Instant) -> Self {
         CallState {
             state: Some(state),
-            effects: EffectsInProgress::default(),
-            logs: Vec::new(),
-            log_bytes: 0,
-            dropped_logs: 0,
-            deadline,
-            limits,
-            host_error: None,
+            ..CallState::idle(limits, deadline)
         }
     }
 
