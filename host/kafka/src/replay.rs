@@ -400,7 +400,10 @@ pub struct ReplaySpec {
     pub to_ms: Option<i64>,
     /// The version to run on (`None`: the active one).
     pub version: Option<u64>,
-    /// Records fed per second at most (`None`: as fast as the actor
+    /// Records fed per second, on average from the feed's start: the n-th
+    /// record is fed no earlier than start + n / rate, so after a stall
+    /// (the actor [`MAX_UNHANDLED`] behind, a slow read) the feed catches up
+    /// in a burst; not a ceiling per second (`None`: as fast as the actor
     /// handles them, [`MAX_UNHANDLED`] ahead at most).
     pub rate: Option<u32>,
     /// The ranges, one per source partition.

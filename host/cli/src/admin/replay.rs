@@ -53,7 +53,9 @@ pub struct ReplayArgs {
     /// Run the records on this version instead of the active one.
     #[arg(long)]
     version: Option<u64>,
-    /// At most this many records per second.
+    /// This many records per second on average from the start (the n-th
+    /// no earlier than n / rate seconds in; after a stall the feed catches
+    /// up in a burst).
     #[arg(long)]
     rate: Option<u32>,
     /// Only say what the range holds.
