@@ -33,6 +33,9 @@ const GUESTS: &[&str] = &[
     "fixture-big-data",
     "fixture-nulls",
     "fixture-contract-v01",
+    "fixture-noop-batch",
+    "fixture-batch",
+    "fixture-batch-hostile",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -1,5 +1,6 @@
 //! The [`Actor`] trait and the [`export_actor!`](crate::export_actor) macro
-//! that turns an implementation into the component's `handle` export.
+//! that turns an implementation into the component's `handle` export (and,
+//! in its `batch` form, `handle-batch` too).
 //!
 //! This module owns the conversion between the generated WIT types and the
 //! SDK's [`Event`] and [`Outcome`]; nothing else in the SDK touches the
@@ -7,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::batch_bindings::wactor::actor::batch::begin_event;
 use crate::bindings::wactor::actor::types as wit;
 use crate::{Event, Outcome};
 
@@ -43,6 +45,25 @@ pub type Handled = Result<Outcome, Outcome>;
 /// The host may run a fresh instance per event or reuse a warm one, so do
 /// not keep anything in globals that must survive between events: use
 /// [`state`](crate::state) for that.
+///
+/// # Batches
+///
+/// Exported with `export_actor!(MyActor, batch)`, the same implementation
+/// also takes several events in one call (`handle-batch`, see
+/// [`export_actor!`](crate::export_actor)). Nothing changes in `handle`:
+/// the SDK calls it once per event of the batch, in order, and each
+/// event's emits and state writes are still applied or dropped by that
+/// event's own outcome. Two things to keep in mind:
+///
+/// - A panic (or the deadline, or the memory limit) in one event fails the
+///   whole batch, and the host then runs every event of it again, one call
+///   each. So `handle` may run again for events that had already finished
+///   inside the failed batch; their effects were dropped with the batch,
+///   but outbound HTTP calls were made. Delivery is at-least-once anyway,
+///   so a correct actor is already fine with this.
+/// - Globals are shared by the events of a batch, as they are by the
+///   events that a warm instance runs one after the other: a global set
+///   while handling one event is seen by the next.
 pub trait Actor {
     /// Handles one event and says what became of it.
     fn handle(event: Event) -> Handled;
@@ -58,6 +79,40 @@ pub trait Actor {
 /// ```
 ///
 /// The crate must be built as a `cdylib` for `wasm32-wasip2`.
+///
+/// # Batches: `export_actor!(MyActor, batch)`
+///
+/// ```ignore
+/// wactor_sdk::export_actor!(MyActor, batch);
+/// ```
+///
+/// builds a component of world `actor-batch` instead of `actor`: besides
+/// `handle` it exports `handle-batch`, through which the host can run
+/// several events in one call (the heads of a partition's lanes, first
+/// attempts only). The SDK runs [`Actor::handle`] for each of them in
+/// order, telling the host which event it is on (the `wactor:actor/batch`
+/// import), so the actor's code does not change.
+///
+/// Use it when instances are warm and throughput matters, for cheap
+/// handlers, where the cost of a call into the component is a large part
+/// of the cost of an event. It changes:
+///
+/// - Several events per call, one deadline for the call. Each event's
+///   emits and state writes stay all-or-nothing by *its own* outcome: a
+///   `Retry` or `Dead` for one event drops only that event's effects.
+/// - A trap in one event (a panic, the deadline, the memory limit) fails
+///   the batch: the host drops every effect of it and runs each of its
+///   events again, one call to `handle` each, so a poison event fails
+///   alone. Handlers must be fine being run again; they already must be,
+///   as delivery is at-least-once (outbound HTTP made in the failed batch
+///   is made again).
+/// - A global set while handling one event is seen by the next event of
+///   the batch, as it is with warm instances already.
+///
+/// The plain form builds exactly what it always has: a component of world
+/// `actor`, which does not import `wactor:actor/batch` and runs on any
+/// host of contract 0.2.0. The `batch` form needs a host that knows
+/// `actor-batch`.
 #[macro_export]
 macro_rules! export_actor {
     ($ty:ident) => {
@@ -71,6 +126,23 @@ macro_rules! export_actor {
 
         $crate::bindings::export!($ty with_types_in $crate::bindings);
     };
+    ($ty:ident, batch) => {
+        impl $crate::batch_bindings::Guest for $ty {
+            fn handle(
+                event: $crate::bindings::wactor::actor::types::Event,
+            ) -> $crate::bindings::wactor::actor::types::Outcome {
+                $crate::__private::dispatch::<$ty>(event)
+            }
+
+            fn handle_batch(
+                events: ::std::vec::Vec<$crate::bindings::wactor::actor::types::Event>,
+            ) -> ::std::vec::Vec<$crate::bindings::wactor::actor::types::Outcome> {
+                $crate::__private::dispatch_batch::<$ty>(events)
+            }
+        }
+
+        $crate::batch_bindings::export!($ty with_types_in $crate::batch_bindings);
+    };
 }
 
 /// Runs one call: converts the event in, the outcome out.
@@ -80,6 +152,20 @@ pub fn dispatch<A: Actor>(event: wit::Event) -> wit::Outcome {
         Ok(outcome) | Err(outcome) => outcome,
     };
     outcome_to_wit(outcome)
+}
+
+/// Runs one batch call: for each event in order, tells the host which one
+/// it is (`begin-event`), then runs it as [`dispatch`] does. One outcome
+/// per event, in the order of `events`.
+#[doc(hidden)]
+pub fn dispatch_batch<A: Actor>(events: Vec<wit::Event>) -> Vec<wit::Outcome> {
+    (0u32..)
+        .zip(events)
+        .map(|(index, event)| {
+            begin_event(index);
+            dispatch::<A>(event)
+        })
+        .collect()
 }
 
 fn outcome_to_wit(outcome: Outcome) -> wit::Outcome {

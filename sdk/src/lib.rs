@@ -125,7 +125,12 @@
 //!   [`trace!`], [`debug!`], [`info!`], [`warn!`] and [`error!`] macros.
 //! - [`http`]: a blocking HTTP client over `wasi:http/outgoing-handler`.
 //! - [`bindings`]: the raw `wit-bindgen` output, for anything the typed
-//!   modules do not cover. It is the only place that knows the WIT.
+//!   modules do not cover. With [`batch_bindings`] it is the only place
+//!   that knows the WIT.
+//! - [`batch_bindings`]: the same for world `actor-batch` (what
+//!   `export_actor!(MyActor, batch)` builds), sharing every type with
+//!   [`bindings`]; only the `wactor:actor/batch` import and the exports are
+//!   its own.
 //!
 //! The crate also compiles for the native target (the imports become stubs
 //! that panic when called), so it can sit in a workspace next to a host and
@@ -168,9 +173,46 @@ pub mod bindings {
     });
 }
 
+/// The raw bindings of the `wactor:actor` world `actor-batch`: the world
+/// of an actor that also exports `handle-batch` (see
+/// [`export_actor!`]'s `batch` form).
+///
+/// Every interface the two worlds share is mapped onto [`bindings`], so
+/// the WIT types here *are* those of [`bindings`] (one
+/// `bindings::wactor::actor::types::Event` type, not two); what is new is
+/// the `wactor:actor/batch` import ([`batch_bindings::wactor::actor::batch`])
+/// and this world's [`Guest`](batch_bindings::Guest) trait and `export!`
+/// macro. A component that does not use `export_actor!(T, batch)` does not
+/// import `wactor:actor/batch`: an import that is never called is left out
+/// of the component.
+#[allow(missing_docs, clippy::all)]
+pub mod batch_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "actor-batch",
+        with: {
+            "wactor:actor/types@0.2.0": crate::bindings::wactor::actor::types,
+            "wactor:actor/logging@0.2.0": crate::bindings::wactor::actor::logging,
+            "wactor:actor/emit@0.2.0": crate::bindings::wactor::actor::emit,
+            "wactor:actor/state@0.2.0": crate::bindings::wactor::actor::state,
+            "wactor:actor/config@0.2.0": crate::bindings::wactor::actor::config,
+            "wactor:actor/batch@0.2.0": generate,
+            "wasi:http/outgoing-handler@0.2.12": crate::bindings::wasi::http::outgoing_handler,
+            "wasi:http/types@0.2.12": crate::bindings::wasi::http::types,
+            "wasi:io/error@0.2.12": crate::bindings::wasi::io::error,
+            "wasi:io/poll@0.2.12": crate::bindings::wasi::io::poll,
+            "wasi:io/streams@0.2.12": crate::bindings::wasi::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": crate::bindings::wasi::clocks::monotonic_clock,
+        },
+        pub_export_macro: true,
+        default_bindings_module: "wactor_sdk::batch_bindings",
+        runtime_path: "wactor_sdk::__private::wit_bindgen::rt",
+    });
+}
+
 /// Items the macros of this crate expand to. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::actor::dispatch;
+    pub use crate::actor::{dispatch, dispatch_batch};
     pub use wit_bindgen;
 }

@@ -1,20 +1,22 @@
 //! Loading an actor version and calling it: validation, `InstancePre`,
-//! the warm instance pool and fresh-instance isolation, deadlines, and the
-//! classification of a call's three possible endings (an outcome, a trap,
-//! a host-side failure).
+//! the warm instance pool and fresh-instance isolation, deadlines, the
+//! optional batch export (`handle-batch`, world `wactor:actor/actor-batch`)
+//! with its fallback to single calls, and the classification of a call's
+//! three possible endings (an outcome, a trap, a host-side failure).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
+use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 
 use crate::bindings::wactor::actor::types as wit;
-use crate::bindings::{Actor, ActorPre};
+use crate::bindings::{Actor, ActorIndices};
 use crate::cache::{sha256_hex, ArtifactCache, CacheOutcome};
 use crate::engine::{EngineHandle, EngineSettings};
 use crate::error::{Result, RuntimeError};
-use crate::host::{CallState, HostState};
+use crate::host::{BatchInProgress, CallState, HostState};
 use crate::http_policy::{HostAllowList, OutboundTrace};
 use crate::types::{
     cut_reason, ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, Outcome,
@@ -27,6 +29,15 @@ const BLOCKED_CALL_GRACE: Duration = Duration::from_millis(50);
 
 /// Longest trap message kept.
 const MAX_TRAP_MESSAGE: usize = 2000;
+
+/// The batch export's name (world `wactor:actor/actor-batch`).
+const BATCH_EXPORT: &str = "handle-batch";
+
+/// The batch import's instance and function.
+const BATCH_INTERFACE: &str = "wactor:actor/batch@0.2.0";
+
+/// `handle-batch: func(events: list<event>) -> list<outcome>`.
+type HandleBatch = TypedFunc<(Vec<wit::Event>,), (Vec<wit::Outcome>,)>;
 
 /// Settings of a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -85,6 +96,23 @@ impl Runtime {
         emit::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
         state::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
         config::add_to_linker::<HostState, Me>(&mut linker, |s| s).map_err(link_err)?;
+        // `wactor:actor/batch`, imported by batch actors only: one function,
+        // linked by hand (the host's bindings are those of world `actor`).
+        linker
+            .instance(BATCH_INTERFACE)
+            .and_then(|mut batch| {
+                batch.func_wrap(
+                    "begin-event",
+                    |mut store: StoreContextMut<'_, HostState>, (index,): (u32,)| {
+                        let data = store.data_mut();
+                        data.begin_event(index).map_err(|message| {
+                            data.call.host_error = Some(message.clone());
+                            wasmtime::Error::msg(message)
+                        })
+                    },
+                )
+            })
+            .map_err(link_err)?;
         let cache = ArtifactCache::new(&engine.engine, settings.cache_dir)?;
         Ok(Runtime {
             engine,
@@ -132,7 +160,8 @@ impl Runtime {
         check_header(bytes)?;
         let sha256 = sha256_hex(bytes);
         let (component, cache) = self.cache.load(&self.engine.engine, bytes, &sha256)?;
-        let pre = self.prepare(&component)?;
+        let (instance_pre, indices) = self.prepare(&component)?;
+        let batch = batch_export(&component)?;
         let report = LoadReport {
             cache,
             duration: started.elapsed(),
@@ -140,7 +169,9 @@ impl Runtime {
         Ok(LoadedActor {
             inner: Arc::new(ActorInner {
                 engine: self.engine.clone(),
-                pre,
+                instance_pre,
+                indices,
+                batch,
                 allow_list: HostAllowList::new(settings.allowed_hosts.clone()),
                 settings,
                 sha256,
@@ -152,7 +183,7 @@ impl Runtime {
         })
     }
 
-    fn prepare(&self, component: &Component) -> Result<ActorPre<HostState>> {
+    fn prepare(&self, component: &Component) -> Result<(InstancePre<HostState>, ActorIndices)> {
         let instance_pre =
             self.linker.instantiate_pre(component).map_err(|e| {
                 match older_contract(&self.engine.engine, component) {
@@ -164,8 +195,52 @@ impl Runtime {
                     None => RuntimeError::WrongWorld(format!("{e:#}")),
                 }
             })?;
-        ActorPre::new(instance_pre).map_err(|e| RuntimeError::MissingExport(format!("{e:#}")))
+        let indices = ActorIndices::new(&instance_pre)
+            .map_err(|e| RuntimeError::MissingExport(format!("{e:#}")))?;
+        Ok((instance_pre, indices))
     }
+}
+
+/// The component's `handle-batch` export, if it has one, checked to be
+/// `func(events: list<E>) -> list<O>` where `handle` is `func(event: E) ->
+/// O` (so: `list<event>` to `list<outcome>`). A `handle-batch` of any
+/// other shape refuses the component.
+fn batch_export(component: &Component) -> Result<Option<ComponentExportIndex>> {
+    let Some((item, index)) = component.get_export(None, BATCH_EXPORT) else {
+        return Ok(None);
+    };
+    let wrong = |why: &str| {
+        RuntimeError::WrongWorld(format!(
+            "the component's `{BATCH_EXPORT}` export is not `func(events: list<event>) -> \
+             list<outcome>` of world wactor:actor/actor-batch: {why}"
+        ))
+    };
+    let ComponentItem::ComponentFunc(batch) = item else {
+        return Err(wrong("it is not a function"));
+    };
+    let Some((ComponentItem::ComponentFunc(handle), _)) = component.get_export(None, "handle")
+    else {
+        return Err(wrong("the component has no `handle` function"));
+    };
+    let one = |mut types: Vec<Type>| (types.len() == 1).then(|| types.remove(0));
+    let (Some(event), Some(outcome)) = (
+        one(handle.params().map(|(_, ty)| ty).collect()),
+        one(handle.results().collect()),
+    ) else {
+        return Err(wrong(
+            "`handle` does not take one event and return one outcome",
+        ));
+    };
+    let (Some(Type::List(events)), Some(Type::List(outcomes))) = (
+        one(batch.params().map(|(_, ty)| ty).collect()),
+        one(batch.results().collect()),
+    ) else {
+        return Err(wrong("it does not take one list and return one list"));
+    };
+    if events.ty() != event || outcomes.ty() != outcome {
+        return Err(wrong("its lists do not hold `handle`'s event and outcome"));
+    }
+    Ok(Some(index))
 }
 
 /// The version of the `wactor:actor` package this host implements.
@@ -207,6 +282,16 @@ fn check_header(bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// The result of [`LoadedActor::invoke_batch`].
+#[derive(Debug, Clone)]
+pub struct BatchInvocation {
+    /// One per event, in the order of the events.
+    pub invocations: Vec<Invocation>,
+    /// Why the batch call failed as a whole, when it did: its events then
+    /// ran again one by one, and `invocations` are theirs.
+    pub fallback: Option<Trap>,
+}
+
 /// One loaded, validated actor version, ready to handle events. Clones
 /// share the same instance pool.
 #[derive(Clone)]
@@ -216,7 +301,11 @@ pub struct LoadedActor {
 
 struct ActorInner {
     engine: Arc<EngineHandle>,
-    pre: ActorPre<HostState>,
+    instance_pre: InstancePre<HostState>,
+    /// Where `handle` is in an instance.
+    indices: ActorIndices,
+    /// Where `handle-batch` is, for a batch actor.
+    batch: Option<ComponentExportIndex>,
     settings: ActorSettings,
     allow_list: HostAllowList,
     sha256: String,
@@ -239,6 +328,8 @@ const MAX_SPARE_HOSTS: usize = 64;
 struct WarmInstance {
     store: Store<HostState>,
     actor: Actor,
+    /// `handle-batch`, for a batch actor.
+    batch: Option<HandleBatch>,
     uses: u32,
 }
 
@@ -279,38 +370,13 @@ impl LoadedActor {
         trace: Option<OutboundTrace>,
     ) -> Invocation {
         let started = Instant::now();
-        let inner = &*self.inner;
-        let limits = inner.settings.limits;
+        let limits = self.inner.settings.limits;
         let call = CallState::new(state, limits, started + limits.call_timeout);
-
-        let (mut instance, fresh) = match self.take_warm() {
-            Some(mut warm) => {
-                warm.store.data_mut().call = call;
-                (warm, false)
-            }
-            None => match self
-                .instantiate_waiting(call, started + limits.call_timeout)
-                .await
-            {
-                Ok(instance) => (instance, true),
-                Err((trap, mut call)) => {
-                    return Invocation {
-                        result: CallResult::Trapped(trap),
-                        effects: Default::default(),
-                        logs: std::mem::take(&mut call.logs),
-                        duration: started.elapsed(),
-                        fresh_instance: true,
-                    };
-                }
-            },
+        let (mut instance, fresh) = match self.checkout(call, started).await {
+            Ok(checked_out) => checked_out,
+            Err(failed) => return failed,
         };
-
-        // The deadline counts from the start of the call proper: after the
-        // instantiation for a fresh instance (a warm one was taken at once,
-        // so no second clock read for it).
-        let call_started = if fresh { Instant::now() } else { started };
-        instance.store.data_mut().call.deadline = call_started + limits.call_timeout;
-        instance.store.set_epoch_deadline(1);
+        self.arm(&mut instance, fresh, started);
         instance.store.data_mut().hooks.trace = trace;
         let wit_event = to_wit(event);
         let outcome = tokio::time::timeout(
@@ -321,13 +387,7 @@ impl LoadedActor {
         let result = match outcome {
             Ok(Ok(outcome)) => CallResult::Returned(from_wit(outcome)),
             Ok(Err(err)) => CallResult::Trapped(classify(&err, &mut instance.store)),
-            Err(_elapsed) => CallResult::Trapped(Trap {
-                kind: TrapKind::Deadline,
-                message: format!(
-                    "the call was still blocked after its {} ms deadline",
-                    limits.call_timeout.as_millis()
-                ),
-            }),
+            Err(_elapsed) => CallResult::Trapped(blocked_past_deadline(limits.call_timeout)),
         };
 
         let data = instance.store.data_mut();
@@ -337,34 +397,264 @@ impl LoadedActor {
         let mut call = std::mem::replace(&mut data.call, CallState::idle(limits, started));
         call.push_output(LogLevel::Info, &out, out_dropped);
         call.push_output(LogLevel::Warn, &err, err_dropped);
-        if call.dropped_logs > 0 {
-            let dropped = call.dropped_logs;
-            call.logs.push(crate::types::LogLine {
-                level: LogLevel::Warn,
-                message: format!("({dropped} more log lines dropped)"),
-            });
-        }
+        call.flush_dropped_logs();
         let effects = if result.is_done() {
             call.effects.into_effects()
         } else {
             Default::default()
         };
-        if matches!(result, CallResult::Trapped(_)) {
-            // A trapped instance is never reused, nor is its store data: the
-            // call may have been abandoned in the middle of a host call.
-            drop(instance);
-        } else {
-            instance.uses += 1;
-            if let Some(retired) = self.return_warm(instance) {
-                self.recycle(retired);
-            }
-        }
+        self.check_in(instance, matches!(result, CallResult::Trapped(_)));
         Invocation {
             result,
             effects,
             logs: call.logs,
             duration: started.elapsed(),
             fresh_instance: fresh,
+        }
+    }
+
+    /// True when this version takes events in batches: it exports
+    /// `handle-batch` (world `wactor:actor/actor-batch`) and runs in the
+    /// `warm` instance mode. In the `fresh` mode each event has an instance
+    /// of its own, which a batch would break, so its events go one by one.
+    pub fn takes_batches(&self) -> bool {
+        self.inner.batch.is_some() && self.inner.settings.instance_mode == InstanceMode::Warm
+    }
+
+    /// Calls the actor on `events` in one `handle-batch` call, and returns
+    /// one [`Invocation`] per event, in order, as [`invoke`](Self::invoke)
+    /// would: each event's effects are non-empty only for its own `done`,
+    /// and its log lines are its own (see `wactor:actor/batch`). `traces[i]`
+    /// traces event i's outbound HTTP; it must be as long as `events`.
+    ///
+    /// All `events` must be of one state scope (`state` reads it): the
+    /// caller batches events of one partition.
+    ///
+    /// The batch is one call: one instance, one deadline
+    /// (`limits.call_timeout`). When it fails as a whole (a trap, the
+    /// deadline, a list of outcomes of the wrong length, a misuse of
+    /// `begin-event`, no instance slot), nothing it made is kept and each
+    /// event runs again alone through `handle`, in order;
+    /// [`BatchInvocation::fallback`] then says why, and each such event's
+    /// logs begin with a line saying so. One event, or a version that does
+    /// not [`take_batches`](Self::takes_batches), goes through `handle`
+    /// directly (no fallback).
+    pub async fn invoke_batch(
+        &self,
+        events: &[&Event],
+        state: Arc<dyn StateReader>,
+        traces: Vec<Option<OutboundTrace>>,
+    ) -> BatchInvocation {
+        if events.len() < 2 || !self.takes_batches() || traces.len() != events.len() {
+            return self.one_by_one(events, state, traces, None).await;
+        }
+        let started = Instant::now();
+        let limits = self.inner.settings.limits;
+        let mut call = CallState::new(state.clone(), limits, started + limits.call_timeout);
+        call.batch = Some(Box::new(BatchInProgress::new(traces.clone())));
+        let (mut instance, fresh) = match self.checkout(call, started).await {
+            Ok(checked_out) => checked_out,
+            Err(failed) => {
+                let trap = match failed.result {
+                    CallResult::Trapped(trap) => trap,
+                    CallResult::Returned(_) => Trap {
+                        kind: TrapKind::Other,
+                        message: "no instance for the batch".into(),
+                    },
+                };
+                return self.one_by_one(events, state, traces, Some(trap)).await;
+            }
+        };
+        let Some(handle_batch) = instance.batch.clone() else {
+            self.check_in(instance, false);
+            return self.one_by_one(events, state, traces, None).await;
+        };
+        self.arm(&mut instance, fresh, started);
+        let wit_events: Vec<wit::Event> = events.iter().map(|event| to_wit(event)).collect();
+        let returned = tokio::time::timeout(
+            limits.call_timeout + BLOCKED_CALL_GRACE,
+            handle_batch.call_async(&mut instance.store, (wit_events,)),
+        )
+        .await;
+        let failure = match returned {
+            Ok(Ok((outcomes,))) => {
+                match self.batch_result(&mut instance, events.len(), outcomes, fresh, started) {
+                    Ok(invocations) => {
+                        self.check_in(instance, false);
+                        return BatchInvocation {
+                            invocations,
+                            fallback: None,
+                        };
+                    }
+                    Err(trap) => trap,
+                }
+            }
+            Ok(Err(err)) => classify(&err, &mut instance.store),
+            Err(_elapsed) => blocked_past_deadline(limits.call_timeout),
+        };
+        // Whatever the batch made is dropped with its instance, as after
+        // any trap.
+        drop(instance);
+        self.one_by_one(events, state, traces, Some(failure)).await
+    }
+
+    /// The per-event invocations of a batch that returned `outcomes`, or
+    /// why the batch failed after all (outcomes of the wrong number, effects
+    /// that belong to no event).
+    fn batch_result(
+        &self,
+        instance: &mut WarmInstance,
+        len: usize,
+        outcomes: Vec<wit::Outcome>,
+        fresh: bool,
+        started: Instant,
+    ) -> Result<Vec<Invocation>, Trap> {
+        let limits = self.inner.settings.limits;
+        let data = instance.store.data_mut();
+        data.hooks.trace = None;
+        let begun = data.call.batch.as_ref().is_some_and(|b| b.begun());
+        let fail = |message: String| {
+            Err(Trap {
+                kind: TrapKind::Other,
+                message,
+            })
+        };
+        if outcomes.len() != len {
+            return fail(format!(
+                "handle-batch returned {} outcomes for {len} events",
+                outcomes.len()
+            ));
+        }
+        if !begun
+            && !(data.call.effects.emits.is_empty() && data.call.effects.state_writes.is_empty())
+        {
+            return fail(
+                "handle-batch made emits or state writes without calling batch.begin-event: \
+                 they belong to no event"
+                    .into(),
+            );
+        }
+        data.finish_event_part();
+        // Output and log lines outside any event (no `begin-event` at all)
+        // go to the first event.
+        let (out, out_dropped) = data.stdout.drain();
+        let (err, err_dropped) = data.stderr.drain();
+        let mut call = std::mem::replace(&mut data.call, CallState::idle(limits, started));
+        call.push_output(LogLevel::Info, &out, out_dropped);
+        call.push_output(LogLevel::Warn, &err, err_dropped);
+        call.flush_dropped_logs();
+        let share = started.elapsed() / u32::try_from(len).unwrap_or(u32::MAX);
+        let mut invocations: Vec<Invocation> = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, outcome)| Invocation {
+                result: CallResult::Returned(from_wit(outcome)),
+                effects: Default::default(),
+                logs: Vec::new(),
+                duration: share,
+                fresh_instance: fresh && i == 0,
+            })
+            .collect();
+        if let Some(batch) = call.batch.take() {
+            for part in batch.parts {
+                if let Some(invocation) = invocations.get_mut(part.index as usize) {
+                    if invocation.result.is_done() {
+                        invocation.effects = part.effects.into_effects();
+                    }
+                    invocation.logs = part.logs;
+                    invocation.duration = part.duration;
+                }
+            }
+        }
+        if !call.logs.is_empty() {
+            if let Some(first) = invocations.first_mut() {
+                call.logs.append(&mut first.logs);
+                first.logs = call.logs;
+            }
+        }
+        Ok(invocations)
+    }
+
+    /// Each of `events` through `handle`, in order; after a failed batch,
+    /// each one's logs begin with a line that says so.
+    async fn one_by_one(
+        &self,
+        events: &[&Event],
+        state: Arc<dyn StateReader>,
+        traces: Vec<Option<OutboundTrace>>,
+        fallback: Option<Trap>,
+    ) -> BatchInvocation {
+        let mut traces = traces.into_iter();
+        let mut invocations = Vec::with_capacity(events.len());
+        for event in events {
+            let trace = traces.next().flatten();
+            let mut invocation = self.invoke_traced(event, state.clone(), trace).await;
+            if let Some(trap) = &fallback {
+                invocation.logs.insert(
+                    0,
+                    crate::types::LogLine {
+                        level: LogLevel::Warn,
+                        message: cut_reason(format!(
+                            "the batch of {} events this event came in failed ({trap}); the \
+                             event ran again on its own",
+                            events.len()
+                        )),
+                    },
+                );
+            }
+            invocations.push(invocation);
+        }
+        BatchInvocation {
+            invocations,
+            fallback,
+        }
+    }
+
+    /// A warm instance with `call` in it, or a new one (and whether it is
+    /// new). `Err` is the finished invocation of a call that got no
+    /// instance (instantiation trapped, or no slot until the deadline).
+    async fn checkout(
+        &self,
+        call: CallState,
+        started: Instant,
+    ) -> Result<(WarmInstance, bool), Invocation> {
+        if let Some(mut warm) = self.take_warm() {
+            warm.store.data_mut().call = call;
+            return Ok((warm, false));
+        }
+        let deadline = started + self.inner.settings.limits.call_timeout;
+        match self.instantiate_waiting(call, deadline).await {
+            Ok(instance) => Ok((instance, true)),
+            Err((trap, mut call)) => Err(Invocation {
+                result: CallResult::Trapped(trap),
+                effects: Default::default(),
+                logs: std::mem::take(&mut call.logs),
+                duration: started.elapsed(),
+                fresh_instance: true,
+            }),
+        }
+    }
+
+    /// Sets the call's deadline on `instance`. It counts from the start of
+    /// the call proper: after the instantiation for a fresh instance (a
+    /// warm one was taken at once, so no second clock read for it).
+    fn arm(&self, instance: &mut WarmInstance, fresh: bool, started: Instant) {
+        let call_started = if fresh { Instant::now() } else { started };
+        let timeout = self.inner.settings.limits.call_timeout;
+        instance.store.data_mut().call.deadline = call_started + timeout;
+        instance.store.set_epoch_deadline(1);
+    }
+
+    /// Hands `instance` back after a call: kept warm, or ended (its store
+    /// data recycled). A trapped instance is never reused, nor is its store
+    /// data: the call may have been abandoned in the middle of a host call.
+    fn check_in(&self, mut instance: WarmInstance, trapped: bool) {
+        if trapped {
+            return;
+        }
+        instance.uses += 1;
+        if let Some(retired) = self.return_warm(instance) {
+            self.recycle(retired);
         }
     }
 
@@ -498,10 +788,20 @@ impl LoadedActor {
             }
         });
         store.set_epoch_deadline(1);
-        match inner.pre.instantiate_async(&mut store).await {
-            Ok(actor) => Ok(WarmInstance {
+        let instantiated = async {
+            let instance = inner.instance_pre.instantiate_async(&mut store).await?;
+            let actor = inner.indices.load(&mut store, &instance)?;
+            let batch = match &inner.batch {
+                Some(index) => Some(instance.get_typed_func(&mut store, index)?),
+                None => None,
+            };
+            wasmtime::Result::<_>::Ok((actor, batch))
+        };
+        match instantiated.await {
+            Ok((actor, batch)) => Ok(WarmInstance {
                 store,
                 actor,
+                batch,
                 uses: 0,
             }),
             Err(err) => {
@@ -525,6 +825,17 @@ impl LoadedActor {
     #[doc(hidden)]
     pub fn engine(&self) -> &Engine {
         &self.inner.engine.engine
+    }
+}
+
+/// The trap of a call still blocked in a host call past its deadline.
+fn blocked_past_deadline(timeout: Duration) -> Trap {
+    Trap {
+        kind: TrapKind::Deadline,
+        message: format!(
+            "the call was still blocked after its {} ms deadline",
+            timeout.as_millis()
+        ),
     }
 }
 

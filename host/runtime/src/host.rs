@@ -39,7 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
@@ -47,7 +47,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::wactor::actor::{config, emit, logging, state, types as wit};
-use crate::http_policy::{HostAllowList, OutboundHooks};
+use crate::http_policy::{HostAllowList, OutboundHooks, OutboundTrace};
 use crate::output::OutputCapture;
 use crate::topics::check_emit_topic;
 use crate::types::{Effects, EmittedRecord, Limits, LogLevel, LogLine, StateReader, StateWrite};
@@ -138,6 +138,54 @@ pub(crate) struct CallState {
     pub(crate) limits: Limits,
     /// Set when a state read failed (the call then traps).
     pub(crate) host_error: Option<String>,
+    /// The batch this call works through, when it is a `handle-batch`.
+    pub(crate) batch: Option<Box<BatchInProgress>>,
+}
+
+/// One event's share of a batch call: what the actor made between
+/// `begin-event(index)` and the next `begin-event` (or the end).
+pub(crate) struct EventPart {
+    /// The event's position in the batch.
+    pub(crate) index: u32,
+    /// Its emits and state writes.
+    pub(crate) effects: EffectsInProgress,
+    /// Its log lines and output.
+    pub(crate) logs: Vec<LogLine>,
+    /// Time from its `begin-event` to the next one (or the call's end).
+    pub(crate) duration: Duration,
+}
+
+/// The `handle-batch` call in progress (see `wactor:actor/batch`).
+pub(crate) struct BatchInProgress {
+    /// How many events the batch holds.
+    len: u32,
+    /// The event being worked on: `None` before the first `begin-event`.
+    current: Option<u32>,
+    /// When the current event began.
+    current_started: Instant,
+    /// The events finished so far, in increasing index order.
+    pub(crate) parts: Vec<EventPart>,
+    /// How each event's outbound HTTP requests are traced, taken as the
+    /// event begins.
+    traces: Vec<Option<OutboundTrace>>,
+}
+
+impl BatchInProgress {
+    /// A batch of `traces.len()` events.
+    pub(crate) fn new(traces: Vec<Option<OutboundTrace>>) -> Self {
+        BatchInProgress {
+            len: u32::try_from(traces.len()).unwrap_or(u32::MAX),
+            current: None,
+            current_started: Instant::now(),
+            parts: Vec::with_capacity(traces.len()),
+            traces,
+        }
+    }
+
+    /// True once the actor called `begin-event`.
+    pub(crate) fn begun(&self) -> bool {
+        self.current.is_some()
+    }
 }
 
 impl CallState {
@@ -152,6 +200,7 @@ impl CallState {
             deadline,
             limits,
             host_error: None,
+            batch: None,
         }
     }
 
@@ -230,6 +279,18 @@ impl CallState {
         Ok(())
     }
 
+    /// Adds the line that says how many log lines did not fit, if any did
+    /// not, and starts counting again.
+    pub(crate) fn flush_dropped_logs(&mut self) {
+        if self.dropped_logs > 0 {
+            let dropped = std::mem::take(&mut self.dropped_logs);
+            self.logs.push(LogLine {
+                level: LogLevel::Warn,
+                message: format!("({dropped} more log lines dropped)"),
+            });
+        }
+    }
+
     /// Turns captured stdout/stderr bytes into log lines.
     pub(crate) fn push_output(&mut self, level: LogLevel, bytes: &[u8], dropped: usize) {
         if bytes.is_empty() && dropped == 0 {
@@ -302,6 +363,77 @@ impl HostState {
         self.limiter.hit = false;
         let limits = self.call.limits;
         self.call = CallState::idle(limits, Instant::now());
+    }
+}
+
+impl HostState {
+    /// `batch.begin-event(index)`: closes the current event's part and
+    /// starts event `index`'s (see `wactor:actor/batch`). Errors (which
+    /// trap the batch) when the call is not a batch, when `index` is out of
+    /// range or does not increase, and when an emit or state write came
+    /// before the first `begin-event` (it could belong to no event).
+    pub(crate) fn begin_event(&mut self, index: u32) -> Result<(), String> {
+        let Some(batch) = self.call.batch.as_ref() else {
+            return Err("batch.begin-event was called outside handle-batch".into());
+        };
+        if index >= batch.len {
+            return Err(format!(
+                "batch.begin-event({index}) in a batch of {} events",
+                batch.len
+            ));
+        }
+        match batch.current {
+            Some(current) if index <= current => {
+                return Err(format!(
+                    "batch.begin-event({index}) after begin-event({current}): indexes must \
+                     increase"
+                ));
+            }
+            None if !self.call.effects.emits.is_empty()
+                || !self.call.effects.state_writes.is_empty() =>
+            {
+                return Err(
+                    "an emit or state write came before the first batch.begin-event: it \
+                     belongs to no event"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        self.finish_event_part();
+        if let Some(batch) = self.call.batch.as_mut() {
+            batch.current = Some(index);
+            batch.current_started = Instant::now();
+            self.hooks.trace = batch.traces.get_mut(index as usize).and_then(Option::take);
+        }
+        Ok(())
+    }
+
+    /// Moves what the current event of the batch made (effects, log lines,
+    /// captured output) into its part. Nothing when no event has begun:
+    /// log lines before the first `begin-event` stay, and go to the first
+    /// event. Called once per `begin-event` and once after the call.
+    pub(crate) fn finish_event_part(&mut self) {
+        let Some(index) = self.call.batch.as_ref().and_then(|b| b.current) else {
+            return;
+        };
+        let (out, out_dropped) = self.stdout.drain();
+        let (err, err_dropped) = self.stderr.drain();
+        let call = &mut self.call;
+        call.push_output(LogLevel::Info, &out, out_dropped);
+        call.push_output(LogLevel::Warn, &err, err_dropped);
+        call.flush_dropped_logs();
+        let effects = std::mem::take(&mut call.effects);
+        let logs = std::mem::take(&mut call.logs);
+        call.log_bytes = 0;
+        if let Some(batch) = call.batch.as_mut() {
+            batch.parts.push(EventPart {
+                index,
+                effects,
+                logs,
+                duration: batch.current_started.elapsed(),
+            });
+        }
     }
 }
 

@@ -39,7 +39,9 @@ mod output;
 pub mod topics;
 pub mod types;
 
-pub use actor::{LoadReport, LoadedActor, Runtime, RuntimeSettings, CONTRACT_VERSION};
+pub use actor::{
+    BatchInvocation, LoadReport, LoadedActor, Runtime, RuntimeSettings, CONTRACT_VERSION,
+};
 pub use cache::{sha256_hex, CacheOutcome};
 pub use engine::{AllocatorChoice, EngineSettings};
 pub use error::{Result, RuntimeError};
