@@ -4,17 +4,28 @@
 //! `fixture-noop-batch`) and by hand (`fixture-batch-hostile`): each
 //! event's effects follow its own outcome, reads see only the event's own
 //! writes, and a batch that fails as a whole (a trap, its deadline, a
-//! guest that breaks the contract) runs its events again one by one. The
-//! same actor through Kafka is in `delivery.rs`.
+//! guest that breaks the contract) runs its events again one by one. And
+//! the same through Kafka (librdkafka's mock cluster): a partition's
+//! worker hands lane heads to the actor in batches, per-key order and
+//! state hold, and a poison event dies alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use support::{eventually, manifest, produce, read_at_least, Host, Kafka};
 
 use wactor_runtime::{
     ActorSettings, BatchInvocation, CallResult, Event, InstanceMode, LoadedActor, LogLevel,
     Outcome, Runtime, RuntimeSettings, StateWrite, TrapKind,
 };
 use wactor_tests::{guest_bytes, MapState};
+
+const WAIT: Duration = Duration::from_secs(60);
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -112,7 +123,9 @@ async fn each_events_effects_and_logs_follow_its_own_outcome() {
         panic!("{} invocations", result.invocations.len());
     };
     assert_eq!(first.result, CallResult::Returned(Outcome::Done));
-    assert!(matches!(&dead.result, CallResult::Returned(Outcome::Dead { reason }) if reason == "scripted dead"));
+    assert!(
+        matches!(&dead.result, CallResult::Returned(Outcome::Dead { reason }) if reason == "scripted dead")
+    );
     assert!(matches!(
         &retry.result,
         CallResult::Returned(Outcome::Retry { .. })
@@ -126,7 +139,10 @@ async fn each_events_effects_and_logs_follow_its_own_outcome() {
     for (done, key, offset, seq) in [(first, "a", 10, 1), (last, "d", 13, 4)] {
         let out = emitted_json(done);
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!((out[0]["offset"].as_i64(), out[0]["seq"].as_i64()), (Some(offset), Some(seq)));
+        assert_eq!(
+            (out[0]["offset"].as_i64(), out[0]["seq"].as_i64()),
+            (Some(offset), Some(seq))
+        );
         assert_eq!(
             done.effects.state_writes.get(key),
             Some(&StateWrite::Set(offset.to_string().into_bytes()))
@@ -180,11 +196,18 @@ async fn an_event_reads_the_store_and_its_own_writes_not_its_neighbours() {
 async fn a_trap_runs_each_event_again_alone_and_only_the_poison_fails() {
     let actor = load("fixture-batch", warm("poison"));
     let state = MapState::new();
-    let events = events(&[r#"{"seq": 1}"#, r#"{"seq": 2, "trap": true}"#, r#"{"seq": 3}"#]);
+    let events = events(&[
+        r#"{"seq": 1}"#,
+        r#"{"seq": 2, "trap": true}"#,
+        r#"{"seq": 3}"#,
+    ]);
     let result = batch(&actor, &events, &state).await;
     let fallback = result.fallback.as_ref().expect("the batch trapped");
     assert_eq!(fallback.kind, TrapKind::Panic, "{fallback}");
-    assert!(fallback.message.contains("scripted trap at offset 11"), "{fallback}");
+    assert!(
+        fallback.message.contains("scripted trap at offset 11"),
+        "{fallback}"
+    );
     let [first, poison, last] = &result.invocations[..] else {
         panic!("{} invocations", result.invocations.len());
     };
@@ -206,7 +229,10 @@ async fn a_trap_runs_each_event_again_alone_and_only_the_poison_fails() {
             "{lines:?}"
         );
         assert_eq!(invocation.logs[0].level, LogLevel::Warn);
-        assert!(lines.contains(&format!("event {offset}").as_str()), "{lines:?}");
+        assert!(
+            lines.contains(&format!("event {offset}").as_str()),
+            "{lines:?}"
+        );
     }
 }
 
@@ -246,7 +272,11 @@ async fn a_guest_that_breaks_the_batch_contract_has_its_events_run_one_by_one() 
             .unwrap_or_else(|| panic!("{mode}: the batch was taken"));
         assert!(fallback.message.contains(says), "{mode}: {fallback}");
         for (invocation, offset) in result.invocations.iter().zip(10..) {
-            assert_eq!(invocation.result, CallResult::Returned(Outcome::Done), "{mode}");
+            assert_eq!(
+                invocation.result,
+                CallResult::Returned(Outcome::Done),
+                "{mode}"
+            );
             let out = emitted_json(invocation);
             assert_eq!(out.len(), 1, "{mode}: {out:?}");
             assert_eq!(out[0]["via"], "handle", "{mode}: {out:?}");
@@ -282,4 +312,131 @@ async fn one_event_or_an_actor_without_the_export_goes_through_handle() {
     for invocation in &result.invocations {
         assert_eq!(invocation.result, CallResult::Returned(Outcome::Done));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn through_kafka_batches_keep_per_key_order_and_state_and_a_poison_event_dies_alone() {
+    let kafka = Kafka::start();
+    kafka.topic("batchy", 1);
+    kafka.topic("batchy.out", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new(dir.path(), kafka.settings());
+    let spec = manifest(
+        "batchy",
+        "batchy",
+        "max_in_flight = 64\n[retry]\nmax_attempts = 1",
+    );
+    let (consumer, _slot) = host.run("fixture-batch", &spec).await;
+
+    // 30 keys × 10 events, each reading and writing its key's state; the
+    // poison event and the dead one come among the first heads, so they
+    // share a batch with others.
+    let keys = 30;
+    let per_key = 10;
+    let mut records = Vec::new();
+    for seq in 0..per_key {
+        for k in 0..keys {
+            let key = format!("key-{k}");
+            records.push((
+                Some(key.clone()),
+                format!("{{\"seq\": {seq}, \"state_key\": \"{key}\"}}"),
+            ));
+        }
+        if seq == 0 {
+            records.push((Some("poison".into()), r#"{"seq": 0, "trap": true}"#.into()));
+            records.push((Some("doomed".into()), r#"{"seq": 0, "dead": true}"#.into()));
+            records.push((Some("poison".into()), r#"{"seq": 1}"#.into()));
+        }
+    }
+    produce(&kafka.brokers, "batchy", &records).await;
+
+    let expected = keys * per_key + 1;
+    let out = read_at_least(&kafka.brokers, "batchy.out", expected, WAIT).await;
+    let dead_letters = host.store.dead_letters();
+    assert!(eventually(WAIT, || dead_letters.len() == 2).await);
+    // Nothing more comes: the records a failed batch emitted were dropped.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out_again = read_at_least(
+        &kafka.brokers,
+        "batchy.out",
+        expected + 1,
+        Duration::from_secs(2),
+    )
+    .await;
+    consumer.stop().await;
+    assert_eq!(out_again.len(), expected, "each done event emitted once");
+
+    let mut by_key: BTreeMap<String, Vec<(i64, i64, Option<String>)>> = BTreeMap::new();
+    for record in &out {
+        let json = record.json();
+        by_key
+            .entry(json["key"].as_str().unwrap().to_string())
+            .or_default()
+            .push((
+                json["seq"].as_i64().unwrap(),
+                json["offset"].as_i64().unwrap(),
+                json["read"].as_str().map(str::to_string),
+            ));
+    }
+    for k in 0..keys {
+        let key = format!("key-{k}");
+        let seen = &by_key[&key];
+        let seqs: Vec<i64> = seen.iter().map(|(seq, ..)| *seq).collect();
+        assert_eq!(
+            seqs,
+            (0..per_key as i64).collect::<Vec<_>>(),
+            "{key} in order"
+        );
+        // Each event read what the key's previous event wrote: its offset.
+        assert_eq!(seen[0].2, None, "{key}");
+        for pair in seen.windows(2) {
+            assert_eq!(pair[1].2, Some(pair[0].1.to_string()), "{key}: {seen:?}");
+        }
+    }
+    assert_eq!(
+        by_key["poison"]
+            .iter()
+            .map(|(seq, ..)| *seq)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+    assert!(!by_key.contains_key("doomed"));
+
+    let page = dead_letters.list(&Default::default(), 10, None).unwrap();
+    let mut deaths: Vec<(String, String)> = page
+        .items
+        .iter()
+        .map(|dead| {
+            (
+                String::from_utf8_lossy(dead.event.key.as_deref().unwrap()).into_owned(),
+                dead.attempts.last().unwrap().error.clone(),
+            )
+        })
+        .collect();
+    deaths.sort();
+    assert_eq!(deaths[0].0, "doomed");
+    assert_eq!(deaths[0].1, "scripted dead");
+    assert_eq!(deaths[1].0, "poison");
+    assert!(
+        deaths[1].1.contains("scripted trap at offset 30"),
+        "{deaths:?}"
+    );
+
+    let calls = |result: &str| {
+        host.metrics
+            .batch_calls_total
+            .with_label_values(&["batchy", result])
+            .get()
+    };
+    assert!(calls("batch") > 0, "no batch was taken");
+    assert!(calls("fallback") >= 1, "the poison event's batch failed");
+    let batched = host
+        .metrics
+        .batched_events_total
+        .with_label_values(&["batchy"])
+        .get();
+    assert!(
+        batched >= 2 * (calls("batch") + calls("fallback")),
+        "batches hold at least two events: {batched}"
+    );
 }

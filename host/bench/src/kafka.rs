@@ -73,9 +73,9 @@ pub struct KafkaArgs {
     /// default, 500, when not given).
     #[arg(long)]
     pub fetch_wait_ms: Option<u64>,
-    /// Run only one side of `throughput`, `bare` or `wactor` (e.g. under
-    /// `valgrind --tool=callgrind`, where each side is profiled on its own
-    /// and at two record counts, see docs/benchmarks.md).
+    /// Run only one side of `throughput`: `bare`, `wactor` or `batch` (the
+    /// no-op actor with the batch export), e.g. under `valgrind --tool=callgrind`,
+    /// where each side is profiled on its own at two record counts (docs/benchmarks.md).
     #[arg(long)]
     pub only: Option<String>,
 }
@@ -501,13 +501,22 @@ async fn noop_actor(
     prefix: &str,
     topic: &str,
 ) -> (Host, String, ActorConsumer, prometheus::IntCounter) {
+    guest_actor(kafka, dir, prefix, topic, "fixture-noop").await
+}
+
+/// [`noop_actor`] with another guest (`fixture-noop-batch`: the same
+/// actor with the batch export).
+async fn guest_actor(
+    kafka: &Broker,
+    dir: &std::path::Path,
+    prefix: &str,
+    topic: &str,
+    guest: &str,
+) -> (Host, String, ActorConsumer, prometheus::IntCounter) {
     let host = Host::new(dir, kafka.settings());
     let name = format!("{prefix}{}", kafka.suffix.replace('.', "-"));
     let (consumer, _slot) = host
-        .run(
-            "fixture-noop",
-            &manifest(&name, topic, "max_in_flight = 64"),
-        )
+        .run(guest, &manifest(&name, topic, "max_in_flight = 64"))
         .await;
     let done = host
         .metrics
@@ -619,22 +628,27 @@ async fn throughput(
     external: Option<&str>,
     only: Option<&str>,
 ) -> Result<serde_json::Value> {
-    if !matches!(only, None | Some("bare") | Some("wactor")) {
-        bail!("--only takes `bare` or `wactor`, not {only:?}");
+    if !matches!(only, None | Some("bare") | Some("wactor") | Some("batch")) {
+        bail!("--only takes `bare`, `wactor` or `batch`, not {only:?}");
     }
+    let runs = |side: &str| only.is_none() || only == Some(side);
     let kafka = Broker::new(external);
     let bare_topic = kafka.topic("bench.bare", 4).await?;
     let actor_topic = kafka.topic("bench.actor", 4).await?;
+    let batch_topic = kafka.topic("bench.batch", 4).await?;
     let payload = format!("{{\"filler\":\"{}\"}}", "x".repeat(80));
-    if only != Some("wactor") {
+    if runs("bare") {
         fill(&kafka.brokers, &bare_topic, n, &payload).await?;
     }
-    if only != Some("bare") {
+    if runs("wactor") {
         fill(&kafka.brokers, &actor_topic, n, &payload).await?;
+    }
+    if runs("batch") {
+        fill(&kafka.brokers, &batch_topic, n, &payload).await?;
     }
 
     // The bare loop: poll and count, offsets auto-stored and committed.
-    let (bare, bare_cpu) = if only == Some("wactor") {
+    let (bare, bare_cpu) = if !runs("bare") {
         (f64::NAN, None)
     } else {
         let brokers = kafka.brokers.clone();
@@ -671,17 +685,29 @@ async fn throughput(
         .await??
     };
 
-    let (wactor, wactor_cpu) = if only == Some("bare") {
-        (f64::NAN, None)
-    } else {
-        let dir = tempfile::tempdir()?;
-        let (_host, _, consumer, done) = noop_actor(&kafka, dir.path(), "noop", &actor_topic).await;
-        let (handled, elapsed, cpu) = watch_with_cpu(done, n).await?;
-        consumer.stop().await;
-        if handled < n {
-            bail!("the actor handled {handled} of {n} events");
+    let actor_side = |prefix: &'static str, topic: String, guest: &'static str| {
+        let kafka = &kafka;
+        async move {
+            let dir = tempfile::tempdir()?;
+            let (_host, _, consumer, done) =
+                guest_actor(kafka, dir.path(), prefix, &topic, guest).await;
+            let (handled, elapsed, cpu) = watch_with_cpu(done, n).await?;
+            consumer.stop().await;
+            if handled < n {
+                bail!("the actor {guest} handled {handled} of {n} events");
+            }
+            Ok((handled as f64 / elapsed.as_secs_f64(), cpu))
         }
-        (handled as f64 / elapsed.as_secs_f64(), cpu)
+    };
+    let (wactor, wactor_cpu) = if runs("wactor") {
+        actor_side("noop", actor_topic, "fixture-noop").await?
+    } else {
+        (f64::NAN, None)
+    };
+    let (batch, batch_cpu) = if runs("batch") {
+        actor_side("batch", batch_topic, "fixture-noop-batch").await?
+    } else {
+        (f64::NAN, None)
     };
     // Events per second of CPU: the process's CPU time (every thread,
     // the in-process mock broker's too) from the side's first event to its
@@ -690,27 +716,33 @@ async fn throughput(
         cpu.filter(|c| !c.is_zero())
             .map_or(f64::NAN, |c| n as f64 / c.as_secs_f64())
     };
-    let (bare_per_cpu, wactor_per_cpu) = (per_cpu(bare_cpu), per_cpu(wactor_cpu));
+    let (bare_per_cpu, wactor_per_cpu, batch_per_cpu) =
+        (per_cpu(bare_cpu), per_cpu(wactor_cpu), per_cpu(batch_cpu));
     let ratio = wactor / bare;
+    let batch_ratio = batch / bare;
     println!(
         "throughput ({n} records of ~100 bytes, 4 partitions, 1000 keys, {}):",
         kafka.describe()
     );
     println!("  bare rdkafka consumer loop   {bare:>10.0} events/s");
-    println!("  wactor, no-op actor (warm)   {wactor:>10.0} events/s");
-    println!("  ratio                        {ratio:>10.2}x");
+    println!("  wactor, no-op actor (warm)   {wactor:>10.0} events/s   {ratio:.2}x");
+    println!("  wactor, batch export         {batch:>10.0} events/s   {batch_ratio:.2}x");
     println!(
-        "  events per CPU-second         bare {bare_per_cpu:>10.0}   wactor {wactor_per_cpu:>10.0}   ratio {:.2}x",
-        wactor_per_cpu / bare_per_cpu
+        "  events per CPU-second         bare {bare_per_cpu:>10.0}   wactor {wactor_per_cpu:>10.0} ({:.2}x)   batch {batch_per_cpu:>10.0} ({:.2}x)",
+        wactor_per_cpu / bare_per_cpu,
+        batch_per_cpu / bare_per_cpu
     );
     Ok(serde_json::json!({
         "broker": kafka.describe(),
         "events": n,
         "bare_events_per_s": bare,
         "wactor_events_per_s": wactor,
+        "batch_events_per_s": batch,
         "ratio": ratio,
+        "batch_ratio": batch_ratio,
         "bare_events_per_cpu_s": bare_per_cpu,
         "wactor_events_per_cpu_s": wactor_per_cpu,
+        "batch_events_per_cpu_s": batch_per_cpu,
     }))
 }
 

@@ -31,6 +31,11 @@ pub(crate) struct ActorCounters {
     pub(crate) commits: IntCounter,
     pub(crate) retries_scheduled: IntCounter,
     pub(crate) retries_fired: IntCounter,
+    /// `handle-batch` calls taken as the actor answered.
+    pub(crate) batch_calls: IntCounter,
+    /// `handle-batch` calls that failed as a whole.
+    pub(crate) batch_fallbacks: IntCounter,
+    pub(crate) batched_events: IntCounter,
 }
 
 impl ActorCounters {
@@ -44,6 +49,13 @@ impl ActorCounters {
             commits: metrics.commits_total.with_label_values(&labels),
             retries_scheduled: metrics.retries_scheduled_total.with_label_values(&labels),
             retries_fired: metrics.retries_fired_total.with_label_values(&labels),
+            batch_calls: metrics
+                .batch_calls_total
+                .with_label_values(&[actor, "batch"]),
+            batch_fallbacks: metrics
+                .batch_calls_total
+                .with_label_values(&[actor, "fallback"]),
+            batched_events: metrics.batched_events_total.with_label_values(&labels),
         }
     }
 }

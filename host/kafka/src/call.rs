@@ -191,6 +191,124 @@ pub async fn run_scoped(
             duration: started.elapsed(),
         };
     };
+    let (span, traced) = handle_span(&ctx, &version, &event);
+    let (outcome, logs) = attempt(&ctx, &version, &event, reader, &span, traced)
+        .instrument(span.clone())
+        .await;
+    close_call(
+        &ctx,
+        &version,
+        &event,
+        Closing {
+            span,
+            traced,
+            outcome,
+            logs,
+            started_at_ms,
+            duration: started.elapsed(),
+        },
+    )
+}
+
+/// Runs the first attempts of `events` (of one state scope, which `reader`
+/// reads) as one `handle-batch` call of `version`
+/// ([`wactor_runtime::LoadedActor::invoke_batch`]) and makes each event's
+/// effects real by its own outcome, the events side by side (each as
+/// [`run`] would: emits, then the state changelog, then the store). One
+/// report per event, in order.
+///
+/// Each event has its own `handle` span, log lines and metrics, as if it
+/// had been called alone; its duration is its own share of the batch call
+/// (from its `begin-event` to the next) plus its effects. A batch that
+/// failed as a whole ran its events again one by one: logged at WARN and
+/// counted in `wactor_batch_calls_total{result="fallback"}`.
+pub async fn run_batch(
+    ctx: Arc<ActorContext>,
+    version: Arc<ActiveVersion>,
+    events: Vec<Arc<Event>>,
+    reader: Arc<dyn StateReader>,
+) -> Vec<CallReport> {
+    let started_at_ms = ctx.clock.now_ms();
+    let spans: Vec<(tracing::Span, bool)> = events
+        .iter()
+        .map(|event| handle_span(&ctx, &version, event))
+        .collect();
+    let traces = events
+        .iter()
+        .zip(&spans)
+        .map(|(event, (span, traced))| {
+            outbound_trace(span, *traced, wactor_telemetry::incoming(&event.headers))
+        })
+        .collect();
+    let refs: Vec<&Event> = events.iter().map(|event| &**event).collect();
+    let batch = version.actor.invoke_batch(&refs, reader, traces).await;
+    match batch.fallback {
+        Some(_) => ctx.counters.batch_fallbacks.inc(),
+        None => ctx.counters.batch_calls.inc(),
+    }
+    ctx.counters.batched_events.inc_by(events.len() as u64);
+    if let Some(trap) = &batch.fallback {
+        tracing::warn!(
+            actor = %ctx.name, version = version.version, topic = %events[0].topic,
+            partition = events[0].partition, first_offset = events[0].offset,
+            events = events.len(), error = %trap,
+            "a batch call failed as a whole; its events ran again one by one"
+        );
+    }
+    let finishing = batch.invocations.into_iter().zip(&events).zip(&spans).map(
+        |((mut invocation, event), (span, traced))| {
+            let (ctx, version) = (&ctx, &version);
+            async move {
+                span.in_scope(|| {
+                    for line in &invocation.logs {
+                        log_actor_line(line.level, &line.message);
+                    }
+                });
+                let logs = std::mem::take(&mut invocation.logs);
+                let own = invocation.duration;
+                let effects_started = Instant::now();
+                let emit_trace = EmitTrace {
+                    span,
+                    traced: *traced,
+                    incoming: wactor_telemetry::incoming(&event.headers),
+                };
+                let outcome = effects_of(ctx, event, version, invocation, emit_trace)
+                    .instrument(span.clone())
+                    .await;
+                (outcome, logs, own + effects_started.elapsed())
+            }
+        },
+    );
+    let finished = futures::future::join_all(finishing).await;
+    finished
+        .into_iter()
+        .zip(&events)
+        .zip(spans)
+        .map(|(((outcome, logs, duration), event), (span, traced))| {
+            close_call(
+                &ctx,
+                &version,
+                event,
+                Closing {
+                    span,
+                    traced,
+                    outcome,
+                    logs,
+                    started_at_ms,
+                    duration,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The `handle` span of one attempt of `event`, and whether it is traced
+/// (exported as an OpenTelemetry span).
+fn handle_span(
+    ctx: &ActorContext,
+    version: &ActiveVersion,
+    event: &Event,
+) -> (tracing::Span, bool) {
     let span = tracing::info_span!(
         "handle",
         messaging.system = "kafka",
@@ -208,16 +326,41 @@ pub async fn run_scoped(
     );
     let traced = wactor_telemetry::enabled() && !span.is_disabled();
     if traced {
-        trace_handle_span(&span, &ctx, &version, &event);
+        trace_handle_span(&span, ctx, version, event);
     }
-    let (outcome, logs) = attempt(&ctx, &version, &event, reader, &span, traced)
-        .instrument(span.clone())
-        .await;
+    (span, traced)
+}
+
+/// How one attempt ended, for [`close_call`].
+struct Closing {
+    span: tracing::Span,
+    traced: bool,
+    outcome: CallOutcome,
+    logs: Vec<LogLine>,
+    started_at_ms: i64,
+    duration: Duration,
+}
+
+/// Ends one attempt: its outcome on its span, its log lines in the
+/// actor's ring, its debug line, its metrics; and its report.
+fn close_call(
+    ctx: &ActorContext,
+    version: &ActiveVersion,
+    event: &Event,
+    closing: Closing,
+) -> CallReport {
+    let Closing {
+        span,
+        traced,
+        outcome,
+        logs,
+        started_at_ms,
+        duration,
+    } = closing;
     span.record("outcome", outcome.label());
     if traced && !matches!(outcome, CallOutcome::Done) {
         span.record("otel.status_code", "error");
     }
-    let duration = started.elapsed();
     if !logs.is_empty() {
         let call = CallCoordinates {
             time_ms: started_at_ms,

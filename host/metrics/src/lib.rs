@@ -45,6 +45,14 @@ pub struct Metrics {
     pub retries_scheduled_total: IntCounterVec,
     /// Retry attempts started (held events run again), by actor.
     pub retries_fired_total: IntCounterVec,
+    /// `wactor_batch_calls_total{actor,result}`: `handle-batch` calls of
+    /// batch actors, by result: `batch` (taken as the actor answered) or
+    /// `fallback` (failed as a whole; its events ran again one by one).
+    pub batch_calls_total: IntCounterVec,
+    /// `wactor_batched_events_total{actor}`: events that went to
+    /// `handle-batch` calls (divided by `wactor_batch_calls_total`: the
+    /// mean batch size).
+    pub batched_events_total: IntCounterVec,
     /// `wactor_schedule_firings_total{actor,schedule}`: firings this host
     /// wrote (as the owner of `<group>.schedule`; backfills not counted).
     pub schedule_firings_total: IntCounterVec,
@@ -264,6 +272,20 @@ impl Metrics {
             ),
             &["actor", "event"],
         )?;
+        let batch_calls_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_batch_calls_total",
+                "handle-batch calls of batch actors, by result (batch, fallback)",
+            ),
+            &["actor", "result"],
+        )?;
+        let batched_events_total = IntCounterVec::new(
+            Opts::new(
+                "wactor_batched_events_total",
+                "Events that went to handle-batch calls",
+            ),
+            &["actor"],
+        )?;
         let retries_fired_total = IntCounterVec::new(
             Opts::new("wactor_retries_fired_total", "Retry attempts started"),
             &["actor"],
@@ -351,6 +373,8 @@ impl Metrics {
         registry.register(Box::new(offsets_skipped_total.clone()))?;
         registry.register(Box::new(retries_scheduled_total.clone()))?;
         registry.register(Box::new(retries_fired_total.clone()))?;
+        registry.register(Box::new(batch_calls_total.clone()))?;
+        registry.register(Box::new(batched_events_total.clone()))?;
         registry.register(Box::new(schedule_firings_total.clone()))?;
         registry.register(Box::new(schedule_owner.clone()))?;
         registry.register(Box::new(start_skipped_total.clone()))?;
@@ -384,6 +408,8 @@ impl Metrics {
             commits_total,
             retries_scheduled_total,
             retries_fired_total,
+            batch_calls_total,
+            batched_events_total,
             schedule_firings_total,
             schedule_owner,
             start_skipped_total,

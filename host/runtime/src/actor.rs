@@ -403,7 +403,7 @@ impl LoadedActor {
         } else {
             Default::default()
         };
-        self.check_in(instance, matches!(result, CallResult::Trapped(_)));
+        self.check_in(instance, matches!(result, CallResult::Trapped(_)), 1);
         Invocation {
             result,
             effects,
@@ -465,8 +465,8 @@ impl LoadedActor {
                 return self.one_by_one(events, state, traces, Some(trap)).await;
             }
         };
-        let Some(handle_batch) = instance.batch.clone() else {
-            self.check_in(instance, false);
+        let Some(handle_batch) = instance.batch else {
+            self.check_in(instance, false, 0);
             return self.one_by_one(events, state, traces, None).await;
         };
         self.arm(&mut instance, fresh, started);
@@ -480,7 +480,8 @@ impl LoadedActor {
             Ok(Ok((outcomes,))) => {
                 match self.batch_result(&mut instance, events.len(), outcomes, fresh, started) {
                     Ok(invocations) => {
-                        self.check_in(instance, false);
+                        let uses = u32::try_from(invocations.len()).unwrap_or(u32::MAX);
+                        self.check_in(instance, false, uses);
                         return BatchInvocation {
                             invocations,
                             fallback: None,
@@ -525,9 +526,9 @@ impl LoadedActor {
                 outcomes.len()
             ));
         }
-        if !begun
-            && !(data.call.effects.emits.is_empty() && data.call.effects.state_writes.is_empty())
-        {
+        let unowned =
+            !data.call.effects.emits.is_empty() || !data.call.effects.state_writes.is_empty();
+        if !begun && unowned {
             return fail(
                 "handle-batch made emits or state writes without calling batch.begin-event: \
                  they belong to no event"
@@ -645,14 +646,16 @@ impl LoadedActor {
         instance.store.set_epoch_deadline(1);
     }
 
-    /// Hands `instance` back after a call: kept warm, or ended (its store
-    /// data recycled). A trapped instance is never reused, nor is its store
-    /// data: the call may have been abandoned in the middle of a host call.
-    fn check_in(&self, mut instance: WarmInstance, trapped: bool) {
+    /// Hands `instance` back after a call that handled `events` events
+    /// (each counts as a use, also in a batch): kept warm, or ended (its
+    /// store data recycled). A trapped instance is never reused, nor is its
+    /// store data: the call may have been abandoned in the middle of a host
+    /// call.
+    fn check_in(&self, mut instance: WarmInstance, trapped: bool, events: u32) {
         if trapped {
             return;
         }
-        instance.uses += 1;
+        instance.uses = instance.uses.saturating_add(events);
         if let Some(retired) = self.return_warm(instance) {
             self.recycle(retired);
         }

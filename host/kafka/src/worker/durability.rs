@@ -241,7 +241,7 @@ impl Worker {
         while !self.running.is_empty() {
             tokio::select! {
                 finished = self.running.next() => match finished {
-                    Some((job, report)) => self.finish(job, report),
+                    Some(finished) => self.finish_running(finished),
                     None => break,
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -252,6 +252,7 @@ impl Worker {
                     );
                     // Dropping the calls abandons them.
                     self.running = FuturesUnordered::new();
+                    self.running_jobs = 0;
                     break;
                 }
             }

@@ -386,7 +386,7 @@ impl Worker {
             redrive: None,
             attempt: 1,
         };
-        self.running.push(Box::pin(async move {
+        let call: super::RunningCall = Box::pin(async move {
             let started_at_ms = clock.now_ms();
             let outcome = match out {
                 Ok(out) => match producer.send(&out).await {
@@ -404,8 +404,9 @@ impl Worker {
                 started_at_ms,
                 duration: std::time::Duration::ZERO,
             };
-            (job, report)
-        }));
+            smallvec::smallvec![(job, report)]
+        });
+        self.push_running(call, 1);
     }
 
     pub(super) fn start_held(&mut self, lane: LaneKey) {

@@ -22,6 +22,27 @@ use crate::redrive::RedriveEnvelope;
 
 use super::held::{waiting_record, Hold};
 use super::{Job, JobKind, Worker, INBOX_BATCH};
+use crate::actor::ActiveVersion;
+
+/// Most events in one `handle-batch` call. A batch is one call with one
+/// deadline; larger batches would gain little (the per-call cost is spread
+/// thin already at this size) and make a fallback to single calls, after
+/// a trap, longer.
+pub const MAX_BATCH_EVENTS: usize = 64;
+
+/// The report of an attempt whose call panicked in host code (a bug): the
+/// attempt counts as failed, so the event is not lost.
+fn host_panic(clock: &Arc<dyn crate::clock::Clock>) -> CallReport {
+    tracing::error!("an actor call panicked in the host");
+    CallReport {
+        outcome: CallOutcome::Failed {
+            reason: "host error: the call panicked".into(),
+        },
+        version: 0,
+        started_at_ms: clock.now_ms(),
+        duration: Duration::ZERO,
+    }
+}
 
 impl Worker {
     /// Reads the partition's own queue, as far as the buffer bound allows
@@ -188,12 +209,20 @@ impl Worker {
     }
 
     /// Starts what may run: due held heads first (they are older), then
-    /// ready Kafka events, up to `max_in_flight`.
+    /// ready Kafka events, up to `max_in_flight`. When the active version
+    /// takes batches ([`LoadedActor::takes_batches`]) and this is a
+    /// partition of the actor's own topics, the ready Kafka events (heads
+    /// of distinct lanes, so events that could run side by side anyway) go
+    /// to it in batches of at most [`MAX_BATCH_EVENTS`].
+    ///
+    /// [`LoadedActor::takes_batches`]: wactor_runtime::LoadedActor::takes_batches
     pub(super) fn start_ready(&mut self) {
         if !self.accepting {
             return;
         }
-        while self.running.len() + self.finished_now.len() < self.ctx.max_in_flight {
+        let batching = self.batching_version();
+        let mut batch: Vec<Job> = Vec::new();
+        while self.in_flight() + batch.len() < self.ctx.max_in_flight {
             if let Some(lane) = self.ready_held.pop_front() {
                 self.start_held(lane);
                 continue;
@@ -216,13 +245,24 @@ impl Worker {
                     self.complete_lane(lane);
                     self.offsets.finish(raw.offset);
                 }
-                Ok((presented, redrive)) => self.spawn_call(Job {
-                    kind: JobKind::Kafka { lane },
-                    raw,
-                    presented,
-                    redrive,
-                    attempt: 1,
-                }),
+                Ok((presented, redrive)) => {
+                    let job = Job {
+                        kind: JobKind::Kafka { lane },
+                        raw,
+                        presented,
+                        redrive,
+                        attempt: 1,
+                    };
+                    match &batching {
+                        Some(version) if job.redrive.is_none() => {
+                            batch.push(job);
+                            if batch.len() == MAX_BATCH_EVENTS {
+                                self.spawn_batch(std::mem::take(&mut batch), version.clone());
+                            }
+                        }
+                        _ => self.spawn_call(job),
+                    }
+                }
                 Err(err) => {
                     tracing::error!(offset = raw.offset, error = %err, "unreadable re-drive or replay record skipped");
                     self.complete_lane(lane);
@@ -230,6 +270,24 @@ impl Worker {
                 }
             }
         }
+        if let Some(version) = batching.filter(|_| !batch.is_empty()) {
+            self.spawn_batch(batch, version);
+        }
+    }
+
+    /// The active version, when it takes batches and this partition's
+    /// events may go to it in batches: a partition of the actor's own
+    /// topics (not re-drive, replay, schedule or delayed records, whose
+    /// events are presented one by one, may name another version or are
+    /// not handled at all).
+    fn batching_version(&self) -> Option<Arc<ActiveVersion>> {
+        if self.is_redrive || self.is_replay || self.is_schedule || self.is_delayed {
+            return None;
+        }
+        self.ctx
+            .versions
+            .current()
+            .filter(|version| version.actor.takes_batches())
     }
 
     /// The event the actor sees for `raw` at policy attempt `attempt`, and
@@ -287,34 +345,56 @@ impl Worker {
         let event = job.presented.clone();
         let clock = self.ctx.clock.clone();
         let reader = self.state_reader(&event);
-        let mut call: super::RunningCall = Box::pin(async move {
+        let call: super::RunningCall = Box::pin(async move {
             let call = std::panic::AssertUnwindSafe(call::run_scoped(ctx, version, event, reader));
             let report = match call.catch_unwind().await {
                 Ok(report) => report,
-                Err(_) => {
-                    // A panic in host code while handling the event: a bug.
-                    // The attempt counts as failed, so the event is not lost.
-                    tracing::error!("an actor call panicked in the host");
-                    CallReport {
-                        outcome: CallOutcome::Failed {
-                            reason: "host error: the call panicked".into(),
-                        },
-                        version: 0,
-                        started_at_ms: clock.now_ms(),
-                        duration: Duration::ZERO,
-                    }
-                }
+                Err(_) => host_panic(&clock),
             };
-            (job, report)
+            smallvec::smallvec![(job, report)]
         });
-        // Polled once here: a call that never waits (a warm instance, no
-        // host I/O) is done at once and skips the `FuturesUnordered`. A
-        // pending one is polled again by it straight away with this task's
-        // waker, so the no-op waker of this first poll is never relied on.
+        self.start_call(call, 1);
+    }
+
+    /// Starts one `handle-batch` call of `version` on `jobs` (first
+    /// attempts of Kafka events of this partition, heads of distinct
+    /// lanes); one job goes through [`spawn_call`](Self::spawn_call).
+    fn spawn_batch(&mut self, mut jobs: Vec<Job>, version: Arc<ActiveVersion>) {
+        if jobs.len() < 2 {
+            if let Some(job) = jobs.pop() {
+                self.spawn_call(job);
+            }
+            return;
+        }
+        let ctx = self.ctx.clone();
+        let clock = self.ctx.clock.clone();
+        let reader = self.state_reader(&jobs[0].presented);
+        let count = jobs.len();
+        let call: super::RunningCall = Box::pin(async move {
+            let events: Vec<Arc<Event>> = jobs.iter().map(|job| job.presented.clone()).collect();
+            let batch = std::panic::AssertUnwindSafe(call::run_batch(ctx, version, events, reader));
+            let reports = match batch.catch_unwind().await {
+                Ok(reports) if reports.len() == jobs.len() => reports,
+                // A panic in host code (or a report missing, which would be
+                // a bug too): every attempt of the batch counts as failed,
+                // so no event is lost.
+                _ => jobs.iter().map(|_| host_panic(&clock)).collect(),
+            };
+            jobs.into_iter().zip(reports).collect()
+        });
+        self.start_call(call, count);
+    }
+
+    /// Polls `call` (running `jobs` jobs) once here: a call that never
+    /// waits (a warm instance, no host I/O) is done at once and skips the
+    /// `FuturesUnordered`. A pending one is polled again by it straight
+    /// away with this task's waker, so the no-op waker of this first poll
+    /// is never relied on.
+    fn start_call(&mut self, mut call: super::RunningCall, jobs: usize) {
         let mut first = std::task::Context::from_waker(futures::task::noop_waker_ref());
         match call.as_mut().poll(&mut first) {
-            std::task::Poll::Ready(done) => self.finished_now.push(done),
-            std::task::Poll::Pending => self.running.push(call),
+            std::task::Poll::Ready(done) => self.finished_now.extend(done),
+            std::task::Poll::Pending => self.push_running(call, jobs),
         }
     }
 

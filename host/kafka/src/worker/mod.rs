@@ -70,8 +70,12 @@ const INBOX_BATCH: usize = 256;
 /// How long a worker waits for its queue's signal before looking anyway.
 const FEED_RECHECK: Duration = Duration::from_millis(100);
 
+/// The jobs of a finished call with their reports: one, or those of a
+/// batch (no allocation for one).
+type Finished = smallvec::SmallVec<[(Job, CallReport); 1]>;
+
 /// A call in progress and what it is about.
-type RunningCall = BoxFuture<'static, (Job, CallReport)>;
+type RunningCall = BoxFuture<'static, Finished>;
 
 /// How long a worker waits between attempts to restore its held events.
 const RESTORE_RETRY: Duration = Duration::from_secs(2);
@@ -231,6 +235,7 @@ pub(crate) fn spawn(
         held: HeldLanes::default(),
         ready_held: VecDeque::new(),
         running: FuturesUnordered::new(),
+        running_jobs: 0,
         finished_now: Vec::new(),
         state_reader: None,
         durable: Durable::default(),
@@ -351,6 +356,9 @@ struct Worker {
     /// thread per event. Calls of other partitions run in their workers,
     /// on other threads.
     running: FuturesUnordered<RunningCall>,
+    /// The jobs in `running` (a batch call holds several): what counts
+    /// towards `max_in_flight`.
+    running_jobs: usize,
     /// Calls that were done at their first poll (a warm instance that
     /// never waited: most calls), finished at the next round of the loop
     /// like any other. They count towards `max_in_flight` until then and
@@ -462,6 +470,7 @@ impl Worker {
                 self.accepting = false;
                 self.feed = None;
                 self.running = FuturesUnordered::new();
+                self.running_jobs = 0;
                 self.finished_now.clear();
                 return Err(reason);
             }
@@ -507,13 +516,13 @@ impl Worker {
                     let now = self.ctx.clock.now_ms();
                     self.ready_held.extend(self.held.take_due(now));
                 }
-                Some((job, report)) = self.running.next(), if !self.running.is_empty() => {
-                    self.finish(job, report);
+                Some(finished) = self.running.next(), if !self.running.is_empty() => {
+                    self.finish_running(finished);
                     // Collect the other calls that are done too, before the
                     // next round of the loop.
                     for _ in 0..INBOX_BATCH {
                         match self.running.next().now_or_never() {
-                            Some(Some((job, report))) => self.finish(job, report),
+                            Some(Some(finished)) => self.finish_running(finished),
                             _ => break,
                         }
                     }
@@ -566,6 +575,25 @@ impl Worker {
                 () = tokio::task::yield_now(), if self.feed_more => {}
             }
         }
+    }
+
+    /// Starts polling `call`, which runs `jobs` jobs.
+    fn push_running(&mut self, call: RunningCall, jobs: usize) {
+        self.running_jobs += jobs;
+        self.running.push(call);
+    }
+
+    /// Finishes the jobs of a call that came out of `running`.
+    fn finish_running(&mut self, finished: Finished) {
+        self.running_jobs = self.running_jobs.saturating_sub(finished.len());
+        for (job, report) in finished {
+            self.finish(job, report);
+        }
+    }
+
+    /// Jobs started and not finished: what `max_in_flight` bounds.
+    fn in_flight(&self) -> usize {
+        self.running_jobs + self.finished_now.len()
     }
 
     /// A store write failed: logged at ERROR, and the worker ends at the top
