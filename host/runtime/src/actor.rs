@@ -430,15 +430,21 @@ impl LoadedActor {
     /// All `events` must be of one state scope (`state` reads it): the
     /// caller batches events of one partition.
     ///
-    /// The batch is one call: one instance, one deadline
-    /// (`limits.call_timeout`). When it fails as a whole (a trap, the
-    /// deadline, a list of outcomes of the wrong length, a misuse of
-    /// `begin-event`, no instance slot), nothing it made is kept and each
-    /// event runs again alone through `handle`, in order;
-    /// [`BatchInvocation::fallback`] then says why, and each such event's
-    /// logs begin with a line saying so. One event, or a version that does
-    /// not [`take_batches`](Self::takes_batches), goes through `handle`
-    /// directly (no fallback).
+    /// A batch is one call: one instance, one deadline
+    /// (`limits.call_timeout`). An instance serves at most
+    /// `max_uses_per_instance` events, each event of a batch counting as
+    /// one, so `events` go in as many calls (on as many instances) as that
+    /// takes; with one use left an event goes through `handle`. What a
+    /// call's outcomes bring into the host is bounded by the memory limit
+    /// (`limits.memory_bytes`, wasmtime's hostcall fuel), however many
+    /// outcomes point at the same bytes. When a call fails as a whole (a
+    /// trap, the deadline, outcomes past that bound or of the wrong number,
+    /// a misuse of `begin-event`, no instance slot), nothing it made is kept
+    /// and each of its events runs again alone through `handle`, in order;
+    /// [`BatchInvocation::fallback`] then says why (the first such failure),
+    /// and each such event's logs begin with a line saying so. One event, or
+    /// a version that does not [`take_batches`](Self::takes_batches), goes
+    /// through `handle` directly (no fallback).
     pub async fn invoke_batch(
         &self,
         events: &[&Event],
@@ -448,10 +454,38 @@ impl LoadedActor {
         if events.len() < 2 || !self.takes_batches() || traces.len() != events.len() {
             return self.one_by_one(events, state, traces, None).await;
         }
+        let mut invocations = Vec::with_capacity(events.len());
+        let mut fallback = None;
+        let mut traces = traces.into_iter();
+        while invocations.len() < events.len() {
+            let rest = &events[invocations.len()..];
+            let part = self
+                .batch_on_one_instance(rest, state.clone(), &mut traces)
+                .await;
+            invocations.extend(part.invocations);
+            if fallback.is_none() {
+                fallback = part.fallback;
+            }
+        }
+        BatchInvocation {
+            invocations,
+            fallback,
+        }
+    }
+
+    /// One `handle-batch` call on one instance, of as many of `events` as
+    /// the instance may still serve (`max_uses_per_instance`, each event
+    /// counting as one use), taking their traces from `traces`. Returns the
+    /// invocations of at least the first event, in order.
+    async fn batch_on_one_instance(
+        &self,
+        events: &[&Event],
+        state: Arc<dyn StateReader>,
+        traces: &mut std::vec::IntoIter<Option<OutboundTrace>>,
+    ) -> BatchInvocation {
         let started = Instant::now();
         let limits = self.inner.settings.limits;
-        let mut call = CallState::new(state.clone(), limits, started + limits.call_timeout);
-        call.batch = Some(Box::new(BatchInProgress::new(traces.clone())));
+        let call = CallState::new(state.clone(), limits, started + limits.call_timeout);
         let (mut instance, fresh) = match self.checkout(call, started).await {
             Ok(checked_out) => checked_out,
             Err(failed) => {
@@ -462,13 +496,30 @@ impl LoadedActor {
                         message: "no instance for the batch".into(),
                     },
                 };
-                return self.one_by_one(events, state, traces, Some(trap)).await;
+                let all = traces.by_ref().take(events.len()).collect();
+                return self.one_by_one(events, state, all, Some(trap)).await;
             }
         };
-        let Some(handle_batch) = instance.batch else {
-            self.check_in(instance, false, 0);
-            return self.one_by_one(events, state, traces, None).await;
+        let room = self
+            .inner
+            .settings
+            .max_uses_per_instance
+            .saturating_sub(instance.uses)
+            .max(1);
+        let events = &events[..events
+            .len()
+            .min(usize::try_from(room).unwrap_or(usize::MAX))];
+        let these: Vec<_> = traces.by_ref().take(events.len()).collect();
+        let handle_batch = match instance.batch {
+            Some(handle_batch) if events.len() >= 2 => handle_batch,
+            // One use left (or no export after all): the event goes
+            // through `handle`, most likely on this same instance.
+            _ => {
+                self.check_in(instance, false, 0);
+                return self.one_by_one(events, state, these, None).await;
+            }
         };
+        instance.store.data_mut().call.batch = Some(Box::new(BatchInProgress::new(these.clone())));
         self.arm(&mut instance, fresh, started);
         let wit_events: Vec<wit::Event> = events.iter().map(|event| to_wit(event)).collect();
         let returned = tokio::time::timeout(
@@ -496,7 +547,7 @@ impl LoadedActor {
         // Whatever the batch made is dropped with its instance, as after
         // any trap.
         drop(instance);
-        self.one_by_one(events, state, traces, Some(failure)).await
+        self.one_by_one(events, state, these, Some(failure)).await
     }
 
     /// The per-event invocations of a batch that returned `outcomes`, or
@@ -783,6 +834,13 @@ impl LoadedActor {
         let host = self.host_state(call);
         let mut store = Store::new(&inner.engine.engine, host);
         store.limiter(|s| &mut s.limiter);
+        // What one crossing may copy out of the guest into the host (a host
+        // call's arguments, an export's results): at most the guest's
+        // memory limit, however often its values point at the same bytes.
+        // Past it the crossing traps. wasmtime's default is 128 MiB, and a
+        // `handle-batch` whose outcomes all name one large string would
+        // have the host copy that string once per outcome.
+        store.set_hostcall_fuel(hostcall_fuel(inner.settings.limits.memory_bytes));
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().call.deadline {
                 Ok(UpdateDeadline::Interrupt)
@@ -972,6 +1030,13 @@ fn from_wit(outcome: wit::Outcome) -> Outcome {
             reason: cut_reason(reason),
         },
     }
+}
+
+/// The hostcall fuel of an instance whose linear memory may grow to
+/// `memory_bytes`: wasmtime's bound on the bytes one crossing copies from
+/// the guest into the host.
+fn hostcall_fuel(memory_bytes: u64) -> usize {
+    usize::try_from(memory_bytes).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
