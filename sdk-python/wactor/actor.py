@@ -30,6 +30,12 @@ The function gets an ``Event`` and ends the call by
 Returning anything else is a bug in the actor: ``Retry`` with a reason that
 says so, and an ERROR log line.
 
+An actor whose actor.toml says ``batch = true`` is built against the world
+``actor-batch``: the host may then hand it many events in one call
+(``handle_batch``, docs/actors.md "Batches"), and the function still sees
+one event at a time, its emits and state writes kept apart per event by
+the host. Nothing changes in the function.
+
 The wrapper is total: whatever the handler raises or returns, reading it
 cannot raise out of the export (which would trap). An exception whose
 ``__str__`` (or ``__repr__``, or whose traceback formatting) raises gives
@@ -50,6 +56,15 @@ from .event import Event
 from .outcome import Dead, Done, Outcome, Retry
 
 __all__ = ["actor", "run_handler", "handler_of", "checked", "UNREADABLE"]
+
+# The `batch` import exists only in a component of the world `actor-batch`
+# (actor.toml: `batch = true`). It is imported here, while componentize-py
+# imports the actor at build time: a module first imported during a call
+# is not in the component's snapshot and cannot be found then.
+try:
+    from wit_world.imports import batch as _batch
+except ImportError:  # world `actor`, or plain CPython
+    _batch = None
 
 Handler = Callable[[Event], Optional[Outcome]]
 
@@ -191,6 +206,20 @@ def actor(handle: Handler) -> Handler:
                 return _wasi.outcome_to_wit(outcome)
             except BaseException:  # never a trap: run_handler does not raise, this is the last guard
                 return _wasi.outcome_to_wit(Retry(UNREADABLE))
+
+        def handle_batch(self, events: Any) -> Any:
+            """The ``handle-batch`` export of world ``actor-batch`` (built
+            when actor.toml says ``batch = true``; in world ``actor`` it is
+            never called). Runs the handler on each event in order, telling
+            the host which event the emits and state writes that follow
+            belong to (``batch.begin-event``), and returns one outcome per
+            event, each decided exactly as ``handle`` decides it."""
+            outcomes = []
+            for index, event in enumerate(events):
+                if _batch is not None:  # always, in world actor-batch
+                    _batch.begin_event(index)
+                outcomes.append(self.handle(event))
+            return outcomes
 
     module = sys.modules.get(getattr(handle, "__module__", None) or "")
     if module is not None:

@@ -1,7 +1,9 @@
 //! The optional batch export (`handle-batch`, world
 //! `wactor:actor/actor-batch`) through the runtime API, on real components
 //! built with the SDK's `export_actor!(X, batch)` (`fixture-batch`,
-//! `fixture-noop-batch`) and by hand (`fixture-batch-hostile`): each
+//! `fixture-noop-batch`), by the Python and JavaScript SDKs
+//! (`examples/echo-batch-py`, `examples/echo-batch-js`: `batch = true`) and by
+//! hand (`fixture-batch-hostile`): each
 //! event's effects follow its own outcome, reads see only the event's own
 //! writes, and a batch that fails as a whole (a trap, its deadline, a
 //! guest that breaks the contract) runs its events again one by one. And
@@ -439,4 +441,71 @@ async fn through_kafka_batches_keep_per_key_order_and_state_and_a_poison_event_d
         batched >= 2 * (calls("batch") + calls("fallback")),
         "batches hold at least two events: {batched}"
     );
+}
+
+/// A Python or JavaScript actor whose actor.toml says `batch = true` is
+/// built against the world `actor-batch` (`wactor build`) and takes
+/// batches through the SDK's `handle-batch`: the handler runs on each
+/// event, and each event's emit follows its own outcome. The middle
+/// event's echo topic starts with `_` and is refused (a `Retry`, no emit);
+/// its neighbours keep theirs.
+async fn an_sdk_batch_actor_keeps_each_events_emit_apart(example: &str) {
+    let bytes = std::fs::read(wactor_tests::language_guest(example)).unwrap();
+    let mut settings = warm(example);
+    settings.limits.memory_bytes = 128 * 1024 * 1024;
+    let actor = runtime()
+        .load(&bytes, settings)
+        .unwrap_or_else(|e| panic!("loading {example}: {e}"));
+    assert!(actor.takes_batches(), "{example} exports handle-batch");
+    let mut events = events(&["first", "second", "third"]);
+    events[1].topic = "_internal".into();
+    let result = batch(&actor, &events, &MapState::new()).await;
+    assert!(result.fallback.is_none(), "{:?}", result.fallback);
+    let outcomes: Vec<&CallResult> = result.invocations.iter().map(|i| &i.result).collect();
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                CallResult::Returned(Outcome::Done),
+                CallResult::Returned(Outcome::Retry { .. }),
+                CallResult::Returned(Outcome::Done)
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    let emitted: Vec<Vec<(String, Vec<u8>)>> = result
+        .invocations
+        .iter()
+        .map(|invocation| {
+            invocation
+                .effects
+                .emits
+                .iter()
+                .map(|record| {
+                    (
+                        record.topic.clone(),
+                        record.payload.clone().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        emitted,
+        vec![
+            vec![("bookings.echo".to_string(), b"first".to_vec())],
+            vec![],
+            vec![("bookings.echo".to_string(), b"third".to_vec())],
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_python_actor_built_with_batch_true_takes_batches() {
+    an_sdk_batch_actor_keeps_each_events_emit_apart("echo-batch-py").await;
+}
+
+#[tokio::test]
+async fn a_javascript_actor_built_with_batch_true_takes_batches() {
+    an_sdk_batch_actor_keeps_each_events_emit_apart("echo-batch-js").await;
 }

@@ -351,10 +351,17 @@ async fn an_outcome_list_of_the_wrong_length_fails_the_batch_naming_both_lengths
 /// length of each reason, must be 1 for every event.
 #[tokio::test]
 async fn a_batch_does_not_run_more_events_on_an_instance_than_max_uses() {
+    let mut one_use = warm("counter-1");
+    one_use.max_uses_per_instance = 1;
+    let one_use = runtime().load(HOSTILE_BATCH, one_use).unwrap();
+    assert!(
+        !one_use.takes_batches(),
+        "with one use per instance a batch could hold one event only"
+    );
     for max_uses in [1u32, 2, 3] {
         let mut settings = warm(&format!("counter-{max_uses}"));
         settings.max_uses_per_instance = max_uses;
-        let actor = load(settings);
+        let actor = runtime().load(HOSTILE_BATCH, settings).unwrap();
         // Every event of partition -1: each call's first event tells the
         // guest to count.
         let mut events = events(7, -1, 0);
@@ -366,6 +373,12 @@ async fn a_batch_does_not_run_more_events_on_an_instance_than_max_uses() {
             .invoke_batch(&refs, MapState::new(), vec![None; refs.len()])
             .await;
         assert!(result.fallback.is_none(), "{:?}", result.fallback);
+        // Full calls of max_uses events; the one event left over (7 = 3 x 2
+        // + 1 = 2 x 3 + 1) goes through `handle`.
+        let batched = if max_uses == 1 { 0 } else { 6 };
+        assert_eq!(result.batched_events, batched);
+        assert_eq!(result.calls, batched / max_uses);
+        assert_eq!(result.failed_calls, 0);
         let served: Vec<u32> = result
             .invocations
             .iter()

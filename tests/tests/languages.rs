@@ -499,6 +499,7 @@ fn wactor_test_passes_on_each_python_and_js_example() {
     for example in [
         "echo-py",
         "payment-reversal-py",
+        "echo-batch-py",
         "echo-js",
         "payment-reversal-js",
     ] {

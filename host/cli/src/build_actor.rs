@@ -8,6 +8,13 @@
 //! | python   | `componentize-py` ($WACTOR_COMPONENTIZE_PY, DIR/.venv/bin, PATH) | `componentize-py -d .wactor/wit -w actor componentize app -p . -p .wactor/sdk/python -o COMPONENT` |
 //! | js       | `componentize-js` and `esbuild` ($WACTOR_COMPONENTIZE_JS / $WACTOR_ESBUILD, node_modules/.bin in DIR or a parent up to the repository's root, PATH) | esbuild bundles the entry module with `@wactor/sdk` from `.wactor/sdk/js`, then `componentize-js --wit .wactor/wit --world-name actor -o COMPONENT` |
 //!
+//! With `batch = true` in the manifest, Python and JavaScript build against
+//! the world `actor-batch` instead of `actor` (`-w actor-batch`,
+//! `--world-name actor-batch`): the SDK then exports `handle-batch` (the
+//! Python SDK's `WitWorld.handle_batch`; for JS, esbuild bundles a
+//! generated entry module, `.wactor/build/batch-entry.js`, that adds
+//! `handleBatch = batch(handle)` to the actor's exports).
+//!
 //! The WIT contract and the Python/JS SDK sources come from this binary
 //! (`sdk_files`). Pinned tool versions are [`COMPONENTIZE_PY_VERSION`] and
 //! [`COMPONENTIZE_JS_VERSION`]; another version builds with a warning.
@@ -161,6 +168,17 @@ fn wasm_artifact(messages: &str) -> Option<PathBuf> {
         .next()
 }
 
+/// The WIT world a Python or JavaScript actor is built against: `actor`,
+/// or `actor-batch` when its manifest says `batch = true` (the SDK then
+/// provides `handle-batch`).
+fn world(actor: &ActorDir) -> &'static str {
+    if actor.manifest.batch {
+        "actor-batch"
+    } else {
+        "actor"
+    }
+}
+
 fn build_python(actor: &ActorDir, component: &Path) -> Result<()> {
     let app = actor.dir.join("app.py");
     if !app.is_file() {
@@ -184,7 +202,7 @@ fn build_python(actor: &ActorDir, component: &Path) -> Result<()> {
         .current_dir(&actor.dir)
         .arg("-d")
         .arg(&generated.wit)
-        .args(["-w", "actor", "componentize", "app", "-p", "."])
+        .args(["-w", world(actor), "componentize", "app", "-p", "."])
         .arg("-p")
         .arg(&generated.sdk)
         .arg("-o")
@@ -213,11 +231,13 @@ fn build_js(actor: &ActorDir, component: &Path) -> Result<()> {
     check_version(&esbuild, ESBUILD_VERSION);
     let generated = sdk_files::write(&actor.dir, SdkLang::Js)?;
     // The bundle must stay inside the directory componentize-js runs in.
-    let bundle = actor
-        .dir
-        .join(sdk_files::GENERATED_DIR)
-        .join("build")
-        .join("actor.js");
+    let build_dir = actor.dir.join(sdk_files::GENERATED_DIR).join("build");
+    let bundle = build_dir.join("actor.js");
+    let entry = if actor.manifest.batch {
+        batch_entry(&build_dir, &absolute(&entry)?)?
+    } else {
+        entry
+    };
     let status = Command::new(&esbuild)
         .current_dir(&actor.dir)
         .arg(&entry)
@@ -246,7 +266,7 @@ fn build_js(actor: &ActorDir, component: &Path) -> Result<()> {
         .current_dir(&actor.dir)
         .arg("--wit")
         .arg(&generated.wit)
-        .args(["--world-name", "actor", "-o"])
+        .args(["--world-name", world(actor), "-o"])
         .arg(&component)
         .arg(&bundle)
         .status()
@@ -255,6 +275,28 @@ fn build_js(actor: &ActorDir, component: &Path) -> Result<()> {
         bail!("componentize-js failed ({status})");
     }
     Ok(())
+}
+
+/// Writes `.wactor/build/batch-entry.js`, the entry module of a JS actor
+/// built with `batch = true`: everything `entry` exports, plus
+/// `handleBatch`, the SDK's `batch(handle)` (sdk-js/src/batch.js), so the
+/// actor's own code stays as it is. Returns its path.
+fn batch_entry(build_dir: &Path, entry: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(build_dir)
+        .with_context(|| format!("cannot create {}", build_dir.display()))?;
+    let specifier = serde_json::to_string(&entry.display().to_string())
+        .context("the entry module's path as a JS string")?;
+    let module = format!(
+        "// Written by `wactor build` (batch = true in actor.toml): the actor's\n\
+         // module, and the handle-batch export the SDK makes from its handle.\n\
+         export * from {specifier};\n\
+         import {{ handle }} from {specifier};\n\
+         import {{ batch }} from '@wactor/sdk/src/batch.js';\n\
+         export const handleBatch = batch(handle);\n"
+    );
+    let path = build_dir.join("batch-entry.js");
+    std::fs::write(&path, module).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 /// The entry module of a JS actor: package.json's `main`, else

@@ -219,9 +219,13 @@ pub async fn run_scoped(
 ///
 /// Each event has its own `handle` span, log lines and metrics, as if it
 /// had been called alone; its duration is its own share of the batch call
-/// (from its `begin-event` to the next) plus its effects. A batch that
-/// failed as a whole ran its events again one by one: logged at WARN and
-/// counted in `wactor_batch_calls_total{result="fallback"}`.
+/// (from its `begin-event` to the next) plus its effects. The events may
+/// go in several `handle-batch` calls (`max_uses` per instance); each call
+/// that answered counts in `wactor_batch_calls_total{result="batch"}` and
+/// its events in `wactor_batched_events_total`, and each that failed as a
+/// whole (its events then ran again one by one) in `{result="fallback"}`,
+/// with a WARN line. A panic in host code while applying one event's
+/// effects fails that event's attempt alone.
 pub async fn run_batch(
     ctx: Arc<ActorContext>,
     version: Arc<ActiveVersion>,
@@ -242,16 +246,18 @@ pub async fn run_batch(
         .collect();
     let refs: Vec<&Event> = events.iter().map(|event| &**event).collect();
     let batch = version.actor.invoke_batch(&refs, reader, traces).await;
-    match batch.fallback {
-        Some(_) => ctx.counters.batch_fallbacks.inc(),
-        None => ctx.counters.batch_calls.inc(),
-    }
-    ctx.counters.batched_events.inc_by(events.len() as u64);
+    ctx.counters.batch_calls.inc_by(u64::from(batch.calls));
+    ctx.counters
+        .batch_fallbacks
+        .inc_by(u64::from(batch.failed_calls));
+    ctx.counters
+        .batched_events
+        .inc_by(u64::from(batch.batched_events));
     if let Some(trap) = &batch.fallback {
         tracing::warn!(
             actor = %ctx.name, version = version.version, topic = %events[0].topic,
             partition = events[0].partition, first_offset = events[0].offset,
-            events = events.len(), error = %trap,
+            events = events.len(), failed_calls = batch.failed_calls, error = %trap,
             "a batch call failed as a whole; its events ran again one by one"
         );
     }
@@ -272,9 +278,23 @@ pub async fn run_batch(
                     traced: *traced,
                     incoming: wactor_telemetry::incoming(&event.headers),
                 };
-                let outcome = effects_of(ctx, event, version, invocation, emit_trace)
-                    .instrument(span.clone())
-                    .await;
+                // A panic in host code (a bug) fails this event's attempt
+                // alone: the events beside it keep what they applied.
+                let applied = std::panic::AssertUnwindSafe(
+                    effects_of(ctx, event, version, invocation, emit_trace)
+                        .instrument(span.clone()),
+                );
+                let outcome = match futures::FutureExt::catch_unwind(applied).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::error!(
+                            parent: span, "an actor call panicked in the host"
+                        );
+                        CallOutcome::Failed {
+                            reason: "host error: the call panicked".into(),
+                        }
+                    }
+                };
                 (outcome, logs, own + effects_started.elapsed())
             }
         },

@@ -150,6 +150,15 @@ pub struct ActorManifest {
     /// them out ([`Language::default_memory`], [`Language::default_max_idle`]).
     #[serde(default, skip_serializing_if = "Language::is_rust")]
     pub language: Language,
+    /// `batch = true`: `wactor build` builds a Python or JavaScript actor
+    /// against the WIT world `actor-batch`, whose `handle-batch` export the
+    /// SDK then provides, so the host may hand it many events per call
+    /// (docs/actors.md, "Batches"). A Rust actor opts in in its code
+    /// (`export_actor!(X, batch)`) and this field changes nothing for it.
+    /// The host batches any warm component that exports `handle-batch`,
+    /// whatever this says. Default `false` (not written out).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
     /// The component file, relative to the manifest's directory. Needed by
     /// `wactor deploy actor.toml` and by `serve`'s manifest directory; not
     /// by an upload that sends the component itself.
@@ -820,6 +829,18 @@ mod tests {
             ManifestError::Invalid { field, .. } => field,
             other => panic!("expected an invalid field, got {other}"),
         }
+    }
+
+    #[test]
+    fn batch_is_off_unless_said_and_written_out_only_when_on() {
+        let plain = ActorManifest::parse(MINIMAL).unwrap();
+        assert!(!plain.batch);
+        assert!(!plain.to_toml().contains("batch"));
+        let batch = ActorManifest::parse(&format!("batch = true\n{MINIMAL}")).unwrap();
+        assert!(batch.batch);
+        assert_eq!(ActorManifest::parse(&batch.to_toml()).unwrap(), batch);
+        let err = ActorManifest::parse(&format!("batch = \"yes\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().contains("batch"), "{err}");
     }
 
     #[test]

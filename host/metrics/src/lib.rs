@@ -49,9 +49,9 @@ pub struct Metrics {
     /// batch actors, by result: `batch` (taken as the actor answered) or
     /// `fallback` (failed as a whole; its events ran again one by one).
     pub batch_calls_total: IntCounterVec,
-    /// `wactor_batched_events_total{actor}`: events that went to
-    /// `handle-batch` calls (divided by `wactor_batch_calls_total`: the
-    /// mean batch size).
+    /// `wactor_batched_events_total{actor}`: events handled by
+    /// `handle-batch` calls that answered (divided by
+    /// `wactor_batch_calls_total{result="batch"}`: the mean batch size).
     pub batched_events_total: IntCounterVec,
     /// `wactor_schedule_firings_total{actor,schedule}`: firings this host
     /// wrote (as the owner of `<group>.schedule`; backfills not counted).
@@ -282,7 +282,7 @@ impl Metrics {
         let batched_events_total = IntCounterVec::new(
             Opts::new(
                 "wactor_batched_events_total",
-                "Events that went to handle-batch calls",
+                "Events handled by handle-batch calls that answered",
             ),
             &["actor"],
         )?;

@@ -287,9 +287,17 @@ fn check_header(bytes: &[u8]) -> Result<()> {
 pub struct BatchInvocation {
     /// One per event, in the order of the events.
     pub invocations: Vec<Invocation>,
-    /// Why the batch call failed as a whole, when it did: its events then
-    /// ran again one by one, and `invocations` are theirs.
+    /// Why a `handle-batch` call failed as a whole, when one did (the
+    /// first): its events then ran again one by one, and `invocations` are
+    /// theirs.
     pub fallback: Option<Trap>,
+    /// `handle-batch` calls that returned their outcomes.
+    pub calls: u32,
+    /// Events handled by those calls (the others went through `handle`).
+    pub batched_events: u32,
+    /// `handle-batch` calls (or instance checkouts for one) that failed as
+    /// a whole, their events run again one by one.
+    pub failed_calls: u32,
 }
 
 /// One loaded, validated actor version, ready to handle events. Clones
@@ -415,10 +423,14 @@ impl LoadedActor {
 
     /// True when this version takes events in batches: it exports
     /// `handle-batch` (world `wactor:actor/actor-batch`) and runs in the
-    /// `warm` instance mode. In the `fresh` mode each event has an instance
-    /// of its own, which a batch would break, so its events go one by one.
+    /// `warm` instance mode with `max_uses_per_instance` of at least 2. In
+    /// the `fresh` mode each event has an instance of its own, which a batch
+    /// would break, and with one use per instance a batch could only ever
+    /// hold one event; their events go one by one.
     pub fn takes_batches(&self) -> bool {
-        self.inner.batch.is_some() && self.inner.settings.instance_mode == InstanceMode::Warm
+        self.inner.batch.is_some()
+            && self.inner.settings.instance_mode == InstanceMode::Warm
+            && self.inner.settings.max_uses_per_instance >= 2
     }
 
     /// Calls the actor on `events` in one `handle-batch` call, and returns
@@ -454,23 +466,28 @@ impl LoadedActor {
         if events.len() < 2 || !self.takes_batches() || traces.len() != events.len() {
             return self.one_by_one(events, state, traces, None).await;
         }
-        let mut invocations = Vec::with_capacity(events.len());
-        let mut fallback = None;
+        let mut all = BatchInvocation {
+            invocations: Vec::with_capacity(events.len()),
+            fallback: None,
+            calls: 0,
+            batched_events: 0,
+            failed_calls: 0,
+        };
         let mut traces = traces.into_iter();
-        while invocations.len() < events.len() {
-            let rest = &events[invocations.len()..];
+        while all.invocations.len() < events.len() {
+            let rest = &events[all.invocations.len()..];
             let part = self
                 .batch_on_one_instance(rest, state.clone(), &mut traces)
                 .await;
-            invocations.extend(part.invocations);
-            if fallback.is_none() {
-                fallback = part.fallback;
+            all.invocations.extend(part.invocations);
+            all.calls += part.calls;
+            all.batched_events += part.batched_events;
+            all.failed_calls += part.failed_calls;
+            if all.fallback.is_none() {
+                all.fallback = part.fallback;
             }
         }
-        BatchInvocation {
-            invocations,
-            fallback,
-        }
+        all
     }
 
     /// One `handle-batch` call on one instance, of as many of `events` as
@@ -513,8 +530,10 @@ impl LoadedActor {
         let handle_batch = match instance.batch {
             Some(handle_batch) if events.len() >= 2 => handle_batch,
             // One use left (or no export after all): the event goes
-            // through `handle`, most likely on this same instance.
+            // through `handle`, most likely on this same instance, which
+            // keeps no reader of the store while it waits.
             _ => {
+                instance.store.data_mut().call = CallState::idle(limits, started);
                 self.check_in(instance, false, 0);
                 return self.one_by_one(events, state, these, None).await;
             }
@@ -536,6 +555,9 @@ impl LoadedActor {
                         return BatchInvocation {
                             invocations,
                             fallback: None,
+                            calls: 1,
+                            batched_events: uses,
+                            failed_calls: 0,
                         };
                     }
                     Err(trap) => trap,
@@ -544,9 +566,20 @@ impl LoadedActor {
             Ok(Err(err)) => classify(&err, &mut instance.store),
             Err(_elapsed) => blocked_past_deadline(limits.call_timeout),
         };
-        // Whatever the batch made is dropped with its instance, as after
-        // any trap.
+        // What the guest wrote to stderr says why (a Python traceback, say):
+        // its last lines go with the reason. Whatever else the batch made is
+        // dropped with its instance, as after any trap.
+        let data = instance.store.data_mut();
+        let (stderr, _) = data.stderr.drain();
+        // A trap's classification moved stderr into the call's log lines.
+        let mut output: Vec<u8> = Vec::new();
+        for line in &data.call.logs {
+            output.extend_from_slice(line.message.as_bytes());
+            output.push(b'\n');
+        }
+        output.extend_from_slice(&stderr);
         drop(instance);
+        let failure = with_stderr_tail(failure, &output);
         self.one_by_one(events, state, these, Some(failure)).await
     }
 
@@ -636,12 +669,16 @@ impl LoadedActor {
         traces: Vec<Option<OutboundTrace>>,
         fallback: Option<Trap>,
     ) -> BatchInvocation {
-        let mut traces = traces.into_iter();
-        let mut invocations = Vec::with_capacity(events.len());
-        for event in events {
-            let trace = traces.next().flatten();
-            let mut invocation = self.invoke_traced(event, state.clone(), trace).await;
-            if let Some(trap) = &fallback {
+        // Side by side, as the events of a batch could have run (distinct
+        // lanes): a slow event or one that runs into its deadline does not
+        // hold up the others.
+        let calls = events.iter().zip(traces).map(|(event, trace)| {
+            let state = state.clone();
+            async move { self.invoke_traced(event, state, trace).await }
+        });
+        let mut invocations = futures_util::future::join_all(calls).await;
+        if let Some(trap) = &fallback {
+            for invocation in &mut invocations {
                 invocation.logs.insert(
                     0,
                     crate::types::LogLine {
@@ -654,11 +691,13 @@ impl LoadedActor {
                     },
                 );
             }
-            invocations.push(invocation);
         }
         BatchInvocation {
+            failed_calls: u32::from(fallback.is_some()),
             invocations,
             fallback,
+            calls: 0,
+            batched_events: 0,
         }
     }
 
@@ -1030,6 +1069,19 @@ fn from_wit(outcome: wit::Outcome) -> Outcome {
             reason: cut_reason(reason),
         },
     }
+}
+
+/// `trap` with the last 1 KiB of `stderr` (the guest's output and log
+/// lines of a failed batch call, lossy UTF-8) after its message, when there
+/// is any.
+fn with_stderr_tail(mut trap: Trap, stderr: &[u8]) -> Trap {
+    const TAIL: usize = 1024;
+    let text = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(TAIL)..]);
+    let text = text.trim();
+    if !text.is_empty() {
+        trap.message = format!("{}; stderr: {text}", trap.message);
+    }
+    trap
 }
 
 /// The hostcall fuel of an instance whose linear memory may grow to
