@@ -19,6 +19,7 @@ const ROOTS: &[&str] = &[
     "wit/",
     "docs/",
     ".ci/",
+    "third_party/",
 ];
 
 /// Backticked spans of `text` that look like repository paths.
