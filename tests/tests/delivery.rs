@@ -1,7 +1,8 @@
 //! Kafka delivery on a real Kafka-protocol broker (librdkafka's mock
 //! cluster, in process): per-key order under parallelism, emits with their
 //! source headers, at-least-once across a restart and across a second host
-//! joining and leaving the group, and backpressure.
+//! joining and leaving the group, and backpressure; the lag gauge follows
+//! the partitions each host reads.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -220,6 +221,106 @@ async fn every_event_is_handled_while_a_second_host_joins_and_leaves() {
         by_partition.len() > 1,
         "events of several partitions: {by_partition:?}"
     );
+}
+
+/// The `(topic, partition)` pairs with a `wactor_consumer_lag` series for
+/// `actor` in `metrics`.
+fn lag_series(metrics: &wactor_metrics::Metrics, actor: &str) -> BTreeSet<(String, i32)> {
+    use prometheus::core::Collector;
+    let mut series = BTreeSet::new();
+    for family in metrics.consumer_lag.collect() {
+        for metric in family.get_metric() {
+            let label = |name: &str| {
+                metric
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            if label("actor") == actor {
+                series.insert((label("topic"), label("partition").parse().unwrap()));
+            }
+        }
+    }
+    series
+}
+
+/// The partitions `consumer` reads now.
+fn owned(consumer: &wactor_kafka::ActorConsumer) -> BTreeSet<(String, i32)> {
+    consumer
+        .status()
+        .partitions()
+        .into_iter()
+        .map(|(topic, partition, _)| (topic, partition))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_lag_gauge_shows_only_the_partitions_a_host_reads() {
+    let kafka = Kafka::start();
+    kafka.topic("lagged", 4);
+    let spec = manifest("lagged", "lagged", "max_in_flight = 4");
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let host_a = Host::new(dir_a.path(), kafka.settings());
+    let host_b = Host::new(dir_b.path(), kafka.settings());
+    let (consumer_a, _slot_a) = host_a.run("fixture-noop", &spec).await;
+    let records: Vec<_> = (0..200)
+        .map(|i| (Some(format!("k{i}")), "x".to_string()))
+        .collect();
+    produce(&kafka.brokers, "lagged", &records).await;
+
+    // A alone: a series for each of its partitions (statistics every 5 s).
+    let a_alone = eventually(WAIT, || {
+        let owned_a = owned(&consumer_a);
+        owned_a.iter().filter(|(t, _)| t == "lagged").count() == 4
+            && lag_series(&host_a.metrics, "lagged") == owned_a
+    })
+    .await;
+    assert!(
+        a_alone,
+        "A has a series for each partition it reads: {:?} vs {:?}",
+        lag_series(&host_a.metrics, "lagged"),
+        owned(&consumer_a)
+    );
+
+    // B joins: each host has series for exactly the partitions it reads,
+    // none for those it gave up.
+    let (consumer_b, _slot_b) = host_b.run("fixture-noop", &spec).await;
+    let split = eventually(WAIT, || {
+        let (owned_a, owned_b) = (owned(&consumer_a), owned(&consumer_b));
+        owned_b.iter().any(|(t, _)| t == "lagged")
+            && owned_a.iter().any(|(t, _)| t == "lagged")
+            && lag_series(&host_a.metrics, "lagged") == owned_a
+            && lag_series(&host_b.metrics, "lagged") == owned_b
+    })
+    .await;
+    let (series_a, series_b) = (
+        lag_series(&host_a.metrics, "lagged"),
+        lag_series(&host_b.metrics, "lagged"),
+    );
+    assert!(
+        split,
+        "after the rebalance, A: series {series_a:?}, reads {:?}; B: series {series_b:?}, reads {:?}",
+        owned(&consumer_a),
+        owned(&consumer_b)
+    );
+    assert!(
+        series_a.is_disjoint(&series_b),
+        "no partition has a series on both hosts: A {series_a:?}, B {series_b:?}"
+    );
+
+    // B stops: it reads nothing, and has no series left.
+    consumer_b.stop().await;
+    let series_b = lag_series(&host_b.metrics, "lagged");
+    assert!(
+        series_b.is_empty(),
+        "a stopped consumer leaves no lag series: {series_b:?}"
+    );
+    consumer_a.stop().await;
+    let series_a = lag_series(&host_a.metrics, "lagged");
+    assert!(series_a.is_empty(), "nor does A once stopped: {series_a:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

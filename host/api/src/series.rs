@@ -16,9 +16,8 @@
 //!   `histogram_quantile` does (so they are estimates, as exact as the
 //!   buckets); `null` for a step without calls;
 //! - `lag`: the actor's lag summed over the partitions it has on this
-//!   host at the sample, as `GET /v1/actors` shows it (not the
-//!   `wactor_consumer_lag` gauge, which keeps the last value of partitions
-//!   this host no longer reads: revoked, paused, removed).
+//!   host at the sample, as `GET /v1/actors` shows it (partitions whose
+//!   lag is not known yet count as 0).
 //!
 //! Bounded: at most [`MAX_ACTORS`] actors, each a ring of at most one
 //! hour of points; an actor the registry no longer knows loses its series.

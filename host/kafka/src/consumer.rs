@@ -172,7 +172,8 @@ impl WactorConsumerContext {
     /// its next await on, and the next worker of the partition on this
     /// host waits for its end and its tasks' (`fence`). The offset
     /// committed for it is the one it last published, which its durable
-    /// work covers.
+    /// work covers. The partitions leave the status, and their
+    /// `wactor_consumer_lag` series are removed.
     fn stop_workers(&self, partitions: &[(String, i32)]) -> Vec<(String, i32, i64)> {
         let mut waiting = Vec::new();
         {
@@ -226,9 +227,21 @@ impl WactorConsumerContext {
                 }
             }
         }
+        // Under the status lock, which the statistics callback holds while
+        // it sets the gauge of a partition it finds there: once a partition
+        // leaves the status, no late statistics can bring its series back.
         let mut status = self.status.lock();
         for (topic, partition) in partitions {
             status.remove(&(topic.clone(), *partition));
+            // A partition this host no longer reads has no lag here: its
+            // series goes (its new owner reports it), instead of keeping its
+            // last value for as long as the process lives. Absent already
+            // (no statistics came while it was assigned) is not an error.
+            let _ = self.ctx.metrics.consumer_lag.remove_label_values(&[
+                &self.ctx.name,
+                topic,
+                &partition.to_string(),
+            ]);
         }
         offsets
     }

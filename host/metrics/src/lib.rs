@@ -30,7 +30,9 @@ pub struct Metrics {
     /// Produce failures of emitted records, by actor.
     pub emit_failures_total: IntCounterVec,
     /// Consumer lag per partition (messages behind the high watermark), by
-    /// actor, topic and partition.
+    /// actor, topic and partition, set from librdkafka's statistics. Only
+    /// partitions this host reads now: the consumer removes a partition's
+    /// series when it stops reading it (revoked, consumer stopped).
     pub consumer_lag: IntGaugeVec,
     /// Events read from Kafka and not yet finished, by actor.
     pub buffered_events: IntGaugeVec,

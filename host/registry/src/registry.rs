@@ -804,8 +804,7 @@ impl Registry {
 
     /// The lag of every actor whose consumer runs on this host, summed over
     /// the partitions it has now (unknown counts as 0), as [`actors`]
-    /// shows it. The `wactor_consumer_lag` gauge keeps the last value of a
-    /// partition this host no longer reads (revoked, paused, removed).
+    /// shows it.
     ///
     /// [`actors`]: Self::actors
     pub fn lag_by_actor(&self) -> BTreeMap<String, i64> {
