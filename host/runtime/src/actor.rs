@@ -8,16 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::types::{ComponentItem, Type};
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 
 use crate::bindings::wactor::actor::types as wit;
-use crate::bindings::{Actor, ActorIndices};
+use crate::bindings::ActorIndices;
 use crate::cache::{sha256_hex, ArtifactCache, CacheOutcome};
 use crate::engine::{EngineHandle, EngineSettings};
 use crate::error::{Result, RuntimeError};
 use crate::host::{BatchInProgress, CallState, HostState};
 use crate::http_policy::{HostAllowList, OutboundTrace};
+use crate::lowering::{EventRef, Exports};
 use crate::types::{
     cut_reason, ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, Outcome,
     StateReader, Trap, TrapKind,
@@ -35,9 +36,6 @@ const BATCH_EXPORT: &str = "handle-batch";
 
 /// The batch import's instance and function.
 const BATCH_INTERFACE: &str = "wactor:actor/batch@0.2.0";
-
-/// `handle-batch: func(events: list<event>) -> list<outcome>`.
-type HandleBatch = TypedFunc<(Vec<wit::Event>,), (Vec<wit::Outcome>,)>;
 
 /// Settings of a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -160,7 +158,7 @@ impl Runtime {
         check_header(bytes)?;
         let sha256 = sha256_hex(bytes);
         let (component, cache) = self.cache.load(&self.engine.engine, bytes, &sha256)?;
-        let (instance_pre, indices) = self.prepare(&component)?;
+        let (instance_pre, handle) = self.prepare(&component)?;
         let batch = batch_export(&component)?;
         let report = LoadReport {
             cache,
@@ -170,7 +168,7 @@ impl Runtime {
             inner: Arc::new(ActorInner {
                 engine: self.engine.clone(),
                 instance_pre,
-                indices,
+                handle,
                 batch,
                 allow_list: HostAllowList::new(settings.allowed_hosts.clone()),
                 settings,
@@ -183,7 +181,10 @@ impl Runtime {
         })
     }
 
-    fn prepare(&self, component: &Component) -> Result<(InstancePre<HostState>, ActorIndices)> {
+    fn prepare(
+        &self,
+        component: &Component,
+    ) -> Result<(InstancePre<HostState>, ComponentExportIndex)> {
         let instance_pre =
             self.linker.instantiate_pre(component).map_err(|e| {
                 match older_contract(&self.engine.engine, component) {
@@ -195,9 +196,15 @@ impl Runtime {
                     None => RuntimeError::WrongWorld(format!("{e:#}")),
                 }
             })?;
-        let indices = ActorIndices::new(&instance_pre)
+        // bindgen's check of the whole world's exports; the calls then go
+        // through `lowering::Exports`, which checks `handle` again against
+        // its borrowed event at each instantiation.
+        ActorIndices::new(&instance_pre)
             .map_err(|e| RuntimeError::MissingExport(format!("{e:#}")))?;
-        Ok((instance_pre, indices))
+        let handle = component
+            .get_export_index(None, "handle")
+            .ok_or_else(|| RuntimeError::MissingExport("no `handle` export".to_string()))?;
+        Ok((instance_pre, handle))
     }
 }
 
@@ -311,7 +318,7 @@ struct ActorInner {
     engine: Arc<EngineHandle>,
     instance_pre: InstancePre<HostState>,
     /// Where `handle` is in an instance.
-    indices: ActorIndices,
+    handle: ComponentExportIndex,
     /// Where `handle-batch` is, for a batch actor.
     batch: Option<ComponentExportIndex>,
     settings: ActorSettings,
@@ -335,9 +342,8 @@ const MAX_SPARE_HOSTS: usize = 64;
 
 struct WarmInstance {
     store: Store<HostState>,
-    actor: Actor,
-    /// `handle-batch`, for a batch actor.
-    batch: Option<HandleBatch>,
+    /// `handle` and, for a batch actor, `handle-batch`.
+    exports: Exports,
     uses: u32,
 }
 
@@ -386,14 +392,14 @@ impl LoadedActor {
         };
         self.arm(&mut instance, fresh, started);
         instance.store.data_mut().hooks.trace = trace;
-        let wit_event = to_wit(event);
+        let handle = instance.exports.handle();
         let outcome = tokio::time::timeout(
             limits.call_timeout + BLOCKED_CALL_GRACE,
-            instance.actor.call_handle(&mut instance.store, &wit_event),
+            handle.call_async(&mut instance.store, (EventRef::of(event),)),
         )
         .await;
         let result = match outcome {
-            Ok(Ok(outcome)) => CallResult::Returned(from_wit(outcome)),
+            Ok(Ok((outcome,))) => CallResult::Returned(from_wit(outcome)),
             Ok(Err(err)) => CallResult::Trapped(classify(&err, &mut instance.store)),
             Err(_elapsed) => CallResult::Trapped(blocked_past_deadline(limits.call_timeout)),
         };
@@ -527,7 +533,7 @@ impl LoadedActor {
             .len()
             .min(usize::try_from(room).unwrap_or(usize::MAX))];
         let these: Vec<_> = traces.by_ref().take(events.len()).collect();
-        let handle_batch = match instance.batch {
+        let handle_batch = match instance.exports.batch() {
             Some(handle_batch) if events.len() >= 2 => handle_batch,
             // One use left (or no export after all): the event goes
             // through `handle`, most likely on this same instance, which
@@ -540,10 +546,10 @@ impl LoadedActor {
         };
         instance.store.data_mut().call.batch = Some(Box::new(BatchInProgress::new(these.clone())));
         self.arm(&mut instance, fresh, started);
-        let wit_events: Vec<wit::Event> = events.iter().map(|event| to_wit(event)).collect();
+        let views: Vec<EventRef<'_>> = events.iter().map(|event| EventRef::of(event)).collect();
         let returned = tokio::time::timeout(
             limits.call_timeout + BLOCKED_CALL_GRACE,
-            handle_batch.call_async(&mut instance.store, (wit_events,)),
+            handle_batch.call_async(&mut instance.store, (views.as_slice(),)),
         )
         .await;
         let failure = match returned {
@@ -890,18 +896,12 @@ impl LoadedActor {
         store.set_epoch_deadline(1);
         let instantiated = async {
             let instance = inner.instance_pre.instantiate_async(&mut store).await?;
-            let actor = inner.indices.load(&mut store, &instance)?;
-            let batch = match &inner.batch {
-                Some(index) => Some(instance.get_typed_func(&mut store, index)?),
-                None => None,
-            };
-            wasmtime::Result::<_>::Ok((actor, batch))
+            Exports::load(&mut store, &instance, &inner.handle, inner.batch.as_ref())
         };
         match instantiated.await {
-            Ok((actor, batch)) => Ok(WarmInstance {
+            Ok(exports) => Ok(WarmInstance {
                 store,
-                actor,
-                batch,
+                exports,
                 uses: 0,
             }),
             Err(err) => {
@@ -1034,26 +1034,6 @@ fn truncate(mut s: String) -> String {
         s.push('…');
     }
     s
-}
-
-fn to_wit(event: &Event) -> wit::Event {
-    wit::Event {
-        topic: event.topic.clone(),
-        partition: event.partition,
-        offset: event.offset,
-        timestamp_ms: event.timestamp_ms,
-        key: event.key.clone(),
-        payload: event.payload.clone(),
-        headers: event
-            .headers
-            .iter()
-            .map(|(name, value)| wit::Header {
-                name: name.clone(),
-                value: value.clone(),
-            })
-            .collect(),
-        attempt: event.attempt,
-    }
 }
 
 fn from_wit(outcome: wit::Outcome) -> Outcome {

@@ -15,6 +15,9 @@
 //! - `output`: capture of guest stdout/stderr into log lines.
 //! - [`topics`]: which topics an actor may emit to (the host's own topics
 //!   and Kafka's are refused).
+//! - `lowering`: borrowed views of `event` that wasmtime lowers into the
+//!   guest from the host's own bytes, and the typed `handle` and
+//!   `handle-batch` functions taking them.
 //! - `cache`: compiled artifacts on disk, keyed by sha256 and engine hash.
 //! - `actor`: validation, `InstancePre`, warm pools and fresh instances,
 //!   the call itself and the classification of traps.
@@ -35,6 +38,7 @@ mod error;
 pub mod event_file;
 mod host;
 mod http_policy;
+mod lowering;
 mod output;
 pub mod topics;
 pub mod types;
