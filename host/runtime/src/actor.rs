@@ -196,9 +196,10 @@ impl Runtime {
                     None => RuntimeError::WrongWorld(format!("{e:#}")),
                 }
             })?;
-        // bindgen's check of the whole world's exports; the calls then go
-        // through `lowering::Exports`, which checks `handle` again against
-        // its borrowed event at each instantiation.
+        // bindgen's load-time check of `handle` (`handle-batch` is checked
+        // by `batch_export`); the calls then go through `lowering::Exports`,
+        // which checks both again against the borrowed event at each
+        // instantiation.
         ActorIndices::new(&instance_pre)
             .map_err(|e| RuntimeError::MissingExport(format!("{e:#}")))?;
         let handle = component

@@ -4,10 +4,12 @@
 //! records ([`EventRef`], [`HeaderRef`]) and the typed `handle` and
 //! `handle-batch` functions that take them ([`Exports`]). bindgen's owned
 //! `wit::Event` needs a copy of the topic, key, payload and headers of every
-//! event (three allocations and copies or more), made only to be copied
-//! again into guest memory and dropped: wasmtime lowers these views from
-//! the host's bytes directly, one copy into the guest, no host allocation
-//! (but one `Vec` per event that has headers, and one per batch).
+//! event (an allocation for the topic, one each for a non-empty key and
+//! payload, and for the headers' list and each header's name and value),
+//! made only to be copied again into guest memory and dropped: wasmtime
+//! lowers these views from the host's bytes directly, one copy into the
+//! guest, no host allocation (but one `Vec` per event that has headers, and
+//! one per batch).
 //!
 //! Does not own the calls themselves (deadlines, outcomes, instances: the
 //! `actor` module), nor the contract's checks at load.
@@ -100,21 +102,17 @@ impl Exports {
         Ok(Exports { handle, batch })
     }
 
-    /// `handle`, for an event borrowed for `'a`.
+    /// `handle`, for an event borrowed for `'a`. `TypedFunc` is covariant
+    /// in its parameters, and so is `EventRef` in its lifetime: the function
+    /// checked with `'static` serves any shorter borrow, without another
+    /// check.
     pub(crate) fn handle<'a>(&self) -> Handle<'a> {
-        // SAFETY: `load` type-checked this very function against
-        // `(EventRef<'static>,) -> (wit::Outcome,)`. A lifetime is not part
-        // of a component type: `EventRef<'a>` has the same `ComponentType`
-        // (the same WIT record, size and alignment) for every `'a`.
-        unsafe { Handle::<'a>::new_unchecked(*self.handle.func()) }
+        self.handle
     }
 
     /// `handle-batch`, for events borrowed for `'a`; `None` for an actor
     /// without the export.
     pub(crate) fn batch<'a>(&self) -> Option<HandleBatch<'a>> {
-        // SAFETY: as in `handle`: checked at `load` with `'static`, and
-        // lifetimes are not part of the component type.
         self.batch
-            .map(|batch| unsafe { HandleBatch::<'a>::new_unchecked(*batch.func()) })
     }
 }
