@@ -142,6 +142,15 @@ fn init_telemetry(command: &Command) -> Result<Option<wactor_telemetry::Telemetr
 /// How long the exit waits for the last spans to reach the collector.
 const TRACE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long the exit waits, once the command has returned (for `serve`
+/// and `dev`: once the host has stopped, its store and producer flushed),
+/// for blocking tasks still running: reads a stopped partition worker gave
+/// up on, such as a held-event restore that waits up to two minutes for
+/// brokers that are gone. What they would still do is redone by the next
+/// start; waiting for them only kept the process alive (tokio's runtime
+/// drop waits for every blocking task, without bound).
+const RUNTIME_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn init_tracing(default: &str, telemetry: Option<&wactor_telemetry::Telemetry>) {
     use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -228,7 +237,7 @@ fn main() -> ExitCode {
             Command::Admin(command) => Ok(admin::run(command).await),
         }
     });
-    drop(runtime);
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     // The batch of spans not yet sent (up to 5 s of them) goes out now,
     // within a bound: a collector that is down does not hold up the exit.
     if let Some(telemetry) = telemetry {
