@@ -146,9 +146,10 @@ const TRACE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// and `dev`: once the host has stopped, its store and producer flushed),
 /// for blocking tasks still running: reads a stopped partition worker gave
 /// up on, such as a held-event restore that waits up to two minutes for
-/// brokers that are gone. What they would still do is redone by the next
-/// start; waiting for them only kept the process alive (tokio's runtime
-/// drop waits for every blocking task, without bound).
+/// brokers that are gone (redone by the next start), or the last removals
+/// of a re-drive still running (a letter not removed is re-driven again by
+/// a later request: at least once). tokio's runtime drop waits for every
+/// blocking task, without bound.
 const RUNTIME_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn init_tracing(default: &str, telemetry: Option<&wactor_telemetry::Telemetry>) {
