@@ -875,14 +875,27 @@ fn poll_loop(
         }
     }
 
-    // Shutdown: drain every partition, commit, leave the group.
+    // Shutdown: drain every partition, commit, leave the group. Every
+    // partition of the status too, not only those with a worker: one whose
+    // worker failed and waits for its restart (`recover`) has none, and it
+    // must leave the status, its lag series and the failure list as well.
     let all: Vec<(String, i32)> = {
         let workers = lock_workers(&workers);
-        workers
+        let mut all: std::collections::BTreeSet<(String, i32)> = workers
             .iter()
             .flat_map(|(t, w)| w.keys().map(move |p| (t.clone(), *p)))
-            .collect()
+            .collect();
+        all.extend(
+            consumer
+                .context()
+                .status
+                .partitions()
+                .into_iter()
+                .map(|(topic, partition, _)| (topic, partition)),
+        );
+        all.into_iter().collect()
     };
+    consumer.context().status.recovery.forget(&ctx, &all);
     let offsets = consumer.context().stop_workers(&all);
     commit(&consumer, &ctx.name, &offsets);
     consumer.unsubscribe();
