@@ -227,19 +227,14 @@ async fn every_event_is_handled_while_a_second_host_joins_and_leaves() {
 /// `actor` in `metrics`.
 fn lag_series(metrics: &wactor_metrics::Metrics, actor: &str) -> BTreeSet<(String, i32)> {
     use prometheus::core::Collector;
+    use wactor_metrics::label;
     let mut series = BTreeSet::new();
     for family in metrics.consumer_lag.collect() {
         for metric in family.get_metric() {
-            let label = |name: &str| {
-                metric
-                    .get_label()
-                    .iter()
-                    .find(|l| l.name() == name)
-                    .map(|l| l.value().to_string())
-                    .unwrap_or_default()
-            };
-            if label("actor") == actor {
-                series.insert((label("topic"), label("partition").parse().unwrap()));
+            if label(metric, "actor") == Some(actor) {
+                let topic = label(metric, "topic").unwrap().to_string();
+                let partition = label(metric, "partition").unwrap().parse().unwrap();
+                series.insert((topic, partition));
             }
         }
     }

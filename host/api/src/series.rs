@@ -32,7 +32,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use prometheus::core::Collector;
 use serde::{Deserialize, Serialize};
-use wactor_metrics::Metrics;
+use wactor_metrics::{label, Metrics};
 use wactor_registry::Registry;
 
 use crate::error::{ApiError, ApiResult};
@@ -372,14 +372,6 @@ fn read(metrics: &Metrics) -> BTreeMap<String, Reading> {
         }
     }
     out
-}
-
-fn label<'a>(metric: &'a prometheus::proto::Metric, name: &str) -> Option<&'a str> {
-    metric
-        .get_label()
-        .iter()
-        .find(|l| l.name() == name)
-        .map(|l| l.value())
 }
 
 /// The point between two readings `elapsed` seconds apart.

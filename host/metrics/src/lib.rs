@@ -166,21 +166,14 @@ impl Metrics {
         let mut out = std::collections::BTreeMap::new();
         for family in self.events_total.collect() {
             for metric in family.get_metric() {
-                let label = |name: &str| {
-                    metric
-                        .get_label()
-                        .iter()
-                        .find(|l| l.name() == name)
-                        .map(|l| l.value().to_string())
-                };
-                if label("outcome").as_deref() != Some("done") {
+                if label(metric, "outcome") != Some("done") {
                     continue;
                 }
-                let Some(actor) = label("actor") else {
+                let Some(actor) = label(metric, "actor") else {
                     continue;
                 };
                 // Counters of events are whole numbers.
-                *out.entry(actor).or_insert(0) += metric.get_counter().value() as u64;
+                *out.entry(actor.to_string()).or_insert(0) += metric.get_counter().value() as u64;
             }
         }
         out
@@ -445,6 +438,16 @@ impl Metrics {
         }
         String::from_utf8_lossy(&buf).into_owned()
     }
+}
+
+/// The value of the label `name` of one collected series (`metric`, from a
+/// vector's `collect()`), or `None` when it has no such label.
+pub fn label<'a>(metric: &'a prometheus::proto::Metric, name: &str) -> Option<&'a str> {
+    metric
+        .get_label()
+        .iter()
+        .find(|l| l.name() == name)
+        .map(|l| l.value())
 }
 
 #[cfg(test)]
