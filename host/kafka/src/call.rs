@@ -261,50 +261,78 @@ pub async fn run_batch(
             "a batch call failed as a whole; its events ran again one by one"
         );
     }
-    let finishing = batch.invocations.into_iter().zip(&events).zip(&spans).map(
-        |((mut invocation, event), (span, traced))| {
-            let (ctx, version) = (&ctx, &version);
-            async move {
-                span.in_scope(|| {
-                    for line in &invocation.logs {
-                        log_actor_line(line.level, &line.message);
-                    }
-                });
-                let logs = std::mem::take(&mut invocation.logs);
-                let own = invocation.duration;
-                let effects_started = Instant::now();
-                let emit_trace = EmitTrace {
-                    span,
-                    traced: *traced,
-                    incoming: wactor_telemetry::incoming(&event.headers),
-                };
-                // A panic in host code (a bug) fails this event's attempt
-                // alone: the events beside it keep what they applied.
-                let applied = std::panic::AssertUnwindSafe(
-                    effects_of(ctx, event, version, invocation, emit_trace)
-                        .instrument(span.clone()),
-                );
-                let outcome = match futures::FutureExt::catch_unwind(applied).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        tracing::error!(
-                            parent: span, "an actor call panicked in the host"
-                        );
-                        CallOutcome::Failed {
-                            reason: "host error: the call panicked".into(),
-                        }
-                    }
-                };
-                (outcome, logs, own + effects_started.elapsed())
+    // An event whose call has nothing to apply (no emits, no state
+    // writes; only a `done` keeps effects) is settled here; only
+    // the others' effects are awaited, side by side. Most events of a
+    // batch are settled without a future of their own.
+    let mut finished: Vec<Option<(CallOutcome, Vec<LogLine>, Duration)>> =
+        Vec::with_capacity(events.len());
+    let mut applying = Vec::new();
+    for (index, ((mut invocation, event), (span, traced))) in batch
+        .invocations
+        .into_iter()
+        .zip(&events)
+        .zip(&spans)
+        .enumerate()
+    {
+        span.in_scope(|| {
+            for line in &invocation.logs {
+                log_actor_line(line.level, &line.message);
             }
-        },
-    );
-    let finished = futures::future::join_all(finishing).await;
+        });
+        let logs = std::mem::take(&mut invocation.logs);
+        let own = invocation.duration;
+        if invocation.effects.is_empty() {
+            finished.push(Some((settled(invocation.result), logs, own)));
+            continue;
+        }
+        finished.push(None);
+        let (ctx, version) = (&ctx, &version);
+        applying.push(async move {
+            let effects_started = Instant::now();
+            let emit_trace = EmitTrace {
+                span,
+                traced: *traced,
+                incoming: wactor_telemetry::incoming(&event.headers),
+            };
+            // A panic in host code (a bug) fails this event's attempt
+            // alone: the events beside it keep what they applied.
+            let applied = std::panic::AssertUnwindSafe(
+                effects_of(ctx, event, version, invocation, emit_trace).instrument(span.clone()),
+            );
+            let outcome = match futures::FutureExt::catch_unwind(applied).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::error!(parent: span, "an actor call panicked in the host");
+                    CallOutcome::Failed {
+                        reason: "host error: the call panicked".into(),
+                    }
+                }
+            };
+            (index, (outcome, logs, own + effects_started.elapsed()))
+        });
+    }
+    for (index, result) in futures::future::join_all(applying).await {
+        if let Some(slot) = finished.get_mut(index) {
+            *slot = Some(result);
+        }
+    }
     finished
         .into_iter()
         .zip(&events)
         .zip(spans)
-        .map(|(((outcome, logs, duration), event), (span, traced))| {
+        .map(|((result, event), (span, traced))| {
+            // Every slot is filled above (a `None` left would be a bug:
+            // the attempt then counts as failed, so the event is not lost).
+            let (outcome, logs, duration) = result.unwrap_or_else(|| {
+                (
+                    CallOutcome::Failed {
+                        reason: "host error: the event's effects were not applied".into(),
+                    },
+                    Vec::new(),
+                    Duration::ZERO,
+                )
+            });
             close_call(
                 &ctx,
                 &version,
@@ -671,6 +699,24 @@ impl EmitTrace<'_> {
     }
 }
 
+/// The outcome of a call that has nothing to apply: a `done` without
+/// effects, or any other result (only a `done` keeps its effects).
+fn settled(result: CallResult) -> CallOutcome {
+    match result {
+        CallResult::Returned(Outcome::Done) => CallOutcome::Done,
+        CallResult::Returned(Outcome::Retry { reason, delay }) => {
+            CallOutcome::Retry { reason, delay }
+        }
+        CallResult::Returned(Outcome::Dead { reason }) => CallOutcome::Dead { reason },
+        CallResult::Trapped(trap) => CallOutcome::Trap {
+            message: trap.to_string(),
+        },
+    }
+}
+
+/// Makes a call's effects real (emits, then the state changelog, then the
+/// store) and returns its outcome: `Failed` when one of them cannot be
+/// applied.
 async fn effects_of(
     ctx: &ActorContext,
     event: &Event,
@@ -679,7 +725,7 @@ async fn effects_of(
     trace: EmitTrace<'_>,
 ) -> CallOutcome {
     match invocation.result {
-        CallResult::Returned(Outcome::Done) => {
+        CallResult::Returned(Outcome::Done) if !invocation.effects.is_empty() => {
             if let Err(reason) =
                 produce_emits(ctx, version, event, &invocation.effects, &trace).await
             {
@@ -701,13 +747,7 @@ async fn effects_of(
             }
             CallOutcome::Done
         }
-        CallResult::Returned(Outcome::Retry { reason, delay }) => {
-            CallOutcome::Retry { reason, delay }
-        }
-        CallResult::Returned(Outcome::Dead { reason }) => CallOutcome::Dead { reason },
-        CallResult::Trapped(trap) => CallOutcome::Trap {
-            message: trap.to_string(),
-        },
+        result => settled(result),
     }
 }
 

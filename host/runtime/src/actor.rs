@@ -28,6 +28,16 @@ use crate::types::{
 /// the host abandons it (CPU-bound calls are interrupted at the deadline).
 const BLOCKED_CALL_GRACE: Duration = Duration::from_millis(50);
 
+/// When the host stops waiting for a call that `arm` armed: its deadline
+/// plus [`BLOCKED_CALL_GRACE`]. Read from the deadline already set, so the
+/// call costs no clock read for it (`tokio::time::timeout` reads the clock).
+/// The deadline is on the real clock (`std::time::Instant`): under tokio's
+/// paused test clock advanced past real time, the backstop would pass at
+/// once and a call that yields be abandoned; no test runs actors so.
+fn backstop(instance: &WarmInstance) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(instance.store.data().call.deadline + BLOCKED_CALL_GRACE)
+}
+
 /// Longest trap message kept.
 const MAX_TRAP_MESSAGE: usize = 2000;
 
@@ -394,8 +404,8 @@ impl LoadedActor {
         self.arm(&mut instance, fresh, started);
         instance.store.data_mut().hooks.trace = trace;
         let handle = instance.exports.handle();
-        let outcome = tokio::time::timeout(
-            limits.call_timeout + BLOCKED_CALL_GRACE,
+        let outcome = tokio::time::timeout_at(
+            backstop(&instance),
             handle.call_async(&mut instance.store, (EventRef::of(event),)),
         )
         .await;
@@ -548,8 +558,8 @@ impl LoadedActor {
         instance.store.data_mut().call.batch = Some(Box::new(BatchInProgress::new(these.clone())));
         self.arm(&mut instance, fresh, started);
         let views: Vec<EventRef<'_>> = events.iter().map(|event| EventRef::of(event)).collect();
-        let returned = tokio::time::timeout(
-            limits.call_timeout + BLOCKED_CALL_GRACE,
+        let returned = tokio::time::timeout_at(
+            backstop(&instance),
             handle_batch.call_async(&mut instance.store, (views.as_slice(),)),
         )
         .await;
