@@ -1101,7 +1101,7 @@ async fn state(n: usize, keys: usize, external: Option<&str>) -> Result<serde_js
     let settings = restore_broker.settings();
     let changelog = wactor_kafka::state_changelog::StateChangelog::open(
         &settings,
-        format!("bench.restore{}.state", kafka.suffix),
+        format!("bench.restore{}.state", restore_broker.suffix),
     )
     .await?;
     let producer = Producer::new(&settings)?;
