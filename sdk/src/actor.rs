@@ -78,7 +78,8 @@ pub trait Actor {
 /// wactor_sdk::export_actor!(MyActor);
 /// ```
 ///
-/// The crate must be built as a `cdylib` for `wasm32-wasip2`.
+/// The crate must be built as a `cdylib` for `wasm32-wasip2` (or, lean,
+/// for `wasm32-unknown-unknown`: see the crate's docs).
 ///
 /// # Batches: `export_actor!(MyActor, batch)`
 ///
@@ -148,6 +149,7 @@ macro_rules! export_actor {
 /// Runs one call: converts the event in, the outcome out.
 #[doc(hidden)]
 pub fn dispatch<A: Actor>(event: wit::Event) -> wit::Outcome {
+    crate::lean::install_panic_hook();
     let outcome = match A::handle(Event::from(event)) {
         Ok(outcome) | Err(outcome) => outcome,
     };

@@ -26,6 +26,14 @@
 //! `.wasm` file in `target/wasm32-wasip2/release/` is a component ready to
 //! upload (no adapter step).
 //!
+//! Or build it lean, for `wasm32-unknown-unknown`, and make the module a
+//! component (`wactor build` with `lean = true` in actor.toml, or
+//! `wasm-tools component new`): it then imports no WASI interface and a
+//! fresh instance costs about a fifth less, but std's clocks, environment
+//! and stdio do not work. For that target the SDK sets the global
+//! allocator and a panic hook that logs the panic message (docs/actors.md,
+//! "Lean Rust builds").
+//!
 //! # Outcomes and `?`
 //!
 //! [`Actor::handle`] returns [`Handled`], which is
@@ -147,6 +155,7 @@ pub mod config;
 pub mod emit;
 pub mod event;
 pub mod http;
+mod lean;
 pub mod logging;
 pub mod outcome;
 pub mod state;

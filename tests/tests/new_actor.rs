@@ -248,6 +248,50 @@ fn rust() {
     five_commands_to_a_live_actor("rust");
 }
 
+/// A lean Rust actor (`lean = true` in actor.toml): `wactor build` builds
+/// it for wasm32-unknown-unknown and makes it a component that imports no
+/// WASI interface; it runs as the default build does.
+#[test]
+fn rust_lean() {
+    let home = tempfile::tempdir().unwrap();
+    ok(
+        wactor(home.path())
+            .args(["new", "fraud-flagger", "--lang", "rust"])
+            .output()
+            .unwrap(),
+        "wactor new",
+    );
+    let dir = home.path().join("fraud-flagger");
+    let manifest = dir.join("actor.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("lean = true\n{text}")).unwrap();
+
+    let built = ok(wactor(&dir).arg("build").output().unwrap(), "wactor build");
+    assert!(built.contains("fraud_flagger.wasm"), "{built}");
+    let component = std::fs::read(dir.join("fraud_flagger.wasm")).unwrap();
+    let wit_component::DecodedWasm::Component(resolve, world) =
+        wit_component::decode(&component).unwrap()
+    else {
+        panic!("not a component");
+    };
+    let imports: Vec<String> = resolve.worlds[world]
+        .imports
+        .keys()
+        .map(|key| resolve.name_world_key(key))
+        .collect();
+    assert!(
+        !imports.iter().any(|name| name.starts_with("wasi:")),
+        "{imports:?}"
+    );
+
+    let invoked = ok(
+        wactor(&dir).arg("invoke").output().unwrap(),
+        "wactor invoke",
+    );
+    assert!(invoked.contains("outcome: done"), "{invoked}");
+    assert!(invoked.contains("\"flagged\":true"), "{invoked}");
+}
+
 #[test]
 fn python() {
     five_commands_to_a_live_actor("python");

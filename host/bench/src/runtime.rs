@@ -34,7 +34,12 @@ pub struct RuntimeArgs {
     /// Only this instance mode (`warm` or `fresh`), e.g. to profile one.
     #[arg(long, value_parser = parse_mode)]
     pub mode: Option<InstanceMode>,
-    /// Only this actor (`fixture-noop` or `echo`).
+    /// Only the cases of the default engine (not the untuned comparisons
+    /// of the fresh path), e.g. to count one fresh instance's instructions.
+    #[arg(long)]
+    pub tuned_only: bool,
+    /// Only this actor (`fixture-noop`, `echo`, or their lean builds
+    /// `fixture-noop-lean` and `echo-lean`).
     #[arg(long)]
     pub actor: Option<String>,
 }
@@ -82,7 +87,11 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<serde_json::Value> {
 
     const NOOP: (&str, &str) = ("fixture-noop", "");
     const ECHO: (&str, &str) = ("echo", r#"{"order_id":"order-1001","total_cents":1999}"#);
-    let cases: [(&str, &Runtime, (&str, &str), InstanceMode); 6] = [
+    // The same two crates built lean (wasm32-unknown-unknown; no WASI
+    // imports; docs/actors.md, "Lean Rust builds").
+    const NOOP_LEAN: (&str, &str) = ("fixture-noop-lean", NOOP.1);
+    const ECHO_LEAN: (&str, &str) = ("echo-lean", ECHO.1);
+    let cases: [(&str, &Runtime, (&str, &str), InstanceMode); 10] = [
         ("warm", &tuned, NOOP, InstanceMode::Warm),
         ("fresh", &tuned, NOOP, InstanceMode::Fresh),
         (
@@ -99,6 +108,10 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<serde_json::Value> {
         ),
         ("warm", &tuned, ECHO, InstanceMode::Warm),
         ("fresh", &tuned, ECHO, InstanceMode::Fresh),
+        ("warm", &tuned, NOOP_LEAN, InstanceMode::Warm),
+        ("fresh", &tuned, NOOP_LEAN, InstanceMode::Fresh),
+        ("warm", &tuned, ECHO_LEAN, InstanceMode::Warm),
+        ("fresh", &tuned, ECHO_LEAN, InstanceMode::Fresh),
     ];
 
     let mut per_event = Vec::new();
@@ -113,6 +126,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<serde_json::Value> {
     for (variant, runtime, (actor, payload), mode) in cases {
         if args.actor.as_deref().is_some_and(|only| only != actor)
             || args.mode.is_some_and(|only| only != mode)
+            || (args.tuned_only && !std::ptr::eq(runtime, &tuned))
         {
             continue;
         }

@@ -4,7 +4,7 @@
 //!
 //! | language | tool (found as)                                   | what runs |
 //! |----------|---------------------------------------------------|-----------|
-//! | rust     | `cargo` (PATH)                                    | `cargo build --release --target wasm32-wasip2`, then the cdylib's `.wasm` is copied to `component` |
+//! | rust     | `cargo` (PATH)                                    | `cargo build --release --target wasm32-wasip2`, then the cdylib's `.wasm` is copied to `component`; with `lean = true`, `--target wasm32-unknown-unknown` and the module is made a component with wit-component ([`lean_component`]) |
 //! | python   | `componentize-py` ($WACTOR_COMPONENTIZE_PY, DIR/.venv/bin, PATH) | `componentize-py -d .wactor/wit -w actor componentize app -p . -p .wactor/sdk/python -o COMPONENT` |
 //! | js       | `componentize-js` and `esbuild` ($WACTOR_COMPONENTIZE_JS / $WACTOR_ESBUILD, node_modules/.bin in DIR or a parent up to the repository's root, PATH) | esbuild bundles the entry module with `@wactor/sdk` from `.wactor/sdk/js`, then `componentize-js --wit .wactor/wit --world-name actor -o COMPONENT` |
 //!
@@ -113,7 +113,22 @@ pub fn build(actor: &ActorDir, out: Option<PathBuf>) -> Result<PathBuf> {
     Ok(component)
 }
 
+/// The target of a Rust actor's build: `wasm32-wasip2` produces a
+/// component; a lean build's `wasm32-unknown-unknown` a core module that
+/// [`lean_component`] makes one.
+fn rust_target(actor: &ActorDir) -> &'static str {
+    if actor.manifest.lean {
+        LEAN_TARGET
+    } else {
+        "wasm32-wasip2"
+    }
+}
+
+/// The target of a lean Rust build (`lean = true`).
+pub const LEAN_TARGET: &str = "wasm32-unknown-unknown";
+
 fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
+    let target = rust_target(actor);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(&cargo)
         .current_dir(&actor.dir)
@@ -121,7 +136,7 @@ fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
             "build",
             "--release",
             "--target",
-            "wasm32-wasip2",
+            target,
             "--message-format=json-render-diagnostics",
         ])
         .stderr(std::process::Stdio::inherit())
@@ -129,7 +144,7 @@ fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
         .context("cannot run cargo (is Rust installed?)")?;
     if !output.status.success() {
         bail!(
-            "cargo build failed ({}); if the target is missing: rustup target add wasm32-wasip2",
+            "cargo build failed ({}); if the target is missing: rustup target add {target}",
             output.status
         );
     }
@@ -139,9 +154,36 @@ fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
             actor.dir.display()
         )
     })?;
-    std::fs::copy(&built, component)
-        .with_context(|| format!("cannot copy {} to {}", built.display(), component.display()))?;
+    if !actor.manifest.lean {
+        std::fs::copy(&built, component).with_context(|| {
+            format!("cannot copy {} to {}", built.display(), component.display())
+        })?;
+        return Ok(());
+    }
+    let module =
+        std::fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
+    let bytes = lean_component(&module)
+        .with_context(|| format!("cannot make {} a component", built.display()))?;
+    std::fs::write(component, bytes)
+        .with_context(|| format!("cannot write {}", component.display()))?;
     Ok(())
+}
+
+/// Makes a lean build's core module a component, as `wasm-tools component
+/// new` does: wit-component reads the component type that wit-bindgen
+/// embedded in the module (a custom section) and wraps the module in a
+/// component that imports only what the module calls. Errors: the module
+/// has no such section (it was not built with wactor-sdk), or it imports
+/// something the embedded type does not declare (WASI, say, from a
+/// `wasm32-wasip1` build or a C library).
+pub fn lean_component(module: &[u8]) -> Result<Vec<u8>> {
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .and_then(|encoder| encoder.encode())
+        .map_err(|err| {
+            anyhow::anyhow!("{err:#} (a lean actor is a wactor-sdk crate built for {LEAN_TARGET})")
+        })
 }
 
 /// The `.wasm` file of the cdylib artifact in cargo's JSON messages.

@@ -159,6 +159,17 @@ pub struct ActorManifest {
     /// whatever this says. Default `false` (not written out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch: bool,
+    /// `lean = true` (Rust only): `wactor build` builds the crate for
+    /// `wasm32-unknown-unknown` and makes the module a component itself,
+    /// so the actor imports no WASI interface, only the `wactor:actor`
+    /// ones it calls; a fresh instance is then about a fifth cheaper
+    /// (docs/actors.md, "Lean builds"). std's clocks, environment and
+    /// stdio do not work in such an actor. Changes nothing for the host,
+    /// which runs any component of the contract. Default `false` (not
+    /// written out); refused for Python and JavaScript, whose
+    /// componentizers need WASI.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lean: bool,
     /// The component file, relative to the manifest's directory. Needed by
     /// `wactor deploy actor.toml` and by `serve`'s manifest directory; not
     /// by an upload that sends the component itself.
@@ -565,6 +576,15 @@ impl ActorManifest {
     /// Checks every rule that serde cannot express.
     pub fn validate(&self) -> Result<()> {
         validate_name(&self.name)?;
+        if self.lean && self.language != Language::Rust {
+            return Err(ManifestError::invalid(
+                "lean",
+                format!(
+                    "a lean build is for Rust actors; a {} actor needs WASI (remove `lean`)",
+                    self.language
+                ),
+            ));
+        }
         if self.topics.is_empty() {
             return Err(ManifestError::invalid(
                 "topics",
@@ -841,6 +861,23 @@ mod tests {
         assert_eq!(ActorManifest::parse(&batch.to_toml()).unwrap(), batch);
         let err = ActorManifest::parse(&format!("batch = \"yes\"\n{MINIMAL}")).unwrap_err();
         assert!(err.to_string().contains("batch"), "{err}");
+    }
+
+    #[test]
+    fn lean_is_off_unless_said_written_out_only_when_on_and_only_for_rust() {
+        let plain = ActorManifest::parse(MINIMAL).unwrap();
+        assert!(!plain.lean);
+        assert!(!plain.to_toml().contains("lean"));
+        let lean = ActorManifest::parse(&format!("lean = true\n{MINIMAL}")).unwrap();
+        assert!(lean.lean);
+        assert_eq!(ActorManifest::parse(&lean.to_toml()).unwrap(), lean);
+        for language in ["python", "js"] {
+            let err = ActorManifest::parse(&format!(
+                "lean = true\nlanguage = \"{language}\"\n{MINIMAL}"
+            ))
+            .unwrap_err();
+            assert_eq!(field_of(err), "lean");
+        }
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::host::{BatchInProgress, CallState, HostState};
 use crate::http_policy::{HostAllowList, OutboundTrace};
 use crate::lowering::{EventRef, Exports};
 use crate::types::{
-    cut_reason, ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, Outcome,
-    StateReader, Trap, TrapKind,
+    cut_reason, ActorSettings, CallResult, Event, InstanceMode, Invocation, LogLevel, LogLine,
+    Outcome, StateReader, Trap, TrapKind,
 };
 
 /// Time a call may overrun its deadline while blocked in a host call before
@@ -1006,6 +1006,7 @@ fn classify(err: &wasmtime::Error, store: &mut Store<HostState>) -> Trap {
             let (stderr, dropped) = data.stderr.drain();
             let text = String::from_utf8_lossy(&stderr).to_string();
             let message = panic_message(&text)
+                .or_else(|| logged_panic(&data.call.logs))
                 .unwrap_or_else(|| "the guest executed `unreachable` (an abort)".into());
             data.call
                 .push_output(LogLevel::Warn, text.as_bytes(), dropped);
@@ -1033,6 +1034,18 @@ fn panic_message(stderr: &str) -> Option<String> {
         .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
         .collect();
     Some(truncate(text.join(" ").trim().to_string()))
+}
+
+/// The panic message a lean Rust guest logged: it has no stderr, so the
+/// SDK's panic hook logs `panicked at …` at error level just before the
+/// abort (`wactor_sdk`'s `lean` module). Only the call's last log line is
+/// read; a call that had used up `limits.max_log_lines` or
+/// `max_log_bytes` loses it, and the trap then says only that the guest
+/// aborted.
+fn logged_panic(logs: &[LogLine]) -> Option<String> {
+    logs.last()
+        .filter(|line| line.level == LogLevel::Error)
+        .and_then(|line| panic_message(&line.message))
 }
 
 fn truncate(mut s: String) -> String {
