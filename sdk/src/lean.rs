@@ -4,7 +4,8 @@
 //! A lean actor is the same crate built with `--target
 //! wasm32-unknown-unknown` and made a component with `wasm-tools component
 //! new` (or `wactor build` with `lean = true`; docs/actors.md, "Lean Rust
-//! builds"). It imports only the `wactor:actor` interfaces it calls: none
+//! builds"). It imports only the contract's interfaces it calls (the
+//! `wactor:actor` ones; `wasi:http` and what it uses for HTTP calls): none
 //! of the thirteen WASI interfaces that std pulls into a `wasm32-wasip2`
 //! build (stdio, environment, exit, terminals, `wasi:io`), so a fresh
 //! instance resolves and links far fewer functions (docs/benchmarks.md,
@@ -22,7 +23,8 @@
 //!   line; the host reads it from there for the trap's message.
 //!
 //! It does not make the rest of std work: `std::time::SystemTime::now`,
-//! `Instant::now` and `std::env` panic or return nothing on this target.
+//! `Instant::now`, `std::env::vars` and `set_var` panic on this target,
+//! and `HashMap`'s `RandomState` has the same keys in every instance.
 //! On every other target this module is empty.
 
 #[cfg(all(
@@ -99,8 +101,10 @@ mod allocator {
         }
 
         fn allocates_zeros(&self) -> bool {
-            // The arena is zeroed static memory handed out once, and grown
-            // pages are zero.
+            // True (the arena is zeroed static memory handed out once, and
+            // grown pages are zero), but this port of dlmalloc has no
+            // mmapped chunks, so its `calloc` clears memory either way:
+            // nothing relies on this answer.
             true
         }
 

@@ -28,9 +28,9 @@
 //!
 //! Or build it lean, for `wasm32-unknown-unknown`, and make the module a
 //! component (`wactor build` with `lean = true` in actor.toml, or
-//! `wasm-tools component new`): it then imports no WASI interface and a
-//! fresh instance costs about a fifth less, but std's clocks, environment
-//! and stdio do not work. For that target the SDK sets the global
+//! `wasm-tools component new`): it then imports none of the WASI
+//! interfaces std brings in and a fresh instance costs about a fifth less,
+//! but std's clocks, `std::env::vars` and stdio do not work. For that target the SDK sets the global
 //! allocator and a panic hook that logs the panic message (docs/actors.md,
 //! "Lean Rust builds").
 //!

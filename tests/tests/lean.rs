@@ -152,6 +152,25 @@ async fn a_lean_actors_panic_is_a_trap_carrying_the_panic_message() {
 }
 
 #[tokio::test]
+async fn an_error_line_quoting_a_panic_is_not_the_panic_message_of_an_abort() {
+    // The trap fixture logs "upstream said: thread 'main' panicked at
+    // foo.rs:1:1: quoted" at error level and aborts: lean or not, the trap
+    // must not present that text as its panic.
+    for name in ["fixture-trap-lean", "fixture-trap"] {
+        let actor = load(name, InstanceMode::Warm, Limits::default());
+        let inv = actor
+            .invoke(&event(3, b"quote".to_vec()), MapState::new())
+            .await;
+        match &inv.result {
+            CallResult::Trapped(trap) => {
+                assert!(!trap.message.contains("quoted"), "{name}: {}", trap.message)
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_lean_actors_unbounded_allocation_is_stopped_at_the_memory_limit() {
     let limits = Limits {
         memory_bytes: 16 * 1024 * 1024,

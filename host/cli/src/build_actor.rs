@@ -143,10 +143,14 @@ fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
         .output()
         .context("cannot run cargo (is Rust installed?)")?;
     if !output.status.success() {
-        bail!(
-            "cargo build failed ({}); if the target is missing: rustup target add {target}",
-            output.status
-        );
+        if !target_installed(target) {
+            bail!(
+                "cargo build failed ({}): the {target} target is not installed; \
+                 rustup target add {target}",
+                output.status
+            );
+        }
+        bail!("cargo build failed ({})", output.status);
     }
     let built = wasm_artifact(&String::from_utf8_lossy(&output.stdout)).with_context(|| {
         format!(
@@ -169,21 +173,70 @@ fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
     Ok(())
 }
 
+/// True when rustc's sysroot has `target`'s standard library (what
+/// `rustup target add` installs). True as well when that cannot be told,
+/// so that the caller does not blame a missing target wrongly.
+fn target_installed(target: &str) -> bool {
+    let Ok(output) = Command::new("rustc").args(["--print", "sysroot"]).output() else {
+        return true;
+    };
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    sysroot.is_empty()
+        || Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(target)
+            .exists()
+}
+
 /// Makes a lean build's core module a component, as `wasm-tools component
 /// new` does: wit-component reads the component type that wit-bindgen
 /// embedded in the module (a custom section) and wraps the module in a
-/// component that imports only what the module calls. Errors: the module
-/// has no such section (it was not built with wactor-sdk), or it imports
-/// something the embedded type does not declare (WASI, say, from a
-/// `wasm32-wasip1` build or a C library).
+/// component that imports only what the module calls.
+///
+/// Errors: the module imports something the embedded type does not
+/// declare (WASI, say, from a C library; or wasm-bindgen's `__wbindgen_*`,
+/// which crates that take this target for a browser pull in, such as
+/// chrono's default `wasmbind` feature); or the component exports no
+/// `handle` (the crate does not use wactor-sdk's `export_actor!`).
 pub fn lean_component(module: &[u8]) -> Result<Vec<u8>> {
-    wit_component::ComponentEncoder::default()
+    let component = wit_component::ComponentEncoder::default()
         .validate(true)
         .module(module)
         .and_then(|encoder| encoder.encode())
         .map_err(|err| {
-            anyhow::anyhow!("{err:#} (a lean actor is a wactor-sdk crate built for {LEAN_TARGET})")
-        })
+            let text = format!("{err:#}");
+            if text.contains("__wbindgen") {
+                anyhow::anyhow!(
+                    "{text}\n(a dependency uses wasm-bindgen, which is for browsers: turn off \
+                     its browser features, e.g. chrono with default-features = false and \
+                     features = [\"clock\", \"std\"]; docs/actors.md, \"Lean Rust builds\")"
+                )
+            } else {
+                anyhow::anyhow!(
+                    "{text}\n(a lean actor is a wactor-sdk crate built for {LEAN_TARGET})"
+                )
+            }
+        })?;
+    if !exports_handle(&component) {
+        bail!(
+            "the module exports no `handle`: a lean actor is a wactor-sdk crate whose actor \
+             type is exported with `wactor_sdk::export_actor!`"
+        );
+    }
+    Ok(component)
+}
+
+/// True when `component`'s world exports a function named `handle`.
+fn exports_handle(component: &[u8]) -> bool {
+    let Ok(wit_component::DecodedWasm::Component(resolve, world)) =
+        wit_component::decode(component)
+    else {
+        return false;
+    };
+    resolve.worlds[world]
+        .exports
+        .keys()
+        .any(|key| resolve.name_world_key(key) == "handle")
 }
 
 /// The `.wasm` file of the cdylib artifact in cargo's JSON messages.

@@ -48,7 +48,7 @@ Examples:
 Exit status: 0 done, 10 retry, 11 dead, 12 trap, 1 the actor could not be loaded
 or the event file is invalid, 2 the arguments are invalid.")]
 pub struct InvokeArgs {
-    /// The actor: a component (.wasm built for wasm32-wasip2), an actor
+    /// The actor: a component (.wasm: a wasm32-wasip2 build, or a lean one), an actor
     /// directory or its actor.toml. Default: the current directory.
     pub component: Option<PathBuf>,
     /// The event, as JSON (see docs/actors.md for the format). Default:

@@ -33,7 +33,8 @@ const PLACEHOLDERS: [&str; 5] = [
 /// Languages `wactor new` scaffolds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Lang {
-    /// Rust with wactor-sdk (cargo, target wasm32-wasip2).
+    /// Rust with wactor-sdk (cargo, target wasm32-wasip2; wasm32-unknown-unknown
+    /// with `lean = true` in actor.toml).
     Rust,
     /// Python with the `wactor` package (componentize-py).
     Python,

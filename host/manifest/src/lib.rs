@@ -161,10 +161,11 @@ pub struct ActorManifest {
     pub batch: bool,
     /// `lean = true` (Rust only): `wactor build` builds the crate for
     /// `wasm32-unknown-unknown` and makes the module a component itself,
-    /// so the actor imports no WASI interface, only the `wactor:actor`
-    /// ones it calls; a fresh instance is then about a fifth cheaper
-    /// (docs/actors.md, "Lean builds"). std's clocks, environment and
-    /// stdio do not work in such an actor. Changes nothing for the host,
+    /// so the actor imports none of the WASI interfaces Rust's std
+    /// brings in, only the contract's interfaces it calls; a fresh
+    /// instance is then about a fifth cheaper (docs/actors.md, "Lean Rust
+    /// builds"). std's clocks, `std::env::vars` and stdio do not work in
+    /// such an actor. Changes nothing for the host,
     /// which runs any component of the contract. Default `false` (not
     /// written out); refused for Python and JavaScript, whose
     /// componentizers need WASI.

@@ -170,6 +170,7 @@ impl Runtime {
         let (component, cache) = self.cache.load(&self.engine.engine, bytes, &sha256)?;
         let (instance_pre, handle) = self.prepare(&component)?;
         let batch = batch_export(&component)?;
+        let panics_logged = !imports_stderr(&self.engine.engine, &component);
         let report = LoadReport {
             cache,
             duration: started.elapsed(),
@@ -180,6 +181,7 @@ impl Runtime {
                 instance_pre,
                 handle,
                 batch,
+                panics_logged,
                 allow_list: HostAllowList::new(settings.allowed_hosts.clone()),
                 settings,
                 sha256,
@@ -332,6 +334,10 @@ struct ActorInner {
     handle: ComponentExportIndex,
     /// Where `handle-batch` is, for a batch actor.
     batch: Option<ComponentExportIndex>,
+    /// The component has no stderr (it imports no `wasi:cli/stderr`: a
+    /// lean Rust build), so a panic's message is read from its last log
+    /// line ([`logged_panic`]).
+    panics_logged: bool,
     settings: ActorSettings,
     allow_list: HostAllowList,
     sha256: String,
@@ -411,7 +417,11 @@ impl LoadedActor {
         .await;
         let result = match outcome {
             Ok(Ok((outcome,))) => CallResult::Returned(from_wit(outcome)),
-            Ok(Err(err)) => CallResult::Trapped(classify(&err, &mut instance.store)),
+            Ok(Err(err)) => CallResult::Trapped(classify(
+                &err,
+                &mut instance.store,
+                self.inner.panics_logged,
+            )),
             Err(_elapsed) => CallResult::Trapped(blocked_past_deadline(limits.call_timeout)),
         };
 
@@ -580,7 +590,7 @@ impl LoadedActor {
                     Err(trap) => trap,
                 }
             }
-            Ok(Err(err)) => classify(&err, &mut instance.store),
+            Ok(Err(err)) => classify(&err, &mut instance.store, self.inner.panics_logged),
             Err(_elapsed) => blocked_past_deadline(limits.call_timeout),
         };
         // What the guest wrote to stderr says why (a Python traceback, say):
@@ -916,7 +926,7 @@ impl LoadedActor {
                 uses: 0,
             }),
             Err(err) => {
-                let trap = classify(&err, &mut store);
+                let trap = classify(&err, &mut store, inner.panics_logged);
                 let data = store.into_data();
                 let mut call = data.call;
                 let (err_out, dropped) = data.stderr.drain();
@@ -952,7 +962,7 @@ fn blocked_past_deadline(timeout: Duration) -> Trap {
 
 /// Turns a call error into a classified trap. The guest's stderr (where a
 /// Rust panic writes its message) is the best description of a panic.
-fn classify(err: &wasmtime::Error, store: &mut Store<HostState>) -> Trap {
+fn classify(err: &wasmtime::Error, store: &mut Store<HostState>, panics_logged: bool) -> Trap {
     if err
         .chain()
         .any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>())
@@ -1006,7 +1016,11 @@ fn classify(err: &wasmtime::Error, store: &mut Store<HostState>) -> Trap {
             let (stderr, dropped) = data.stderr.drain();
             let text = String::from_utf8_lossy(&stderr).to_string();
             let message = panic_message(&text)
-                .or_else(|| logged_panic(&data.call.logs))
+                .or_else(|| {
+                    panics_logged
+                        .then(|| logged_panic(&data.call.logs))
+                        .flatten()
+                })
                 .unwrap_or_else(|| "the guest executed `unreachable` (an abort)".into());
             data.call
                 .push_output(LogLevel::Warn, text.as_bytes(), dropped);
@@ -1039,13 +1053,24 @@ fn panic_message(stderr: &str) -> Option<String> {
 /// The panic message a lean Rust guest logged: it has no stderr, so the
 /// SDK's panic hook logs `panicked at …` at error level just before the
 /// abort (`wactor_sdk`'s `lean` module). Only the call's last log line is
-/// read; a call that had used up `limits.max_log_lines` or
-/// `max_log_bytes` loses it, and the trap then says only that the guest
-/// aborted.
+/// read, and only when it *starts* with `panicked at ` (the hook's format),
+/// so an error line that merely quotes such text (a payload, say) is not
+/// taken for one; the caller asks only for components without a stderr. A
+/// call that had used up `limits.max_log_lines` or `max_log_bytes` loses
+/// the line, and the trap then says only that the guest aborted.
 fn logged_panic(logs: &[LogLine]) -> Option<String> {
     logs.last()
-        .filter(|line| line.level == LogLevel::Error)
+        .filter(|line| line.level == LogLevel::Error && line.message.starts_with("panicked at "))
         .and_then(|line| panic_message(&line.message))
+}
+
+/// True when `component` imports `wasi:cli/stderr` (any version): its
+/// panics write their message there.
+fn imports_stderr(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:cli/stderr@"))
 }
 
 fn truncate(mut s: String) -> String {
@@ -1137,5 +1162,28 @@ mod tests {
             Some("panicked at src/lib.rs:9:5: fixture trap: boom")
         );
         assert_eq!(panic_message("nothing here"), None);
+    }
+
+    #[test]
+    fn a_logged_panic_is_the_last_line_an_error_that_begins_with_panicked_at() {
+        let line = |level, message: &str| LogLine {
+            level,
+            message: message.to_string(),
+        };
+        let hook = "panicked at src/lib.rs:9:5:\nboom";
+        assert_eq!(
+            logged_panic(&[line(LogLevel::Error, hook)]).as_deref(),
+            Some("panicked at src/lib.rs:9:5: boom")
+        );
+        // Text that only quotes a panic (a payload in an error line) is not
+        // one; nor is a line before the last, or one of another level.
+        let quoted = "upstream said: thread 'main' panicked at foo.rs:1:1: boom";
+        assert_eq!(logged_panic(&[line(LogLevel::Error, quoted)]), None);
+        assert_eq!(
+            logged_panic(&[line(LogLevel::Error, hook), line(LogLevel::Info, "x")]),
+            None
+        );
+        assert_eq!(logged_panic(&[line(LogLevel::Warn, hook)]), None);
+        assert_eq!(logged_panic(&[]), None);
     }
 }
