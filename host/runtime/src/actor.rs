@@ -961,7 +961,9 @@ fn blocked_past_deadline(timeout: Duration) -> Trap {
 }
 
 /// Turns a call error into a classified trap. The guest's stderr (where a
-/// Rust panic writes its message) is the best description of a panic.
+/// Rust panic writes its message) is the best description of a panic; for
+/// a component without a stderr (`panics_logged`, a lean Rust build) it is
+/// the panic hook's log line ([`logged_panic`]).
 fn classify(err: &wasmtime::Error, store: &mut Store<HostState>, panics_logged: bool) -> Trap {
     if err
         .chain()
