@@ -376,3 +376,20 @@ fn an_invalid_event_file_is_refused_with_exit_1() {
     assert_exit(&output, LOAD_ERROR);
     assert!(stderr(&output).contains("typo.json"), "{}", stderr(&output));
 }
+
+#[test]
+fn an_invalid_manifest_is_refused_naming_the_file_once_and_the_field() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("actor.toml"), "name = \"x\"\ntopics = []\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let output = Command::new(wactor_bin())
+        .arg("invoke")
+        .arg(dir.path())
+        .args(["--payload", "{}"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_exit(&output, LOAD_ERROR);
+    let text = stderr(&output);
+    assert_eq!(text.matches("actor.toml").count(), 1, "{text}");
+    assert!(text.contains("topics"), "{text}");
+}

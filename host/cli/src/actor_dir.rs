@@ -52,8 +52,8 @@ impl ActorDir {
         } else {
             path.to_path_buf()
         };
-        let manifest = ActorManifest::load(&manifest_path)
-            .with_context(|| format!("in {}", manifest_path.display()))?;
+        // The error names the file itself (`ManifestError::File`).
+        let manifest = ActorManifest::load(&manifest_path)?;
         // Absolute, so that tools run with the actor's directory as their
         // working directory read the same paths.
         let manifest_path = std::path::absolute(&manifest_path)
