@@ -741,7 +741,10 @@ impl LoadedActor {
             return Ok((warm, false));
         }
         let deadline = started + self.inner.settings.limits.call_timeout;
-        match self.instantiate_waiting(call, deadline).await {
+        // Boxed: instantiation's future is large, and unboxed it would make
+        // every call's future (a warm one too) that much larger to allocate
+        // and move.
+        match Box::pin(self.instantiate_waiting(call, deadline)).await {
             Ok(instance) => Ok((instance, true)),
             Err((trap, mut call)) => Err(Invocation {
                 result: CallResult::Trapped(trap),
