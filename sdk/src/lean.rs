@@ -53,25 +53,25 @@ mod allocator {
     #[repr(C, align(16))]
     struct Arena(UnsafeCell<[u8; ARENA_BYTES]>);
 
-    // SAFETY: no threads on this target (see `InitialThenGrow`).
+    // SAFETY: no threads on this target (see `ArenaThenGrow`).
     unsafe impl Sync for Arena {}
 
     static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_BYTES]));
 
     /// Memory for dlmalloc: first [`ARENA`] (once), then pages from
     /// `memory.grow`.
-    struct InitialThenGrow {
+    struct ArenaThenGrow {
         claimed: Cell<bool>,
     }
 
     // SAFETY: this target has no threads (no `atomics` feature, checked by
     // the module's `cfg`), so nothing is ever shared or sent.
-    unsafe impl Send for InitialThenGrow {}
+    unsafe impl Send for ArenaThenGrow {}
 
     // SAFETY: every region returned is memory of this module that no one
     // else uses: the arena (handed out once), or pages `memory.grow` just
     // added.
-    unsafe impl Allocator for InitialThenGrow {
+    unsafe impl Allocator for ArenaThenGrow {
         fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
             if size <= ARENA_BYTES && !self.claimed.replace(true) {
                 return (ARENA.0.get().cast(), ARENA_BYTES, 0);
@@ -114,9 +114,9 @@ mod allocator {
     }
 
     /// The lean build's global allocator.
-    struct LeanAllocator(UnsafeCell<Dlmalloc<InitialThenGrow>>);
+    struct LeanAllocator(UnsafeCell<Dlmalloc<ArenaThenGrow>>);
 
-    // SAFETY: no threads on this target (see `InitialThenGrow`).
+    // SAFETY: no threads on this target (see `ArenaThenGrow`).
     unsafe impl Sync for LeanAllocator {}
 
     // SAFETY: forwards to dlmalloc, which upholds `GlobalAlloc`'s contract;
@@ -142,7 +142,7 @@ mod allocator {
 
     #[global_allocator]
     static ALLOCATOR: LeanAllocator = LeanAllocator(UnsafeCell::new(Dlmalloc::new_with_allocator(
-        InitialThenGrow {
+        ArenaThenGrow {
             claimed: Cell::new(false),
         },
     )));

@@ -125,7 +125,7 @@ fn rust_target(actor: &ActorDir) -> &'static str {
 }
 
 /// The target of a lean Rust build (`lean = true`).
-pub const LEAN_TARGET: &str = "wasm32-unknown-unknown";
+const LEAN_TARGET: &str = "wasm32-unknown-unknown";
 
 fn build_rust(actor: &ActorDir, component: &Path) -> Result<()> {
     let target = rust_target(actor);
