@@ -42,6 +42,15 @@ pub struct RuntimeArgs {
     /// `fixture-noop-lean` and `echo-lean`).
     #[arg(long)]
     pub actor: Option<String>,
+    /// Only the floor of a Kafka event's call: warm `fixture-noop` and
+    /// `fixture-noop-batch` on events shaped like `kafka throughput`'s
+    /// records, one per call and `--batch` per `handle-batch` call.
+    #[arg(long)]
+    pub floor: bool,
+    /// Events per `handle-batch` call of `--floor` (the Kafka worker's
+    /// batches are at most `max_in_flight`, 64 in `kafka throughput`).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
 }
 
 fn parse_mode(s: &str) -> Result<InstanceMode, String> {
@@ -54,6 +63,9 @@ fn parse_mode(s: &str) -> Result<InstanceMode, String> {
 
 /// Runs the suite, prints a table and returns the results as JSON.
 pub async fn run(args: RuntimeArgs) -> anyhow::Result<serde_json::Value> {
+    if args.floor {
+        return floor(&args).await;
+    }
     let tuned = Runtime::new(RuntimeSettings::default()).context("cannot start the runtime")?;
     println!(
         "allocator: {}; memory reset: {}",
@@ -227,6 +239,88 @@ async fn per_event_cost(
         std::hint::black_box(inv);
     }
     Ok(Summary::of(&mut samples))
+}
+
+/// An event shaped like the records of `kafka throughput`: a topic with
+/// the run's suffix, a key of 1000, a ~100-byte JSON value, no headers.
+fn kafka_shaped(offset: i64) -> Event {
+    Event {
+        topic: "bench.actor-1733616000123".into(),
+        partition: (offset % 4) as i32,
+        offset,
+        timestamp_ms: Some(1_700_000_000_000),
+        key: Some(format!("key-{}", offset % 1000).into_bytes()),
+        payload: Some(format!("{{\"filler\":\"{}\"}}", "x".repeat(80)).into_bytes()),
+        headers: Vec::new(),
+        attempt: 1,
+    }
+}
+
+/// `--floor`: what the runtime alone costs per Kafka event with a warm
+/// no-op actor, one event per `handle` call and `args.batch` per
+/// `handle-batch` call (the call's time divided by its events). This is
+/// the least a host that makes one wasm call per event (or per batch)
+/// can add to a bare consumer's cost per event (docs/benchmarks.md,
+/// "The floor under issue 15's targets on the mock").
+async fn floor(args: &RuntimeArgs) -> anyhow::Result<serde_json::Value> {
+    let runtime = Runtime::new(RuntimeSettings::default()).context("cannot start the runtime")?;
+    let state: Arc<EmptyState> = Arc::new(EmptyState);
+    let events: Vec<Event> = (0..args.batch.max(2) as i64).map(kafka_shaped).collect();
+    println!(
+        "\nthe runtime's floor per Kafka-shaped event, warm, µs ({} events each)",
+        args.iterations
+    );
+    println!("{:<52} {:>8} {:>8} {:>8}", "case", "min", "median", "p99");
+    let single = load(&runtime, "fixture-noop", InstanceMode::Warm)?;
+    let mut samples = Vec::with_capacity(args.iterations);
+    for i in 0..args.warmup + args.iterations {
+        let event = &events[i % events.len()];
+        let started = Instant::now();
+        let inv = single.invoke(event, state.clone()).await;
+        let took = started.elapsed();
+        if !inv.result.is_done() {
+            bail!("fixture-noop did not return done: {:?}", inv.result);
+        }
+        if i >= args.warmup {
+            samples.push(took);
+        }
+    }
+    let single_summary = Summary::of(&mut samples);
+    println!(
+        "{:<52} {:>8.2} {:>8.2} {:>8.2}",
+        "fixture-noop: handle, one event per call",
+        single_summary.min_us,
+        single_summary.median_us,
+        single_summary.p99_us
+    );
+    let batched = load(&runtime, "fixture-noop-batch", InstanceMode::Warm)?;
+    let refs: Vec<&Event> = events.iter().collect();
+    let calls = (args.iterations / refs.len()).max(1);
+    let warmup_calls = (args.warmup / refs.len()).max(1);
+    let mut samples = Vec::with_capacity(calls);
+    for i in 0..warmup_calls + calls {
+        let traces = refs.iter().map(|_| None).collect();
+        let started = Instant::now();
+        let batch = batched.invoke_batch(&refs, state.clone(), traces).await;
+        let took = started.elapsed();
+        if batch.batched_events as usize != refs.len()
+            || batch.invocations.iter().any(|inv| !inv.result.is_done())
+        {
+            bail!("fixture-noop-batch did not take the batch or did not return done");
+        }
+        if i >= warmup_calls {
+            samples.push(took / refs.len() as u32);
+        }
+    }
+    let batch_summary = Summary::of(&mut samples);
+    let case = format!("fixture-noop-batch: handle-batch, {} per call", refs.len());
+    println!(
+        "{case:<52} {:>8.2} {:>8.2} {:>8.2}",
+        batch_summary.min_us, batch_summary.median_us, batch_summary.p99_us
+    );
+    Ok(serde_json::json!({
+        "floor": { "single": single_summary, "batch": batch_summary, "batch_size": refs.len() },
+    }))
 }
 
 /// Load time of `actor` when it must be compiled and when its artifact is
