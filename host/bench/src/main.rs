@@ -86,12 +86,22 @@ fn main() -> ExitCode {
         // (inert until that suite arms it).
         let log = std::env::var("WACTOR_BENCH_LOG").ok().map(|filter| {
             tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
                 .with_filter(tracing_subscriber::EnvFilter::new(filter))
         });
-        // Spans at INFO as `wactor serve` has them (its default filter).
-        let measuring = matches!(cli.command, Command::Latency(_))
-            .then(|| latency::DoneLayer.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+        // INFO as `wactor serve` has it (its default filter), and
+        // `wactor::events` at DEBUG, as `wactor dev` has it: the host then
+        // makes every call's `handle` span (under `serve`'s filter alone it
+        // makes one only for a call that logs or has effects; see
+        // `HandleSpan` in host/kafka/src/call.rs).
+        let measuring = matches!(cli.command, Command::Latency(_)).then(|| {
+            latency::DoneLayer.with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_default(tracing::Level::INFO)
+                    .with_target("wactor::events", tracing::Level::DEBUG),
+            )
+        });
         // No subscriber at all otherwise: the other suites measure the
         // host without one.
         if log.is_some() || measuring.is_some() {

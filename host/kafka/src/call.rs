@@ -14,11 +14,14 @@
 //! State is read and written in the scope of the event's source partition
 //! (for a re-driven dead letter: its original topic and partition).
 //!
-//! A call runs in a tokio task of its own, inside its span:
+//! A call runs inside its span,
 //! `handle{actor, version, topic, partition, offset, key, attempt}`; the
 //! actor's log lines become tracing events in that span, and, once the
 //! outcome is known, lines of the actor's ring for `wactor logs`
-//! ([`crate::actor_logs`]).
+//! ([`crate::actor_logs`]). The span is made for every call only when
+//! traces are on or the log filter shows `wactor::events` at DEBUG;
+//! otherwise only for a call that logs or has effects to apply (see
+//! [`HandleSpan`]).
 //!
 //! Traces (see docs/operations.md, "Traces"; [`wactor_telemetry`] owns the
 //! exporter and the header format). When traces are on, the `handle` span
@@ -191,16 +194,18 @@ pub async fn run_scoped(
             duration: started.elapsed(),
         };
     };
-    let (span, traced) = handle_span(&ctx, &version, &event);
-    let (outcome, logs) = attempt(&ctx, &version, &event, reader, &span, traced)
-        .instrument(span.clone())
+    let mut span = HandleSpan::new(&ctx, &version, &event);
+    let eager = span.current();
+    let (outcome, logs) = attempt(&ctx, &version, &event, reader, &mut span)
+        .instrument(eager)
         .await;
+    let traced = span.traced;
     close_call(
         &ctx,
         &version,
         &event,
         Closing {
-            span,
+            span: span.into_span(),
             traced,
             outcome,
             logs,
@@ -233,15 +238,19 @@ pub async fn run_batch(
     reader: Arc<dyn StateReader>,
 ) -> Vec<CallReport> {
     let started_at_ms = ctx.clock.now_ms();
-    let spans: Vec<(tracing::Span, bool)> = events
+    let mut spans: Vec<HandleSpan> = events
         .iter()
-        .map(|event| handle_span(&ctx, &version, event))
+        .map(|event| HandleSpan::new(&ctx, &version, event))
         .collect();
     let traces = events
         .iter()
         .zip(&spans)
-        .map(|(event, (span, traced))| {
-            outbound_trace(span, *traced, wactor_telemetry::incoming(&event.headers))
+        .map(|(event, span)| {
+            let incoming = wactor_telemetry::incoming(&event.headers);
+            match &span.span {
+                Some(made) => outbound_trace(made, span.traced, incoming),
+                None => outbound_trace(&tracing::Span::none(), false, incoming),
+            }
         })
         .collect();
     let refs: Vec<&Event> = events.iter().map(|event| &**event).collect();
@@ -268,18 +277,20 @@ pub async fn run_batch(
     let mut finished: Vec<Option<(CallOutcome, Vec<LogLine>, Duration)>> =
         Vec::with_capacity(events.len());
     let mut applying = Vec::new();
-    for (index, ((mut invocation, event), (span, traced))) in batch
+    for (index, ((mut invocation, event), span)) in batch
         .invocations
         .into_iter()
         .zip(&events)
-        .zip(&spans)
+        .zip(&mut spans)
         .enumerate()
     {
-        span.in_scope(|| {
-            for line in &invocation.logs {
-                log_actor_line(line.level, &line.message);
-            }
-        });
+        if !invocation.logs.is_empty() {
+            span.made(&ctx, &version, event).in_scope(|| {
+                for line in &invocation.logs {
+                    log_actor_line(line.level, &line.message);
+                }
+            });
+        }
         let logs = std::mem::take(&mut invocation.logs);
         let own = invocation.duration;
         if invocation.effects.is_empty() {
@@ -287,12 +298,14 @@ pub async fn run_batch(
             continue;
         }
         finished.push(None);
+        let traced = span.traced;
+        let span: &tracing::Span = span.made(&ctx, &version, event);
         let (ctx, version) = (&ctx, &version);
         applying.push(async move {
             let effects_started = Instant::now();
             let emit_trace = EmitTrace {
                 span,
-                traced: *traced,
+                traced,
                 incoming: wactor_telemetry::incoming(&event.headers),
             };
             // A panic in host code (a bug) fails this event's attempt
@@ -321,7 +334,7 @@ pub async fn run_batch(
         .into_iter()
         .zip(&events)
         .zip(spans)
-        .map(|((result, event), (span, traced))| {
+        .map(|((result, event), span)| {
             // Every slot is filled above (a `None` left would be a bug:
             // the attempt then counts as failed, so the event is not lost).
             let (outcome, logs, duration) = result.unwrap_or_else(|| {
@@ -338,8 +351,8 @@ pub async fn run_batch(
                 &version,
                 event,
                 Closing {
-                    span,
-                    traced,
+                    traced: span.traced,
+                    span: span.into_span(),
                     outcome,
                     logs,
                     started_at_ms,
@@ -348,6 +361,71 @@ pub async fn run_batch(
             )
         })
         .collect()
+}
+
+/// A call's `handle` span, made when it is first needed.
+///
+/// The span is made at once (before the call) when something wants every
+/// call's span for itself: traces are exported (the exporter reads it, and
+/// the call's `send` and `http_request` spans are its children), or the
+/// log filter shows `wactor::events` at DEBUG (the one line per call that
+/// `wactor dev` prints names it). Otherwise (`wactor serve`'s default
+/// filter, `info`, without traces) the span only gives context to the
+/// lines logged in it, so it is made when the first such line is due:
+/// when the actor logged, or before a `done` call's effects are applied
+/// (the producer's and the store's lines then name the call). A call that
+/// does neither makes no span: the log layer would have formatted its
+/// fields for nothing, which cost about as much CPU per event as the rest
+/// of the host (docs/benchmarks.md, "The handle span under a log
+/// subscriber").
+struct HandleSpan {
+    /// The span, once made.
+    span: Option<tracing::Span>,
+    /// It is exported as an OpenTelemetry span (only an eager span is).
+    traced: bool,
+}
+
+impl HandleSpan {
+    /// The span of one attempt of `event`: made now if something wants
+    /// every call's span, else later by [`made`](Self::made).
+    fn new(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> Self {
+        if wactor_telemetry::enabled()
+            || tracing::enabled!(target: "wactor::events", tracing::Level::DEBUG)
+        {
+            let (span, traced) = handle_span(ctx, version, event);
+            HandleSpan {
+                span: Some(span),
+                traced,
+            }
+        } else {
+            HandleSpan {
+                span: None,
+                traced: false,
+            }
+        }
+    }
+
+    /// The span, made now if it was not yet (same fields, not traced).
+    fn made(
+        &mut self,
+        ctx: &ActorContext,
+        version: &ActiveVersion,
+        event: &Event,
+    ) -> &tracing::Span {
+        self.span
+            .get_or_insert_with(|| handle_span(ctx, version, event).0)
+    }
+
+    /// The span if it was made, else a disabled one (entering it, or
+    /// recording in it, does nothing).
+    fn current(&self) -> tracing::Span {
+        self.span.clone().unwrap_or_else(tracing::Span::none)
+    }
+
+    /// [`current`](Self::current), without a clone.
+    fn into_span(self) -> tracing::Span {
+        self.span.unwrap_or_else(tracing::Span::none)
+    }
 }
 
 /// The `handle` span of one attempt of `event`, and whether it is traced
@@ -620,22 +698,46 @@ async fn attempt(
     version: &ActiveVersion,
     event: &Event,
     reader: Arc<dyn StateReader>,
-    span: &tracing::Span,
-    traced: bool,
+    span: &mut HandleSpan,
 ) -> (CallOutcome, Vec<LogLine>) {
     let incoming = wactor_telemetry::incoming(&event.headers);
-    let trace = outbound_trace(span, traced, incoming);
+    let trace = match &span.span {
+        Some(made) => outbound_trace(made, span.traced, incoming),
+        None => outbound_trace(&tracing::Span::none(), false, incoming),
+    };
     let mut invocation = version.actor.invoke_traced(event, reader, trace).await;
-    for line in &invocation.logs {
-        log_actor_line(line.level, &line.message);
+    // An eager span is already entered (the caller instruments this
+    // future with it); a span made here is entered around what it covers.
+    let eager = span.span.is_some();
+    if !invocation.logs.is_empty() {
+        let log = || {
+            for line in &invocation.logs {
+                log_actor_line(line.level, &line.message);
+            }
+        };
+        if eager {
+            log();
+        } else {
+            span.made(ctx, version, event).in_scope(log);
+        }
     }
     let logs = std::mem::take(&mut invocation.logs);
+    if invocation.effects.is_empty() {
+        return (settled(invocation.result), logs);
+    }
+    let traced = span.traced;
+    let span = span.made(ctx, version, event);
     let emit_trace = EmitTrace {
         span,
         traced,
         incoming,
     };
-    let outcome = effects_of(ctx, event, version, invocation, emit_trace).await;
+    let applying = effects_of(ctx, event, version, invocation, emit_trace);
+    let outcome = if eager {
+        applying.await
+    } else {
+        applying.instrument(span.clone()).await
+    };
     (outcome, logs)
 }
 
