@@ -1,28 +1,30 @@
-//! When a call's `handle` span is made (host/kafka/src/call.rs,
-//! `HandleSpan`): under a log filter like `wactor serve`'s default
-//! (`info`, no traces), a call that logs nothing and has no effects makes
-//! no span at all, while an actor's log line still carries its event's
-//! span and fields; with `wactor::events` at DEBUG (as `wactor dev` has
-//! it) every call's span is made up front. Real components, a real
-//! librdkafka mock cluster for the emits, a real sled store.
+//! When a call's `handle` span is made (`KafkaSettings::handle_spans`,
+//! host/kafka/src/call.rs): with `wactor serve`'s default (`info`, no
+//! traces: `HandleSpans::WhenLogged(INFO)`) a call whose actor logs
+//! nothing the filter can show makes no span, whatever its effects, while
+//! a line it can show is logged in its event's span, for single calls and
+//! batches; with `HandleSpans::Always` every call's span is made; and the
+//! policy follows from the log filter as `wactor serve` computes it. Real
+//! components, a real librdkafka mock cluster for the emits, a real sled
+//! store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use support::{manifest, Host, Kafka};
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id};
 use tracing::{Event as TracingEvent, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
-use wactor_kafka::call::{run_scoped, CallOutcome};
+use wactor_kafka::call::{run_batch, run_scoped, CallOutcome};
 use wactor_kafka::state_changelog::ScopedStateReader;
-use wactor_kafka::{VersionSlot, VersionSource};
+use wactor_kafka::{HandleSpans, VersionSlot, VersionSource};
 use wactor_runtime::Event;
 
 /// What the layer saw: `handle` spans made (their `offset` field) and, per
@@ -96,93 +98,188 @@ fn event(topic: &str, offset: i64) -> Arc<Event> {
     })
 }
 
-/// Runs `guest` on `offsets` of `topic` with `filter` as the only
-/// subscriber's filter, and returns what it saw.
-async fn calls_seen(
-    kafka: &Kafka,
+/// How the events of a run are called.
+#[derive(Clone, Copy)]
+enum Calls {
+    /// One `run_scoped` each (`handle`).
+    OneByOne,
+    /// All in one `run_batch` (`handle-batch`).
+    Batch,
+}
+
+/// Runs `guest` on `offsets` of `topic` under `policy`, with a recording
+/// layer filtered by `filter` as the only subscriber; returns the offsets
+/// of the `handle` spans made and, per actor line logged, the offset of
+/// the span it was logged in.
+async fn seen(
     guest: &str,
     topic: &str,
+    policy: HandleSpans,
     filter: &str,
+    calls: Calls,
     offsets: &[i64],
-) -> HashMap<&'static str, Vec<Option<i64>>> {
+) -> (Vec<i64>, Vec<Option<i64>>) {
+    let kafka = Kafka::start();
     let dir = tempfile::tempdir().unwrap();
-    let host = Host::new(dir.path(), kafka.settings());
+    let mut settings = kafka.settings();
+    settings.handle_spans = policy;
+    let host = Host::new(dir.path(), settings);
     let out = format!("{topic}.out");
     kafka.topic(topic, 1);
     kafka.topic(&out, 1);
     let spec = manifest(guest, topic, &format!("[config]\nout_topic = \"{out}\""));
     let slot = Arc::new(VersionSlot::new(host.load(guest, &spec, 1)));
-    let version = slot.current();
+    let version = slot.current().expect("a version");
     let ctx = Arc::new(host.context(slot as Arc<dyn VersionSource>));
     let reader = ScopedStateReader::shared(ctx.state.clone(), topic, 0);
     let recorder = Recorder::default();
     let subscriber =
         tracing_subscriber::registry().with(recorder.clone().with_filter(EnvFilter::new(filter)));
     let _default = tracing::subscriber::set_default(subscriber);
-    for &offset in offsets {
-        let report = run_scoped(
-            ctx.clone(),
-            version.clone(),
-            event(topic, offset),
-            reader.clone(),
-        )
-        .await;
-        assert_eq!(report.outcome, CallOutcome::Done, "{guest} at {offset}");
+    let events: Vec<Arc<Event>> = offsets.iter().map(|&o| event(topic, o)).collect();
+    let reports = match calls {
+        Calls::OneByOne => {
+            let mut reports = Vec::new();
+            for event in &events {
+                let call = run_scoped(
+                    ctx.clone(),
+                    Some(version.clone()),
+                    event.clone(),
+                    reader.clone(),
+                );
+                reports.push(call.await);
+            }
+            reports
+        }
+        Calls::Batch => run_batch(ctx.clone(), version.clone(), events, reader.clone()).await,
+    };
+    for report in &reports {
+        assert_eq!(report.outcome, CallOutcome::Done, "{guest}");
     }
     let seen = recorder.0.lock().unwrap();
-    HashMap::from([
-        (
-            "spans",
-            seen.handle_spans.iter().map(|o| Some(*o)).collect(),
-        ),
-        ("lines", seen.actor_lines.clone()),
-    ])
+    (seen.handle_spans.clone(), seen.actor_lines.clone())
+}
+
+const SERVE_DEFAULT: HandleSpans = HandleSpans::WhenLogged(LevelFilter::INFO);
+
+#[tokio::test]
+async fn a_quiet_call_makes_no_span_under_serves_default() {
+    let (spans, lines) = seen(
+        "fixture-noop",
+        "spans.quiet",
+        SERVE_DEFAULT,
+        "info",
+        Calls::OneByOne,
+        &[0, 1, 2],
+    )
+    .await;
+    assert_eq!(spans, Vec::<i64>::new());
+    assert_eq!(lines, Vec::<Option<i64>>::new());
 }
 
 #[tokio::test]
-async fn a_call_that_logs_nothing_and_has_no_effects_makes_no_span_under_an_info_filter() {
-    let kafka = Kafka::start();
-    let seen = calls_seen(&kafka, "fixture-noop", "spans.quiet", "info", &[0, 1, 2]).await;
-    assert_eq!(seen["spans"], Vec::<Option<i64>>::new());
-    assert_eq!(seen["lines"], Vec::<Option<i64>>::new());
-}
-
-#[tokio::test]
-async fn an_actors_line_is_logged_in_its_events_span_when_the_span_is_made_late() {
-    let kafka = Kafka::start();
-    // echo logs one DEBUG line per event and emits one record.
-    let seen = calls_seen(
-        &kafka,
+async fn effects_and_lines_the_filter_cannot_show_make_no_span_either() {
+    // echo logs a DEBUG line per event and emits one record.
+    let (spans, lines) = seen(
         "echo",
-        "spans.logged",
-        "info,wactor::actor=debug",
+        "spans.hidden",
+        SERVE_DEFAULT,
+        "info",
+        Calls::OneByOne,
+        &[3],
+    )
+    .await;
+    assert_eq!(spans, Vec::<i64>::new());
+    assert_eq!(lines, Vec::<Option<i64>>::new());
+}
+
+#[tokio::test]
+async fn a_line_the_filter_shows_is_logged_in_its_events_span() {
+    // fixture-batch logs `event <offset>` at INFO and emits, per event.
+    let (spans, lines) = seen(
+        "fixture-batch",
+        "spans.shown",
+        SERVE_DEFAULT,
+        "info",
+        Calls::OneByOne,
         &[4, 5],
     )
     .await;
-    assert_eq!(seen["spans"], vec![Some(4), Some(5)]);
-    assert_eq!(seen["lines"], vec![Some(4), Some(5)]);
+    assert_eq!(spans, vec![4, 5]);
+    assert_eq!(lines, vec![Some(4), Some(5)]);
 }
 
 #[tokio::test]
-async fn a_call_with_effects_gets_its_span_even_when_nothing_is_logged() {
-    let kafka = Kafka::start();
-    // The actor's DEBUG line is filtered out, but its emit is applied in
-    // the span (the producer's lines would name the call).
-    let seen = calls_seen(&kafka, "echo", "spans.effects", "info", &[7]).await;
-    assert_eq!(seen["spans"], vec![Some(7)]);
-    assert_eq!(seen["lines"], Vec::<Option<i64>>::new());
+async fn in_a_batch_each_events_line_is_logged_in_its_own_span() {
+    let (spans, lines) = seen(
+        "fixture-batch",
+        "spans.batch",
+        SERVE_DEFAULT,
+        "info",
+        Calls::Batch,
+        &[6, 7, 8],
+    )
+    .await;
+    assert_eq!(spans, vec![6, 7, 8]);
+    assert_eq!(lines, vec![Some(6), Some(7), Some(8)]);
+    let (spans, _) = seen(
+        "fixture-noop-batch",
+        "spans.batch-quiet",
+        SERVE_DEFAULT,
+        "info",
+        Calls::Batch,
+        &[0, 1, 2],
+    )
+    .await;
+    assert_eq!(spans, Vec::<i64>::new());
 }
 
 #[tokio::test]
-async fn with_wactor_events_at_debug_every_call_gets_its_span_up_front() {
-    let kafka = Kafka::start();
-    let seen = calls_seen(
-        &kafka,
+async fn always_makes_every_calls_span() {
+    let (spans, _) = seen(
         "fixture-noop",
-        "spans.eager",
-        "info,wactor::events=debug",
+        "spans.always",
+        HandleSpans::Always,
+        "info",
+        Calls::OneByOne,
         &[0, 1],
     )
     .await;
-    assert_eq!(seen["spans"], vec![Some(0), Some(1)]);
+    assert_eq!(spans, vec![0, 1]);
+}
+
+#[test]
+fn the_policy_follows_the_log_filter_as_serve_computes_it() {
+    let policy = |filter: &str, traces: bool| {
+        HandleSpans::for_log_filter(EnvFilter::new(filter).max_level_hint(), traces)
+    };
+    assert_eq!(policy("info", false), SERVE_DEFAULT);
+    assert_eq!(
+        policy("warn,wactor=info", false),
+        HandleSpans::WhenLogged(LevelFilter::INFO)
+    );
+    assert_eq!(
+        policy("warn", false),
+        HandleSpans::WhenLogged(LevelFilter::WARN)
+    );
+    assert_eq!(
+        policy("off", false),
+        HandleSpans::WhenLogged(LevelFilter::OFF)
+    );
+    // DEBUG anywhere, in a span directive too, or traces: every span.
+    assert_eq!(policy("info", true), HandleSpans::Always);
+    assert_eq!(policy("debug", false), HandleSpans::Always);
+    assert_eq!(
+        policy("info,wactor::events=debug", false),
+        HandleSpans::Always
+    );
+    assert_eq!(
+        policy("info,wactor_runtime=debug", false),
+        HandleSpans::Always
+    );
+    assert_eq!(
+        policy("info,[handle{actor=orders}]=debug", false),
+        HandleSpans::Always
+    );
+    assert_eq!(HandleSpans::default(), HandleSpans::Always);
 }

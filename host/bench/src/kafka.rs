@@ -587,6 +587,7 @@ impl Broker {
         };
         settings.commit_interval = Duration::from_millis(500);
         settings.max_buffered_per_partition = 100_000;
+        settings.handle_spans = HANDLE_SPANS.get().copied().unwrap_or_default();
         settings
     }
 
@@ -599,6 +600,15 @@ impl Broker {
 }
 
 /// Produces `n` small records with 1000 keys, waiting for all acks.
+/// When the hosts of this process's runs make their calls' `handle` span
+/// (`main` sets it with the subscriber; `Always` when unset).
+static HANDLE_SPANS: std::sync::OnceLock<wactor_kafka::HandleSpans> = std::sync::OnceLock::new();
+
+/// Sets [`HANDLE_SPANS`]; the first setting wins.
+pub(crate) fn set_handle_spans(spans: wactor_kafka::HandleSpans) {
+    let _ = HANDLE_SPANS.set(spans);
+}
+
 pub(crate) async fn fill(brokers: &str, topic: &str, n: usize, payload: &str) -> Result<()> {
     let producer = Producer::new(&KafkaSettings::new(brokers))?;
     let mut pending = Vec::with_capacity(10_000);

@@ -82,25 +82,28 @@ fn main() -> ExitCode {
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         use tracing_subscriber::Layer as _;
-        // The host's logs when asked for; `latency`'s span layer always
-        // (inert until that suite arms it).
+        // `latency`'s span layer (inert until that suite arms it), spans
+        // at INFO as `wactor serve` has them (its default filter). It
+        // measures each call's `handle` span, so there calls
+        // make it up front, whatever the log filter (set first: the first
+        // setting wins).
+        let measuring = matches!(cli.command, Command::Latency(_)).then(|| {
+            kafka::set_handle_spans(wactor_kafka::HandleSpans::Always);
+            latency::DoneLayer.with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+        });
+        // The host's logs when asked for, with `wactor serve`'s layer and
+        // its choice of when calls make their `handle` span
+        // (`HandleSpans::for_log_filter`, traces off).
         let log = std::env::var("WACTOR_BENCH_LOG").ok().map(|filter| {
+            let filter = tracing_subscriber::EnvFilter::new(filter);
+            kafka::set_handle_spans(wactor_kafka::HandleSpans::for_log_filter(
+                filter.max_level_hint(),
+                false,
+            ));
             tracing_subscriber::fmt::layer()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
-                .with_filter(tracing_subscriber::EnvFilter::new(filter))
-        });
-        // INFO as `wactor serve` has it (its default filter), and
-        // `wactor::events` at DEBUG, as `wactor dev` has it: the host then
-        // makes every call's `handle` span (under `serve`'s filter alone it
-        // makes one only for a call that logs or has effects; see
-        // `HandleSpan` in host/kafka/src/call.rs).
-        let measuring = matches!(cli.command, Command::Latency(_)).then(|| {
-            latency::DoneLayer.with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_default(tracing::Level::INFO)
-                    .with_target("wactor::events", tracing::Level::DEBUG),
-            )
+                .with_filter(filter)
         });
         // No subscriber at all otherwise: the other suites measure the
         // host without one.

@@ -146,7 +146,7 @@ pub struct DevArgs {
 }
 
 /// Runs `wactor dev` until Ctrl-C.
-pub async fn run(args: DevArgs) -> Result<u8> {
+pub async fn run(args: DevArgs, handle_spans: wactor_kafka::HandleSpans) -> Result<u8> {
     let manifests = if args.actors.is_dir() {
         host::manifests_in(&args.actors)?
     } else {
@@ -218,6 +218,7 @@ pub async fn run(args: DevArgs) -> Result<u8> {
 
     clear_data_dir(&args.data_dir)?;
     let mut kafka = KafkaSettings::new(&brokers);
+    kafka.handle_spans = handle_spans;
     kafka.commit_interval = Duration::from_millis(500);
     kafka.drain_timeout = Duration::from_secs(5);
     kafka.changelog_partitions = args.partitions;

@@ -152,13 +152,23 @@ const TRACE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// blocking task, without bound.
 const RUNTIME_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn init_tracing(default: &str, telemetry: Option<&wactor_telemetry::Telemetry>) {
+/// Installs the subscriber: the log layer (`WACTOR_LOG`, else `default`)
+/// and the trace exporter's layer when traces are on. Returns when the
+/// host's calls are to make their `handle` span, which follows from the
+/// log filter's most verbose level and whether traces are on
+/// ([`wactor_kafka::HandleSpans::for_log_filter`]).
+fn init_tracing(
+    default: &str,
+    telemetry: Option<&wactor_telemetry::Telemetry>,
+) -> wactor_kafka::HandleSpans {
     use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
 
     let filter = EnvFilter::try_from_env("WACTOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let handle_spans =
+        wactor_kafka::HandleSpans::for_log_filter(filter.max_level_hint(), telemetry.is_some());
     let json = std::env::var("WACTOR_LOG_FORMAT").is_ok_and(|f| f == "json");
     // librdkafka's complaints about brokers going away while the host shuts
     // down are not shown (`host::quieted_while_stopping`).
@@ -184,10 +194,12 @@ fn init_tracing(default: &str, telemetry: Option<&wactor_telemetry::Telemetry>) 
         Some(telemetry) => registry.with(telemetry.layer()).init(),
         None => registry.init(),
     }
+    handle_spans
 }
 
-async fn serve(args: ServeArgs) -> Result<u8> {
-    let config = config::HostConfig::load(&args.config)?;
+async fn serve(args: ServeArgs, handle_spans: wactor_kafka::HandleSpans) -> Result<u8> {
+    let mut config = config::HostConfig::load(&args.config)?;
+    config.kafka.handle_spans = handle_spans;
     // Listened for before the start: SIGTERM while actors start ends the
     // host cleanly once they have, not with the signal's default action.
     let signal = host::ShutdownSignal::install();
@@ -213,7 +225,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_tracing(default_filter(&cli.command), telemetry.as_ref());
+    let handle_spans = init_tracing(default_filter(&cli.command), telemetry.as_ref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -226,8 +238,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev(args) => dev::run(args).await,
-            Command::Serve(args) => serve(args).await,
+            Command::Dev(args) => dev::run(args, handle_spans).await,
+            Command::Serve(args) => serve(args, handle_spans).await,
             Command::Broker(args) => broker::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,

@@ -18,10 +18,9 @@
 //! `handle{actor, version, topic, partition, offset, key, attempt}`; the
 //! actor's log lines become tracing events in that span, and, once the
 //! outcome is known, lines of the actor's ring for `wactor logs`
-//! ([`crate::actor_logs`]). The span is made for every call only when
-//! traces are on or the log filter shows `wactor::events` at DEBUG;
-//! otherwise only for a call that logs or has effects to apply (see
-//! [`HandleSpan`]).
+//! ([`crate::actor_logs`]). Under `wactor serve`'s default log filter
+//! (`info`, no traces) the span is made only for a call whose actor logged
+//! a line the filter may show, just before that line (see [`HandleSpans`]).
 //!
 //! Traces (see docs/operations.md, "Traces"; [`wactor_telemetry`] owns the
 //! exporter and the header format). When traces are on, the `handle` span
@@ -39,6 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::field::Empty;
+use tracing::level_filters::LevelFilter;
 use tracing::Instrument;
 use wactor_runtime::{
     CallResult, Effects, Event, HttpTracer, LogLevel, LogLine, OutboundTrace, Outcome, StateReader,
@@ -284,14 +284,13 @@ pub async fn run_batch(
         .zip(&mut spans)
         .enumerate()
     {
-        if !invocation.logs.is_empty() {
-            span.made(&ctx, &version, event).in_scope(|| {
-                for line in &invocation.logs {
-                    log_actor_line(line.level, &line.message);
-                }
-            });
-        }
         let logs = std::mem::take(&mut invocation.logs);
+        // Nothing is entered around a batch's calls: each event's lines
+        // are logged in its own span.
+        match span.for_lines(&ctx, &version, event, &logs) {
+            Some(made) => made.in_scope(|| log_actor_lines(&logs)),
+            None => log_actor_lines(&logs),
+        }
         let own = invocation.duration;
         if invocation.effects.is_empty() {
             finished.push(Some((settled(invocation.result), logs, own)));
@@ -299,12 +298,12 @@ pub async fn run_batch(
         }
         finished.push(None);
         let traced = span.traced;
-        let span: &tracing::Span = span.made(&ctx, &version, event);
+        let span = span.current();
         let (ctx, version) = (&ctx, &version);
         applying.push(async move {
             let effects_started = Instant::now();
             let emit_trace = EmitTrace {
-                span,
+                span: &span,
                 traced,
                 incoming: wactor_telemetry::incoming(&event.headers),
             };
@@ -316,7 +315,13 @@ pub async fn run_batch(
             let outcome = match futures::FutureExt::catch_unwind(applied).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    tracing::error!(parent: span, "an actor call panicked in the host");
+                    // In the event's span, made now if it was not yet.
+                    let parent = if span.is_none() {
+                        handle_span(ctx, version, event).0
+                    } else {
+                        span.clone()
+                    };
+                    tracing::error!(parent: &parent, "an actor call panicked in the host");
                     CallOutcome::Failed {
                         reason: "host error: the call panicked".into(),
                     }
@@ -363,57 +368,98 @@ pub async fn run_batch(
         .collect()
 }
 
-/// A call's `handle` span, made when it is first needed.
+/// When calls make their `handle` span ([`KafkaSettings::handle_spans`]).
 ///
-/// The span is made at once (before the call) when something wants every
-/// call's span for itself: traces are exported (the exporter reads it, and
-/// the call's `send` and `http_request` spans are its children), or the
-/// log filter shows `wactor::events` at DEBUG (the one line per call that
-/// `wactor dev` prints names it). Otherwise (`wactor serve`'s default
-/// filter, `info`, without traces) the span only gives context to the
-/// lines logged in it, so it is made when the first such line is due:
-/// when the actor logged, or before a `done` call's effects are applied
-/// (the producer's and the store's lines then name the call). A call that
-/// does neither makes no span: the log layer would have formatted its
-/// fields for nothing, which cost about as much CPU per event as the rest
-/// of the host (docs/benchmarks.md, "The handle span under a log
-/// subscriber").
+/// [`KafkaSettings::handle_spans`]: crate::KafkaSettings::handle_spans
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HandleSpans {
+    /// Before every call: right for any subscriber (one that wants every
+    /// call's span, as the trace exporter does, or one whose filter the
+    /// host cannot see). The default.
+    #[default]
+    Always,
+    /// Only for a call whose actor logged a line at this level or a more
+    /// severe one, just before that line is logged: with a subscriber that
+    /// only logs, and whose filter shows nothing below this level, the
+    /// span only gives context to lines logged in it, and a call without
+    /// such a line would have its span made and formatted for nothing.
+    WhenLogged(LevelFilter),
+}
+
+impl HandleSpans {
+    /// The policy for a host whose subscriber is a log layer with a filter
+    /// whose most verbose level is `max_level` (`EnvFilter::max_level_hint`;
+    /// `None` when unknown), plus the trace exporter when `traces` is on.
+    ///
+    /// [`Always`](Self::Always) when traces are on (the exporter reads
+    /// every span, and the call's `send` and `http_request` spans are its
+    /// children), when the filter's level is unknown, or when it is DEBUG
+    /// or more verbose: at DEBUG, host lines logged during a call (an
+    /// outbound request the allow-list denies, `wactor::events`' line per
+    /// call that `wactor dev` prints) carry the span too. Otherwise
+    /// [`WhenLogged`](Self::WhenLogged) at that level: `wactor serve`'s
+    /// default filter, `info`, gives `WhenLogged(INFO)`. At INFO and above
+    /// the host logs nothing in a call's span but the actor's own lines
+    /// (and a panic of its own code applying a batch's effects, which
+    /// makes the span itself).
+    pub fn for_log_filter(max_level: Option<LevelFilter>, traces: bool) -> Self {
+        match max_level {
+            Some(level) if !traces && level < LevelFilter::DEBUG => HandleSpans::WhenLogged(level),
+            _ => HandleSpans::Always,
+        }
+    }
+}
+
+/// A call's `handle` span, made when [`HandleSpans`] says: before the call,
+/// or just before the first of its actor's lines that the log filter can
+/// show (docs/benchmarks.md, "The handle span under a log subscriber").
 struct HandleSpan {
     /// The span, once made.
     span: Option<tracing::Span>,
-    /// It is exported as an OpenTelemetry span (only an eager span is).
+    /// It is exported as an OpenTelemetry span.
     traced: bool,
+    /// Lines at this level or more severe make the span.
+    shown: LevelFilter,
 }
 
 impl HandleSpan {
-    /// The span of one attempt of `event`: made now if something wants
-    /// every call's span, else later by [`made`](Self::made).
+    /// The span of one attempt of `event`, made now under
+    /// [`HandleSpans::Always`], else later by [`for_lines`](Self::for_lines).
     fn new(ctx: &ActorContext, version: &ActiveVersion, event: &Event) -> Self {
-        if wactor_telemetry::enabled()
-            || tracing::enabled!(target: "wactor::events", tracing::Level::DEBUG)
-        {
-            let (span, traced) = handle_span(ctx, version, event);
-            HandleSpan {
-                span: Some(span),
-                traced,
+        match ctx.settings.handle_spans {
+            HandleSpans::Always => {
+                let (span, traced) = handle_span(ctx, version, event);
+                HandleSpan {
+                    span: Some(span),
+                    traced,
+                    shown: LevelFilter::TRACE,
+                }
             }
-        } else {
-            HandleSpan {
+            HandleSpans::WhenLogged(shown) => HandleSpan {
                 span: None,
                 traced: false,
-            }
+                shown,
+            },
         }
     }
 
-    /// The span, made now if it was not yet (same fields, not traced).
-    fn made(
+    /// The span to log `lines` in: made now if it was not yet and one of
+    /// them may be shown; `None` when none may be.
+    fn for_lines(
         &mut self,
         ctx: &ActorContext,
         version: &ActiveVersion,
         event: &Event,
-    ) -> &tracing::Span {
-        self.span
-            .get_or_insert_with(|| handle_span(ctx, version, event).0)
+        lines: &[LogLine],
+    ) -> Option<&tracing::Span> {
+        if self.span.is_none()
+            && lines
+                .iter()
+                .any(|line| tracing_level(line.level) <= self.shown)
+        {
+            self.span = Some(handle_span(ctx, version, event).0);
+        }
+        self.span.as_ref()
     }
 
     /// The span if it was made, else a disabled one (entering it, or
@@ -701,43 +747,24 @@ async fn attempt(
     span: &mut HandleSpan,
 ) -> (CallOutcome, Vec<LogLine>) {
     let incoming = wactor_telemetry::incoming(&event.headers);
-    let trace = match &span.span {
-        Some(made) => outbound_trace(made, span.traced, incoming),
-        None => outbound_trace(&tracing::Span::none(), false, incoming),
-    };
+    let none = tracing::Span::none();
+    let trace = outbound_trace(span.span.as_ref().unwrap_or(&none), span.traced, incoming);
+    let made_before = span.span.is_some();
     let mut invocation = version.actor.invoke_traced(event, reader, trace).await;
-    // An eager span is already entered (the caller instruments this
-    // future with it); a span made here is entered around what it covers.
-    let eager = span.span.is_some();
-    if !invocation.logs.is_empty() {
-        let log = || {
-            for line in &invocation.logs {
-                log_actor_line(line.level, &line.message);
-            }
-        };
-        if eager {
-            log();
-        } else {
-            span.made(ctx, version, event).in_scope(log);
-        }
-    }
     let logs = std::mem::take(&mut invocation.logs);
-    if invocation.effects.is_empty() {
-        return (settled(invocation.result), logs);
+    match span.for_lines(ctx, version, event, &logs) {
+        // Made before the call: the caller's `instrument` has entered it.
+        Some(_) if made_before => log_actor_lines(&logs),
+        Some(made) => made.in_scope(|| log_actor_lines(&logs)),
+        // No line can be shown (logged all the same, in no span).
+        None => log_actor_lines(&logs),
     }
-    let traced = span.traced;
-    let span = span.made(ctx, version, event);
     let emit_trace = EmitTrace {
-        span,
-        traced,
+        span: span.span.as_ref().unwrap_or(&none),
+        traced: span.traced,
         incoming,
     };
-    let applying = effects_of(ctx, event, version, invocation, emit_trace);
-    let outcome = if eager {
-        applying.await
-    } else {
-        applying.instrument(span.clone()).await
-    };
+    let outcome = effects_of(ctx, event, version, invocation, emit_trace).await;
     (outcome, logs)
 }
 
@@ -965,6 +992,25 @@ async fn produce_emits(
     }
     ctx.counters.emitted_records.inc_by(count as u64);
     Ok(())
+}
+
+/// Logs an actor's `lines` as `wactor::actor` events, in whatever span is
+/// entered.
+fn log_actor_lines(lines: &[LogLine]) {
+    for line in lines {
+        log_actor_line(line.level, &line.message);
+    }
+}
+
+/// The `tracing` level of an actor's log level.
+fn tracing_level(level: LogLevel) -> tracing::Level {
+    match level {
+        LogLevel::Trace => tracing::Level::TRACE,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    }
 }
 
 fn log_actor_line(level: LogLevel, message: &str) {

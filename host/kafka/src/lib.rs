@@ -71,6 +71,7 @@ pub mod state_changelog;
 pub mod worker;
 
 pub use actor::{ActiveVersion, ActorContext, VersionSlot, VersionSource};
+pub use call::HandleSpans;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::{ActorConsumer, ConsumerStatus, RetryHandle};
 pub use dev_cluster::DevCluster;

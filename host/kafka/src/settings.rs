@@ -14,6 +14,7 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 use wactor_delivery::duration_str;
 
+use crate::call::HandleSpans;
 use crate::error::{KafkaError, Result};
 use crate::recovery::ResetPolicy;
 
@@ -116,6 +117,12 @@ pub struct KafkaSettings {
     /// does not wait [`crate::admin::DESCRIBE_TIMEOUT`] for nothing.
     #[serde(skip, default = "default_true")]
     pub describe_configs: bool,
+    /// When a call makes its `handle` span; default: before every call.
+    /// Not a key of the host config: `wactor serve` and `wactor dev` set
+    /// it from their log filter and whether traces are on
+    /// ([`HandleSpans::for_log_filter`]).
+    #[serde(skip)]
+    pub handle_spans: HandleSpans,
 }
 
 /// Default [`KafkaSettings::registry_topic`]: `wactor.registry`.
@@ -172,6 +179,7 @@ impl KafkaSettings {
             registry_topic: default_registry_topic(),
             shared_dead_letters: true,
             describe_configs: true,
+            handle_spans: HandleSpans::default(),
         }
     }
 
