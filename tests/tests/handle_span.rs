@@ -235,8 +235,8 @@ async fn in_a_batch_each_events_line_is_logged_in_its_own_span() {
 }
 
 #[tokio::test]
-async fn always_makes_every_calls_span() {
-    let (spans, _) = seen(
+async fn always_makes_every_calls_span_and_logs_the_lines_in_it() {
+    let (spans, lines) = seen(
         "fixture-noop",
         "spans.always",
         HandleSpans::Always,
@@ -246,6 +246,21 @@ async fn always_makes_every_calls_span() {
     )
     .await;
     assert_eq!(spans, vec![0, 1]);
+    assert_eq!(lines, Vec::<Option<i64>>::new());
+    // The span made before the call is the one its lines are logged in.
+    for calls in [Calls::OneByOne, Calls::Batch] {
+        let (spans, lines) = seen(
+            "fixture-batch",
+            "spans.always-lines",
+            HandleSpans::Always,
+            "info",
+            calls,
+            &[2, 3],
+        )
+        .await;
+        assert_eq!(spans, vec![2, 3]);
+        assert_eq!(lines, vec![Some(2), Some(3)]);
+    }
 }
 
 #[test]
@@ -277,8 +292,19 @@ fn the_policy_follows_the_log_filter_as_serve_computes_it() {
         policy("info,wactor_runtime=debug", false),
         HandleSpans::Always
     );
+    assert_eq!(policy("info,[handle]=debug", false), HandleSpans::Always);
+    assert_eq!(
+        policy("warn,[handle]=info", false),
+        HandleSpans::WhenLogged(LevelFilter::INFO)
+    );
+    // A directive on a field's value makes the hint TRACE, whatever its
+    // level.
     assert_eq!(
         policy("info,[handle{actor=orders}]=debug", false),
+        HandleSpans::Always
+    );
+    assert_eq!(
+        policy("info,[handle{actor=orders}]=info", false),
         HandleSpans::Always
     );
     assert_eq!(HandleSpans::default(), HandleSpans::Always);

@@ -599,7 +599,6 @@ impl Broker {
     }
 }
 
-/// Produces `n` small records with 1000 keys, waiting for all acks.
 /// When the hosts of this process's runs make their calls' `handle` span
 /// (`main` sets it with the subscriber; `Always` when unset).
 static HANDLE_SPANS: std::sync::OnceLock<wactor_kafka::HandleSpans> = std::sync::OnceLock::new();
@@ -609,6 +608,7 @@ pub(crate) fn set_handle_spans(spans: wactor_kafka::HandleSpans) {
     let _ = HANDLE_SPANS.set(spans);
 }
 
+/// Produces `n` small records with 1000 keys, waiting for all acks.
 pub(crate) async fn fill(brokers: &str, topic: &str, n: usize, payload: &str) -> Result<()> {
     let producer = Producer::new(&KafkaSettings::new(brokers))?;
     let mut pending = Vec::with_capacity(10_000);

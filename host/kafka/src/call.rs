@@ -222,9 +222,10 @@ pub async fn run_scoped(
 /// [`run`] would: emits, then the state changelog, then the store). One
 /// report per event, in order.
 ///
-/// Each event has its own `handle` span, log lines and metrics, as if it
-/// had been called alone; its duration is its own share of the batch call
-/// (from its `begin-event` to the next) plus its effects. The events may
+/// Each event has its own `handle` span (when one is made: see
+/// [`HandleSpans`]), log lines and metrics, as if it had been called
+/// alone; its duration is its own share of the batch call (from its
+/// `begin-event` to the next) plus its effects. The events may
 /// go in several `handle-batch` calls (`max_uses` per instance); each call
 /// that answered counts in `wactor_batch_calls_total{result="batch"}` and
 /// its events in `wactor_batched_events_total`, and each that failed as a
@@ -285,8 +286,8 @@ pub async fn run_batch(
         .enumerate()
     {
         let logs = std::mem::take(&mut invocation.logs);
-        // Nothing is entered around a batch's calls: each event's lines
-        // are logged in its own span.
+        // No `handle` span is entered around a batch's calls: each
+        // event's lines are logged in its own.
         match span.for_lines(&ctx, &version, event, &logs) {
             Some(made) => made.in_scope(|| log_actor_lines(&logs)),
             None => log_actor_lines(&logs),
@@ -315,7 +316,11 @@ pub async fn run_batch(
             let outcome = match futures::FutureExt::catch_unwind(applied).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    // In the event's span, made now if it was not yet.
+                    // In the event's span, made now if it was not yet
+                    // (only for this line: its report's `close_call` gets
+                    // the span as it was, made or not; `is_none` is also
+                    // true of a span the filter disabled, which only
+                    // makes another disabled one here).
                     let parent = if span.is_none() {
                         handle_span(ctx, version, event).0
                     } else {
@@ -756,7 +761,7 @@ async fn attempt(
         // Made before the call: the caller's `instrument` has entered it.
         Some(_) if made_before => log_actor_lines(&logs),
         Some(made) => made.in_scope(|| log_actor_lines(&logs)),
-        // No line can be shown (logged all the same, in no span).
+        // No line can be shown (logged all the same, in no `handle` span).
         None => log_actor_lines(&logs),
     }
     let emit_trace = EmitTrace {
@@ -764,7 +769,13 @@ async fn attempt(
         traced: span.traced,
         incoming,
     };
-    let outcome = effects_of(ctx, event, version, invocation, emit_trace).await;
+    let applying = effects_of(ctx, event, version, invocation, emit_trace);
+    // The effects run in the span too: entered by the caller when it was
+    // made before the call, here when it was made for the lines.
+    let outcome = match &span.span {
+        Some(late) if !made_before => applying.instrument(late.clone()).await,
+        _ => applying.await,
+    };
     (outcome, logs)
 }
 
