@@ -309,3 +309,54 @@ fn the_policy_follows_the_log_filter_as_serve_computes_it() {
     );
     assert_eq!(HandleSpans::default(), HandleSpans::Always);
 }
+
+/// `wactor serve` itself, with the filter the harness gives it
+/// (`info,librdkafka=warn`: calls make their span only before a line it
+/// shows): an actor's INFO lines are printed in their events' `handle`
+/// spans, with the event's fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_an_actors_lines_in_their_events_spans() {
+    let kafka = Kafka::start();
+    kafka.topic("spans.serve", 1);
+    kafka.topic("spans.serve.out", 1);
+    let dir = tempfile::tempdir().unwrap();
+    support::write_actor(
+        dir.path(),
+        "talker",
+        "fixture-batch",
+        "name = \"talker\"\ntopics = [\"spans.serve\"]\n",
+    );
+    let _host = support::ServeProcess::start(dir.path(), &kafka.brokers);
+    let records: Vec<(Option<String>, String)> = ["a", "b", "c"]
+        .iter()
+        .map(|key| (Some(key.to_string()), "{}".to_string()))
+        .collect();
+    support::produce(&kafka.brokers, "spans.serve", &records).await;
+    let log = dir.path().join("host.log");
+    let line_of = |text: &str, offset: i64| -> Option<String> {
+        text.lines()
+            .find(|line| {
+                line.contains("wactor::actor") && line.ends_with(&format!("event {offset}"))
+            })
+            .map(str::to_string)
+    };
+    let all_shown = support::eventually(std::time::Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (0..3).all(|offset| line_of(&text, offset).is_some())
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(all_shown, "the actor's lines were not all printed:\n{text}");
+    for offset in 0..3 {
+        let line = line_of(&text, offset).unwrap();
+        for field in [
+            "handle{".to_string(),
+            "actor=talker".to_string(),
+            "topic=spans.serve".to_string(),
+            format!("offset={offset}"),
+            "attempt=1".to_string(),
+        ] {
+            assert!(line.contains(&field), "{field} not in: {line}");
+        }
+    }
+}
